@@ -1,0 +1,5 @@
+"""Allow ``python -m onestop``."""
+
+from onestop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""A bill as the HIS sends it (contract section 4) and as the engine reads it (catalog-coded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+
+from onestop.domain.errors import VisitNotAllowed
+from onestop.domain.types import ClientKind, Code, IsoDate, Quantity, VisitType
+
+MAX_BILL_LINES = 5000
+"""The most lines one request may carry (contract: 413 ``TOO_LARGE`` beyond)."""
+
+
+class BillLine(BaseModel):
+    """One line of the hospital's bill, in the hospital's own codes and units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_no: Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
+    his_code: Code
+    quantity: Quantity
+    unit_price: Annotated[int, Strict(), Field(ge=-(10**12), le=10**12)]
+    amount: Annotated[int, Strict(), Field(ge=-(10**13), le=10**13)]
+    date: IsoDate
+
+
+class VisitRequest(BaseModel):
+    """A settlement or preview request.
+
+    ``inpatient`` visits carry ``admission_date`` and ``discharge_date``; the other visit types
+    carry ``service_date``. Signs of quantities and prices are checked per line by the gateway
+    so that each offending line can be named.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    visit_id: Code
+    member_id: Code
+    visit_type: VisitType
+    admission_date: IsoDate | None = None
+    discharge_date: IsoDate | None = None
+    service_date: IsoDate | None = None
+    diagnoses: tuple[Code, ...] = Field(default=(), max_length=50)
+    use_personal_account: StrictBool = False
+    lines: tuple[BillLine, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dates_fit_the_visit_type(self) -> VisitRequest:
+        if self.visit_type is VisitType.INPATIENT:
+            if self.admission_date is None or self.discharge_date is None:
+                raise ValueError("an inpatient visit needs admission_date and discharge_date")
+            if self.service_date is not None:
+                raise ValueError("an inpatient visit has no service_date")
+            if self.discharge_date < self.admission_date:
+                raise ValueError("discharge_date is before admission_date")
+        else:
+            if self.service_date is None:
+                raise ValueError(f"a {self.visit_type.value} visit needs service_date")
+            if self.admission_date is not None or self.discharge_date is not None:
+                raise ValueError(f"a {self.visit_type.value} visit has no admission dates")
+        return self
+
+    @property
+    def first_day(self) -> date:
+        """Admission date, or the service date."""
+        first = self.admission_date if self.visit_type is VisitType.INPATIENT else self.service_date
+        assert first is not None  # guaranteed by the model validator
+        return first
+
+    @property
+    def last_day(self) -> date:
+        """Discharge date, or the service date: its year is the policy year."""
+        last = self.discharge_date if self.visit_type is VisitType.INPATIENT else self.service_date
+        assert last is not None  # guaranteed by the model validator
+        return last
+
+
+@dataclass(frozen=True, slots=True)
+class CodedLine:
+    """A bill line mapped to the national catalog.
+
+    Attributes:
+        catalog_qty: quantity in catalog units (HIS quantity times the mapping's factor).
+        amount: the line's amount in fen, as billed.
+    """
+
+    line_no: int
+    catalog_code: str
+    catalog_qty: Decimal
+    amount: int
+    service_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A visit ready for adjudication: catalog-coded lines and the facts the rules read."""
+
+    visit_type: VisitType
+    first_day: date
+    last_day: date
+    diagnoses: tuple[str, ...]
+    use_personal_account: bool
+    lines: tuple[CodedLine, ...]
+
+    @property
+    def policy_year(self) -> int:
+        """The calendar year of the visit's last day."""
+        return self.last_day.year
+
+
+def check_client_may_settle(client_kind: ClientKind, visit_type: VisitType) -> None:
+    """Pharmacy swipes come only from pharmacies, every other visit only from hospitals.
+
+    Raises:
+        VisitNotAllowed: the client is of the wrong kind for this visit type.
+    """
+    if visit_type is VisitType.PHARMACY:
+        allowed = client_kind is ClientKind.PHARMACY
+    else:
+        allowed = client_kind is ClientKind.HOSPITAL
+    if not allowed:
+        raise VisitNotAllowed(
+            f"a {client_kind.value} client may not settle a {visit_type.value} visit"
+        )

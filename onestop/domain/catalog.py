@@ -1,0 +1,121 @@
+"""The national catalog (医保目录): items with category, caps, level and daily limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from onestop.domain.documents import validation_problems
+from onestop.domain.errors import InvalidDocument, Problem
+from onestop.domain.tables import csv_records, int_cell
+from onestop.domain.types import (
+    Category,
+    Code,
+    Fen,
+    HospitalLevel,
+    ItemKind,
+    Name,
+    PositiveDecimal,
+    Ratio,
+)
+
+CATALOG_COLUMNS = (
+    "code",
+    "name",
+    "kind",
+    "category",
+    "self_pay_ratio",
+    "price_cap",
+    "unit",
+    "max_level",
+    "max_daily_qty",
+)
+
+
+class CatalogItem(BaseModel):
+    """One catalog item.
+
+    Attributes:
+        self_pay_ratio: the self-pay-first share of a category-B item (B only).
+        price_cap: the price ceiling in fen per catalog unit, if any.
+        max_level: the highest hospital level that may bill the item, if restricted.
+        max_daily_qty: the most catalog units one patient can plausibly get in a day.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Code
+    name: Name
+    kind: ItemKind
+    category: Category
+    self_pay_ratio: Ratio | None = None
+    price_cap: Fen | None = None
+    unit: Name
+    max_level: HospitalLevel | None = None
+    max_daily_qty: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _ratio_only_for_b(self) -> CatalogItem:
+        if self.category is Category.B and self.self_pay_ratio is None:
+            raise ValueError("a category-B item needs self_pay_ratio")
+        if self.category is not Category.B and self.self_pay_ratio is not None:
+            raise ValueError("self_pay_ratio is for category-B items only")
+        return self
+
+    @property
+    def pre_self_pay_ratio(self) -> Decimal | None:
+        """The self-pay-first ratio when the item is category B, else ``None``."""
+        return self.self_pay_ratio if self.category is Category.B else None
+
+
+def parse_catalog_items(records: Iterable[tuple[int, Mapping[str, Any]]]) -> list[CatalogItem]:
+    """Validate catalog records, collecting every fault with its row number.
+
+    Args:
+        records: ``(row_number, record)`` pairs, from a CSV upload or a case file.
+
+    Raises:
+        InvalidDocument: listing each row at fault; nothing is returned partially.
+    """
+    items: list[CatalogItem] = []
+    problems: list[Problem] = []
+    first_row: dict[str, int] = {}
+    for row_number, record in records:
+        try:
+            item = CatalogItem.model_validate(record)
+        except ValidationError as error:
+            problems.extend(validation_problems(error, row=row_number))
+            continue
+        if item.code in first_row:
+            problems.append(
+                Problem(
+                    code="INVALID",
+                    field="code",
+                    row=row_number,
+                    message=f"code {item.code} already on row {first_row[item.code]}",
+                )
+            )
+            continue
+        first_row[item.code] = row_number
+        items.append(item)
+    if problems:
+        raise InvalidDocument(f"{len(problems)} problem(s) in the catalog", tuple(problems))
+    return items
+
+
+def parse_catalog_csv(text: str | Iterable[str]) -> list[CatalogItem]:
+    """Parse the contract's catalog CSV.
+
+    Raises:
+        MalformedDocument: the header or the CSV shape is wrong.
+        InvalidDocument: rows at fault, each with its row number.
+    """
+
+    def records() -> Iterable[tuple[int, dict[str, Any]]]:
+        for row_number, record in csv_records(text, CATALOG_COLUMNS):
+            yield row_number, {**record, "price_cap": int_cell(record["price_cap"])}
+
+    return parse_catalog_items(records())

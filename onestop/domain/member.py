@@ -1,0 +1,117 @@
+"""Members (参保人): the agency's JSON Lines records, and how personal data is shown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
+
+from onestop.domain.documents import validation_problems
+from onestop.domain.errors import Problem
+from onestop.domain.types import (
+    AssistanceCategory,
+    Code,
+    Fen,
+    IsoDate,
+    MemberStatus,
+    Name,
+    Scheme,
+)
+
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9X]$")]
+"""A resident identity card number: 17 digits and a check character (digit or X)."""
+
+
+class Member(BaseModel):
+    """An insured person.
+
+    ``personal_account_balance`` is optional in an import: a re-import without it keeps the
+    balance the member has.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    member_id: Code
+    id_number: IdNumber
+    name: Name
+    birth_date: IsoDate
+    sex: Literal["M", "F"]
+    region: Code
+    scheme: Scheme
+    status: MemberStatus
+    enrolled_since: IsoDate
+    supplementary_enrolled: StrictBool = False
+    assistance_category: AssistanceCategory | None = None
+    groups: tuple[Code, ...] = Field(default=(), max_length=32)
+    personal_account_balance: Fen | None = None
+
+    def belongs_to_any(self, group_names: Iterable[str]) -> bool:
+        """Whether the member's assistance category or one of its groups is listed."""
+        names = set(group_names)
+        if not names:
+            return False
+        if self.assistance_category is not None and self.assistance_category.value in names:
+            return True
+        return any(group in names for group in self.groups)
+
+
+def mask_id_number(id_number: str) -> str:
+    """Show only the first and last four characters (``4101**********1234``)."""
+    if len(id_number) <= 8:
+        return "*" * len(id_number)
+    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
+
+
+def mask_name(name: str) -> str:
+    """Show only the first character of a name (``张三 -> 张*``)."""
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLine:
+    """One line of a members file: the member, or the problem that rejects the line."""
+
+    line: int
+    member: Member | None
+    member_id: str | None
+    problem: Problem | None
+
+
+def parse_members_jsonl(lines: Iterable[str | bytes]) -> Iterator[MemberLine]:
+    """Parse a JSON Lines members file line by line, never stopping at a bad line.
+
+    Yields:
+        A :class:`MemberLine` per non-blank line: a valid member, or the line's problem
+        (``MALFORMED`` for broken JSON, ``INVALID`` for a record that breaks the rules).
+    """
+    for number, raw in enumerate(lines, start=1):
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text, parse_float=Decimal)
+        except ValueError as error:
+            yield MemberLine(
+                number, None, None, Problem("MALFORMED", f"not JSON: {error}", row=number)
+            )
+            continue
+        member_id = data.get("member_id") if isinstance(data, dict) else None
+        member_id = member_id if isinstance(member_id, str) else None
+        try:
+            member = Member.model_validate(data)
+        except ValidationError as error:
+            first = validation_problems(error, row=number)[0]
+            message = f"{first.field}: {first.message}"
+            yield MemberLine(
+                number, None, member_id, Problem("INVALID", message, first.field, row=number)
+            )
+            continue
+        yield MemberLine(number, member, member.member_id, None)

@@ -1,0 +1,85 @@
+"""Exact money arithmetic: integer fen, exact decimal ratios, one rounding function.
+
+Money is always an ``int`` number of fen. Ratios and quantities are :class:`~decimal.Decimal`
+values that are never rounded by accident: every product and quotient goes through a context
+that raises instead of rounding, so a result is either exact or an error. The only place a
+value is rounded is :func:`round_half_up`, called at the points ``domain.md`` names.
+"""
+
+from __future__ import annotations
+
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+)
+
+# Sixty digits hold any product of a fen amount (< 10^15), a ratio and a 4-place quantity
+# times a mapping factor many times over; if one ever does not fit, Inexact/Rounded trap.
+_EXACT = Context(
+    prec=60,
+    rounding=ROUND_HALF_UP,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact, Rounded],
+)
+_ROUNDING = Context(prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
+_ONE = Decimal(1)
+
+ZERO = Decimal(0)
+ONE = _ONE
+
+
+def exact_mul(left: Decimal | int, right: Decimal | int) -> Decimal:
+    """Multiply exactly.
+
+    Args:
+        left: a fen amount, ratio or quantity.
+        right: another one.
+
+    Returns:
+        The exact product.
+
+    Raises:
+        decimal.Inexact: if the product would need rounding (it never does for the values the
+            contract admits; the trap keeps that a checked fact instead of an assumption).
+    """
+    return _EXACT.multiply(left, right)
+
+
+def exact_add(left: Decimal | int, right: Decimal | int) -> Decimal:
+    """Add exactly (see :func:`exact_mul`)."""
+    return _EXACT.add(left, right)
+
+
+def exact_div(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
+    """Divide exactly; raises :class:`decimal.Inexact` when the quotient does not terminate."""
+    return _EXACT.divide(numerator, denominator)
+
+
+def round_half_up(value: Decimal | int) -> int:
+    """Round to whole fen, halves away from zero.
+
+    This is the project's one rounding function. ``domain.md`` says where it is applied:
+    price caps times quantities, self-pay-first shares, halved deductibles, bonus-raised caps,
+    fund payments, hardship thresholds and assistance, and the gateway's amount check.
+
+    Args:
+        value: an exact amount in fen, possibly fractional.
+
+    Returns:
+        The nearest whole fen; ``0.5`` goes up (``2.5 -> 3``, ``-2.5 -> -3``).
+    """
+    if type(value) is int:
+        return value
+    return int(_ROUNDING.quantize(value, _ONE))
+
+
+def format_yuan(fen: int) -> str:
+    """Render fen as yuan with two decimals and thousands separators (``123456 -> 1,234.56``)."""
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}{yuan:,}.{cents:02d}"

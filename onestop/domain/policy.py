@@ -1,0 +1,200 @@
+"""The policy document of one (region, scheme, year): contract section 1, effects in domain.md."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+
+from onestop.domain.documents import read_structured_file, validate_document
+from onestop.domain.types import (
+    AssistanceCategory,
+    Code,
+    Fen,
+    HospitalLevel,
+    Name,
+    PositiveFen,
+    Ratio,
+    Scheme,
+)
+
+ValueT = TypeVar("ValueT")
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LevelTable(_Document, Generic[ValueT]):
+    """One value for every hospital level; none may be missing."""
+
+    community: ValueT
+    level1: ValueT
+    level2: ValueT
+    level3: ValueT
+
+    def for_level(self, level: HospitalLevel) -> ValueT:
+        """The value for ``level``."""
+        value: ValueT = getattr(self, level.value)
+        return value
+
+
+class Inpatient(_Document):
+    """Inpatient rules of the basic fund."""
+
+    deductible: LevelTable[Fen]
+    ratio: LevelTable[Ratio]
+    halved_deductible_groups: tuple[Code, ...] = ()
+
+
+class ContinuousBonus(_Document):
+    """Continuous-enrolment bonus: ``step`` a year from year ``from_years``, at most ``max``."""
+
+    from_years: Annotated[int, Strict(), Field(ge=1, le=100)]
+    step: Ratio
+    max: Ratio
+
+
+class OutpatientSpecial(_Document):
+    """Outpatient special diseases (门诊特定病种): ICD-10 prefixes, per-visit deductible, ratio."""
+
+    diagnoses: tuple[Code, ...] = Field(min_length=1)
+    ratio: Ratio
+    deductible: Fen
+
+    def covers(self, diagnoses: tuple[str, ...]) -> bool:
+        """Whether any visit diagnosis starts with one of the listed prefixes."""
+        return any(code.startswith(self.diagnoses) for code in diagnoses)
+
+
+class OutpatientPooling(_Document):
+    """General outpatient pooling (门诊统筹): ratio and its own annual cap."""
+
+    ratio: Ratio
+    annual_cap: Fen
+
+
+class PersonalAccount(_Document):
+    """Personal account rules."""
+
+    pays_self_pay_items: StrictBool = False
+
+
+class BeyondCap(_Document):
+    """Supplementary insurance paying, at the basic ratio, what the basic cap cut off."""
+
+    kind: Literal["beyond_cap"]
+    requires_enrollment: StrictBool
+    annual_cap: Fen
+
+
+class Band(_Document):
+    """One band of critical-illness payment; ``width: null`` means no end (last band only)."""
+
+    width: PositiveFen | None
+    ratio: Ratio
+
+
+class Hardship(_Document):
+    """Better critical-illness terms for hardship groups."""
+
+    groups: tuple[Code, ...]
+    threshold_factor: Ratio
+    ratio_bonus: Ratio
+    uncapped: StrictBool
+
+
+class CriticalIllness(_Document):
+    """Critical illness insurance (大病保险) over the year's in-scope personal share."""
+
+    kind: Literal["critical_illness"]
+    requires_enrollment: StrictBool
+    threshold: Fen
+    bands: tuple[Band, ...] = Field(min_length=1)
+    annual_cap: Fen | None
+    hardship: Hardship | None = None
+
+    @model_validator(mode="after")
+    def _only_last_band_open(self) -> CriticalIllness:
+        for index, band in enumerate(self.bands[:-1]):
+            if band.width is None:
+                raise ValueError(f"bands.{index}: only the last band may have width null")
+        return self
+
+
+class Assistance(_Document):
+    """Medical assistance for one assistance category."""
+
+    threshold: Fen
+    ratio: Ratio
+    annual_cap: Fen | None
+
+
+Supplementary = Annotated[BeyondCap | CriticalIllness, Field(discriminator="kind")]
+
+
+class Policy(_Document):
+    """The policy of one region, scheme and year.
+
+    Optional blocks may be absent; unknown keys anywhere are an error.
+    """
+
+    region: Code
+    scheme: Scheme
+    year: Annotated[int, Strict(), Field(ge=2000, le=2100)]
+    name: Name
+    inpatient: Inpatient
+    annual_cap: Fen
+    continuous_bonus: ContinuousBonus | None = None
+    waiting_period_months: Annotated[int, Strict(), Field(ge=0, le=120)] = 0
+    outpatient_special: OutpatientSpecial | None = None
+    outpatient_pooling: OutpatientPooling | None = None
+    personal_account: PersonalAccount | None = None
+    supplementary: Supplementary | None = None
+    assistance: dict[AssistanceCategory, Assistance] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, Scheme, int]:
+        """The identity of this policy: (region, scheme, year)."""
+        return (self.region, self.scheme, self.year)
+
+    @property
+    def pays_self_pay_items(self) -> bool:
+        """Whether the personal account also pays C items and amounts over price caps."""
+        return self.personal_account is not None and self.personal_account.pays_self_pay_items
+
+
+def parse_policy(data: Any) -> Policy:
+    """Validate a parsed policy document.
+
+    Raises:
+        InvalidDocument: listing every field at fault by its path.
+    """
+    return validate_document(Policy, data, what="policy")
+
+
+def load_policy_file(path: Path) -> Policy:
+    """Read a policy from a JSON or YAML file.
+
+    Raises:
+        InvalidDocument: the file is not JSON/YAML or not a valid policy.
+    """
+    return parse_policy(read_structured_file(path))
+
+
+def policy_to_document(policy: Policy) -> dict[str, Any]:
+    """The policy as the contract's JSON document (ratios as decimal strings)."""
+    document: dict[str, Any] = _decimals_as_text(policy.model_dump(mode="python"))
+    return document
+
+
+def _decimals_as_text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): _decimals_as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals_as_text(item) for item in value]
+    return value

@@ -1,0 +1,187 @@
+"""Vocabulary of the domain: enumerations and the validated scalar types documents use.
+
+The annotated types refuse what would make money inexact: a binary float never becomes a
+ratio, a fen amount is a true ``int`` (not ``"100"``, not ``100.0``, not ``True``), and a date
+is exactly ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
+
+
+class HospitalLevel(StrEnum):
+    """Hospital level (医院等级), lowest first."""
+
+    COMMUNITY = "community"
+    LEVEL1 = "level1"
+    LEVEL2 = "level2"
+    LEVEL3 = "level3"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order community < level1 < level2 < level3."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {level: index for index, level in enumerate(HospitalLevel)}
+
+
+class Scheme(StrEnum):
+    """Insurance scheme (险种)."""
+
+    RESIDENT = "resident"
+    EMPLOYEE = "employee"
+
+
+class Category(StrEnum):
+    """Catalog category: A in scope, B in scope after self-pay-first, C fully self-paid."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class ItemKind(StrEnum):
+    """What a catalog item is."""
+
+    DRUG = "drug"
+    SERVICE = "service"
+    MATERIAL = "material"
+
+
+class VisitType(StrEnum):
+    """Kind of visit being settled."""
+
+    INPATIENT = "inpatient"
+    OUTPATIENT_SPECIAL = "outpatient_special"
+    OUTPATIENT = "outpatient"
+    PHARMACY = "pharmacy"
+
+
+class MemberStatus(StrEnum):
+    """Enrolment status of a member."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DECEASED = "deceased"
+
+
+class AssistanceCategory(StrEnum):
+    """Medical-assistance categories (医疗救助对象)."""
+
+    DIBAO = "dibao"
+    TEKUN = "tekun"
+    YOUFU = "youfu"
+    LOW_INCOME = "low_income"
+
+
+class ClientKind(StrEnum):
+    """Who calls the gateway."""
+
+    HOSPITAL = "hospital"
+    PHARMACY = "pharmacy"
+    AGENCY = "agency"
+
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """Turn a decimal string, ``int`` or ``Decimal`` into a finite ``Decimal``.
+
+    Binary floats are refused: ``0.1`` as a float is not one tenth, and a ratio or quantity
+    that is not what its author wrote would move money.
+
+    Args:
+        value: the raw value from a document.
+
+    Returns:
+        The exact decimal.
+
+    Raises:
+        ValueError: for floats, booleans, non-numeric text, NaN and infinities.
+    """
+    if isinstance(value, bool | float):
+        raise ValueError('must be a decimal string such as "0.55", not a binary float')
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("must be a finite decimal")
+        return value
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
+            pass
+    raise ValueError('must be a decimal number written as a string, such as "0.55"')
+
+
+def parse_iso_date(value: Any) -> date:
+    """Accept a ``date`` or exactly ``YYYY-MM-DD``; refuse timestamps and other shapes."""
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"not a calendar date: {value}") from error
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+def _at_most_four_places(value: Decimal) -> Decimal:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4 and value != value.quantize(Decimal("0.0001")):
+        raise ValueError("a quantity has at most 4 decimal places")
+    return value
+
+
+def _quantity_input(value: Any) -> Decimal:
+    # The contract lets a HIS send a quantity as a JSON number. Where a parser has already
+    # turned it into a float, its shortest repr is what the sender wrote.
+    if isinstance(value, float) and not isinstance(value, bool):
+        value = repr(value)
+    return parse_decimal(value)
+
+
+Fen = Annotated[int, Strict(), Field(ge=0)]
+"""A non-negative amount of money in fen, as a true integer."""
+
+PositiveFen = Annotated[int, Strict(), Field(gt=0)]
+"""A positive amount of money in fen."""
+
+Ratio = Annotated[Decimal, BeforeValidator(parse_decimal), Field(ge=0, le=1)]
+"""An exact ratio in [0, 1]."""
+
+PositiveDecimal = Annotated[Decimal, BeforeValidator(parse_decimal), Field(gt=0)]
+"""An exact decimal above zero (mapping factors, daily quantity limits)."""
+
+Quantity = Annotated[
+    Decimal, BeforeValidator(_quantity_input), AfterValidator(_at_most_four_places)
+]
+"""A billed quantity: a decimal with at most four places (its sign is checked per line)."""
+
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
+"""A calendar date written ``YYYY-MM-DD``."""
+
+# No control characters anywhere, no white space at either end: codes are compared byte for
+# byte, and a stray tab or NUL from a HIS export must not create a second, invisible code.
+_CODE_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+Code = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)
+]
+"""A code or identifier: 1 to 64 characters, no control characters, no outer white space."""
+
+Name = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+"""A human-readable name."""
