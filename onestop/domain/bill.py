@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
 
@@ -80,8 +80,7 @@ class VisitRequest(BaseModel):
         return last
 
 
-@dataclass(frozen=True, slots=True)
-class CodedLine:
+class CodedLine(NamedTuple):
     """A bill line mapped to the national catalog.
 
     Attributes:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
-from onestop.domain.bill import Visit
+from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.eligibility import Entitlement, entitlement, require_active
 from onestop.domain.member import Member
@@ -22,6 +23,7 @@ from onestop.domain.money import (
     exact_add,
     exact_div,
     exact_mul,
+    format_yuan,
     round_half_up,
 )
 from onestop.domain.policy import BeyondCap, CriticalIllness, Policy
@@ -40,8 +42,7 @@ DIAGNOSIS_NOT_COVERED = "DIAGNOSIS_NOT_COVERED"
 BASIC_CAP_REACHED = "BASIC_CAP_REACHED"
 
 
-@dataclass(frozen=True, slots=True)
-class LineSplit:
+class LineSplit(NamedTuple):
     """How one line's amount divides (fen): ``amount`` is the sum of the four parts."""
 
     line_no: int
@@ -104,34 +105,56 @@ class Adjudication:
     entitlement: Entitlement
 
 
-def classify_line(
-    amount: int, catalog_qty: Decimal, item: CatalogItem, hospital_level: HospitalLevel
-) -> tuple[int, int, int, int, tuple[str, ...]]:
+def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSplit:
     """Split one line (domain.md step 2).
 
-    Returns:
-        ``(full_self_pay, over_limit_self_pay, pre_self_pay, in_scope, reasons)`` in fen.
+    Args:
+        line: the catalog-coded line.
+        item: its catalog item.
+        level_rank: :attr:`HospitalLevel.rank` of the billing hospital.
     """
-    if item.category is Category.C:
-        return amount, 0, 0, 0, (CATEGORY_C,)
-    if item.max_level is not None and item.max_level.rank < hospital_level.rank:
-        return amount, 0, 0, 0, (LEVEL_RESTRICTED,)
+    amount = line.amount
+    category = item.category
+    if category is _C:
+        return LineSplit(line.line_no, item.code, category, amount, amount, 0, 0, 0, _C_REASONS)
+    max_level = item.max_level
+    if max_level is not None and max_level.rank < level_rank:
+        return LineSplit(
+            line.line_no, item.code, category, amount, amount, 0, 0, 0, _RESTRICTED_REASONS
+        )
     over_limit = 0
     reasons: tuple[str, ...] = ()
-    if item.price_cap is not None:
-        over_limit = amount - round_half_up(exact_mul(item.price_cap, catalog_qty))
+    price_cap = item.price_cap
+    if price_cap is not None:
+        over_limit = amount - round_half_up(exact_mul(price_cap, line.catalog_qty))
         if over_limit > 0:
-            reasons = (OVER_PRICE_CAP,)
+            reasons = _OVER_CAP_REASONS
         else:
             over_limit = 0
     rest = amount - over_limit
     pre_self_pay = 0
-    if item.category is Category.B:
+    if category is _B:
         assert item.self_pay_ratio is not None  # the catalog model requires it for B
         pre_self_pay = round_half_up(exact_mul(rest, item.self_pay_ratio))
         if pre_self_pay:
             reasons = (*reasons, SELF_PAY_FIRST)
-    return 0, over_limit, pre_self_pay, rest - pre_self_pay, reasons
+    return LineSplit(
+        line.line_no,
+        item.code,
+        category,
+        amount,
+        0,
+        over_limit,
+        pre_self_pay,
+        rest - pre_self_pay,
+        reasons,
+    )
+
+
+_B, _C = Category.B, Category.C
+_C_REASONS = (CATEGORY_C,)
+_RESTRICTED_REASONS = (LEVEL_RESTRICTED,)
+_OVER_CAP_REASONS = (OVER_PRICE_CAP,)
 
 
 def adjudicate(
@@ -174,28 +197,14 @@ def adjudicate(
 
     splits = []
     full_self_pay = over_limit_self_pay = pre_self_pay = in_scope = 0
+    level_rank = hospital_level.rank
     for line in visit.lines:
-        item = catalog[line.catalog_code]
-        fsp, over, pre, scope, reasons = classify_line(
-            line.amount, line.catalog_qty, item, hospital_level
-        )
-        full_self_pay += fsp
-        over_limit_self_pay += over
-        pre_self_pay += pre
-        in_scope += scope
-        splits.append(
-            LineSplit(
-                line.line_no,
-                item.code,
-                item.category,
-                line.amount,
-                fsp,
-                over,
-                pre,
-                scope,
-                reasons,
-            )
-        )
+        split = classify_line(line, catalog[line.catalog_code], level_rank)
+        splits.append(split)
+        full_self_pay += split.full_self_pay
+        over_limit_self_pay += split.over_limit_self_pay
+        pre_self_pay += split.pre_self_pay
+        in_scope += split.in_scope
     total = full_self_pay + over_limit_self_pay + pre_self_pay + in_scope
 
     rights = entitlement(policy, member, visit.first_day)
@@ -212,48 +221,41 @@ def adjudicate(
     # Layer 1: the basic fund.
     visit_type = visit.visit_type
     deductible_applied = basic = uncapped = 0
-    under_annual_cap = False  # inpatient or covered outpatient-special rule ran
-    general_outpatient = visit_type is VisitType.OUTPATIENT
-    if visit_type is VisitType.OUTPATIENT_SPECIAL:
-        special = policy.outpatient_special
-        if special is None or not special.covers(visit.diagnoses):
-            general_outpatient = True
+    terms = _annual_cap_terms(visit, hospital_level, member, policy, rights)
+    # The inpatient or covered outpatient-special rule ran: the annual cap and layer 2 apply.
+    under_annual_cap = terms is not None and not rights.in_waiting_period
+    general_outpatient = visit_type is VisitType.OUTPATIENT or (
+        visit_type is VisitType.OUTPATIENT_SPECIAL and terms is None
+    )
+    if general_outpatient and visit_type is VisitType.OUTPATIENT_SPECIAL:
+        notes.append(
+            Note(
+                DIAGNOSIS_NOT_COVERED,
+                "No diagnosis is on the outpatient special-disease list: settled as a "
+                "general outpatient visit.",
+            )
+        )
+    if under_annual_cap and terms is not None:
+        deductible, ratio = terms
+        deductible_applied = min(deductible, in_scope)
+        uncapped = round_half_up(exact_mul(in_scope - deductible_applied, ratio))
+        basic = min(uncapped, max(0, rights.annual_cap - year_state.basic_fund))
+        if basic < uncapped:
             notes.append(
                 Note(
-                    DIAGNOSIS_NOT_COVERED,
-                    "No diagnosis is on the outpatient special-disease list: settled as a "
-                    "general outpatient visit.",
+                    BASIC_CAP_REACHED,
+                    "The basic fund's annual cap is reached: it pays "
+                    f"{format_yuan(basic)} of {format_yuan(uncapped)} yuan.",
                 )
             )
-    cap_remaining = max(0, rights.annual_cap - year_state.basic_fund)
-    if not rights.in_waiting_period:
-        if visit_type is VisitType.INPATIENT:
-            deductible = policy.inpatient.deductible.for_level(hospital_level)
-            if member.belongs_to_any(policy.inpatient.halved_deductible_groups):
-                deductible = round_half_up(exact_div(deductible, 2))
-            ratio = rights.raised_ratio(policy.inpatient.ratio.for_level(hospital_level))
-            under_annual_cap = True
-        elif visit_type is VisitType.OUTPATIENT_SPECIAL and not general_outpatient:
-            assert policy.outpatient_special is not None
-            deductible = policy.outpatient_special.deductible
-            ratio = rights.raised_ratio(policy.outpatient_special.ratio)
-            under_annual_cap = True
-        if under_annual_cap:
-            deductible_applied = min(deductible, in_scope)
-            uncapped = round_half_up(exact_mul(in_scope - deductible_applied, ratio))
-            basic = min(uncapped, cap_remaining)
-            if basic < uncapped:
-                notes.append(
-                    Note(
-                        BASIC_CAP_REACHED,
-                        "The basic fund's annual cap is reached: it pays "
-                        f"{basic} of {uncapped} fen.",
-                    )
-                )
-        elif general_outpatient and policy.outpatient_pooling is not None:
-            pooling = policy.outpatient_pooling
-            pooling_remaining = max(0, pooling.annual_cap - year_state.outpatient_pooling)
-            basic = min(round_half_up(exact_mul(in_scope, pooling.ratio)), pooling_remaining)
+    elif (
+        general_outpatient
+        and not rights.in_waiting_period
+        and policy.outpatient_pooling is not None
+    ):
+        pooling = policy.outpatient_pooling
+        pooling_remaining = max(0, pooling.annual_cap - year_state.outpatient_pooling)
+        basic = min(round_half_up(exact_mul(in_scope, pooling.ratio)), pooling_remaining)
 
     # Layer 2: the supplementary layer.
     supplementary = critical_illness_base = 0
@@ -336,6 +338,33 @@ def adjudicate(
         ),
         entitlement=rights,
     )
+
+
+def _annual_cap_terms(
+    visit: Visit,
+    hospital_level: HospitalLevel,
+    member: Member,
+    policy: Policy,
+    rights: Entitlement,
+) -> tuple[int, Decimal] | None:
+    """Deductible and bonus-raised ratio where a rule under the annual cap applies.
+
+    That is an inpatient stay, or an outpatient special-disease visit whose diagnosis is on the
+    policy's list; for the other visits, ``None``.
+    """
+    if visit.visit_type is VisitType.INPATIENT:
+        deductible = policy.inpatient.deductible.for_level(hospital_level)
+        if member.belongs_to_any(policy.inpatient.halved_deductible_groups):
+            deductible = round_half_up(exact_div(deductible, 2))
+        return deductible, rights.raised_ratio(policy.inpatient.ratio.for_level(hospital_level))
+    special = policy.outpatient_special
+    if (
+        visit.visit_type is VisitType.OUTPATIENT_SPECIAL
+        and special is not None
+        and special.covers(visit.diagnoses)
+    ):
+        return special.deductible, rights.raised_ratio(special.ratio)
+    return None
 
 
 def _critical_illness_payment(

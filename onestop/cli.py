@@ -1,0 +1,64 @@
+"""The ``onestop`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from onestop.benchmark import time_engine
+
+    timing = time_engine(lines=args.lines, iterations=args.iterations)
+    if args.json:
+        print(json.dumps(timing.as_dict()))
+        return 0
+    print(
+        f"engine: {timing.lines}-line inpatient discharge, {timing.iterations} runs\n"
+        f"  adjudicate   median {timing.engine_median_us:8.1f} us   "
+        f"p90 {timing.engine_p90_us:8.1f} us\n"
+        f"  map + check  median {timing.check_median_us:8.1f} us"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from onestop.demo.walkthrough import run_in_process
+
+    settled = run_in_process()
+    print(f"\n{settled} visits settled.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per task."""
+    parser = argparse.ArgumentParser(
+        prog="onestop",
+        description="One-stop settlement gateway for public medical insurance.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bench = commands.add_parser("bench", help="measure settlement speed")
+    bench.add_argument("target", choices=["engine"], help="what to measure")
+    bench.add_argument("--lines", type=int, default=200, help="bill lines (default 200)")
+    bench.add_argument("--iterations", type=int, default=2000, help="runs (default 2000)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(handler=_bench)
+
+    demo = commands.add_parser("demo", help="settle the demo region's sample visits")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``onestop`` command."""
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

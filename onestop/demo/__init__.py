@@ -1,0 +1,1 @@
+"""The demonstration region and the cashier walk-through."""
