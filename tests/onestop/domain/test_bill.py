@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from onestop.domain import ClientKind, VisitNotAllowed, VisitRequest, VisitType
+from onestop.domain.bill import check_client_may_settle
+from onestop.domain.documents import parse_json
+
+
+def _request(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "visit_id": "ZY1",
+        "member_id": "M1",
+        "visit_type": "inpatient",
+        "admission_date": "2026-03-01",
+        "discharge_date": "2026-03-09",
+        "lines": [
+            {
+                "line_no": 1,
+                "his_code": "YP1",
+                "quantity": "2",
+                "unit_price": 1500,
+                "amount": 3000,
+                "date": "2026-03-02",
+            }
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def test_contract_example_request() -> None:
+    request = VisitRequest.model_validate(_request(diagnoses=["C34.9"]))
+    assert (request.first_day.isoformat(), request.last_day.isoformat()) == (
+        "2026-03-01",
+        "2026-03-09",
+    )
+    assert request.lines[0].quantity == Decimal(2)
+
+
+@pytest.mark.parametrize("quantity", ["1.2345", 2, Decimal("0.5"), 1.25])
+def test_quantity_as_string_or_number(quantity: Any) -> None:
+    line = {
+        "line_no": 1,
+        "his_code": "YP1",
+        "quantity": quantity,
+        "unit_price": 1,
+        "amount": 1,
+        "date": "2026-03-02",
+    }
+    request = VisitRequest.model_validate(_request(lines=[line]))
+    assert request.lines[0].quantity == Decimal(str(quantity))
+
+
+def test_quantity_from_json_number_is_exact() -> None:
+    body = parse_json(
+        '{"visit_id": "V", "member_id": "M", "visit_type": "outpatient",'
+        ' "service_date": "2026-01-02", "lines": [{"line_no": 1, "his_code": "A",'
+        ' "quantity": 0.1, "unit_price": 3, "amount": 0,'
+        ' "date": "2026-01-02"}]}'
+    )
+    assert VisitRequest.model_validate(body).lines[0].quantity == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"discharge_date": None}, None),
+        ({"service_date": "2026-03-02"}, None),
+        ({"discharge_date": "2026-02-27"}, None),
+        ({"visit_type": "outpatient"}, None),
+        ({"visit_type": "dental"}, "visit_type"),
+        ({"lines": []}, "lines"),
+        ({"admission_date": "2026/03/01"}, "admission_date"),
+        ({"admission_date": 1772323200}, "admission_date"),
+        ({"visit_id": ""}, "visit_id"),
+        ({"visit_id": "ZY\x001"}, "visit_id"),
+        ({"visit_id": " ZY1"}, "visit_id"),
+        ({"use_personal_account": "yes"}, "use_personal_account"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_malformed_requests(overrides: dict[str, Any], field: str | None) -> None:
+    with pytest.raises(ValidationError) as caught:
+        VisitRequest.model_validate(_request(**overrides))
+    if field is not None:
+        assert caught.value.errors()[0]["loc"][0] == field
+
+
+@pytest.mark.parametrize(
+    "line_overrides",
+    [
+        {"quantity": "1.23456"},  # at most 4 places
+        {"quantity": "abc"},
+        {"quantity": "NaN"},
+        {"unit_price": 15.5},
+        {"amount": "3000"},
+        {"his_code": "YP\t1"},
+        {"line_no": 0},
+    ],
+)
+def test_malformed_lines(line_overrides: dict[str, Any]) -> None:
+    line = {
+        "line_no": 1,
+        "his_code": "YP1",
+        "quantity": "2",
+        "unit_price": 1500,
+        "amount": 3000,
+        "date": "2026-03-02",
+    }
+    with pytest.raises(ValidationError):
+        VisitRequest.model_validate(_request(lines=[{**line, **line_overrides}]))
+
+
+def test_unicode_codes_are_codes() -> None:
+    line = {
+        "line_no": 1,
+        "his_code": "药品-阿莫西林",
+        "quantity": "1",
+        "unit_price": 1,
+        "amount": 1,
+        "date": "2026-03-02",
+    }
+    assert VisitRequest.model_validate(_request(lines=[line])).lines[0].his_code == "药品-阿莫西林"
+
+
+@pytest.mark.parametrize(
+    ("client", "visit_type", "allowed"),
+    [
+        (ClientKind.PHARMACY, VisitType.PHARMACY, True),
+        (ClientKind.HOSPITAL, VisitType.PHARMACY, False),
+        (ClientKind.PHARMACY, VisitType.INPATIENT, False),
+        (ClientKind.HOSPITAL, VisitType.INPATIENT, True),
+        (ClientKind.HOSPITAL, VisitType.OUTPATIENT_SPECIAL, True),
+        (ClientKind.AGENCY, VisitType.OUTPATIENT, False),
+    ],
+)
+def test_who_may_settle_what(client: ClientKind, visit_type: VisitType, allowed: bool) -> None:
+    if allowed:
+        check_client_may_settle(client, visit_type)
+    else:
+        with pytest.raises(VisitNotAllowed):
+            check_client_may_settle(client, visit_type)

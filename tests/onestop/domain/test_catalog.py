@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from onestop.domain import InvalidDocument, MalformedDocument, parse_catalog_csv
+from onestop.domain.catalog import CATALOG_COLUMNS
+
+HEADER = ",".join(CATALOG_COLUMNS)
+
+
+def test_catalog_csv_is_read_with_empty_cells_as_absent() -> None:
+    text = (
+        "\ufeff" + HEADER + "\n"
+        "XB02,头孢呋辛酯片,drug,B,0.10,5000,box,,\n"
+        "FA01,心电监护,service,A,,500,hour,,24\n"
+        'XC03,"营养液, 进口",drug,C,,,bottle,level2,\n'
+    )
+    items = {item.code: item for item in parse_catalog_csv(text)}
+    assert items["XB02"].self_pay_ratio == Decimal("0.10")
+    assert items["XB02"].price_cap == 5000
+    assert items["XB02"].max_daily_qty is None
+    assert items["FA01"].max_daily_qty == Decimal(24)
+    assert items["XC03"].name == "营养液, 进口"
+    assert items["XC03"].max_level == "level2"
+
+
+def test_every_faulty_row_is_reported_with_its_number() -> None:
+    text = (
+        HEADER + "\n"
+        "A1,ok,drug,A,,,box,,\n"
+        "B1,no ratio,drug,B,,,box,,\n"  # row 3: B needs a ratio
+        "A2,ratio on A,drug,A,0.1,,box,,\n"  # row 4: only B has one
+        "A3,bad cap,drug,A,,12.5,box,,\n"  # row 5: fen are whole
+        "A1,again,drug,A,,,box,,\n"  # row 6: duplicate code
+        "A4,bad level,drug,A,,,box,level9,\n"  # row 7
+    )
+    with pytest.raises(InvalidDocument) as caught:
+        parse_catalog_csv(text)
+    assert sorted({problem.row for problem in caught.value.problems}) == [3, 4, 5, 6, 7]  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "code,name\nA1,x\n",
+        HEADER + "\nA1,too,few\n",
+        HEADER.replace("unit", "units") + "\n",
+    ],
+)
+def test_wrong_shapes_are_malformed(text: str) -> None:
+    with pytest.raises(MalformedDocument):
+        parse_catalog_csv(text)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onestop.domain import InvalidDocument, MalformedDocument, load_policy_file, parse_policy
+from onestop.domain.documents import parse_json, parse_yaml
+from onestop.domain.policy import BeyondCap, CriticalIllness, policy_to_document
+from tests.support.builders import policy_document
+
+CONTRACT_EXAMPLE = """
+{
+  "region": "410100", "scheme": "resident", "year": 2026, "name": "Zhengzhou urban resident",
+  "inpatient": {
+    "deductible": {"community": 20000, "level1": 30000, "level2": 60000, "level3": 90000},
+    "ratio": {"community": "0.60", "level1": "0.60", "level2": "0.55", "level3": "0.50"},
+    "halved_deductible_groups": []
+  },
+  "annual_cap": 2500000,
+  "continuous_bonus": {"from_years": 3, "step": "0.02", "max": "0.20"},
+  "waiting_period_months": 0,
+  "outpatient_special": {"diagnoses": ["C", "N18", "Z94"], "ratio": "0.50", "deductible": 0},
+  "outpatient_pooling": {"ratio": "0.50", "annual_cap": 5000},
+  "personal_account": {"pays_self_pay_items": false},
+  "supplementary": {"kind": "beyond_cap", "requires_enrollment": true, "annual_cap": 3500000},
+  "assistance": {
+    "dibao": {"threshold": 300000, "ratio": "0.70", "annual_cap": 2000000},
+    "tekun": {"threshold": 0, "ratio": "1.00", "annual_cap": null}
+  }
+}
+"""
+
+CRITICAL_ILLNESS_BLOCK = {
+    "kind": "critical_illness",
+    "requires_enrollment": False,
+    "threshold": 1500000,
+    "bands": [{"width": 5000000, "ratio": "0.60"}, {"width": None, "ratio": "0.70"}],
+    "annual_cap": 30000000,
+    "hardship": {
+        "groups": ["dibao", "tekun"],
+        "threshold_factor": "0.5",
+        "ratio_bonus": "0.05",
+        "uncapped": True,
+    },
+}
+
+
+def test_contract_example_is_accepted() -> None:
+    policy = parse_policy(parse_json(CONTRACT_EXAMPLE))
+    assert policy.key == ("410100", "resident", 2026)
+    assert policy.inpatient.ratio.level2 == Decimal("0.55")
+    assert isinstance(policy.supplementary, BeyondCap)
+    assert policy.assistance["tekun"].annual_cap is None  # type: ignore[index]
+
+
+def test_critical_illness_block_is_accepted() -> None:
+    policy = parse_policy(policy_document(supplementary=CRITICAL_ILLNESS_BLOCK))
+    assert isinstance(policy.supplementary, CriticalIllness)
+    assert policy.supplementary.bands[-1].width is None
+
+
+def test_optional_blocks_may_be_absent() -> None:
+    policy = parse_policy(policy_document())
+    assert policy.supplementary is None
+    assert policy.assistance == {}
+    assert policy.waiting_period_months == 0
+    assert not policy.pays_self_pay_items
+
+
+def _fields_at_fault(document: dict[str, Any]) -> list[str | None]:
+    with pytest.raises(InvalidDocument) as caught:
+        parse_policy(document)
+    return [problem.field for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (policy_document(surprise=1), "surprise"),
+        (
+            policy_document(
+                inpatient={
+                    "deductible": {"community": 1, "level1": 1, "level2": 1, "level3": 1},
+                    "ratio": {
+                        "community": "0.6",
+                        "level1": "0.6",
+                        "level2": "0.6",
+                        "level3": "0.6",
+                    },
+                    "copay": 1,
+                }
+            ),
+            "inpatient.copay",
+        ),
+        (
+            policy_document(
+                inpatient={
+                    "deductible": {"community": 1, "level1": 1, "level2": 1},
+                    "ratio": {
+                        "community": "0.6",
+                        "level1": "0.6",
+                        "level2": "0.6",
+                        "level3": "0.6",
+                    },
+                }
+            ),
+            "inpatient.deductible.level3",
+        ),
+        (
+            policy_document(
+                inpatient={
+                    "deductible": {"community": 1, "level1": 1, "level2": 1, "level3": 1},
+                    "ratio": {
+                        "community": "0.6",
+                        "level1": "1.2",
+                        "level2": "0.6",
+                        "level3": "0.6",
+                    },
+                }
+            ),
+            "inpatient.ratio.level1",
+        ),
+        (policy_document(annual_cap=-1), "annual_cap"),
+        (policy_document(annual_cap="2500000"), "annual_cap"),  # fen are integers, not text
+        (policy_document(annual_cap=True), "annual_cap"),
+        (
+            policy_document(outpatient_pooling={"ratio": 0.5, "annual_cap": 5000}),
+            "outpatient_pooling.ratio",
+        ),
+        (
+            policy_document(
+                assistance={"rich": {"threshold": 0, "ratio": "1", "annual_cap": None}}
+            ),
+            "assistance.rich.[key]",
+        ),
+        (
+            policy_document(
+                supplementary={
+                    **CRITICAL_ILLNESS_BLOCK,
+                    "bands": [{"width": None, "ratio": "0.6"}, {"width": 100, "ratio": "0.7"}],
+                }
+            ),
+            "supplementary.critical_illness",
+        ),
+        (policy_document(supplementary={"kind": "lottery"}), "supplementary"),
+        (policy_document(scheme="private"), "scheme"),
+    ],
+)
+def test_invalid_policies_name_the_field_at_fault(document: dict[str, Any], field: str) -> None:
+    assert field in _fields_at_fault(document)
+
+
+def test_yaml_reads_ratios_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "region: '410100'\nscheme: resident\nyear: 2026\nname: plan\n"
+        "inpatient:\n"
+        "  deductible: {community: 1, level1: 1, level2: 1, level3: 1}\n"
+        "  ratio: {community: 0.60, level1: 0.1, level2: 0.55, level3: 0.5}\n"
+        "annual_cap: 100\n",
+        encoding="utf-8",
+    )
+    policy = load_policy_file(path)
+    assert policy.inpatient.ratio.level1 == Decimal("0.1")  # not 0.1000000000000000055...
+    assert str(policy.inpatient.ratio.community) == "0.60"
+
+
+def test_json_file_round_trips(tmp_path: Path) -> None:
+    policy = parse_policy(parse_json(CONTRACT_EXAMPLE))
+    path = tmp_path / "plan.json"
+    import json
+
+    path.write_text(json.dumps(policy_to_document(policy)), encoding="utf-8")
+    assert load_policy_file(path) == policy
+
+
+def test_broken_files_are_malformed(tmp_path: Path) -> None:
+    with pytest.raises(MalformedDocument):
+        parse_json("{not json")
+    with pytest.raises(MalformedDocument):
+        parse_yaml("a: [unclosed")
+    with pytest.raises(MalformedDocument):
+        parse_json('{"ratio": NaN}')

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from onestop.cli import main
+
+
+def test_bench_engine_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "engine", "--lines", "20", "--iterations", "30", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["lines"] == 20
+    assert figures["iterations"] == 30
+    assert figures["engine_median_us"] > 0
+    assert figures["check_median_us"] > 0
+
+
+def test_the_command_is_installed_as_a_module() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "onestop", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in completed.stdout
+    assert "bench" in completed.stdout
+
+
+def test_unknown_commands_are_refused() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["settle-everything"])
+    assert caught.value.code == 2

@@ -1,0 +1,213 @@
+"""Hypothesis strategies for random policies, catalogs, members, visits and states."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+from onestop.domain import (
+    CatalogItem,
+    CodedLine,
+    HospitalLevel,
+    Member,
+    Policy,
+    Visit,
+    VisitType,
+    YearToDate,
+    parse_policy,
+)
+
+LEVELS = [level.value for level in HospitalLevel]
+CATEGORIES = ["dibao", "tekun", "youfu", "low_income"]
+GROUPS = ["severe_disability", "low_income_elderly", "veteran"]
+DIAGNOSES = ["C34.9", "N18.5", "Z94.0", "I10", "J45.9", "K35.8"]
+YEAR = 2026
+
+fen = st.integers(min_value=0, max_value=5_000_000)
+ratio = st.integers(min_value=0, max_value=100).map(lambda hundredths: f"{hundredths / 100:.2f}")
+
+
+def _level_table(values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(dict.fromkeys(LEVELS, values))
+
+
+_bands = st.lists(
+    st.fixed_dictionaries({"width": st.integers(1, 3_000_000), "ratio": ratio}),
+    min_size=0,
+    max_size=2,
+).flatmap(
+    lambda closed: st.one_of(st.none(), st.integers(1, 3_000_000)).flatmap(
+        lambda last_width: ratio.map(
+            lambda last_ratio: [*closed, {"width": last_width, "ratio": last_ratio}]
+        )
+    )
+)
+
+_supplementary = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {"kind": st.just("beyond_cap"), "requires_enrollment": st.booleans(), "annual_cap": fen}
+    ),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("critical_illness"),
+            "requires_enrollment": st.booleans(),
+            "threshold": fen,
+            "bands": _bands,
+            "annual_cap": st.one_of(st.none(), fen),
+            "hardship": st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {
+                        "groups": st.lists(st.sampled_from(CATEGORIES + GROUPS), max_size=3),
+                        "threshold_factor": ratio,
+                        "ratio_bonus": ratio,
+                        "uncapped": st.booleans(),
+                    }
+                ),
+            ),
+        }
+    ),
+)
+
+policies: st.SearchStrategy[Policy] = st.fixed_dictionaries(
+    {
+        "region": st.just("410100"),
+        "scheme": st.just("resident"),
+        "year": st.just(YEAR),
+        "name": st.just("random plan"),
+        "inpatient": st.fixed_dictionaries(
+            {
+                "deductible": _level_table(st.integers(0, 200_000)),
+                "ratio": _level_table(ratio),
+                "halved_deductible_groups": st.lists(
+                    st.sampled_from(CATEGORIES + GROUPS), max_size=3
+                ),
+            }
+        ),
+        "annual_cap": fen,
+        "continuous_bonus": st.one_of(
+            st.none(),
+            st.fixed_dictionaries({"from_years": st.integers(1, 5), "step": ratio, "max": ratio}),
+        ),
+        "waiting_period_months": st.sampled_from([0, 0, 6, 12]),
+        "outpatient_special": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {
+                    "diagnoses": st.lists(
+                        st.sampled_from(["C", "N18", "Z94", "I10"]), min_size=1, max_size=3
+                    ),
+                    "ratio": ratio,
+                    "deductible": st.integers(0, 50_000),
+                }
+            ),
+        ),
+        "outpatient_pooling": st.one_of(
+            st.none(), st.fixed_dictionaries({"ratio": ratio, "annual_cap": st.integers(0, 20_000)})
+        ),
+        "personal_account": st.one_of(
+            st.none(), st.fixed_dictionaries({"pays_self_pay_items": st.booleans()})
+        ),
+        "supplementary": _supplementary,
+        "assistance": st.dictionaries(
+            st.sampled_from(CATEGORIES),
+            st.fixed_dictionaries(
+                {"threshold": fen, "ratio": ratio, "annual_cap": st.one_of(st.none(), fen)}
+            ),
+        ),
+    }
+).map(parse_policy)
+
+
+@st.composite
+def catalog_items(draw: st.DrawFn, code: str) -> CatalogItem:
+    category = draw(st.sampled_from(["A", "B", "C"]))
+    return CatalogItem.model_validate(
+        {
+            "code": code,
+            "name": code,
+            "kind": draw(st.sampled_from(["drug", "service", "material"])),
+            "category": category,
+            "self_pay_ratio": draw(ratio) if category == "B" else None,
+            "price_cap": draw(st.one_of(st.none(), st.integers(0, 100_000))),
+            "unit": "unit",
+            "max_level": draw(st.one_of(st.none(), st.sampled_from(LEVELS))),
+        }
+    )
+
+
+catalogs: st.SearchStrategy[dict[str, CatalogItem]] = (
+    st.integers(1, 6)
+    .flatmap(lambda size: st.tuples(*(catalog_items(f"I{index}") for index in range(size))))
+    .map(lambda items: {item.code: item for item in items})
+)
+
+
+@st.composite
+def members(draw: st.DrawFn) -> Member:
+    return Member.model_validate(
+        {
+            "member_id": "M1",
+            "id_number": "410102198001011234",
+            "name": "测试",
+            "birth_date": "1970-01-01",
+            "sex": "F",
+            "region": "410100",
+            "scheme": "resident",
+            "status": "active",
+            "enrolled_since": draw(st.dates(date(2010, 1, 1), date(YEAR, 12, 31))).isoformat(),
+            "supplementary_enrolled": draw(st.booleans()),
+            "assistance_category": draw(st.one_of(st.none(), st.sampled_from(CATEGORIES))),
+            "groups": draw(st.lists(st.sampled_from(GROUPS), max_size=2, unique=True)),
+            "personal_account_balance": draw(st.integers(0, 100_000)),
+        }
+    )
+
+
+@st.composite
+def visits(draw: st.DrawFn, catalog: dict[str, CatalogItem]) -> Visit:
+    visit_type = draw(st.sampled_from(list(VisitType)))
+    first = draw(st.dates(date(YEAR, 1, 1), date(YEAR, 12, 31)))
+    last = first
+    if visit_type is VisitType.INPATIENT:
+        last = min(date(YEAR, 12, 31), first + timedelta(days=draw(st.integers(0, 30))))
+    codes = sorted(catalog)
+    count = draw(st.integers(1, 8))
+    lines = tuple(
+        CodedLine(
+            line_no=index + 1,
+            catalog_code=draw(st.sampled_from(codes)),
+            catalog_qty=draw(
+                st.sampled_from([Decimal("0.5"), Decimal(1), Decimal(2), Decimal("3.25")])
+            ),
+            amount=draw(st.integers(1, 3_000_000)),
+            service_date=first,
+        )
+        for index in range(count)
+    )
+    return Visit(
+        visit_type=visit_type,
+        first_day=first,
+        last_day=last,
+        diagnoses=tuple(draw(st.lists(st.sampled_from(DIAGNOSES), max_size=2))),
+        use_personal_account=draw(st.booleans()),
+        lines=lines,
+    )
+
+
+year_states: st.SearchStrategy[YearToDate] = st.builds(
+    YearToDate,
+    basic_fund=fen,
+    outpatient_pooling=st.integers(0, 20_000),
+    supplementary=fen,
+    critical_illness_base=st.integers(0, 10_000_000),
+    assistance=fen,
+    assistance_base=st.integers(0, 10_000_000),
+    admissions=st.integers(0, 5),
+)
+
+levels = st.sampled_from(list(HospitalLevel))
