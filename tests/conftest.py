@@ -11,3 +11,5 @@ from hypothesis import settings
 settings.register_profile("ci", database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+pytest_plugins = ["tests.support.redis", "tests.support.adjudicator"]

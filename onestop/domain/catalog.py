@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from onestop.domain.documents import validation_problems
 from onestop.domain.errors import InvalidDocument, Problem
-from onestop.domain.tables import csv_records, int_cell
+from onestop.domain.tables import csv_records, csv_text, int_cell
 from onestop.domain.types import (
     Category,
     Code,
@@ -119,3 +119,24 @@ def parse_catalog_csv(text: str | Iterable[str]) -> list[CatalogItem]:
             yield row_number, {**record, "price_cap": int_cell(record["price_cap"])}
 
     return parse_catalog_items(records())
+
+
+def catalog_csv(items: Iterable[CatalogItem]) -> str:
+    """The contract's catalog CSV for ``items`` (the inverse of :func:`parse_catalog_csv`)."""
+    return csv_text(
+        CATALOG_COLUMNS,
+        (
+            (
+                item.code,
+                item.name,
+                item.kind.value,
+                item.category.value,
+                item.self_pay_ratio,
+                item.price_cap,
+                item.unit,
+                item.max_level.value if item.max_level else None,
+                item.max_daily_qty,
+            )
+            for item in items
+        ),
+    )

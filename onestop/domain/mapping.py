@@ -17,7 +17,7 @@ from onestop.domain.catalog import CatalogItem
 from onestop.domain.documents import validation_problems
 from onestop.domain.errors import BillRejected, InvalidDocument, Problem
 from onestop.domain.money import ZERO, exact_add, exact_mul, round_half_up
-from onestop.domain.tables import csv_records
+from onestop.domain.tables import csv_records, csv_text
 from onestop.domain.types import Code, IsoDate, Name, PositiveDecimal
 
 MAPPING_COLUMNS = ("his_code", "his_name", "catalog_code", "factor", "valid_from", "valid_to")
@@ -93,12 +93,13 @@ def _by_start(row: MappingRow) -> date:
 
 def parse_mapping_rows(
     records: Iterable[tuple[int, Mapping[str, Any]]],
-    catalog: Mapping[str, CatalogItem],
+    catalog: Mapping[str, CatalogItem] | None,
 ) -> MappingTable:
     """Validate a whole mapping upload, collecting every fault with its row number.
 
-    A row is at fault when a field is invalid, its catalog code is not in the catalog, or its
-    validity window overlaps another row of the same HIS code (the code would map two ways).
+    A row is at fault when a field is invalid, its catalog code is not in the catalog (when a
+    catalog is given: a stored mapping is read back without it), or its validity window
+    overlaps another row of the same HIS code (the code would map two ways).
 
     Raises:
         InvalidDocument: listing each row at fault; nothing is returned partially.
@@ -111,7 +112,7 @@ def parse_mapping_rows(
         except ValidationError as error:
             problems.extend(validation_problems(error, row=row_number))
             continue
-        if row.catalog_code not in catalog:
+        if catalog is not None and row.catalog_code not in catalog:
             problems.append(
                 Problem(
                     code="INVALID",
@@ -146,7 +147,7 @@ def parse_mapping_rows(
 
 
 def parse_mapping_csv(
-    text: str | Iterable[str], catalog: Mapping[str, CatalogItem]
+    text: str | Iterable[str], catalog: Mapping[str, CatalogItem] | None
 ) -> MappingTable:
     """Parse the contract's mapping CSV (see :func:`parse_mapping_rows`).
 
@@ -155,6 +156,76 @@ def parse_mapping_csv(
         InvalidDocument: rows at fault, each with its row number.
     """
     return parse_mapping_rows(csv_records(text, MAPPING_COLUMNS), catalog)
+
+
+def mapping_row_csv(row: MappingRow) -> str:
+    """One mapping row as a CSV line (no header), as the audit trail shows it."""
+    return csv_text(MAPPING_COLUMNS, [_row_cells(row)]).split("\n", 1)[1].rstrip("\n")
+
+
+def _row_cells(row: MappingRow) -> tuple[object, ...]:
+    return (row.his_code, row.his_name, row.catalog_code, row.factor, row.valid_from, row.valid_to)
+
+
+def mapping_csv(table: MappingTable) -> str:
+    """The contract's mapping CSV of a whole table."""
+    return csv_text(MAPPING_COLUMNS, (_row_cells(row) for row in table.rows()))
+
+
+@dataclass(frozen=True, slots=True)
+class MappingChange:
+    """How an upload changes one HIS code's rows.
+
+    Attributes:
+        change: ``added``, ``removed`` or ``changed``.
+        risky: the code moves to a catalog item of another kind or category (the seed's
+            covered coronary stent remapped to a self-paid item); refused unless confirmed.
+    """
+
+    his_code: str
+    change: str
+    old_rows: tuple[MappingRow, ...]
+    new_rows: tuple[MappingRow, ...]
+    risky: bool
+    reason: str
+
+
+def diff_mappings(
+    old: MappingTable, new: MappingTable, catalog: Mapping[str, CatalogItem]
+) -> list[MappingChange]:
+    """Every HIS code whose rows differ between ``old`` and ``new``, in code order."""
+    changes = []
+    for his_code in sorted(set(old.rows_by_his_code) | set(new.rows_by_his_code)):
+        before = old.rows_by_his_code.get(his_code, ())
+        after = new.rows_by_his_code.get(his_code, ())
+        if before == after:
+            continue
+        if not before:
+            changes.append(MappingChange(his_code, "added", before, after, False, ""))
+            continue
+        if not after:
+            changes.append(MappingChange(his_code, "removed", before, after, False, ""))
+            continue
+        reasons = []
+        for previous_code in sorted({row.catalog_code for row in before}):
+            for next_code in sorted({row.catalog_code for row in after}):
+                was, becomes = catalog.get(previous_code), catalog.get(next_code)
+                if was is None or becomes is None:
+                    continue
+                if was.kind is not becomes.kind:
+                    reasons.append(
+                        f"{previous_code} ({was.kind.value}) becomes {next_code} "
+                        f"({becomes.kind.value})"
+                    )
+                if was.category is not becomes.category:
+                    reasons.append(
+                        f"{previous_code} (category {was.category.value}) becomes {next_code} "
+                        f"(category {becomes.category.value})"
+                    )
+        changes.append(
+            MappingChange(his_code, "changed", before, after, bool(reasons), "; ".join(reasons))
+        )
+    return changes
 
 
 def map_bill(

@@ -87,31 +87,40 @@ def parse_members_jsonl(lines: Iterable[str | bytes]) -> Iterator[MemberLine]:
     """Parse a JSON Lines members file line by line, never stopping at a bad line.
 
     Yields:
-        A :class:`MemberLine` per non-blank line: a valid member, or the line's problem
-        (``MALFORMED`` for broken JSON, ``INVALID`` for a record that breaks the rules).
+        A :class:`MemberLine` per non-blank line (see :func:`parse_member_line`).
     """
     for number, raw in enumerate(lines, start=1):
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        if number == 1:
-            text = text.removeprefix("\ufeff")
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text, parse_float=Decimal)
-        except ValueError as error:
-            yield MemberLine(
-                number, None, None, Problem("MALFORMED", f"not JSON: {error}", row=number)
-            )
-            continue
-        member_id = data.get("member_id") if isinstance(data, dict) else None
-        member_id = member_id if isinstance(member_id, str) else None
-        try:
-            member = Member.model_validate(data)
-        except ValidationError as error:
-            first = validation_problems(error, row=number)[0]
-            message = f"{first.field}: {first.message}"
-            yield MemberLine(
-                number, None, member_id, Problem("INVALID", message, first.field, row=number)
-            )
-            continue
-        yield MemberLine(number, member, member.member_id, None)
+        parsed = parse_member_line(number, raw)
+        if parsed is not None:
+            yield parsed
+
+
+def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
+    """One line of a members file: the member, or the problem that rejects it.
+
+    Returns:
+        ``None`` for a blank line; otherwise a valid member, or the line's problem
+        (``MALFORMED`` for broken JSON, ``INVALID`` for a record that breaks the rules).
+    """
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except ValueError as error:
+        return MemberLine(
+            number, None, None, Problem("MALFORMED", f"not JSON: {error}", row=number)
+        )
+    member_id = data.get("member_id") if isinstance(data, dict) else None
+    member_id = member_id if isinstance(member_id, str) else None
+    try:
+        member = Member.model_validate(data)
+    except ValidationError as error:
+        first = validation_problems(error, row=number)[0]
+        message = f"{first.field}: {first.message}"
+        return MemberLine(
+            number, None, member_id, Problem("INVALID", message, first.field, row=number)
+        )
+    return MemberLine(number, member, member.member_id, None)

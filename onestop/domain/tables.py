@@ -68,3 +68,13 @@ def neutralise_formula(cell: Any) -> Any:
     if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + cell
     return cell
+
+
+def csv_text(header: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> str:
+    """Write rows as CSV with ``header`` (``None`` as an empty cell), one line a row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow("" if cell is None else cell for cell in row)
+    return buffer.getvalue()

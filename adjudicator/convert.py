@@ -1,0 +1,298 @@
+"""The one place where protobuf messages meet domain values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, astuple
+from datetime import date
+from decimal import Decimal
+
+from onestop.domain.bill import CodedLine, Visit
+from onestop.domain.clients import Client
+from onestop.domain.engine import Amounts, LineSplit, Note
+from onestop.domain.errors import Problem
+from onestop.domain.mapping import MappingChange, mapping_row_csv
+from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
+from onestop.domain.state import YearToDateView
+from onestop.domain.types import Category, VisitType
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+
+
+def visit_of(request: pb.SettleRequest) -> Visit:
+    """The domain visit a settle request carries.
+
+    Raises:
+        ValueError: a date, visit type or quantity is not well formed.
+    """
+    return Visit(
+        visit_type=VisitType(request.visit_type),
+        first_day=date.fromisoformat(request.first_day),
+        last_day=date.fromisoformat(request.last_day),
+        diagnoses=tuple(request.diagnoses),
+        use_personal_account=request.use_personal_account,
+        lines=tuple(
+            CodedLine(
+                line.line_no,
+                line.catalog_code,
+                Decimal(line.catalog_qty),
+                line.amount,
+                date.fromisoformat(line.date),
+            )
+            for line in request.lines
+        ),
+    )
+
+
+def settle_request_of(
+    visit: Visit,
+    *,
+    client_id: str,
+    visit_id: str,
+    member_id: str,
+    fingerprint: bytes,
+) -> pb.SettleRequest:
+    """The settle request for a mapped visit (what the gateway sends)."""
+    return pb.SettleRequest(
+        client_id=client_id,
+        visit_id=visit_id,
+        member_id=member_id,
+        visit_type=visit.visit_type.value,
+        first_day=visit.first_day.isoformat(),
+        last_day=visit.last_day.isoformat(),
+        diagnoses=list(visit.diagnoses),
+        use_personal_account=visit.use_personal_account,
+        lines=[
+            pb.CodedLine(
+                line_no=line.line_no,
+                catalog_code=line.catalog_code,
+                catalog_qty=str(line.catalog_qty),
+                amount=line.amount,
+                date=line.service_date.isoformat(),
+            )
+            for line in visit.lines
+        ],
+        fingerprint=fingerprint,
+    )
+
+
+def year_to_date_message(view: YearToDateView) -> pb.YearToDate:
+    """The contract's year-to-date block."""
+    return pb.YearToDate(**asdict(view))
+
+
+def year_to_date_of(message: pb.YearToDate) -> YearToDateView:
+    """The year-to-date block of a message."""
+    return YearToDateView(
+        **{name: getattr(message, name) for name in YearToDateView.__dataclass_fields__}
+    )
+
+
+def policy_message(policy: PolicyRef) -> pb.PolicyRef:
+    """A policy reference."""
+    return pb.PolicyRef(
+        region=policy.region, scheme=policy.scheme, year=policy.year, version=policy.version
+    )
+
+
+def policy_of(message: pb.PolicyRef) -> PolicyRef:
+    """A policy reference from its message."""
+    return PolicyRef(message.region, message.scheme, message.year, message.version)
+
+
+def settlement_message(settlement: Settlement) -> pb.Settlement:
+    """A settlement as the service answers and stores it."""
+    return pb.Settlement(
+        settlement_id=settlement.settlement_id or "",
+        client_id=settlement.client_id,
+        visit_id=settlement.visit_id,
+        member_id=settlement.member_id,
+        visit_type=settlement.visit_type.value,
+        status=settlement.status,
+        replayed=settlement.replayed,
+        settled_at=settlement.settled_at or "",
+        policy=policy_message(settlement.policy),
+        amounts=pb.Amounts(**asdict(settlement.amounts)),
+        lines=[
+            pb.LineSplit(
+                line_no=split.line_no,
+                catalog_code=split.catalog_code,
+                category=split.category.value,
+                amount=split.amount,
+                full_self_pay=split.full_self_pay,
+                over_limit_self_pay=split.over_limit_self_pay,
+                pre_self_pay=split.pre_self_pay,
+                in_scope=split.in_scope,
+                reasons=list(split.reasons),
+            )
+            for split in settlement.lines
+        ],
+        year_to_date=year_to_date_message(settlement.year_to_date),
+        notes=[pb.Note(code=note.code, message=note.message) for note in settlement.notes],
+        reversed_at=settlement.reversed_at or "",
+    )
+
+
+def settlement_of(message: pb.Settlement) -> Settlement:
+    """A settlement from its message (a stored record or an answer)."""
+    amounts = message.amounts
+    return Settlement(
+        settlement_id=message.settlement_id or None,
+        client_id=message.client_id,
+        visit_id=message.visit_id,
+        member_id=message.member_id,
+        visit_type=VisitType(message.visit_type),
+        status=message.status,
+        settled_at=message.settled_at or None,
+        policy=policy_of(message.policy),
+        amounts=Amounts(**{name: getattr(amounts, name) for name in Amounts.__dataclass_fields__}),
+        lines=tuple(
+            LineSplit(
+                split.line_no,
+                split.catalog_code,
+                Category(split.category),
+                split.amount,
+                split.full_self_pay,
+                split.over_limit_self_pay,
+                split.pre_self_pay,
+                split.in_scope,
+                tuple(split.reasons),
+            )
+            for split in message.lines
+        ),
+        year_to_date=year_to_date_of(message.year_to_date),
+        notes=tuple(Note(note.code, note.message) for note in message.notes),
+        reversed_at=message.reversed_at or None,
+        replayed=message.replayed,
+    )
+
+
+def record_bytes(settlement: Settlement) -> bytes:
+    """A settlement as stored in Redis."""
+    return settlement_message(settlement).SerializeToString()
+
+
+def record_of(data: bytes) -> Settlement:
+    """A settlement stored by :func:`record_bytes`."""
+    message = pb.Settlement()
+    message.ParseFromString(data)
+    return settlement_of(message)
+
+
+def eligibility_message(answer: Eligibility) -> pb.EligibilityAnswer:
+    """An eligibility answer."""
+    return pb.EligibilityAnswer(
+        member_id=answer.member_id,
+        name_masked=answer.name_masked,
+        id_number_masked=answer.id_number_masked,
+        scheme=answer.scheme,
+        region=answer.region,
+        status=answer.status,
+        waiting_until=answer.waiting_until or "",
+        in_waiting_period=answer.in_waiting_period,
+        continuous_years=answer.continuous_years,
+        assistance_category=answer.assistance_category or "",
+        supplementary_enrolled=answer.supplementary_enrolled,
+        personal_account_balance=answer.personal_account_balance,
+        year_to_date=year_to_date_message(answer.year_to_date),
+        policy=policy_message(answer.policy),
+    )
+
+
+def eligibility_of(message: pb.EligibilityAnswer) -> Eligibility:
+    """An eligibility answer from its message."""
+    return Eligibility(
+        member_id=message.member_id,
+        name_masked=message.name_masked,
+        id_number_masked=message.id_number_masked,
+        scheme=message.scheme,
+        region=message.region,
+        status=message.status,
+        waiting_until=message.waiting_until or None,
+        in_waiting_period=message.in_waiting_period,
+        continuous_years=message.continuous_years,
+        assistance_category=message.assistance_category or None,
+        supplementary_enrolled=message.supplementary_enrolled,
+        personal_account_balance=message.personal_account_balance,
+        year_to_date=year_to_date_of(message.year_to_date),
+        policy=policy_of(message.policy),
+    )
+
+
+def amounts_text(amounts: Amounts) -> str:
+    """Amounts as the journal keeps them, in the contract's order, comma-separated."""
+    return ",".join(str(value) for value in astuple(amounts))
+
+
+def problems_message(problems: tuple[Problem, ...]) -> pb.Problems:
+    """Problems for the ``onestop-problems-bin`` trailer."""
+    return pb.Problems(
+        problems=[
+            pb.Problem(
+                code=problem.code,
+                message=problem.message,
+                field=problem.field or "",
+                line_no=problem.line_no or 0,
+                his_code=problem.his_code or "",
+                row=problem.row or 0,
+            )
+            for problem in problems
+        ]
+    )
+
+
+def problems_of(message: pb.Problems) -> tuple[Problem, ...]:
+    """Problems from the ``onestop-problems-bin`` trailer."""
+    return tuple(
+        Problem(
+            code=problem.code,
+            message=problem.message,
+            field=problem.field or None,
+            line_no=problem.line_no or None,
+            his_code=problem.his_code or None,
+            row=problem.row or None,
+        )
+        for problem in message.problems
+    )
+
+
+def client_message(client: Client) -> pb.Client:
+    """A registered client."""
+    return pb.Client(
+        client_id=client.client_id,
+        kind=client.kind.value,
+        name=client.name,
+        level=client.level.value if client.level else "",
+        region=client.region or "",
+        public_key_pem=client.public_key,
+    )
+
+
+def mapping_change_message(change: MappingChange) -> pb.MappingChange:
+    """One change a mapping upload makes."""
+    return pb.MappingChange(
+        his_code=change.his_code,
+        change=change.change,
+        old_catalog_code=",".join(sorted({row.catalog_code for row in change.old_rows})),
+        new_catalog_code=",".join(sorted({row.catalog_code for row in change.new_rows})),
+        old_row="\n".join(mapping_row_csv(row) for row in change.old_rows),
+        new_row="\n".join(mapping_row_csv(row) for row in change.new_rows),
+        risky=change.risky,
+        reason=change.reason,
+    )
+
+
+def audit_entry_message(entry: Mapping[str, str]) -> pb.MappingAuditEntry:
+    """One stored audit entry (see :meth:`LoadingService.audit`)."""
+    return pb.MappingAuditEntry(
+        at=entry["at"],
+        changed_by=entry["by"],
+        version=entry["version"],
+        change=pb.MappingChange(
+            his_code=entry["his_code"],
+            change=entry["change"],
+            old_row=entry["old"],
+            new_row=entry["new"],
+            risky=entry["risky"] == "1",
+            reason=entry["reason"],
+        ),
+    )

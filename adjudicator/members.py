@@ -1,0 +1,191 @@
+"""Loading members: encrypted at rest, one active enrolment per id number.
+
+A members file is read line by line and written in batches, so a file of a million members
+loads in bounded memory. Each line stands alone: a bad line is reported and the rest loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from adjudicator import records
+from adjudicator.crypto import MemberCipher
+from adjudicator.store import _script_text, redis_calls
+from onestop import keys
+from onestop.domain.member import Member, MemberLine, parse_member_line
+from onestop.domain.types import MemberStatus
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A line of the members file that was not loaded."""
+
+    line: int
+    member_id: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class LoadReport:
+    """What a members load did."""
+
+    loaded: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+async def lines_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Split a stream of byte chunks into lines (a line may span chunks)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line
+    if pending:
+        yield pending
+
+
+class MemberLoader:
+    """Writes members to Redis, refusing a second active enrolment of one id number."""
+
+    def __init__(self, client: aioredis.Redis, cipher: MemberCipher) -> None:
+        self.client = client
+        self.cipher = cipher
+        self._claim = client.register_script(_script_text("claim_identity.lua"))
+        self._release = client.register_script(_script_text("release_identity.lua"))
+
+    async def load(self, lines: AsyncIterable[bytes]) -> LoadReport:
+        """Load a JSON Lines members file."""
+        report = LoadReport()
+        batch: list[MemberLine] = []
+        number = 0
+        async for raw in lines:
+            number += 1
+            parsed = parse_member_line(number, raw)
+            if parsed is not None:
+                batch.append(parsed)
+            if len(batch) >= BATCH:
+                await self._load_batch(batch, report)
+                batch = []
+        if batch:
+            await self._load_batch(batch, report)
+        return report
+
+    async def _load_batch(self, batch: list[MemberLine], report: LoadReport) -> None:
+        members: list[tuple[int, Member]] = []
+        for entry in batch:
+            if entry.member is None:
+                assert entry.problem is not None
+                report.rejected.append(
+                    Rejection(
+                        entry.line, entry.member_id, entry.problem.code, entry.problem.message
+                    )
+                )
+            else:
+                members.append((entry.line, entry.member))
+        if not members:
+            return
+        indexes = [self.cipher.blind_index(member.id_number) for _, member in members]
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            for (_, member), index in zip(members, indexes, strict=True):
+                pipe.get(keys.identity_index(index))
+                pipe.hget(keys.member(member.member_id), "e")
+            answers = await pipe.execute()
+        holders = [cast(bytes | None, answer) for answer in answers[::2]]
+        previous_sealed = [cast(bytes | None, answer) for answer in answers[1::2]]
+
+        # A holder other than the member itself still blocks only while it is an active
+        # member whose id number is this one (its record may have moved to another id).
+        other_holders = {
+            holder.decode()
+            for holder, (_, member) in zip(holders, members, strict=True)
+            if holder is not None and holder.decode() != member.member_id
+        }
+        blocking = await self._active_holders(other_holders)
+
+        candidates: list[tuple[int, Member, str, str, bytes | None]] = []
+        for (line, member), index, holder, sealed in zip(
+            members, indexes, holders, previous_sealed, strict=True
+        ):
+            seen = holder.decode() if holder is not None else ""
+            blocked_by = blocking.get(seen) if seen != member.member_id else None
+            if blocked_by == member.id_number and member.status is MemberStatus.ACTIVE:
+                report.rejected.append(
+                    Rejection(
+                        line,
+                        member.member_id,
+                        "DUPLICATE_ENROLLMENT",
+                        f"this id number is already enrolled as active member {seen}",
+                    )
+                )
+                continue
+            candidates.append((line, member, index, seen, sealed))
+
+        # Claim the index for active members (a compare-and-set, so two lines or two loads
+        # racing for one id number cannot both win), then write the members that may be.
+        active = [entry for entry in candidates if entry[1].status is MemberStatus.ACTIVE]
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            for _, member, index, seen, _ in active:
+                await self._claim(
+                    keys=[keys.identity_index(index)], args=[member.member_id, seen], client=pipe
+                )
+            claims = await pipe.execute() if active else []
+        lost = {
+            entry[1].member_id for entry, claimed in zip(active, claims, strict=True) if not claimed
+        }
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            for line, member, _, _, sealed in candidates:
+                if member.member_id in lost:
+                    report.rejected.append(
+                        Rejection(
+                            line,
+                            member.member_id,
+                            "DUPLICATE_ENROLLMENT",
+                            "this id number was enrolled by another member meanwhile",
+                        )
+                    )
+                    continue
+                if sealed is not None:
+                    old_id_number, _ = self.cipher.open(member.member_id, sealed)
+                    if old_id_number != member.id_number:
+                        await self._release(
+                            keys=[keys.identity_index(self.cipher.blind_index(old_id_number))],
+                            args=[member.member_id],
+                            client=pipe,
+                        )
+                pipe.hset(
+                    keys.member(member.member_id),
+                    mapping=records.encode_member(member, self.cipher),  # type: ignore[arg-type]
+                )
+                report.loaded += 1
+            await pipe.execute()
+        report.rejected.sort(key=lambda rejection: rejection.line)
+
+    async def _active_holders(self, member_ids: set[str]) -> dict[str, str]:
+        """Of these members, the active ones, with their id numbers."""
+        if not member_ids:
+            return {}
+        ordered = sorted(member_ids)
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            for member_id in ordered:
+                pipe.hgetall(keys.member(member_id))
+            found = await pipe.execute()
+        active = {}
+        for member_id, fields in zip(ordered, found, strict=True):
+            if not fields:
+                continue
+            holder = records.decode_member(member_id, fields, self.cipher)
+            if holder.status is MemberStatus.ACTIVE:
+                active[member_id] = holder.id_number
+        return active

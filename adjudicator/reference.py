@@ -1,0 +1,167 @@
+"""Reference data kept hot in process: policies, catalog, clients; loaded and refreshed.
+
+Each kind has a version in Redis (``onestop.keys.VERSIONS``). Every settlement reads the
+versions in the same round trip as the member's state, and reloads a kind only when its
+version moved, so a policy or catalog the agency loads applies from the next settlement on,
+in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from adjudicator.store import Store
+from onestop import keys
+from onestop.domain.catalog import CatalogItem, catalog_csv, parse_catalog_csv
+from onestop.domain.clients import Client
+from onestop.domain.mapping import MappingTable, mapping_csv, parse_mapping_csv
+from onestop.domain.policy import Policy, parse_policy, policy_to_document
+
+POLICIES_KIND = "policies"
+CATALOG_KIND = "catalog"
+CLIENTS_KIND = "clients"
+
+
+def mapping_kind(client_id: str) -> str:
+    """The version field of a client's mapping."""
+    return f"mapping:{client_id}"
+
+
+def content_version(text: str | bytes) -> str:
+    """A version naming exactly this content: 12 hex digits of its SHA-256."""
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def fresh_version() -> str:
+    """A new version for a collection (it changes on every write)."""
+    return os.urandom(6).hex()
+
+
+def policy_field(region: str, scheme: str, year: int) -> str:
+    """The field of a policy in the policies hash."""
+    return f"{region}|{scheme}|{year}"
+
+
+@dataclass
+class Reference:
+    """Hot copies of the reference data, each with the version it was read at."""
+
+    store: Store
+    versions: dict[str, str] = field(default_factory=dict)
+    policies: dict[tuple[str, str, int], tuple[Policy, str]] = field(default_factory=dict)
+    catalog: dict[str, CatalogItem] = field(default_factory=dict)
+    clients: dict[str, Client] = field(default_factory=dict)
+
+    async def refresh(self, versions: Mapping[bytes, bytes] | None = None) -> None:
+        """Reload whatever changed since it was read (``versions`` as just read, if at hand)."""
+        if versions is None:
+            versions = await self.store.versions()
+        current = {name.decode(): value.decode() for name, value in versions.items()}
+        for kind, loader in (
+            (POLICIES_KIND, self._load_policies),
+            (CATALOG_KIND, self._load_catalog),
+            (CLIENTS_KIND, self._load_clients),
+        ):
+            if current.get(kind) != self.versions.get(kind):
+                await loader()
+                if kind in current:
+                    self.versions[kind] = current[kind]
+
+    async def _load_policies(self) -> None:
+        raw = await self.store.hgetall(keys.POLICIES)
+        loaded: dict[tuple[str, str, int], tuple[Policy, str]] = {}
+        for value in raw.values():
+            entry = json.loads(value)
+            policy = parse_policy(entry["document"])
+            loaded[(policy.region, policy.scheme.value, policy.year)] = (
+                policy,
+                str(entry["version"]),
+            )
+        self.policies = loaded
+
+    async def _load_catalog(self) -> None:
+        text = await self.store.get(keys.CATALOG)
+        items = parse_catalog_csv(text.decode()) if text else []
+        self.catalog = {item.code: item for item in items}
+
+    async def _load_clients(self) -> None:
+        raw = await self.store.hgetall(keys.CLIENTS)
+        self.clients = {
+            name.decode(): Client.model_validate_json(value) for name, value in raw.items()
+        }
+
+    def policy(self, region: str, scheme: str, year: int) -> tuple[Policy, str] | None:
+        """The policy and its version, if loaded."""
+        return self.policies.get((region, scheme, year))
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def put_policy(self, policy: Policy) -> str:
+        """Store a policy (replacing the one of its region, scheme and year); its version."""
+        document = policy_to_document(policy)
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        version = content_version(canonical)
+        value = json.dumps({"version": version, "document": document}, ensure_ascii=False)
+        await self.store.put_reference(
+            POLICIES_KIND,
+            keys.POLICIES,
+            value,
+            fresh_version(),
+            field=policy_field(policy.region, policy.scheme.value, policy.year),
+        )
+        await self.refresh()
+        return version
+
+    async def put_catalog(self, items: list[CatalogItem]) -> str:
+        """Replace the catalog; its version."""
+        text = catalog_csv(items)
+        version = content_version(text)
+        await self.store.put_reference(CATALOG_KIND, keys.CATALOG, text, version)
+        await self.refresh()
+        return version
+
+    async def put_client(self, client: Client) -> None:
+        """Register or update a client."""
+        await self.store.put_reference(
+            CLIENTS_KIND,
+            keys.CLIENTS,
+            client.model_dump_json(),
+            fresh_version(),
+            field=client.client_id,
+        )
+        await self.refresh()
+
+    async def mapping(self, client_id: str) -> MappingTable:
+        """A client's mapping as stored (empty when none was uploaded)."""
+        text = await self.store.get(keys.mapping(client_id))
+        if not text:
+            return MappingTable({})
+        return parse_mapping_csv(text.decode(), None)
+
+    async def put_mapping(self, client_id: str, table: MappingTable) -> str:
+        """Replace a client's mapping; its version."""
+        text = mapping_csv(table)
+        version = content_version(text)
+        await self.store.put_reference(
+            mapping_kind(client_id), keys.mapping(client_id), text, version
+        )
+        return version
+
+    def catalog_text(self) -> str:
+        """The catalog as CSV."""
+        return catalog_csv(self.catalog.values())
+
+
+def reference_summary(reference: Reference) -> dict[str, Any]:
+    """Counts for logs: never content."""
+    return {
+        "policies": len(reference.policies),
+        "catalog_items": len(reference.catalog),
+        "clients": len(reference.clients),
+    }

@@ -1,0 +1,133 @@
+"""Run the adjudicator: grpc.aio server with health checking, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from adjudicator.crypto import MemberCipher
+from adjudicator.loading import LoadingService
+from adjudicator.members import MemberLoader
+from adjudicator.reference import Reference
+from adjudicator.service import SettlementService
+from adjudicator.servicer import AdjudicatorServicer
+from adjudicator.settings import AdjudicatorSettings
+from adjudicator.store import Store
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+
+log = logging.getLogger("onestop.adjudicator")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Adjudicator"].full_name
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+HEALTH_PROBE_SECONDS = 1.0
+
+
+def redis_client(url: str, timeout_seconds: float) -> aioredis.Redis:
+    """An asyncio Redis client that fails fast when Redis is gone (callers answer 503)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=10,
+        max_connections=512,
+    )
+
+
+@dataclass
+class RunningAdjudicator:
+    """A started adjudicator; :meth:`stop` finishes in-flight calls first."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    redis: aioredis.Redis
+    grace_seconds: float
+    _probe: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop taking calls, let in-flight calls finish (up to the grace period), close."""
+        await self.health.enter_graceful_shutdown()
+        self._probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._probe
+        await self.server.stop(self.grace_seconds)
+        await self.redis.aclose()
+        log.info("stopped", extra={"port": self.port})
+
+
+async def _probe_redis(client: aioredis.Redis, servicer: health.aio.HealthServicer) -> None:
+    """Report SERVING while Redis answers, NOT_SERVING while it does not."""
+    serving: int | None = None
+    while True:
+        status: int
+        try:
+            await client.ping()
+            status = health_pb2.HealthCheckResponse.SERVING
+        except (aioredis.RedisError, OSError):
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if status != serving:
+            for name in ("", SERVICE_NAME):
+                await servicer.set(name, status)
+            serving = status
+        await asyncio.sleep(HEALTH_PROBE_SECONDS)
+
+
+async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
+    """Start serving on ``settings.host:settings.port`` (0: a free port, see ``.port``)."""
+    client = redis_client(settings.redis_url, settings.redis_timeout_seconds)
+    store = Store(client)
+    cipher = MemberCipher(settings.member_key_bytes())
+    reference = Reference(store)
+    service = SettlementService(store, reference, cipher, settings.commit_attempts)
+    servicer = AdjudicatorServicer(service, LoadingService(reference), MemberLoader(client, cipher))
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_AdjudicatorServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.host}:{settings.port}")
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    probe = asyncio.create_task(_probe_redis(client, health_servicer))
+    log.info("listening", extra={"host": settings.host, "port": port})
+    return RunningAdjudicator(
+        server, port, health_servicer, client, settings.shutdown_grace_seconds, probe
+    )
+
+
+async def serve(
+    settings: AdjudicatorSettings, on_ready: Callable[[int], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    running = await start(settings)
+    if on_ready is not None:
+        on_ready(running.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("stopping", extra={"port": running.port})
+    await running.stop()

@@ -1,0 +1,260 @@
+"""The gRPC face of the adjudicator: messages in, service calls, messages out.
+
+Refusals become status codes here and only here (:func:`_answer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from datetime import date
+from typing import TypeVar
+
+import grpc
+
+from adjudicator import convert
+from adjudicator.errors import CODE_METADATA_KEY, PROBLEMS_METADATA_KEY, grpc_status_of
+from adjudicator.loading import LoadingService
+from adjudicator.members import LoadReport, MemberLoader, lines_of
+from adjudicator.service import SettleCommand, SettlementService
+from onestop.domain.clients import Client
+from onestop.domain.errors import DomainError, InvalidDocument
+from onestop.domain.settlement import Settlement
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+
+log = logging.getLogger("onestop.adjudicator")
+
+CHUNK_BYTES = 256 * 1024
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+T = TypeVar("T")
+Context = grpc.aio.ServicerContext[object, object]
+
+
+async def _answer(context: Context, call: Callable[[], Awaitable[T]]) -> T:
+    """Await ``call``; turn a refusal into the status, code and problems of the answer."""
+    try:
+        return await call()
+    except DomainError as error:
+        refusal = error
+    except (ValueError, KeyError) as error:
+        # A message whose fields do not parse (a bad date, an unknown visit type).
+        refusal = InvalidDocument(f"malformed request: {error}")
+    metadata: list[tuple[str, str | bytes]] = [(CODE_METADATA_KEY, refusal.code)]
+    if refusal.problems:
+        problems = convert.problems_message(refusal.problems).SerializeToString()
+        metadata.append((PROBLEMS_METADATA_KEY, problems))
+    context.set_trailing_metadata(tuple(metadata))
+    await context.abort(grpc_status_of(refusal), refusal.message)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+def _command(request: pb.SettleRequest) -> SettleCommand:
+    return SettleCommand(
+        client_id=request.client_id,
+        visit_id=request.visit_id,
+        member_id=request.member_id,
+        visit=convert.visit_of(request),
+        fingerprint=request.fingerprint,
+    )
+
+
+def _chunks(text: str) -> Iterator[pb.TextChunk]:
+    data = text.encode()
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield pb.TextChunk(data=data[start : start + CHUNK_BYTES])
+
+
+async def _text_of(chunks: AsyncIterable[pb.TextChunk]) -> str:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk.data)
+        if size > MAX_UPLOAD_BYTES:
+            raise InvalidDocument(f"an upload may not exceed {MAX_UPLOAD_BYTES} bytes")
+        parts.append(chunk.data)
+    try:
+        return b"".join(parts).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidDocument(f"the upload is not UTF-8: {error}") from error
+
+
+class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
+    """Implements ``onestop.settlement.v1.Adjudicator`` (see the proto for each call)."""
+
+    def __init__(
+        self, service: SettlementService, loading: LoadingService, members: MemberLoader
+    ) -> None:
+        self.service = service
+        self.loading = loading
+        self.members = members
+
+    async def _settlement(
+        self, context: Context, call: Callable[[], Awaitable[Settlement]]
+    ) -> pb.Settlement:
+        return convert.settlement_message(await _answer(context, call))
+
+    async def Preview(self, request: pb.SettleRequest, context: Context) -> pb.Settlement:  # noqa: N802, D102
+        return await self._settlement(context, lambda: self.service.preview(_command(request)))
+
+    async def Settle(self, request: pb.SettleRequest, context: Context) -> pb.Settlement:  # noqa: N802, D102
+        return await self._settlement(context, lambda: self.service.settle(_command(request)))
+
+    async def Reverse(self, request: pb.ReverseRequest, context: Context) -> pb.Settlement:  # noqa: N802, D102
+        return await self._settlement(
+            context, lambda: self.service.reverse(request.settlement_id, request.client_id)
+        )
+
+    async def GetSettlement(  # noqa: N802, D102
+        self, request: pb.GetSettlementRequest, context: Context
+    ) -> pb.Settlement:
+        return await self._settlement(
+            context, lambda: self.service.get(request.settlement_id, request.client_id)
+        )
+
+    async def FindSettlement(  # noqa: N802, D102
+        self, request: pb.FindSettlementRequest, context: Context
+    ) -> pb.Settlement:
+        return await self._settlement(
+            context,
+            lambda: self.service.find(
+                request.client_id, request.visit_id, request.member_id, request.fingerprint
+            ),
+        )
+
+    async def Eligibility(  # noqa: N802, D102
+        self, request: pb.EligibilityRequest, context: Context
+    ) -> pb.EligibilityAnswer:
+        answer = await _answer(
+            context,
+            lambda: self.service.eligibility(request.member_id, date.fromisoformat(request.date)),
+        )
+        return convert.eligibility_message(answer)
+
+    async def PutPolicy(  # noqa: N802, D102
+        self, request: pb.PutPolicyRequest, context: Context
+    ) -> pb.PutPolicyReply:
+        policy, version = await _answer(
+            context, lambda: self.loading.put_policy(request.document_json)
+        )
+        return pb.PutPolicyReply(
+            policy=pb.PolicyRef(
+                region=policy.region, scheme=policy.scheme.value, year=policy.year, version=version
+            )
+        )
+
+    async def PutCatalog(  # noqa: N802, D102
+        self, request_iterator: AsyncIterator[pb.TextChunk], context: Context
+    ) -> pb.PutCatalogReply:
+        async def put() -> tuple[int, str]:
+            items, version = await self.loading.put_catalog(await _text_of(request_iterator))
+            return len(items), version
+
+        loaded, version = await _answer(context, put)
+        return pb.PutCatalogReply(loaded=loaded, version=version)
+
+    async def GetCatalog(  # noqa: N802, D102
+        self, request: pb.GetCatalogRequest, context: Context
+    ) -> AsyncIterator[pb.TextChunk]:
+        reference = self.service.reference
+        await _answer(context, reference.refresh)
+        for chunk in _chunks(reference.catalog_text()):
+            yield chunk
+
+    async def PutClient(self, request: pb.Client, context: Context) -> pb.Client:  # noqa: N802, D102
+        async def put() -> Client:
+            client = Client.model_validate(
+                {
+                    "client_id": request.client_id,
+                    "kind": request.kind,
+                    "name": request.name,
+                    "level": request.level or None,
+                    "region": request.region or None,
+                    "public_key": request.public_key_pem,
+                }
+            )
+            return await self.loading.put_client(client)
+
+        return convert.client_message(await _answer(context, put))
+
+    async def ListClients(  # noqa: N802, D102
+        self, request: pb.ListClientsRequest, context: Context
+    ) -> pb.ClientList:
+        reference = self.service.reference
+        await _answer(context, reference.refresh)
+        return pb.ClientList(
+            clients=[convert.client_message(client) for client in reference.clients.values()],
+            version=reference.versions.get("clients", ""),
+        )
+
+    async def PutMapping(  # noqa: N802, D102
+        self, request: pb.PutMappingRequest, context: Context
+    ) -> pb.PutMappingReply:
+        async def put() -> pb.PutMappingReply:
+            table, version, changes = await self.loading.put_mapping(
+                request.client_id,
+                request.csv.decode("utf-8"),
+                confirm=request.confirm,
+                changed_by=request.changed_by,
+            )
+            return pb.PutMappingReply(
+                loaded=len(table.rows()),
+                version=version,
+                changes=[convert.mapping_change_message(change) for change in changes],
+            )
+
+        return await _answer(context, put)
+
+    async def GetMapping(  # noqa: N802, D102
+        self, request: pb.GetMappingRequest, context: Context
+    ) -> AsyncIterator[pb.TextChunk]:
+        text = await _answer(context, lambda: self.loading.mapping_text(request.client_id))
+        for chunk in _chunks(text):
+            yield chunk
+
+    async def GetMappingAudit(  # noqa: N802, D102
+        self, request: pb.GetMappingAuditRequest, context: Context
+    ) -> pb.MappingAudit:
+        entries = await _answer(context, lambda: self.loading.audit(request.client_id))
+        return pb.MappingAudit(entries=[convert.audit_entry_message(entry) for entry in entries])
+
+    async def PutMembers(  # noqa: N802, D102
+        self, request_iterator: AsyncIterator[pb.TextChunk], context: Context
+    ) -> pb.PutMembersReply:
+        async def data() -> AsyncIterator[bytes]:
+            async for chunk in request_iterator:
+                yield chunk.data
+
+        report: LoadReport = await _answer(context, lambda: self.members.load(lines_of(data())))
+        log.info(
+            "members loaded", extra={"loaded": report.loaded, "rejected": len(report.rejected)}
+        )
+        return pb.PutMembersReply(
+            loaded=report.loaded,
+            rejected=[
+                pb.RejectedLine(
+                    line=rejection.line,
+                    member_id=rejection.member_id or "",
+                    code=rejection.code,
+                    message=rejection.message,
+                )
+                for rejection in report.rejected
+            ],
+        )
+
+    async def GetVersions(  # noqa: N802, D102
+        self, request: pb.GetVersionsRequest, context: Context
+    ) -> pb.Versions:
+        raw = await _answer(context, self.service.store.versions)
+        versions = {name.decode(): value.decode() for name, value in raw.items()}
+        return pb.Versions(
+            catalog=versions.get("catalog", ""),
+            clients=versions.get("clients", ""),
+            policies=versions.get("policies", ""),
+            mappings={
+                name.removeprefix("mapping:"): value
+                for name, value in versions.items()
+                if name.startswith("mapping:")
+            },
+        )

@@ -1,0 +1,65 @@
+"""Settings of the adjudicator, from ``ONESTOP_ADJUDICATOR_*`` environment variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_KEY_BYTES = 32
+
+
+def decode_member_key(text: str) -> bytes:
+    """Decode a base64 member-data key and refuse a weak one.
+
+    Raises:
+        ValueError: not base64, shorter than 32 bytes, or one byte repeated (a placeholder).
+    """
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("the member key must be base64") from error
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the member key must be at least {MIN_KEY_BYTES} bytes")
+    if len(set(key)) == 1:
+        raise ValueError("the member key is a placeholder (one byte repeated); generate one")
+    return key
+
+
+class AdjudicatorSettings(BaseSettings):
+    """How one adjudicator process runs.
+
+    The member-data key (AES-GCM encryption of id numbers and names, and the HMAC of the
+    id-number index) has no default: it comes from ``member_key`` (base64) or
+    ``member_key_file``; ``onestop serve`` creates one in its data directory.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ONESTOP_ADJUDICATOR_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535, description="0 picks a free port")
+    redis_url: str = Field(pattern=r"^rediss?://")
+    member_key: SecretStr | None = None
+    member_key_file: Path | None = None
+    commit_attempts: int = Field(default=200, ge=1, le=10_000)
+    redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _one_valid_key(self) -> AdjudicatorSettings:
+        if (self.member_key is None) == (self.member_key_file is None):
+            raise ValueError("set exactly one of member_key and member_key_file")
+        self.member_key_bytes()
+        return self
+
+    def member_key_bytes(self) -> bytes:
+        """The member-data key, decoded and checked."""
+        if self.member_key is not None:
+            return decode_member_key(self.member_key.get_secret_value())
+        assert self.member_key_file is not None
+        return decode_member_key(self.member_key_file.read_text(encoding="ascii"))

