@@ -111,22 +111,37 @@ class MemberLoader:
         }
         blocking = await self._active_holders(other_holders)
 
+        # Lines take effect in file order: a member updated by an earlier line of this batch
+        # (made deceased, given another id number) is judged as that line left it.
+        index_holder: dict[str, str] = {}
+        batch_members: dict[str, Member] = {}
         candidates: list[tuple[int, Member, str, str, bytes | None]] = []
         for (line, member), index, holder, sealed in zip(
             members, indexes, holders, previous_sealed, strict=True
         ):
-            seen = holder.decode() if holder is not None else ""
-            blocked_by = blocking.get(seen) if seen != member.member_id else None
-            if blocked_by == member.id_number and member.status is MemberStatus.ACTIVE:
-                report.rejected.append(
-                    Rejection(
-                        line,
-                        member.member_id,
-                        "DUPLICATE_ENROLLMENT",
-                        f"this id number is already enrolled as active member {seen}",
+            seen = index_holder.get(index, holder.decode() if holder is not None else "")
+            if seen and seen != member.member_id and member.status is MemberStatus.ACTIVE:
+                earlier = batch_members.get(seen)
+                if earlier is not None:
+                    blocks = (
+                        earlier.status is MemberStatus.ACTIVE
+                        and earlier.id_number == member.id_number
                     )
-                )
-                continue
+                else:
+                    blocks = blocking.get(seen) == member.id_number
+                if blocks:
+                    report.rejected.append(
+                        Rejection(
+                            line,
+                            member.member_id,
+                            "DUPLICATE_ENROLLMENT",
+                            f"this id number is already enrolled as active member {seen}",
+                        )
+                    )
+                    continue
+            if member.status is MemberStatus.ACTIVE:
+                index_holder[index] = member.member_id
+            batch_members[member.member_id] = member
             candidates.append((line, member, index, seen, sealed))
 
         # Claim the index for active members (a compare-and-set, so two lines or two loads

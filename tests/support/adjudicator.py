@@ -123,3 +123,12 @@ def error_code(error: grpc.aio.AioRpcError) -> str:
         if key == "onestop-code":
             return str(value)
     return ""
+
+
+def error_problems(error: grpc.aio.AioRpcError) -> list[pb.Problem]:
+    """The offending lines or rows a refusal carries."""
+    problems = pb.Problems()
+    for key, value in error.trailing_metadata() or ():
+        if key == "onestop-problems-bin" and isinstance(value, bytes):
+            problems.ParseFromString(value)
+    return list(problems.problems)
