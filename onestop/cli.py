@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -32,6 +33,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from onestop.logs import configure
+    from onestop.serve import ServeSettings, run
+
+    overrides = {
+        name: value
+        for name, value in (
+            ("data_dir", args.data_dir),
+            ("port", args.port),
+            ("adjudicator_port", args.adjudicator_port),
+            ("appendfsync", args.appendfsync),
+        )
+        if value is not None
+    }
+    settings = ServeSettings(**overrides)
+    configure(settings.log_level)
+    return run(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per task."""
     parser = argparse.ArgumentParser(
@@ -46,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=2000, help="runs (default 2000)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_bench)
+
+    serve = commands.add_parser(
+        "serve", help="run Redis and the services on this machine until SIGTERM or SIGINT"
+    )
+    serve.add_argument("--data-dir", type=Path, help="where data and keys live (var/onestop)")
+    serve.add_argument("--port", type=int, help="HTTP gateway port on 127.0.0.1 (8080)")
+    serve.add_argument("--adjudicator-port", type=int, help="gRPC port (default: a free one)")
+    serve.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        help="always (default): no acknowledged settlement is ever lost; everysec: faster, a "
+        "power cut may lose up to one second of acknowledged settlements",
+    )
+    serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="settle the demo region's sample visits")
     demo.set_defaults(handler=_demo)

@@ -20,6 +20,8 @@ from typing import Literal
 
 import redis
 
+from onestop.process import die_with_parent
+
 AppendFsync = Literal["always", "everysec"]
 
 
@@ -55,7 +57,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # An exited process not yet reaped by its parent is a zombie: gone for our purposes.
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
 
 
 def _is_redis(pid: int) -> bool:
@@ -132,6 +138,7 @@ class RedisServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         log.close()
         self.port_file.write_text(str(self.port), encoding="utf-8")
@@ -189,11 +196,8 @@ class RedisServer:
         except ValueError:
             pid = 0
         if pid and _alive(pid) and _is_redis(pid):
-            with contextlib.suppress(OSError, ValueError, redis.exceptions.RedisError):
-                port = int(self.port_file.read_text().strip())
-                # SHUTDOWN flushes the AOF before the old server exits.
-                redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).shutdown(nosave=False)
-            self._wait_gone(pid, 10.0) or self._kill(pid)
+            # SIGTERM is Redis's clean shutdown: it fsyncs the append-only file, then exits.
+            self._kill(pid)
         self.pid_file.unlink(missing_ok=True)
 
     @staticmethod
@@ -205,22 +209,21 @@ class RedisServer:
             time.sleep(0.05)
         return False
 
-    def _kill(self, pid: int) -> bool:
+    def _kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, 10.0):
+        if not self._wait_gone(pid, 30.0):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self._wait_gone(pid, 5.0)
-        return True
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Shut the server down cleanly (the AOF is flushed first)."""
+        """Shut the server down cleanly (the append-only file is flushed first)."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(redis.exceptions.RedisError):
-            self._client().shutdown(nosave=False)
+        # SIGTERM is Redis's clean shutdown: it fsyncs the append-only file, then exits.
+        process.terminate()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

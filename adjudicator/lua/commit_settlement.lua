@@ -53,6 +53,6 @@ redis.call('HSET', KEYS[4],
   'r', ARGV[6], 'd', ARGV[3], 'y', ARGV[2], 'st', 'settled', 'fp', ARGV[5],
   'c', ARGV[8], 'm', ARGV[9], 'vi', ARGV[10], 'a', ARGV[11], 'p', ARGV[13], 't', ARGV[12])
 redis.call('XADD', KEYS[5], '*',
-  'k', 'S', 'id', ARGV[4], 'c', ARGV[8], 'v', ARGV[10], 't', ARGV[12], 'a', ARGV[11],
-  'p', ARGV[13])
+  'k', 'S', 'id', ARGV[4], 'c', ARGV[8], 'm', ARGV[9], 'v', ARGV[10], 't', ARGV[12],
+  'a', ARGV[11], 'p', ARGV[13])
 return {'OK'}

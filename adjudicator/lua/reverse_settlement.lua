@@ -8,7 +8,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'NOTFOUND'}
 end
-local record = redis.call('HMGET', KEYS[1], 'st', 'c', 'y', 'd', 'ry', 'ra', 'vi', 'a', 'p')
+local record = redis.call('HMGET', KEYS[1], 'st', 'c', 'y', 'd', 'ry', 'ra', 'vi', 'a', 'p', 'm')
 local status, client, year, increments_text = record[1], record[2], record[3], record[4]
 if ARGV[1] ~= '' and ARGV[1] ~= client then
   return {'NOTFOUND'}
@@ -46,6 +46,6 @@ end
 local after = table.concat(state, ',')
 redis.call('HSET', KEYS[1], 'st', 'reversed', 'ra', ARGV[2], 'ry', after)
 redis.call('XADD', KEYS[5], '*',
-  'k', 'R', 'id', settlement_id, 'c', client, 'v', record[7], 't', ARGV[2], 'a', record[8],
-  'p', record[9])
+  'k', 'R', 'id', settlement_id, 'c', client, 'm', record[10], 'v', record[7], 't', ARGV[2],
+  'a', record[8], 'p', record[9])
 return {'OK', after}

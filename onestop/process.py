@@ -1,0 +1,30 @@
+"""Child processes that do not outlive the process that started them."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import signal
+import sys
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks Linux to send SIGTERM to the child when its parent dies.
+
+    A supervisor killed with ``kill -9`` then leaves no orphan behind: Redis shuts down
+    cleanly (flushing its append-only file) and services stop. Elsewhere: ``None``.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+
+    def set_death_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_death_signal

@@ -1,0 +1,254 @@
+"""``onestop serve``: everything on one machine, supervised.
+
+Starts (unless ``ONESTOP_REDIS_URL`` names one) a real Redis with append-only persistence in
+the data directory, then the adjudicator, and keeps them running: a child that dies is started
+again. SIGTERM or SIGINT stops them in order. A restart on the same directory, also after
+``kill -9`` of everything, finds every acknowledged settlement: Redis fsyncs each write before
+it answers (``appendfsync always``), and a stale Redis left on the directory is shut down
+cleanly before the new one starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from onestop.process import die_with_parent
+from onestop.redis_server import RedisServer, free_port
+
+log = logging.getLogger("onestop.serve")
+
+RESTART_PAUSE_SECONDS = 1.0
+
+
+class ServeSettings(BaseSettings):
+    """Settings of ``onestop serve`` (``ONESTOP_*``); command-line options override them."""
+
+    model_config = SettingsConfigDict(env_prefix="ONESTOP_", extra="ignore")
+
+    data_dir: Path = Path("var/onestop")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP gateway port")
+    adjudicator_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
+    appendfsync: Literal["always", "everysec"] = "always"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ready_timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class AlreadyServing(RuntimeError):
+    """Another ``onestop serve`` holds the data directory."""
+
+
+def ensure_secret_file(path: Path, make: bytes) -> Path:
+    """Create ``path`` with ``make`` (mode 0600) unless it exists; refuse a readable one."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(make)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise PermissionError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
+    return path
+
+
+@dataclass
+class Child:
+    """A supervised service process."""
+
+    name: str
+    command: list[str]
+    environment: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Start (or start again) the process."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
+        )
+
+    def exited(self) -> bool:
+        """Whether the process has ended."""
+        return self.process is not None and self.process.poll() is not None
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM, wait, then SIGKILL."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def wait_serving(target: str, timeout: float) -> None:
+    """Wait until the gRPC health service at ``target`` answers SERVING."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.RpcError):
+                answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+    raise TimeoutError(f"{target} did not become healthy within {timeout} s")
+
+
+class Supervisor:
+    """Runs Redis and the services of one data directory until told to stop."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.redis: RedisServer | None = None
+        self.children: list[Child] = []
+        self._lock: IO[bytes] | None = None
+        self._stopping = False
+
+    def _take_lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.data_dir / "serve.lock", "wb")  # noqa: SIM115 - held until exit
+        try:
+            # The kernel drops the lock when the holder dies, even by kill -9.
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            lock.close()
+            raise AlreadyServing(f"another onestop serve is running on {self.data_dir}") from error
+        self._lock = lock
+
+    def start(self) -> dict[str, object]:
+        """Start everything; the addresses, also written to ``DIR/serve.json``.
+
+        Raises:
+            AlreadyServing: another supervisor holds the directory (nothing was started).
+        """
+        self._take_lock()
+        member_key = ensure_secret_file(
+            self.data_dir / "member.key", base64.b64encode(os.urandom(32)) + b"\n"
+        )
+        redis_url = self.settings.redis_url
+        if redis_url is None:
+            self.redis = RedisServer(self.data_dir / "redis", appendfsync=self.settings.appendfsync)
+            redis_url = self.redis.start(timeout=self.settings.ready_timeout_seconds)
+        adjudicator_port = self.settings.adjudicator_port or free_port()
+        environment = {
+            **os.environ,
+            "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
+            "ONESTOP_ADJUDICATOR_PORT": str(adjudicator_port),
+            "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
+            "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
+            "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
+        }
+        environment.pop("ONESTOP_ADJUDICATOR_MEMBER_KEY", None)
+        adjudicator = Child(
+            "adjudicator",
+            [sys.executable, "-m", "adjudicator"],
+            environment,
+            self.data_dir / "adjudicator.log",
+        )
+        adjudicator.start()
+        self.children.append(adjudicator)
+        target = f"{self.settings.host}:{adjudicator_port}"
+        wait_serving(target, self.settings.ready_timeout_seconds)
+        addresses: dict[str, object] = {
+            "data_dir": str(self.data_dir),
+            "redis_url": redis_url,
+            "adjudicator": target,
+            "pids": {
+                "serve": os.getpid(),
+                "adjudicator": adjudicator.process.pid if adjudicator.process else None,
+                "redis": self.redis.process.pid if self.redis and self.redis.process else None,
+            },
+        }
+        (self.data_dir / "serve.json").write_text(json.dumps(addresses, indent=2))
+        return addresses
+
+    def supervise(self) -> None:
+        """Restart children that die, until :meth:`request_stop`."""
+        while not self._stopping:
+            if (
+                self.redis is not None
+                and self.redis.process is not None
+                and (self.redis.process.poll() is not None)
+            ):
+                log.warning("redis exited; starting it again")
+                port = self.redis.port
+                self.redis = RedisServer(
+                    self.redis.data_dir, port=port, appendfsync=self.settings.appendfsync
+                )
+                with contextlib.suppress(Exception):
+                    self.redis.start(timeout=self.settings.ready_timeout_seconds)
+            for child in self.children:
+                if child.exited() and not self._stopping:
+                    log.warning("%s exited; starting it again", child.name)
+                    time.sleep(RESTART_PAUSE_SECONDS)
+                    child.start()
+            time.sleep(0.2)
+
+    def request_stop(self, *_: object) -> None:
+        """Ask :meth:`supervise` to return (a signal handler)."""
+        self._stopping = True
+
+    def stop(self) -> None:
+        """Stop the services, then Redis, then release the directory."""
+        self._stopping = True
+        if self._lock is None:
+            return  # never started: the directory is someone else's
+        for child in reversed(self.children):
+            child.stop(timeout=30)
+        if self.redis is not None:
+            self.redis.stop()
+        (self.data_dir / "serve.json").unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.close()
+
+
+def run(settings: ServeSettings) -> int:
+    """Serve until SIGTERM or SIGINT; the exit status."""
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    try:
+        addresses = supervisor.start()
+        print(
+            f"onestop serving from {addresses['data_dir']}: adjudicator {addresses['adjudicator']},"
+            f" redis {addresses['redis_url']}",
+            flush=True,
+        )
+        supervisor.supervise()
+    except AlreadyServing as error:
+        print(f"onestop serve: {error}", file=sys.stderr)
+        return 1
+    finally:
+        supervisor.stop()
+    return 0

@@ -1,0 +1,160 @@
+"""``onestop serve``: real processes, real crashes (kill -9), nothing acknowledged lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+
+import grpc
+import redis
+
+from onestop import keys
+from onestop.redis_server import find_redis_server
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
+from tests.support.serve import Served, journal_entries, start_serve
+
+MEMBERS = [member_record(f"M4000{n:02d}") for n in range(12)]
+
+
+async def _stream_until_killed(
+    served: Served, acknowledged: list[pb.Settlement], kill_after: int
+) -> None:
+    """Settle a stream of stays on 4 lanes; kill -9 Redis, adjudicator and serve mid-stream."""
+    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+        stub = pb_grpc.AdjudicatorStub(channel)
+        tables = await load_demo_world(stub, MEMBERS)
+        killed = asyncio.Event()
+
+        async def lane(lane_no: int) -> None:
+            for n in range(400):
+                member = MEMBERS[(lane_no * 3 + n) % len(MEMBERS)]["member_id"]
+                day = date(2026, 1, 1) + timedelta(days=(n * 4 + lane_no) % 360)
+                body = stay_body(f"L{lane_no}-{n}", member, day, 1, 50_000 + n)
+                try:
+                    receipt = await stub.Settle(settle_request(tables, body), timeout=5)
+                except grpc.aio.AioRpcError:
+                    if killed.is_set():
+                        return
+                    continue  # an overlap with another lane's stay: refused, fine
+                acknowledged.append(receipt)
+                if len(acknowledged) >= kill_after and not killed.is_set():
+                    killed.set()
+                    for name in ("redis", "adjudicator", "serve"):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(served.pid(name), signal.SIGKILL)
+
+        await asyncio.gather(*(lane(lane_no) for lane_no in range(4)))
+
+
+def _check_consistent(served: Served, acknowledged: list[pb.Settlement]) -> None:
+    entries = journal_entries(served.redis_url)
+    settled = {entry["id"] for entry in entries if entry["k"] == "S"}
+    assert {receipt.settlement_id for receipt in acknowledged} <= settled
+    basic_by_member: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        sign = 1 if entry["k"] == "S" else -1
+        basic_by_member[entry["m"]] += sign * int(entry["a"].split(",")[6])
+    client = redis.Redis.from_url(served.redis_url)
+    try:
+        for member in MEMBERS:
+            member_id = member["member_id"]
+            state = int(client.hget(keys.member(member_id), "2026:bf") or 0)
+            assert state == basic_by_member[member_id], member_id
+        for settlement_id in settled:
+            group = keys.group_of_settlement(settlement_id)
+            assert group is not None
+            assert client.hget(keys.settlement(group, settlement_id), "st") == b"settled"
+    finally:
+        client.close()
+
+
+async def _read_back(served: Served, acknowledged: list[pb.Settlement]) -> None:
+    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+        stub = pb_grpc.AdjudicatorStub(channel)
+        for receipt in acknowledged:
+            stored = await stub.GetSettlement(
+                pb.GetSettlementRequest(settlement_id=receipt.settlement_id)
+            )
+            assert stored.amounts == receipt.amounts
+            assert stored.status == "settled"
+
+
+async def test_kill_minus_nine_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    served = start_serve(data_dir)
+    acknowledged: list[pb.Settlement] = []
+    await _stream_until_killed(served, acknowledged, kill_after=40)
+    served.process.wait(10)
+    assert len(acknowledged) >= 40
+
+    restarted = start_serve(data_dir)  # stale pid files, dead processes
+    try:
+        await _read_back(restarted, acknowledged)
+        _check_consistent(restarted, acknowledged)
+    finally:
+        assert restarted.terminate() == 0
+
+
+async def test_restart_over_a_stale_redis_still_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    served = start_serve(data_dir)
+    acknowledged: list[pb.Settlement] = []
+    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+        stub = pb_grpc.AdjudicatorStub(channel)
+        tables = await load_demo_world(stub, MEMBERS[:1])
+        for n in range(5):
+            body = stay_body(f"S{n}", MEMBERS[0]["member_id"], date(2026, 3, 1 + 2 * n), 1, 90_000)
+            acknowledged.append(await stub.Settle(settle_request(tables, body)))
+    for name in ("redis", "adjudicator", "serve"):
+        os.kill(served.pid(name), signal.SIGKILL)
+    served.process.wait(10)
+    # A Redis left running on the directory, holding its port and pid file.
+    stale = subprocess.Popen(
+        [find_redis_server(), str(data_dir / "redis" / "redis.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not (data_dir / "redis" / "redis.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    restarted = start_serve(data_dir)
+    try:
+        assert stale.wait(20) == 0  # shut down cleanly by the new supervisor
+        await _read_back(restarted, acknowledged)
+        _check_consistent(restarted, acknowledged)
+    finally:
+        assert restarted.terminate() == 0
+
+
+def test_one_supervisor_per_directory_and_a_clean_stop(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    served = start_serve(data_dir)
+    second = subprocess.run(
+        [sys.executable, "-m", "onestop", "serve", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "another onestop serve is running" in second.stderr
+    assert (data_dir / "serve.json").exists()  # the refused one touched nothing
+    assert (data_dir / "member.key").stat().st_mode & 0o777 == 0o600
+
+    pids = [served.pid("redis"), served.pid("adjudicator")]
+    assert served.terminate() == 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text().lower()
+    assert not (data_dir / "serve.json").exists()

@@ -1,0 +1,80 @@
+"""``onestop serve`` as a real child process, and what its data directory holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from onestop import keys
+
+
+@dataclass
+class Served:
+    """A running ``onestop serve`` and the addresses it wrote."""
+
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    addresses: dict[str, Any]
+
+    @property
+    def adjudicator(self) -> str:
+        return str(self.addresses["adjudicator"])
+
+    @property
+    def redis_url(self) -> str:
+        return str(self.addresses["redis_url"])
+
+    def pid(self, name: str) -> int:
+        return int(self.addresses["pids"][name])
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def start_serve(data_dir: Path, timeout: float = 60, **environment: str) -> Served:
+    """Start ``onestop serve --data-dir DIR`` and wait until it reports its addresses."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "onestop", "serve", "--data-dir", str(data_dir)],
+        env={**os.environ, **environment},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    addresses_file = data_dir / "serve.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"onestop serve exited with {process.returncode}:\n{output}")
+        if addresses_file.exists():
+            try:
+                addresses = json.loads(addresses_file.read_text())
+            except json.JSONDecodeError:
+                addresses = {}
+            if addresses.get("pids", {}).get("serve") == process.pid:
+                return Served(process, data_dir, addresses)
+        time.sleep(0.1)
+    process.kill()
+    raise TimeoutError("onestop serve did not start")
+
+
+def journal_entries(redis_url: str) -> list[dict[str, str]]:
+    """Every journal entry of every slot group."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        entries = []
+        for group in range(keys.GROUPS):
+            for _, fields in client.xrange(keys.journal(group)):
+                entries.append(fields)
+        return entries
+    finally:
+        client.close()
