@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -71,10 +71,10 @@ def journal_entries(redis_url: str) -> list[dict[str, str]]:
     """Every journal entry of every slot group."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        entries = []
+        entries: list[dict[str, str]] = []
         for group in range(keys.GROUPS):
-            for _, fields in client.xrange(keys.journal(group)):
-                entries.append(fields)
+            stream = cast(list[tuple[str, dict[str, str]]], client.xrange(keys.journal(group)))
+            entries.extend(fields for _, fields in stream)
         return entries
     finally:
         client.close()
