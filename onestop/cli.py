@@ -10,7 +10,23 @@ from pathlib import Path
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from onestop.benchmark import time_engine
+    if args.target == "memory":
+        from onestop.bench.memory import measure_member_memory
+
+        figures = measure_member_memory(members=args.members)
+        if args.json:
+            print(json.dumps(figures.as_dict()))
+        else:
+            print(
+                f"memory: {figures.members} members in Redis {figures.redis_version}\n"
+                f"  record (profile, sealed identity, balance, index)  "
+                f"{figures.record_bytes:6.0f} bytes/member\n"
+                f"  record and one year of state                       "
+                f"{figures.with_year_bytes:6.0f} bytes/member"
+            )
+        return 0
+
+    from onestop.bench.engine import time_engine
 
     timing = time_engine(lines=args.lines, iterations=args.iterations)
     if args.json:
@@ -61,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     bench = commands.add_parser("bench", help="measure settlement speed")
-    bench.add_argument("target", choices=["engine"], help="what to measure")
+    bench.add_argument("target", choices=["engine", "memory"], help="what to measure")
+    bench.add_argument("--members", type=int, default=100_000, help="members (memory)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (default 200)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (default 2000)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

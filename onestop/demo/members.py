@@ -112,9 +112,13 @@ def crowd(count: int, seed: int = 2026) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     regions = ("410100", "520100", "610822")
     categories: tuple[AssistanceCategory | None, ...] = (None, *AssistanceCategory)
+    # The 3-digit sequence of an id number counts people born on one day in one region.
+    born: dict[tuple[str, date], int] = {}
     for number in range(count):
         region = regions[number % len(regions)]
         birth = date(1940, 1, 1) + timedelta(days=rng.randrange(80 * 365))
+        sequence = born.get((region, birth), 0)
+        born[(region, birth)] = sequence + 1
         yield _member(
             f"{region[:2]}{number + 100:07d}",
             rng.choice(_SURNAMES) + rng.choice(_GIVEN),
@@ -125,5 +129,5 @@ def crowd(count: int, seed: int = 2026) -> Iterator[dict[str, Any]]:
             supplementary=region == "410100" and rng.random() < 0.6,
             category=categories[number % len(categories)],
             balance=rng.randrange(0, 20000),
-            sequence=number,
+            sequence=sequence,
         )

@@ -30,3 +30,10 @@ def test_unknown_commands_are_refused() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["settle-everything"])
     assert caught.value.code == 2
+
+
+def test_bench_memory_measures_bytes_per_member(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "memory", "--members", "2000", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["members"] == 2000
+    assert 0 < figures["record_bytes_per_member"] < figures["record_and_year_bytes_per_member"]

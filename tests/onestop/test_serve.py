@@ -158,3 +158,20 @@ def test_one_supervisor_per_directory_and_a_clean_stop(tmp_path: Path) -> None:
         status = Path(f"/proc/{pid}/status")
         assert not status.exists() or "zombie" in status.read_text().lower()
     assert not (data_dir / "serve.json").exists()
+
+
+async def test_an_existing_redis_is_used_when_configured(tmp_path: Path, redis_url: str) -> None:
+    data_dir = tmp_path / "data"
+    served = start_serve(data_dir, ONESTOP_REDIS_URL=redis_url)
+    try:
+        assert served.redis_url == redis_url
+        assert served.addresses["pids"]["redis"] is None
+        assert not (data_dir / "redis").exists()
+        async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+            stub = pb_grpc.AdjudicatorStub(channel)
+            tables = await load_demo_world(stub, MEMBERS[:1])
+            body = stay_body("E1", MEMBERS[0]["member_id"], date(2026, 3, 1), 1, 90_000)
+            receipt = await stub.Settle(settle_request(tables, body))
+        assert receipt.settlement_id
+    finally:
+        assert served.terminate() == 0

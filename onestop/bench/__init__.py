@@ -1,0 +1,1 @@
+"""Benchmarks behind ``onestop bench``: figures for docs/performance.md, never test asserts."""

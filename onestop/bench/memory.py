@@ -1,0 +1,101 @@
+"""``onestop bench memory``: Redis bytes per member, record plus one year of state.
+
+Loads synthetic members through the adjudicator's real loading path (encrypted identity,
+blind index) into a private Redis, gives each one year of year-to-date figures exactly as a
+settlement's commit writes them, and divides the growth of Redis's ``used_memory`` by the
+number of members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from adjudicator.crypto import MemberCipher
+from adjudicator.members import MemberLoader
+from adjudicator.records import YEAR_FIELDS
+from onestop import keys
+from onestop.demo.members import crowd
+from onestop.redis_server import RedisServer
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFigures:
+    """Bytes of Redis memory per member."""
+
+    members: int
+    record_bytes: float
+    with_year_bytes: float
+    redis_version: str
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """JSON-ready."""
+        return {
+            "members": self.members,
+            "record_bytes_per_member": round(self.record_bytes, 1),
+            "record_and_year_bytes_per_member": round(self.with_year_bytes, 1),
+            "redis_version": self.redis_version,
+        }
+
+
+async def _used_memory(client: aioredis.Redis) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"])
+
+
+async def _measure(url: str, members: int, year: int) -> MemoryFigures:
+    client = aioredis.Redis.from_url(url)
+    try:
+        cipher = MemberCipher(os.urandom(32))
+        loader = MemberLoader(client, cipher)
+        baseline = await _used_memory(client)
+
+        async def lines() -> AsyncIterator[bytes]:
+            for record in crowd(members, seed=99):
+                yield json.dumps(record, ensure_ascii=False).encode()
+
+        report = await loader.load(lines())
+        loaded = report.loaded
+        after_records = await _used_memory(client)
+
+        rng = random.Random(5)
+        member_ids = [record["member_id"] for record in crowd(members, seed=99)]
+        for start in range(0, len(member_ids), 1000):
+            pipe = client.pipeline(transaction=False)
+            for member_id in member_ids[start : start + 1000]:
+                fields: dict[str, int] = {
+                    f"{year}:{code}": rng.randrange(1, 3_000_000) for code, _ in YEAR_FIELDS
+                }
+                fields[f"{year}:ad"] = rng.randrange(1, 4)
+                fields["v"] = rng.randrange(1, 20)
+                pipe.hset(keys.member(member_id), mapping=fields)  # type: ignore[arg-type]
+            await pipe.execute()
+        after_year = await _used_memory(client)
+        version = str((await client.info("server"))["redis_version"])
+    finally:
+        await client.aclose()
+    return MemoryFigures(
+        members=loaded,
+        record_bytes=(after_records - baseline) / loaded,
+        with_year_bytes=(after_year - baseline) / loaded,
+        redis_version=version,
+    )
+
+
+def measure_member_memory(members: int = 100_000, year: int = 2026) -> MemoryFigures:
+    """Start a private Redis, load ``members`` members with a year of state, measure."""
+    with tempfile.TemporaryDirectory(prefix="onestop-memory-") as scratch:
+        server = RedisServer(Path(scratch), appendfsync="everysec")
+        url = server.start()
+        try:
+            return asyncio.run(_measure(url, members, year))
+        finally:
+            server.stop()
