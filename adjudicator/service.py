@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from adjudicator import records
-from adjudicator.convert import amounts_text, record_bytes, record_of
 from adjudicator.crypto import MemberCipher
 from adjudicator.errors import (
     NoPolicy,
@@ -40,6 +39,7 @@ from onestop.domain.settlement import PREVIEW, SETTLED, Eligibility, PolicyRef, 
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
+from onestop.wire import amounts_text, record_bytes, record_of
 
 log = logging.getLogger("onestop.adjudicator")
 

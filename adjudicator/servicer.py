@@ -12,11 +12,11 @@ from typing import TypeVar
 
 import grpc
 
-from adjudicator import convert
 from adjudicator.errors import CODE_METADATA_KEY, PROBLEMS_METADATA_KEY, grpc_status_of
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
 from adjudicator.service import SettleCommand, SettlementService
+from onestop import wire as convert
 from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError, InvalidDocument
 from onestop.domain.settlement import Settlement

@@ -13,3 +13,4 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 pytest_plugins = ["tests.support.redis", "tests.support.adjudicator"]
+pytest_plugins += ["tests.support.gateway"]

@@ -10,10 +10,10 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from adjudicator.convert import settle_request_of
 from onestop.domain import BillRejected, MappingTable, VisitRequest, map_bill
 from onestop.domain.catalog import parse_catalog_items
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.wire import settle_request_of
 from tests.support.adjudicator import Adjudicator, error_code, fingerprint, load_reference
 from tests.support.cases import Case, assert_subset, load_cases
 from tests.support.redis import dump_everything

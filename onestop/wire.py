@@ -1,4 +1,4 @@
-"""The one place where protobuf messages meet domain values."""
+"""The one place where protobuf messages meet domain values (adjudicator and gateway alike)."""
 
 from __future__ import annotations
 

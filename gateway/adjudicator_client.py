@@ -1,0 +1,214 @@
+"""The gateway's side of the gRPC contract: calls, deadlines, refusals back as domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from onestop import wire
+from onestop.domain.bill import Visit
+from onestop.domain.errors import DomainError
+from onestop.domain.settlement import Eligibility, Settlement
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 256 * 1024
+
+
+class AdjudicatorRefusal(DomainError):
+    """A refusal the adjudicator answered, with the contract code it carried."""
+
+    def __init__(self, code: str, message: str, problems: tuple[Any, ...] = ()) -> None:
+        super().__init__(message, problems)
+        self.code = code
+
+
+def refusal_of(error: grpc.aio.AioRpcError) -> AdjudicatorRefusal:
+    """The domain refusal a gRPC error stands for.
+
+    Without a contract code (the adjudicator is down, slow, or failed) the answer is
+    ``UNAVAILABLE``: nothing may be assumed settled, and the same request may be retried,
+    which settles at most once.
+    """
+    code = ""
+    problems: tuple[Any, ...] = ()
+    for key, value in error.trailing_metadata() or ():
+        if key == "onestop-code" and isinstance(value, str):
+            code = value
+        elif key == "onestop-problems-bin" and isinstance(value, bytes):
+            message = pb.Problems()
+            message.ParseFromString(value)
+            problems = wire.problems_of(message)
+    if not code:
+        reason = {
+            grpc.StatusCode.DEADLINE_EXCEEDED: "the adjudicator did not answer in time",
+            grpc.StatusCode.UNAVAILABLE: "the adjudicator cannot be reached",
+        }.get(error.code(), f"the adjudicator failed ({error.code().name})")
+        return AdjudicatorRefusal("UNAVAILABLE", f"{reason}; retry the same request", ())
+    return AdjudicatorRefusal(code, error.details() or code, problems)
+
+
+class AdjudicatorClient:
+    """A channel to the adjudicator and typed calls over it."""
+
+    def __init__(self, target: str, deadline_seconds: float) -> None:
+        self.target = target
+        self.deadline = deadline_seconds
+        self.channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.enable_retries", 0),
+            ],
+        )
+        self.stub = pb_grpc.AdjudicatorStub(self.channel)
+        self._health: Any = health_pb2_grpc.HealthStub(self.channel)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            raise refusal_of(error) from error
+
+    async def serving(self) -> bool:
+        """Whether the adjudicator reports itself able to settle."""
+        try:
+            answer = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def settle(
+        self,
+        visit: Visit,
+        *,
+        client_id: str,
+        visit_id: str,
+        member_id: str,
+        fingerprint: bytes,
+        preview: bool = False,
+    ) -> Settlement:
+        """Settle (or preview) a mapped visit."""
+        request = wire.settle_request_of(
+            visit,
+            client_id=client_id,
+            visit_id=visit_id,
+            member_id=member_id,
+            fingerprint=fingerprint,
+        )
+        method = self.stub.Preview if preview else self.stub.Settle
+        message = await self._call(lambda: method(request, timeout=self.deadline))
+        return wire.settlement_of(message)
+
+    async def find(
+        self, *, client_id: str, visit_id: str, member_id: str, fingerprint: bytes
+    ) -> Settlement:
+        """The settlement of an identical earlier request, as a replay."""
+        request = pb.FindSettlementRequest(
+            client_id=client_id, visit_id=visit_id, member_id=member_id, fingerprint=fingerprint
+        )
+        message = await self._call(lambda: self.stub.FindSettlement(request, timeout=self.deadline))
+        return wire.settlement_of(message)
+
+    async def get(self, settlement_id: str, client_id: str) -> Settlement:
+        """A settlement (``client_id`` empty: any client's)."""
+        request = pb.GetSettlementRequest(client_id=client_id, settlement_id=settlement_id)
+        message = await self._call(lambda: self.stub.GetSettlement(request, timeout=self.deadline))
+        return wire.settlement_of(message)
+
+    async def reverse(self, settlement_id: str, client_id: str) -> Settlement:
+        """Reverse a settlement (``client_id`` empty: any client's)."""
+        request = pb.ReverseRequest(client_id=client_id, settlement_id=settlement_id)
+        message = await self._call(lambda: self.stub.Reverse(request, timeout=self.deadline))
+        return wire.settlement_of(message)
+
+    async def eligibility(self, member_id: str, day: date) -> Eligibility:
+        """The member's entitlement on ``day``."""
+        request = pb.EligibilityRequest(member_id=member_id, date=day.isoformat())
+        message = await self._call(lambda: self.stub.Eligibility(request, timeout=self.deadline))
+        return wire.eligibility_of(message)
+
+    async def put_policy(self, document_json: bytes) -> pb.PolicyRef:
+        """Store a policy document."""
+        request = pb.PutPolicyRequest(document_json=document_json)
+        reply = await self._call(lambda: self.stub.PutPolicy(request, timeout=self.deadline))
+        return reply.policy
+
+    async def put_catalog(self, chunks: AsyncIterator[bytes]) -> pb.PutCatalogReply:
+        """Replace the catalog with a CSV streamed in chunks."""
+        return await self._call(
+            lambda: self.stub.PutCatalog(_messages(chunks), timeout=self.deadline * 30)
+        )
+
+    async def put_members(self, chunks: AsyncIterator[bytes]) -> pb.PutMembersReply:
+        """Load a members file streamed in chunks (no deadline: a million lines take time)."""
+        return await self._call(lambda: self.stub.PutMembers(_messages(chunks)))
+
+    async def put_client(self, client: pb.Client) -> pb.Client:
+        """Register or update a client."""
+        return await self._call(lambda: self.stub.PutClient(client, timeout=self.deadline))
+
+    async def list_clients(self) -> pb.ClientList:
+        """Every registered client."""
+        return await self._call(
+            lambda: self.stub.ListClients(pb.ListClientsRequest(), timeout=self.deadline)
+        )
+
+    async def put_mapping(
+        self, client_id: str, csv: bytes, *, confirm: bool, changed_by: str
+    ) -> pb.PutMappingReply:
+        """Replace a client's mapping."""
+        request = pb.PutMappingRequest(
+            client_id=client_id, csv=csv, confirm=confirm, changed_by=changed_by
+        )
+        return await self._call(lambda: self.stub.PutMapping(request, timeout=self.deadline * 10))
+
+    async def mapping_text(self, client_id: str) -> str:
+        """A client's mapping as CSV."""
+        request = pb.GetMappingRequest(client_id=client_id)
+
+        async def read() -> str:
+            parts = [
+                chunk.data async for chunk in self.stub.GetMapping(request, timeout=self.deadline)
+            ]
+            return b"".join(parts).decode()
+
+        return await self._call(read)
+
+    async def catalog_text(self) -> str:
+        """The catalog as CSV."""
+
+        async def read() -> str:
+            parts = [
+                chunk.data
+                async for chunk in self.stub.GetCatalog(
+                    pb.GetCatalogRequest(), timeout=self.deadline * 10
+                )
+            ]
+            return b"".join(parts).decode()
+
+        return await self._call(read)
+
+    async def mapping_audit(self, client_id: str) -> pb.MappingAudit:
+        """Every recorded change to a client's mapping."""
+        request = pb.GetMappingAuditRequest(client_id=client_id)
+        return await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
+
+
+async def _messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.TextChunk]:
+    async for chunk in chunks:
+        for start in range(0, len(chunk), CHUNK_BYTES):
+            yield pb.TextChunk(data=chunk[start : start + CHUNK_BYTES])

@@ -1,0 +1,82 @@
+"""Hot copies of what the gateway reads on every request: clients, catalog, mappings.
+
+Versions come from Redis with each request's nonce check (one round trip); a kind is fetched
+from the adjudicator again only when its version moved, so an agency upload applies from the
+next request on, in every gateway process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from gateway.adjudicator_client import AdjudicatorClient
+from onestop.domain.catalog import CatalogItem, parse_catalog_csv
+from onestop.domain.clients import Client
+from onestop.domain.mapping import MappingTable, parse_mapping_csv
+from onestop.domain.types import ClientKind, HospitalLevel
+
+NO_MAPPING = MappingTable({})
+
+
+class GatewayReference:
+    """Clients, catalog and per-client mappings, each kept with the version it was read at."""
+
+    def __init__(self, adjudicator: AdjudicatorClient) -> None:
+        self.adjudicator = adjudicator
+        self.latest: dict[str, str] = {}
+        self._clients: tuple[str | None, dict[str, Client]] = (None, {})
+        self._catalog: tuple[str | None, dict[str, CatalogItem]] = (None, {})
+        self._mappings: dict[str, tuple[str | None, MappingTable]] = {}
+        self._lock = asyncio.Lock()
+
+    def observe(self, versions: Mapping[bytes, bytes]) -> None:
+        """Note the versions just read from Redis."""
+        self.latest = {name.decode(): value.decode() for name, value in versions.items()}
+
+    async def client(self, client_id: str) -> Client | None:
+        """A registered client, read again when the registry's version moved."""
+        version = self.latest.get("clients")
+        if self._clients[0] != version or version is None:
+            async with self._lock:
+                if self._clients[0] != version or version is None:
+                    listed = await self.adjudicator.list_clients()
+                    clients = {
+                        entry.client_id: Client(
+                            client_id=entry.client_id,
+                            kind=ClientKind(entry.kind),
+                            name=entry.name,
+                            level=HospitalLevel(entry.level) if entry.level else None,
+                            region=entry.region or None,
+                            public_key=entry.public_key_pem,
+                        )
+                        for entry in listed.clients
+                    }
+                    self._clients = (listed.version or version, clients)
+        return self._clients[1].get(client_id)
+
+    async def catalog(self) -> dict[str, CatalogItem]:
+        """The catalog, read again when its version moved."""
+        version = self.latest.get("catalog")
+        if self._catalog[0] != version:
+            async with self._lock:
+                if self._catalog[0] != version:
+                    text = await self.adjudicator.catalog_text()
+                    items = parse_catalog_csv(text) if text.strip() else []
+                    self._catalog = (version, {item.code: item for item in items})
+        return self._catalog[1]
+
+    async def mapping(self, client_id: str) -> MappingTable:
+        """A client's mapping (empty when none was uploaded), read again when it moved."""
+        version = self.latest.get(f"mapping:{client_id}")
+        if version is None:
+            return NO_MAPPING
+        cached = self._mappings.get(client_id)
+        if cached is None or cached[0] != version:
+            async with self._lock:
+                cached = self._mappings.get(client_id)
+                if cached is None or cached[0] != version:
+                    text = await self.adjudicator.mapping_text(client_id)
+                    cached = (version, parse_mapping_csv(text, None))
+                    self._mappings[client_id] = cached
+        return cached[1]

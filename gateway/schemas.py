@@ -1,0 +1,383 @@
+"""Shapes of the HTTP API for the OpenAPI document, with an example for each.
+
+Requests that carry money or ratios are validated by the domain's own models
+(:class:`onestop.domain.bill.VisitRequest`, :class:`onestop.domain.policy.Policy`); the models
+here describe answers and the smaller bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from onestop.domain.types import ClientKind, Code, HospitalLevel, Name
+
+SETTLE_EXAMPLE: dict[str, Any] = {
+    "visit_id": "ZY20260301001",
+    "member_id": "M0001",
+    "visit_type": "inpatient",
+    "admission_date": "2026-03-01",
+    "discharge_date": "2026-03-09",
+    "diagnoses": ["C34.9"],
+    "use_personal_account": False,
+    "lines": [
+        {
+            "line_no": 1,
+            "his_code": "XJ-001",
+            "quantity": "2",
+            "unit_price": 1500,
+            "amount": 3000,
+            "date": "2026-03-02",
+        }
+    ],
+}
+
+AMOUNTS_EXAMPLE: dict[str, Any] = {
+    "total": 111150,
+    "full_self_pay": 0,
+    "over_limit_self_pay": 0,
+    "pre_self_pay": 0,
+    "in_scope": 111150,
+    "deductible": 90000,
+    "basic_fund": 10575,
+    "supplementary": 0,
+    "assistance": 0,
+    "personal_account": 0,
+    "cash": 100575,
+}
+
+YEAR_TO_DATE_EXAMPLE: dict[str, Any] = {
+    "basic_fund": 10575,
+    "basic_cap_remaining": 2489425,
+    "outpatient_pooling": 0,
+    "supplementary": 0,
+    "critical_illness_base": 0,
+    "assistance": 0,
+    "assistance_base": 0,
+    "personal_account_balance": 5000,
+}
+
+RESULT_EXAMPLE: dict[str, Any] = {
+    "settlement_id": "S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f",
+    "client_id": "H0001",
+    "visit_id": "ZY20260301001",
+    "member_id": "M0001",
+    "visit_type": "inpatient",
+    "status": "settled",
+    "replayed": False,
+    "settled_at": "2026-03-09T10:15:02.000+08:00",
+    "policy": {"region": "410100", "scheme": "resident", "year": 2026, "version": "5b1f0c2e9a7d"},
+    "amounts": AMOUNTS_EXAMPLE,
+    "lines": [
+        {
+            "line_no": 1,
+            "catalog_code": "FA02",
+            "category": "A",
+            "amount": 4000,
+            "full_self_pay": 0,
+            "over_limit_self_pay": 0,
+            "pre_self_pay": 0,
+            "in_scope": 4000,
+            "reasons": [],
+        }
+    ],
+    "year_to_date": YEAR_TO_DATE_EXAMPLE,
+    "notes": [],
+    "signature": {"key_id": "3f2a9c0d1e4b5a67", "algorithm": "ed25519", "value": "q83v...=="},
+}
+
+
+class Amounts(BaseModel):
+    """Every amount in fen.
+
+    National interface names: medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay,
+    preselfpay_amt, inscp_scp_amt, act_pay_dedc, hifp_pay, hifmi_pay, maf_pay, acct_pay,
+    psn_cash_pay.
+    """
+
+    total: int
+    full_self_pay: int
+    over_limit_self_pay: int
+    pre_self_pay: int
+    in_scope: int
+    deductible: int
+    basic_fund: int
+    supplementary: int
+    assistance: int
+    personal_account: int
+    cash: int
+
+
+class LineResult(BaseModel):
+    """How one bill line divides (fen)."""
+
+    line_no: int
+    catalog_code: str
+    category: str
+    amount: int
+    full_self_pay: int
+    over_limit_self_pay: int
+    pre_self_pay: int
+    in_scope: int
+    reasons: list[str]
+
+
+class YearToDate(BaseModel):
+    """The member's year after this answer (fen)."""
+
+    basic_fund: int
+    basic_cap_remaining: int
+    outpatient_pooling: int
+    supplementary: int
+    critical_illness_base: int
+    assistance: int
+    assistance_base: int
+    personal_account_balance: int
+
+
+class NoteOut(BaseModel):
+    """Something to tell the patient (``WAITING_PERIOD``, ``DIAGNOSIS_NOT_COVERED``...)."""
+
+    code: str
+    message: str
+
+
+class PolicyRef(BaseModel):
+    """The policy document applied."""
+
+    region: str
+    scheme: str
+    year: int
+    version: str
+
+
+class Signature(BaseModel):
+    """Ed25519 signature of the result.
+
+    It covers the result without ``signature`` and ``replayed``, as sorted, compact UTF-8
+    JSON; the key is listed at ``GET /v1/keys``.
+    """
+
+    key_id: str
+    algorithm: str
+    value: str
+
+
+class SettlementResult(BaseModel):
+    """A settlement (or preview, or reversal)."""
+
+    model_config = ConfigDict(json_schema_extra={"example": RESULT_EXAMPLE})
+
+    settlement_id: str | None
+    client_id: str
+    visit_id: str
+    member_id: str
+    visit_type: str
+    status: str = Field(description="preview | settled | reversed")
+    replayed: bool
+    settled_at: str | None
+    reversed_at: str | None = None
+    policy: PolicyRef
+    amounts: Amounts
+    lines: list[LineResult]
+    year_to_date: YearToDate
+    notes: list[NoteOut]
+    signature: Signature
+
+
+class ProblemError(BaseModel):
+    """One offending line, field or row."""
+
+    line_no: int | None
+    his_code: str | None
+    field: str | None
+    code: str
+    message: str
+    row: int | None = None
+
+
+class Problem(BaseModel):
+    """A refusal (``application/problem+json``): nothing was changed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": "urn:onestop:problem:UNMAPPED_CODES",
+                "title": "Some HIS codes have no mapping",
+                "status": 422,
+                "code": "UNMAPPED_CODES",
+                "detail": "1 problem(s) in the bill",
+                "errors": [
+                    {
+                        "line_no": 3,
+                        "his_code": "NOPE01",
+                        "field": "his_code",
+                        "code": "UNMAPPED_CODES",
+                        "message": "HIS code NOPE01 has no mapping valid on 2026-09-01",
+                    }
+                ],
+            }
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[ProblemError]
+
+
+class EligibilityResult(BaseModel):
+    """A member's entitlement on a day, identity masked."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "member_id": "M0001",
+                "name": "张*",
+                "id_number": "4101**********1234",
+                "scheme": "resident",
+                "region": "410100",
+                "status": "active",
+                "waiting_until": None,
+                "in_waiting_period": False,
+                "continuous_years": 6,
+                "assistance_category": "dibao",
+                "supplementary_enrolled": True,
+                "personal_account_balance": 5000,
+                "year_to_date": YEAR_TO_DATE_EXAMPLE,
+                "policy": {
+                    "region": "410100",
+                    "scheme": "resident",
+                    "year": 2026,
+                    "version": "5b1f0c2e9a7d",
+                },
+            }
+        }
+    )
+
+    member_id: str
+    name: str
+    id_number: str
+    scheme: str
+    region: str
+    status: str
+    waiting_until: str | None
+    in_waiting_period: bool
+    continuous_years: int
+    assistance_category: str | None
+    supplementary_enrolled: bool
+    personal_account_balance: int
+    year_to_date: YearToDate
+    policy: PolicyRef
+
+
+class PublicKey(BaseModel):
+    """A receipt-signing key."""
+
+    key_id: str
+    algorithm: str
+    public_key: str
+
+
+class Keys(BaseModel):
+    """Every key that ever signed a receipt."""
+
+    keys: list[PublicKey]
+
+
+class ClientRegistration(BaseModel):
+    """A client the agency registers (``level`` and ``region`` for hospitals and pharmacies)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "kind": "hospital",
+                "name": "省人民医院",
+                "level": "level3",
+                "region": "410100",
+                "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n"
+                "-----END PUBLIC KEY-----\n",
+            }
+        },
+    )
+
+    kind: ClientKind
+    name: Name
+    level: HospitalLevel | None = None
+    region: Code | None = None
+    public_key: str = Field(description="PEM SubjectPublicKeyInfo, Ed25519")
+
+
+class ClientOut(ClientRegistration):
+    """A registered client."""
+
+    client_id: str
+
+
+class PolicyLoaded(BaseModel):
+    """A stored policy."""
+
+    region: str
+    scheme: str
+    year: int
+    version: str
+
+
+class CatalogLoaded(BaseModel):
+    """A stored catalog."""
+
+    loaded: int
+    version: str
+
+
+class MappingChangeOut(BaseModel):
+    """How an upload changed one HIS code."""
+
+    his_code: str
+    change: str
+    old: list[str]
+    new: list[str]
+    risky: bool
+    reason: str
+
+
+class MappingLoaded(BaseModel):
+    """A stored mapping and what it changed."""
+
+    loaded: int
+    version: str
+    changes: list[MappingChangeOut]
+
+
+class AuditEntry(MappingChangeOut):
+    """One change in a mapping's audit trail."""
+
+    at: str
+    changed_by: str
+    version: str
+
+
+class RejectedMember(BaseModel):
+    """A line of a members file that was not loaded."""
+
+    line: int
+    member_id: str | None
+    code: str
+    message: str
+
+
+class MembersLoaded(BaseModel):
+    """What a members upload did."""
+
+    loaded: int
+    rejected: list[RejectedMember]
+
+
+class Health(BaseModel):
+    """The gateway can settle."""
+
+    status: str

@@ -1,0 +1,41 @@
+"""Settings of the gateway, from ``ONESTOP_GATEWAY_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """How one gateway process runs.
+
+    ``key_dir`` holds the receipt-signing keys (made on first start, mode 0600); every key that
+    ever signed stays there so ``GET /v1/keys`` can list it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ONESTOP_GATEWAY_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    adjudicator: str = Field(description="host:port of the adjudicator's gRPC service")
+    redis_url: str = Field(pattern=r"^rediss?://", description="for nonces and versions")
+    key_dir: Path
+    clock_skew_seconds: int = Field(default=300, ge=1, le=3600)
+    nonce_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("nonce_ttl_seconds")
+    @classmethod
+    def _nonces_outlive_the_clock_window(cls, value: int) -> int:
+        # A nonce must be remembered at least as long as its timestamp is accepted, or a
+        # captured request could be replayed once the nonce is forgotten.
+        if value < 300:
+            raise ValueError("nonces must be remembered for at least 300 s")
+        return value
