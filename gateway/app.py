@@ -15,12 +15,19 @@ import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import schemas
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator, body_digest, require_kind
-from gateway.errors import PROBLEM_JSON, GatewayError, domain_error_handler, problem_response
+from gateway.errors import (
+    PROBLEM_JSON,
+    GatewayError,
+    domain_error_handler,
+    http_error_handler,
+    problem_response,
+)
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.service import Gateway
@@ -98,13 +105,12 @@ async def _validation_handler(request: Request, error: Exception) -> JSONRespons
     """A body FastAPI could not parse or validate: 400 MALFORMED or 422 INVALID."""
     assert isinstance(error, RequestValidationError)
     details = list(error.errors())
-    if any(
-        detail.get("type") in ("json_invalid", "model_attributes_type", "dict_type")
-        and tuple(detail.get("loc", ()))[:1] == ("body",)
-        and len(detail["loc"]) <= 1
-        for detail in details
-    ):
-        return problem_response(GatewayError("MALFORMED", "the body is not a JSON object"))
+    for detail in details:
+        whole_body = tuple(detail.get("loc", ())) == ("body",)
+        if detail.get("type") == "json_invalid" or (
+            whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
+        ):
+            return problem_response(GatewayError("MALFORMED", "the body is not a JSON object"))
     problems = []
     for detail in details:
         location = [str(part) for part in detail.get("loc", ()) if part != "body"]
@@ -177,6 +183,7 @@ def create_app(
     app.add_middleware(BodyLimit, settings=settings)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     @app.get(
         "/health",

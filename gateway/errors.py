@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onestop.domain.errors import DomainError, Problem
 
@@ -23,6 +24,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "OVERLAPPING_STAY": 409,
     "RISKY_MAPPING_CHANGE": 409,
     "DUPLICATE_ENROLLMENT": 409,
+    "METHOD_NOT_ALLOWED": 405,
     "TOO_LARGE": 413,
     "INVALID": 422,
     "UNMAPPED_CODES": 422,
@@ -44,6 +46,7 @@ TITLES: dict[str, str] = {
     "OVERLAPPING_STAY": "The stay overlaps another stay of the member",
     "RISKY_MAPPING_CHANGE": "The mapping moves codes to items of another kind or category",
     "DUPLICATE_ENROLLMENT": "The id number is already enrolled",
+    "METHOD_NOT_ALLOWED": "This path does not take this method",
     "TOO_LARGE": "The request is too large",
     "INVALID": "The request is invalid",
     "UNMAPPED_CODES": "Some HIS codes have no mapping",
@@ -98,3 +101,12 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
     """FastAPI exception handler: every refusal becomes problem+json here, and only here."""
     assert isinstance(error, DomainError)
     return problem_response(error)
+
+
+async def http_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """Routing refusals (no such path, wrong method) as problem+json too."""
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "MALFORMED")
+    response = problem_response(GatewayError(code, str(error.detail)))
+    response.status_code = error.status_code
+    return response

@@ -173,13 +173,15 @@ IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 """A calendar date written ``YYYY-MM-DD``."""
 
 # No control characters anywhere, no white space at either end: codes are compared byte for
-# byte, and a stray tab or NUL from a HIS export must not create a second, invisible code.
-_CODE_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# byte, and a stray tab or NUL from a HIS export must not create a second, invisible code. No
+# code starts like a spreadsheet formula (= + - @): codes end up in the agency's exports.
+_CODE_PATTERN = r"^[^\s\x00-\x1f\x7f=+\-@](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 
 Code = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)
 ]
-"""A code or identifier: 1 to 64 characters, no control characters, no outer white space."""
+"""A code or identifier: 1 to 64 characters, no control characters, no outer white space,
+no leading ``=``, ``+``, ``-`` or ``@``."""
 
 Name = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")

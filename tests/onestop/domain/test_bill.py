@@ -145,3 +145,17 @@ def test_who_may_settle_what(client: ClientKind, visit_type: VisitType, allowed:
     else:
         with pytest.raises(VisitNotAllowed):
             check_client_may_settle(client, visit_type)
+
+
+@pytest.mark.parametrize("code", ["=HYPERLINK(1)", "+1", "-A", "@SUM"])
+def test_codes_never_start_like_a_formula(code: str) -> None:
+    line = {
+        "line_no": 1,
+        "his_code": code,
+        "quantity": "1",
+        "unit_price": 1,
+        "amount": 1,
+        "date": "2026-03-02",
+    }
+    with pytest.raises(ValidationError):
+        VisitRequest.model_validate(_request(lines=[line]))
