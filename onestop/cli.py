@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -42,11 +49,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from onestop.demo.walkthrough import run_in_process
+    from onestop.demo.walkthrough import run_demo
 
-    settled = run_in_process()
-    print(f"\n{settled} visits settled.")
-    return 0
+    return run_demo()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -68,6 +73,101 @@ def _serve(args: argparse.Namespace) -> int:
     return run(settings)
 
 
+def _keys_new(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from onestop.signing import key_id, private_pem, public_pem
+
+    private_path = Path(f"{args.out}.key")
+    public_path = Path(f"{args.out}.pub")
+    if private_path.exists() or public_path.exists():
+        print(f"onestop keys new: {private_path} or {public_path} exists", file=sys.stderr)
+        return 1
+    key = Ed25519PrivateKey.generate()
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private_pem(key))
+    public_path.write_text(public_pem(key.public_key()))
+    print(f"private key {private_path} (keep it on the client; mode 0600)")
+    print(f"public key  {public_path} (register it: onestop clients add ... --public-key)")
+    print(f"key id      {key_id(key.public_key())}")
+    return 0
+
+
+def _connection(args: argparse.Namespace) -> Any:
+    from onestop.admin import Connection
+
+    return Connection.resolve(args.url, args.client_id, args.key, args.data_dir)
+
+
+def _run_admin(call: Any) -> int:
+    from onestop.admin import Refused
+
+    try:
+        _print_json(asyncio.run(call))
+    except Refused as refused:
+        print(f"refused ({refused.answer.status_code}):", file=sys.stderr)
+        try:
+            print(json.dumps(refused.answer.json(), ensure_ascii=False, indent=2), file=sys.stderr)
+        except ValueError:
+            print(refused.answer.text, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _clients_add(args: argparse.Namespace) -> int:
+    from onestop.admin import register_client
+
+    return _run_admin(
+        register_client(
+            _connection(args),
+            args.new_client_id,
+            kind=args.kind,
+            name=args.name,
+            level=args.level,
+            region=args.region,
+            public_key=args.public_key,
+        )
+    )
+
+
+def _load(args: argparse.Namespace) -> int:
+    from onestop import admin
+
+    connection = _connection(args)
+    if args.what == "policy":
+        return _run_admin(admin.load_policies(connection, args.files))
+    if args.what == "catalog":
+        return _run_admin(admin.load_catalog(connection, args.files[0]))
+    if args.what == "mapping":
+        return _run_admin(
+            admin.load_mapping(connection, args.mapping_client, args.files[0], confirm=args.confirm)
+        )
+    return _run_admin(
+        admin.load_members(connection, args.files[0], admin.progress_printer("members"))
+    )
+
+
+def _gen_members(args: argparse.Namespace) -> int:
+    from onestop.demo.members import crowd
+
+    with args.out.open("w", encoding="utf-8") as handle:
+        for record in crowd(args.count, seed=args.seed):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"{args.count} members written to {args.out}")
+    return 0
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--url", help="gateway URL (ONESTOP_URL; or from --data-dir)")
+    group.add_argument("--client-id", help="who signs (ONESTOP_CLIENT_ID; default agency)")
+    group.add_argument("--key", type=Path, help="private key PEM (ONESTOP_KEY)")
+    group.add_argument(
+        "--data-dir", type=Path, help="a running onestop serve's directory: its URL and agency key"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per task."""
     parser = argparse.ArgumentParser(
@@ -76,19 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    bench = commands.add_parser("bench", help="measure settlement speed")
-    bench.add_argument("target", choices=["engine", "memory"], help="what to measure")
-    bench.add_argument("--members", type=int, default=100_000, help="members (memory)")
-    bench.add_argument("--lines", type=int, default=200, help="bill lines (default 200)")
-    bench.add_argument("--iterations", type=int, default=2000, help="runs (default 2000)")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.set_defaults(handler=_bench)
-
     serve = commands.add_parser(
         "serve", help="run Redis and the services on this machine until SIGTERM or SIGINT"
     )
     serve.add_argument("--data-dir", type=Path, help="where data and keys live (var/onestop)")
-    serve.add_argument("--port", type=int, help="HTTP gateway port on 127.0.0.1 (8080)")
+    serve.add_argument("--port", type=int, help="HTTP gateway port on 127.0.0.1 (8080; 0: free)")
     serve.add_argument("--adjudicator-port", type=int, help="gRPC port (default: a free one)")
     serve.add_argument(
         "--appendfsync",
@@ -98,16 +190,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    demo = commands.add_parser("demo", help="settle the demo region's sample visits")
+    demo = commands.add_parser(
+        "demo", help="start everything, settle the demo region's visits, print the statements"
+    )
     demo.set_defaults(handler=_demo)
+
+    keys = commands.add_parser("keys", help="client key pairs")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    new = key_commands.add_parser("new", help="write an Ed25519 key pair: OUT.key and OUT.pub")
+    new.add_argument("--out", required=True, help="file name prefix")
+    new.set_defaults(handler=_keys_new)
+
+    clients = commands.add_parser("clients", help="the agency's client registry")
+    client_commands = clients.add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION"
+    )
+    add = client_commands.add_parser("add", help="register a hospital, pharmacy or agency")
+    add.add_argument("new_client_id", metavar="CLIENT_ID")
+    add.add_argument("--kind", required=True, choices=["hospital", "pharmacy", "agency"])
+    add.add_argument("--name", required=True)
+    add.add_argument("--level", choices=["community", "level1", "level2", "level3"])
+    add.add_argument("--region")
+    add.add_argument("--public-key", type=Path, required=True, help="PEM public key file")
+    _add_connection(add)
+    add.set_defaults(handler=_clients_add)
+
+    load = commands.add_parser("load", help="load the agency's data into a running gateway")
+    load.add_argument("what", choices=["policy", "catalog", "mapping", "members"])
+    load.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        help="policy: JSON or YAML files; catalog, mapping: CSV; members: JSONL",
+    )
+    load.add_argument(
+        "--for",
+        dest="mapping_client",
+        metavar="CLIENT_ID",
+        help="mapping: the hospital or pharmacy",
+    )
+    load.add_argument(
+        "--confirm", action="store_true", help="mapping: accept changes of kind or category"
+    )
+    _add_connection(load)
+    load.set_defaults(handler=_load)
+
+    gen = commands.add_parser("gen", help="write reproducible synthetic data")
+    gen_commands = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")
+    members = gen_commands.add_parser("members", help="a members JSON Lines file")
+    members.add_argument("--count", type=int, default=1_000_000)
+    members.add_argument("--seed", type=int, default=2026)
+    members.add_argument("--out", type=Path, required=True)
+    members.set_defaults(handler=_gen_members)
+
+    bench = commands.add_parser("bench", help="measure settlement speed and memory")
+    bench.add_argument("target", choices=["engine", "memory"], help="what to measure")
+    bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
+    bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")
+    bench.add_argument("--members", type=int, default=100_000, help="members (memory)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(handler=_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``onestop`` command."""
     args = build_parser().parse_args(argv)
-    handler = args.handler
-    result: int = handler(args)
+    if getattr(args, "what", None) == "mapping" and not args.mapping_client:
+        build_parser().error("load mapping needs --for CLIENT_ID")
+    result: int = args.handler(args)
     return result
 
 

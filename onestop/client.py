@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -103,7 +103,14 @@ class SignedClient:
         signed = signature_headers(self.key, self.client_id, method, target, body)
         return await self.http.request(method, target, content=body, headers={**extra, **signed})
 
-    async def upload(self, method: str, path: str, file: Path, content_type: str) -> httpx.Response:
+    async def upload(
+        self,
+        method: str,
+        path: str,
+        file: Path,
+        content_type: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> httpx.Response:
         """Send a file as the body, streamed in chunks (signed over its SHA-256)."""
         digest = hashlib.sha256()
         with file.open("rb") as handle:
@@ -113,10 +120,16 @@ class SignedClient:
             self.key, self.client_id, method, path, b"", body_sha256_hex=digest.hexdigest()
         )
 
+        total = file.stat().st_size
+
         async def chunks() -> AsyncIterator[bytes]:
+            sent = 0
             with file.open("rb") as handle:
                 while chunk := handle.read(1024 * 1024):
+                    sent += len(chunk)
                     yield chunk
+                    if progress is not None:
+                        progress(sent, total)
 
         return await self.http.request(
             method,

@@ -1,9 +1,11 @@
 """``onestop serve``: everything on one machine, supervised.
 
 Starts (unless ``ONESTOP_REDIS_URL`` names one) a real Redis with append-only persistence in
-the data directory, then the adjudicator, and keeps them running: a child that dies is started
-again. SIGTERM or SIGINT stops them in order. A restart on the same directory, also after
-``kill -9`` of everything, finds every acknowledged settlement: Redis fsyncs each write before
+the data directory, then the adjudicator, then the HTTP gateway, and keeps them running: a
+child that dies is started again. On first start it makes the agency's key pair, writes the
+private key to ``DIR/agency.key`` (mode 0600) and registers the ``agency`` client. SIGTERM or
+SIGINT stops them in order. A restart on the same directory, also after ``kill -9`` of
+everything, finds every acknowledged settlement: Redis fsyncs each write before
 it answers (``appendfsync always``), and a stale Redis left on the directory is shut down
 cleanly before the new one starts.
 """
@@ -20,17 +22,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import grpc
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from onestop.process import die_with_parent
 from onestop.redis_server import RedisServer, free_port
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.signing import load_private_key, private_pem, public_pem
 
 log = logging.getLogger("onestop.serve")
 
@@ -44,7 +52,7 @@ class ServeSettings(BaseSettings):
 
     data_dir: Path = Path("var/onestop")
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535, description="HTTP gateway port")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP gateway port (0: free)")
     adjudicator_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
     redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
     appendfsync: Literal["always", "everysec"] = "always"
@@ -56,12 +64,12 @@ class AlreadyServing(RuntimeError):
     """Another ``onestop serve`` holds the data directory."""
 
 
-def ensure_secret_file(path: Path, make: bytes) -> Path:
-    """Create ``path`` with ``make`` (mode 0600) unless it exists; refuse a readable one."""
+def ensure_secret_file(path: Path, make: Callable[[], bytes]) -> Path:
+    """Create ``path`` with ``make()`` (mode 0600) unless it exists; refuse a readable one."""
     if not path.exists():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(make)
+            handle.write(make())
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise PermissionError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
@@ -124,6 +132,43 @@ def wait_serving(target: str, timeout: float) -> None:
     raise TimeoutError(f"{target} did not become healthy within {timeout} s")
 
 
+def wait_http_healthy(base_url: str, timeout: float, child: Child | None = None) -> None:
+    """Wait until ``GET /health`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and child.exited():
+            raise RuntimeError(f"{child.name} exited at start; see {child.log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{base_url} did not become healthy within {timeout} s")
+
+
+AGENCY_CLIENT_ID = "agency"
+
+
+def bootstrap_agency(adjudicator: str, key_path: Path) -> None:
+    """Create the agency's key on first start (mode 0600) and register the agency client.
+
+    The private key is written to ``DIR/agency.key`` (PEM, PKCS8); the gateway keeps only the
+    public key, through the client registry.
+    """
+    ensure_secret_file(key_path, lambda: private_pem(Ed25519PrivateKey.generate()))
+    public = public_pem(load_private_key(key_path).public_key())
+    with grpc.insecure_channel(adjudicator) as channel:
+        stub = pb_grpc.AdjudicatorStub(channel)
+        stub.PutClient(
+            pb.Client(
+                client_id=AGENCY_CLIENT_ID,
+                kind="agency",
+                name="医疗保障经办机构 (agency)",
+                public_key_pem=public,
+            ),
+            timeout=30,
+        )
+
+
 class Supervisor:
     """Runs Redis and the services of one data directory until told to stop."""
 
@@ -154,7 +199,7 @@ class Supervisor:
         """
         self._take_lock()
         member_key = ensure_secret_file(
-            self.data_dir / "member.key", base64.b64encode(os.urandom(32)) + b"\n"
+            self.data_dir / "member.key", lambda: base64.b64encode(os.urandom(32)) + b"\n"
         )
         redis_url = self.settings.redis_url
         if redis_url is None:
@@ -180,12 +225,37 @@ class Supervisor:
         self.children.append(adjudicator)
         target = f"{self.settings.host}:{adjudicator_port}"
         wait_serving(target, self.settings.ready_timeout_seconds)
+        bootstrap_agency(target, self.data_dir / "agency.key")
+
+        gateway_port = self.settings.port or free_port()
+        gateway = Child(
+            "gateway",
+            [sys.executable, "-m", "gateway"],
+            {
+                **os.environ,
+                "ONESTOP_GATEWAY_HOST": self.settings.host,
+                "ONESTOP_GATEWAY_PORT": str(gateway_port),
+                "ONESTOP_GATEWAY_ADJUDICATOR": target,
+                "ONESTOP_GATEWAY_REDIS_URL": redis_url,
+                "ONESTOP_GATEWAY_KEY_DIR": str(self.data_dir / "gateway-keys"),
+                "ONESTOP_GATEWAY_LOG_LEVEL": self.settings.log_level,
+            },
+            self.data_dir / "gateway.log",
+        )
+        gateway.start()
+        self.children.append(gateway)
+        gateway_url = f"http://{self.settings.host}:{gateway_port}"
+        wait_http_healthy(gateway_url, self.settings.ready_timeout_seconds, gateway)
+
         addresses: dict[str, object] = {
             "data_dir": str(self.data_dir),
+            "gateway": gateway_url,
             "redis_url": redis_url,
             "adjudicator": target,
+            "agency_key": str(self.data_dir / "agency.key"),
             "pids": {
                 "serve": os.getpid(),
+                "gateway": gateway.process.pid if gateway.process else None,
                 "adjudicator": adjudicator.process.pid if adjudicator.process else None,
                 "redis": self.redis.process.pid if self.redis and self.redis.process else None,
             },
@@ -241,8 +311,9 @@ def run(settings: ServeSettings) -> int:
     try:
         addresses = supervisor.start()
         print(
-            f"onestop serving from {addresses['data_dir']}: adjudicator {addresses['adjudicator']},"
-            f" redis {addresses['redis_url']}",
+            f"onestop serving {addresses['gateway']} from {addresses['data_dir']} "
+            f"(adjudicator {addresses['adjudicator']}, redis {addresses['redis_url']}); "
+            f"agency key {addresses['agency_key']}",
             flush=True,
         )
         supervisor.supervise()

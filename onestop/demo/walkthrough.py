@@ -1,81 +1,155 @@
-"""``onestop demo``: settle the walk-through and print what the cashier hands each patient."""
+"""``onestop demo``: start everything, load the demo region, settle at the windows, print.
+
+Everything is real: a Redis server, the adjudicator and the HTTP gateway are started on a
+temporary data directory by the same supervisor as ``onestop serve``; the agency loads the
+region over the signed HTTP API, and each hospital and pharmacy settles with its own key.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from onestop.demo.members import FEATURED
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog, demo_mapping, demo_policies
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from onestop.client import SignedClient
+from onestop.demo.members import FEATURED, crowd
+from onestop.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
 from onestop.demo.scenarios import scenarios
-from onestop.domain import (
-    BillRejected,
-    Member,
-    VisitRequest,
-    YearToDate,
-    adjudicate,
-    check_client_may_settle,
-    map_bill,
-    mask_id_number,
-    mask_name,
-)
+from onestop.domain.mapping import mapping_csv
+from onestop.domain.policy import policy_to_document
+from onestop.serve import ServeSettings, Supervisor
+from onestop.signing import public_pem
 from onestop.statement import render_refusal, render_statement
 
+CROWD = 300
 
-def run_in_process(write: Callable[[str], None] = print) -> int:
-    """Settle every scenario with the engine in this process and print the statements.
 
-    Returns:
-        The number of scenarios settled (the refused one is not counted).
-    """
-    policies = {policy.key: policy for policy in demo_policies()}
-    catalog = demo_catalog()
-    clients = {client.client_id: client for client in DEMO_CLIENTS}
-    members = {record["member_id"]: Member.model_validate(record) for record in FEATURED}
-    balances = {
-        member_id: member.personal_account_balance or 0 for member_id, member in members.items()
-    }
-    state: dict[tuple[str, int], YearToDate] = {}
+def _expect(answer: Any, status: int = 200) -> Any:
+    if answer.status_code != status:
+        raise RuntimeError(
+            f"{answer.request.method} {answer.request.url}: {answer.status_code} {answer.text}"
+        )
+    return answer.json()
+
+
+async def load_region(
+    base_url: str, agency: SignedClient, write: Callable[[str], None]
+) -> dict[str, SignedClient]:
+    """Register the demo clients and load policies, catalog, mappings and members."""
+    clients = {}
+    for client in DEMO_CLIENTS:
+        key = Ed25519PrivateKey.generate()
+        _expect(
+            await agency.request(
+                "PUT",
+                f"/v1/admin/clients/{client.client_id}",
+                json_body={
+                    "kind": client.kind.value,
+                    "name": client.name,
+                    "level": client.level.value,
+                    "region": client.region,
+                    "public_key": public_pem(key.public_key()),
+                },
+            )
+        )
+        clients[client.client_id] = SignedClient(base_url, client.client_id, key)
+    for policy in demo_policies():
+        loaded = _expect(
+            await agency.request("PUT", "/v1/admin/policies", json_body=policy_to_document(policy))
+        )
+        write(
+            f"policy {policy.name} ({loaded['region']}, {loaded['year']}) "
+            f"version {loaded['version']}"
+        )
+    catalog = _expect(
+        await agency.request(
+            "PUT", "/v1/admin/catalog", content=demo_catalog_csv().encode(), content_type="text/csv"
+        )
+    )
+    write(f"catalog: {catalog['loaded']} items")
+    for client in DEMO_CLIENTS:
+        mapping = _expect(
+            await agency.request(
+                "PUT",
+                f"/v1/admin/clients/{client.client_id}/mappings",
+                content=mapping_csv(demo_mapping(client)).encode(),
+                content_type="text/csv",
+            )
+        )
+        write(f"mapping of {client.name} ({client.client_id}): {mapping['loaded']} codes")
+    members = "\n".join(
+        json.dumps(record, ensure_ascii=False) for record in (*FEATURED, *crowd(CROWD))
+    )
+    loaded = _expect(
+        await agency.request(
+            "POST",
+            "/v1/admin/members",
+            content=members.encode(),
+            content_type="application/x-ndjson",
+        )
+    )
+    write(f"members: {loaded['loaded']} loaded, {len(loaded['rejected'])} rejected")
+    return clients
+
+
+async def settle_walkthrough(
+    agency: SignedClient, clients: dict[str, SignedClient], write: Callable[[str], None]
+) -> int:
+    """Settle every scenario and print what the cashier hands over; the number settled."""
+    names = {client.client_id: client.name for client in DEMO_CLIENTS}
     settled = 0
     for scenario in scenarios():
         client = clients[scenario.client_id]
-        request = VisitRequest.model_validate(scenario.body)
-        member = members[request.member_id]
+        member_id = scenario.body["member_id"]
+        day = scenario.body.get("service_date") or scenario.body["discharge_date"]
+        identity = _expect(
+            await agency.request(
+                "GET", f"/v1/members/{member_id}/eligibility", params={"date": day}
+            )
+        )
+        patient = f"{identity['name']}  {identity['id_number']}"
         write("")
         write(scenario.title)
-        try:
-            check_client_may_settle(client.kind, request.visit_type)
-            visit = map_bill(request, demo_mapping(client), catalog)
-        except BillRejected as error:
-            problem: dict[str, Any] = {
-                "status": 422,
-                "code": error.code,
-                "detail": error.message,
-                "errors": [dataclasses.asdict(problem) for problem in error.problems],
-            }
-            write(render_refusal(problem, client_name=client.name))
+        answer = await client.request("POST", "/v1/settlements", json_body=scenario.body)
+        if answer.status_code >= 400:
+            write(render_refusal(answer.json(), client_name=names[scenario.client_id]))
             continue
-        key = (member.member_id, visit.policy_year)
-        result = adjudicate(
-            visit,
-            client.level,
-            member,
-            policies[(member.region, member.scheme, visit.policy_year)],
-            catalog,
-            state.get(key, YearToDate()),
-            balances[member.member_id],
-        )
-        state[key] = state.get(key, YearToDate()).plus(result.delta)
-        balances[member.member_id] -= result.delta.personal_account
+        result = answer.json()
         settled += 1
-        document = {
-            "visit_id": request.visit_id,
-            "visit_type": request.visit_type.value,
-            "status": "settled",
-            "amounts": dataclasses.asdict(result.amounts),
-            "notes": [dataclasses.asdict(note) for note in result.notes],
-        }
-        patient = f"{mask_name(member.name)}  {mask_id_number(member.id_number)}"
-        write(render_statement(document, client_name=client.name, patient=patient))
+        write(render_statement(result, client_name=names[scenario.client_id], patient=patient))
+        write(
+            f"  receipt signed with key {result['signature']['key_id']} "
+            f"(GET /v1/keys), settled at {result['settled_at']}"
+        )
     return settled
+
+
+async def _walk(base_url: str, agency_key: Path, write: Callable[[str], None]) -> int:
+    async with SignedClient.from_key_file(base_url, "agency", agency_key) as agency:
+        clients = await load_region(base_url, agency, write)
+        try:
+            return await settle_walkthrough(agency, clients, write)
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
+def run_demo(write: Callable[[str], None] = print) -> int:
+    """Start everything on a temporary directory, walk through, stop; the exit status."""
+    with tempfile.TemporaryDirectory(prefix="onestop-demo-") as scratch:
+        supervisor = Supervisor(ServeSettings(data_dir=Path(scratch), port=0))
+        try:
+            addresses = supervisor.start()
+            write(f"onestop demo: gateway {addresses['gateway']}, data {scratch}")
+            settled = asyncio.run(
+                _walk(str(addresses["gateway"]), Path(str(addresses["agency_key"])), write)
+            )
+        finally:
+            supervisor.stop()
+    write(f"\n{settled} visits settled; everything stopped.")
+    return 0

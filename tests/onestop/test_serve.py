@@ -49,7 +49,7 @@ async def _stream_until_killed(
                 acknowledged.append(receipt)
                 if len(acknowledged) >= kill_after and not killed.is_set():
                     killed.set()
-                    for name in ("redis", "adjudicator", "serve"):
+                    for name in ("redis", "adjudicator", "gateway", "serve"):
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(served.pid(name), signal.SIGKILL)
 
@@ -115,7 +115,7 @@ async def test_restart_over_a_stale_redis_still_running(tmp_path: Path) -> None:
         for n in range(5):
             body = stay_body(f"S{n}", MEMBERS[0]["member_id"], date(2026, 3, 1 + 2 * n), 1, 90_000)
             acknowledged.append(await stub.Settle(settle_request(tables, body)))
-    for name in ("redis", "adjudicator", "serve"):
+    for name in ("redis", "adjudicator", "gateway", "serve"):
         os.kill(served.pid(name), signal.SIGKILL)
     served.process.wait(10)
     # A Redis left running on the directory, holding its port and pid file.

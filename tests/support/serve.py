@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import redis
 
 from onestop import keys
@@ -41,6 +43,24 @@ class Served:
         return self.process.wait(timeout)
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_supervisor_outlives_its_test() -> Iterator[None]:
+    """Whatever a test started with :func:`start_serve` is stopped, pass or fail."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def start_serve(data_dir: Path, timeout: float = 60, **environment: str) -> Served:
     """Start ``onestop serve --data-dir DIR`` and wait until it reports its addresses."""
     process = subprocess.Popen(
@@ -49,6 +69,7 @@ def start_serve(data_dir: Path, timeout: float = 60, **environment: str) -> Serv
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    _STARTED.append(process)
     deadline = time.monotonic() + timeout
     addresses_file = data_dir / "serve.json"
     while time.monotonic() < deadline:

@@ -4,7 +4,7 @@ from datetime import date
 
 from onestop.demo.members import FEATURED, crowd, id_number
 from onestop.demo.regions import DEMO_CLIENTS, demo_catalog, demo_mapping_rows, demo_policies
-from onestop.demo.walkthrough import run_in_process
+from onestop.demo.walkthrough import run_demo
 from onestop.domain import Member
 
 
@@ -31,15 +31,18 @@ def test_id_numbers_carry_a_valid_check_character() -> None:
     assert id_number("110105", date(1949, 12, 31), 2) == "11010519491231002X"
 
 
-def test_walkthrough_prints_a_statement_per_visit() -> None:
+def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     printed: list[str] = []
-    settled = run_in_process(printed.append)
+    assert run_demo(printed.append) == 0
     text = "\n".join(printed)
-    assert settled == 6
+    assert "members: 305 loaded, 0 rejected" in text
     assert text.count("个人现金 Cash to pay") == 6
     assert "The basic fund's annual cap is reached: it pays 25,000.00" in text
     assert "In the waiting period" in text
+    assert "医疗救助 Medical assistance                           788.73" in text
     assert "422 UNMAPPED_CODES" in text
     assert "Nothing was settled." in text
     assert "4101**********0118" in text
     assert "410100195804120118" not in text  # never the clear id number
+    assert text.count("receipt signed with key") == 6
+    assert "6 visits settled; everything stopped." in text

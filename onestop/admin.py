@@ -1,0 +1,163 @@
+"""What the command line does against a running gateway, signed as a client (the agency)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onestop.client import SignedClient
+from onestop.domain.documents import read_structured_file
+from onestop.domain.policy import parse_policy, policy_to_document
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the gateway is and who signs."""
+
+    url: str
+    client_id: str
+    key_file: Path
+
+    @classmethod
+    def resolve(
+        cls, url: str | None, client_id: str | None, key: Path | None, data_dir: Path | None
+    ) -> Connection:
+        """Resolve the connection from options, the environment, or a data directory.
+
+        Options first, then ``ONESTOP_URL``/``ONESTOP_CLIENT_ID``/``ONESTOP_KEY``, then the
+        data directory of a running ``onestop serve`` (its address and agency key).
+        """
+        served: dict[str, Any] = {}
+        if data_dir is not None and (data_dir / "serve.json").exists():
+            served = json.loads((data_dir / "serve.json").read_text())
+        resolved_url = url or os.environ.get("ONESTOP_URL") or served.get("gateway")
+        resolved_key = key or (
+            Path(os.environ["ONESTOP_KEY"]) if "ONESTOP_KEY" in os.environ else None
+        )
+        if resolved_key is None and data_dir is not None:
+            resolved_key = data_dir / "agency.key"
+        if not resolved_url:
+            resolved_url = "http://127.0.0.1:8080"
+        if resolved_key is None:
+            raise SystemExit("no signing key: give --key FILE, ONESTOP_KEY or --data-dir DIR")
+        return cls(
+            resolved_url.rstrip("/"),
+            client_id or os.environ.get("ONESTOP_CLIENT_ID") or "agency",
+            resolved_key,
+        )
+
+    def client(self) -> SignedClient:
+        """A signed HTTP client."""
+        return SignedClient.from_key_file(self.url, self.client_id, self.key_file)
+
+
+class Refused(Exception):
+    """The gateway refused: the problem+json it answered."""
+
+    def __init__(self, answer: httpx.Response) -> None:
+        super().__init__(answer.text)
+        self.answer = answer
+
+
+def _result(answer: httpx.Response) -> Any:
+    if answer.status_code >= 400:
+        raise Refused(answer)
+    return answer.json()
+
+
+async def register_client(
+    connection: Connection,
+    client_id: str,
+    *,
+    kind: str,
+    name: str,
+    level: str | None,
+    region: str | None,
+    public_key: Path,
+) -> Any:
+    """``PUT /v1/admin/clients/{id}``."""
+    async with connection.client() as client:
+        return _result(
+            await client.request(
+                "PUT",
+                f"/v1/admin/clients/{client_id}",
+                json_body={
+                    "kind": kind,
+                    "name": name,
+                    "level": level,
+                    "region": region,
+                    "public_key": public_key.read_text(),
+                },
+            )
+        )
+
+
+async def load_policies(connection: Connection, files: list[Path]) -> list[Any]:
+    """``PUT /v1/admin/policies`` for each JSON or YAML file (checked here first)."""
+    answers = []
+    async with connection.client() as client:
+        for path in files:
+            document = policy_to_document(parse_policy(read_structured_file(path)))
+            answers.append(
+                _result(await client.request("PUT", "/v1/admin/policies", json_body=document))
+            )
+    return answers
+
+
+async def load_catalog(connection: Connection, file: Path) -> Any:
+    """``PUT /v1/admin/catalog`` with a CSV file."""
+    async with connection.client() as client:
+        return _result(await client.upload("PUT", "/v1/admin/catalog", file, "text/csv"))
+
+
+async def load_mapping(connection: Connection, client_id: str, file: Path, *, confirm: bool) -> Any:
+    """``PUT /v1/admin/clients/{id}/mappings`` with a CSV file."""
+    path = f"/v1/admin/clients/{client_id}/mappings" + ("?confirm=true" if confirm else "")
+    async with connection.client() as client:
+        return _result(await client.upload("PUT", path, file, "text/csv"))
+
+
+async def load_members(
+    connection: Connection, file: Path, progress: Callable[[int, int], None] | None = None
+) -> Any:
+    """``POST /v1/admin/members``: the file streamed in chunks, never held whole in memory."""
+    async with connection.client() as client:
+        client.http.timeout = httpx.Timeout(None)
+        return _result(
+            await client.upload(
+                "POST", "/v1/admin/members", file, "application/x-ndjson", progress=progress
+            )
+        )
+
+
+def progress_printer(label: str) -> Callable[[int, int], None]:
+    """A progress line on standard error (redrawn on a terminal, every 10 % otherwise)."""
+    started = time.monotonic()
+    shown = -1
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        nonlocal shown
+        percent = 100 * done // total if total else 100
+        if tty or percent // 10 != shown // 10 or done == total:
+            elapsed = time.monotonic() - started
+            rate = done / elapsed / 1e6 if elapsed else 0.0
+            end = "\r" if tty and done < total else "\n"
+            print(
+                f"{label}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB ({percent} %), "
+                f"{rate:,.1f} MB/s",
+                end=end,
+                file=sys.stderr,
+                flush=True,
+            )
+            shown = percent
+
+    return show
