@@ -72,6 +72,8 @@ class BodyLimit:
         self.settings = settings
 
     def _limit(self, path: str) -> int:
+        if path == "/v1/admin/members":
+            return self.settings.max_members_bytes
         if path.startswith("/v1/admin/") and not path.startswith("/v1/admin/policies"):
             return self.settings.max_upload_bytes
         return self.settings.max_body_bytes
@@ -345,6 +347,9 @@ def create_app(
         tags=["admin"],
         response_model=schemas.PolicyLoaded,
         responses=_problems(403, 422),
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"example": schemas.POLICY_EXAMPLE}}}
+        },
     )
     async def put_policy(request: Request, policy: Policy, caller: Caller) -> Any:
         """Store the policy of one region, scheme and year (unknown keys are refused)."""
@@ -426,7 +431,13 @@ def create_app(
         "/v1/admin/clients/{client_id}/mappings",
         tags=["admin"],
         response_class=PlainTextResponse,
-        responses=_problems(403, 404),
+        responses={
+            200: {
+                "description": "the mapping as CSV",
+                "content": {"text/csv": {"example": schemas.MAPPING_CSV_EXAMPLE}},
+            },
+            **_problems(403, 404),
+        },
     )
     async def get_mapping(
         request: Request,

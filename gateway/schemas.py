@@ -33,6 +33,37 @@ SETTLE_EXAMPLE: dict[str, Any] = {
     ],
 }
 
+PUBLIC_KEY_EXAMPLE = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n-----END PUBLIC KEY-----\n"
+
+MAPPING_CSV_EXAMPLE = (
+    "his_code,his_name,catalog_code,factor,valid_from,valid_to\n"
+    "YP0002,头孢呋辛酯(盒),XB02,1,2020-01-01,\n"
+    "YP0002T,头孢呋辛酯(片),XB02,0.1,2020-01-01,\n"
+)
+
+POLICY_EXAMPLE: dict[str, Any] = {
+    "region": "410100",
+    "scheme": "resident",
+    "year": 2026,
+    "name": "Zhengzhou urban resident",
+    "inpatient": {
+        "deductible": {"community": 20000, "level1": 30000, "level2": 60000, "level3": 90000},
+        "ratio": {"community": "0.60", "level1": "0.60", "level2": "0.55", "level3": "0.50"},
+        "halved_deductible_groups": [],
+    },
+    "annual_cap": 2500000,
+    "continuous_bonus": {"from_years": 3, "step": "0.02", "max": "0.20"},
+    "waiting_period_months": 0,
+    "outpatient_special": {"diagnoses": ["C", "N18", "Z94"], "ratio": "0.50", "deductible": 0},
+    "outpatient_pooling": {"ratio": "0.50", "annual_cap": 5000},
+    "personal_account": {"pays_self_pay_items": False},
+    "supplementary": {"kind": "beyond_cap", "requires_enrollment": True, "annual_cap": 3500000},
+    "assistance": {
+        "dibao": {"threshold": 300000, "ratio": "0.70", "annual_cap": 2000000},
+        "tekun": {"threshold": 0, "ratio": "1.00", "annual_cap": None},
+    },
+}
+
 AMOUNTS_EXAMPLE: dict[str, Any] = {
     "total": 111150,
     "full_self_pay": 0,
@@ -277,6 +308,16 @@ class EligibilityResult(BaseModel):
 class PublicKey(BaseModel):
     """A receipt-signing key."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "key_id": "3f2a9c0d1e4b5a67",
+                "algorithm": "ed25519",
+                "public_key": PUBLIC_KEY_EXAMPLE,
+            }
+        }
+    )
+
     key_id: str
     algorithm: str
     public_key: str
@@ -284,6 +325,20 @@ class PublicKey(BaseModel):
 
 class Keys(BaseModel):
     """Every key that ever signed a receipt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "keys": [
+                    {
+                        "key_id": "3f2a9c0d1e4b5a67",
+                        "algorithm": "ed25519",
+                        "public_key": PUBLIC_KEY_EXAMPLE,
+                    }
+                ]
+            }
+        }
+    )
 
     keys: list[PublicKey]
 
@@ -315,11 +370,36 @@ class ClientRegistration(BaseModel):
 class ClientOut(ClientRegistration):
     """A registered client."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "client_id": "H0001",
+                "kind": "hospital",
+                "name": "省人民医院",
+                "level": "level3",
+                "region": "410100",
+                "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n"
+                "-----END PUBLIC KEY-----\n",
+            }
+        }
+    )
+
     client_id: str
 
 
 class PolicyLoaded(BaseModel):
     """A stored policy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "region": "410100",
+                "scheme": "resident",
+                "year": 2026,
+                "version": "5b1f0c2e9a7d",
+            }
+        }
+    )
 
     region: str
     scheme: str
@@ -329,6 +409,10 @@ class PolicyLoaded(BaseModel):
 
 class CatalogLoaded(BaseModel):
     """A stored catalog."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"loaded": 52130, "version": "9c3e1d7a22f0"}}
+    )
 
     loaded: int
     version: str
@@ -348,6 +432,25 @@ class MappingChangeOut(BaseModel):
 class MappingLoaded(BaseModel):
     """A stored mapping and what it changed."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "loaded": 20000,
+                "version": "a41c0f9e3b27",
+                "changes": [
+                    {
+                        "his_code": "HC0001",
+                        "change": "changed",
+                        "old": ["HC0001,支架,CB01,1,2020-01-01,"],
+                        "new": ["HC0001,支架,CC03,1,2020-01-01,"],
+                        "risky": True,
+                        "reason": "CB01 (category B) becomes CC03 (category C)",
+                    }
+                ],
+            }
+        }
+    )
+
     loaded: int
     version: str
     changes: list[MappingChangeOut]
@@ -355,6 +458,22 @@ class MappingLoaded(BaseModel):
 
 class AuditEntry(MappingChangeOut):
     """One change in a mapping's audit trail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "at": "2026-11-24T14:31:42.959+08:00",
+                "changed_by": "agency",
+                "version": "a41c0f9e3b27",
+                "his_code": "HC0001",
+                "change": "changed",
+                "old": ["HC0001,支架,CB01,1,2020-01-01,"],
+                "new": ["HC0001,支架,CC03,1,2020-01-01,"],
+                "risky": True,
+                "reason": "CB01 (category B) becomes CC03 (category C)",
+            }
+        }
+    )
 
     at: str
     changed_by: str
@@ -373,11 +492,35 @@ class RejectedMember(BaseModel):
 class MembersLoaded(BaseModel):
     """What a members upload did."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "loaded": 999998,
+                "rejected": [
+                    {
+                        "line": 17,
+                        "member_id": "M0017",
+                        "code": "DUPLICATE_ENROLLMENT",
+                        "message": "this id number is already enrolled as active member M0003",
+                    },
+                    {
+                        "line": 40211,
+                        "member_id": None,
+                        "code": "MALFORMED",
+                        "message": "not JSON: Expecting value: line 1 column 1 (char 0)",
+                    },
+                ],
+            }
+        }
+    )
+
     loaded: int
     rejected: list[RejectedMember]
 
 
 class Health(BaseModel):
     """The gateway can settle."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"status": "ok"}})
 
     status: str

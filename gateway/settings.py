@@ -26,7 +26,12 @@ class GatewaySettings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=1, le=3600)
     nonce_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="catalog and mapping CSV uploads"
+    )
+    max_members_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="a members file: streamed, spooled to disk"
+    )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -189,6 +189,32 @@ async def test_openapi_documents_every_call_with_examples(gateway: Gateway) -> N
         assert operation.get("summary") or operation.get("description"), (path, method)
         if path != "/health":
             assert operation["security"], (path, method)
+    components = schema["components"]["schemas"]
+
+    def has_example(content: dict[str, object]) -> bool:
+        for media in content.values():
+            assert isinstance(media, dict)
+            if "example" in media or "examples" in media:
+                return True
+            media_schema = media.get("schema", {})
+            assert isinstance(media_schema, dict)
+            reference = media_schema.get("$ref") or media_schema.get("items", {}).get("$ref")
+            if reference and "example" in components[reference.rsplit("/", 1)[-1]]:
+                return True
+        return False
+
+    for path, method, operation in operations:
+        answers = [
+            answer
+            for status, answer in operation["responses"].items()
+            if status.startswith("2") and "content" in answer
+        ]
+        assert any(has_example(answer["content"]) for answer in answers), (path, method)
+        if method in ("post", "put") and "requestBody" in operation:
+            body = operation["requestBody"]["content"]
+            assert has_example(body) or any(
+                "$ref" in media.get("schema", {}) for media in body.values()
+            ), (path, method)
     examples = json.dumps(schema)
     assert "ZY20260301001" in examples  # the settle request example
     assert "UNMAPPED_CODES" in examples  # the problem example

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.receipts import ReceiptSigner
+from onestop.client import signature_headers
 from onestop.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from onestop.domain.mapping import MappingTable, mapping_csv
+from onestop.redis_server import free_port
 from tests.support.adjudicator import Adjudicator
-from tests.support.gateway import Gateway
+from tests.support.gateway import Gateway, start_gateway
 from tests.support.redis import dump_everything
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
@@ -177,3 +180,26 @@ async def test_no_personal_data_in_logs(gateway: Gateway, caplog: pytest.LogCapt
     assert "settled" in text
     assert record["id_number"] not in text
     assert "欧阳秀" not in text
+
+
+async def test_redis_unreachable_from_the_gateway_answers_503(
+    adjudicator: Adjudicator, tmp_path: Path
+) -> None:
+    server, task, settings = await start_gateway(
+        adjudicator,
+        f"redis://127.0.0.1:{free_port()}/0",
+        tmp_path / "keys",
+        redis_timeout_seconds=1,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
+            headers = signature_headers(
+                Ed25519PrivateKey.generate(), "agency", "GET", "/v1/keys", b""
+            )
+            answer = await http.get("/v1/keys", headers=headers)
+            assert answer.status_code == 503
+            assert answer.json()["code"] == "UNAVAILABLE"
+            assert (await http.get("/health")).status_code == 503
+    finally:
+        server.should_exit = True
+        await task
