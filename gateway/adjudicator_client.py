@@ -11,8 +11,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from onestop import wire
 from onestop.domain.bill import Visit
+from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError
-from onestop.domain.settlement import Eligibility, Settlement
+from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 
@@ -141,40 +142,46 @@ class AdjudicatorClient:
         message = await self._call(lambda: self.stub.Eligibility(request, timeout=self.deadline))
         return wire.eligibility_of(message)
 
-    async def put_policy(self, document_json: bytes) -> pb.PolicyRef:
-        """Store a policy document."""
+    async def put_policy(self, document_json: bytes) -> PolicyRef:
+        """Store a policy document; which policy and version it became."""
         request = pb.PutPolicyRequest(document_json=document_json)
         reply = await self._call(lambda: self.stub.PutPolicy(request, timeout=self.deadline))
-        return reply.policy
+        return wire.policy_of(reply.policy)
 
-    async def put_catalog(self, chunks: AsyncIterator[bytes]) -> pb.PutCatalogReply:
-        """Replace the catalog with a CSV streamed in chunks."""
-        return await self._call(
+    async def put_catalog(self, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Replace the catalog with a CSV streamed in chunks: ``{"loaded", "version"}``."""
+        reply = await self._call(
             lambda: self.stub.PutCatalog(_messages(chunks), timeout=self.deadline * 30)
         )
+        return {"loaded": reply.loaded, "version": reply.version}
 
-    async def put_members(self, chunks: AsyncIterator[bytes]) -> pb.PutMembersReply:
+    async def put_members(self, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
         """Load a members file streamed in chunks (no deadline: a million lines take time)."""
-        return await self._call(lambda: self.stub.PutMembers(_messages(chunks)))
+        reply = await self._call(lambda: self.stub.PutMembers(_messages(chunks)))
+        return wire.members_answer(reply)
 
-    async def put_client(self, client: pb.Client) -> pb.Client:
+    async def put_client(self, client: Client) -> Client:
         """Register or update a client."""
-        return await self._call(lambda: self.stub.PutClient(client, timeout=self.deadline))
+        message = wire.client_message(client)
+        stored = await self._call(lambda: self.stub.PutClient(message, timeout=self.deadline))
+        return wire.client_of(stored)
 
-    async def list_clients(self) -> pb.ClientList:
-        """Every registered client."""
-        return await self._call(
+    async def list_clients(self) -> tuple[list[Client], str]:
+        """Every registered client, and the registry's version."""
+        listed = await self._call(
             lambda: self.stub.ListClients(pb.ListClientsRequest(), timeout=self.deadline)
         )
+        return [wire.client_of(entry) for entry in listed.clients], listed.version
 
     async def put_mapping(
         self, client_id: str, csv: bytes, *, confirm: bool, changed_by: str
-    ) -> pb.PutMappingReply:
-        """Replace a client's mapping."""
+    ) -> dict[str, Any]:
+        """Replace a client's mapping: ``{"loaded", "version", "changes"}``."""
         request = pb.PutMappingRequest(
             client_id=client_id, csv=csv, confirm=confirm, changed_by=changed_by
         )
-        return await self._call(lambda: self.stub.PutMapping(request, timeout=self.deadline * 10))
+        reply = await self._call(lambda: self.stub.PutMapping(request, timeout=self.deadline * 10))
+        return wire.mapping_upload_answer(reply)
 
     async def mapping_text(self, client_id: str) -> str:
         """A client's mapping as CSV."""
@@ -202,10 +209,11 @@ class AdjudicatorClient:
 
         return await self._call(read)
 
-    async def mapping_audit(self, client_id: str) -> pb.MappingAudit:
-        """Every recorded change to a client's mapping."""
+    async def mapping_audit(self, client_id: str) -> list[dict[str, Any]]:
+        """Every recorded change to a client's mapping, oldest first."""
         request = pb.GetMappingAuditRequest(client_id=client_id)
-        return await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
+        audit = await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
+        return wire.mapping_audit_answer(audit)
 
 
 async def _messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.TextChunk]:

@@ -38,7 +38,6 @@ from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError, Problem
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.types import ClientKind
-from onestop.settlement.v1 import adjudicator_pb2 as pb
 
 log = logging.getLogger("onestop.gateway")
 
@@ -307,18 +306,9 @@ def create_app(
     ) -> Any:
         """Register or update a hospital, pharmacy or agency client and its public key."""
         _agency(caller)
-        Client.model_validate({"client_id": client_id, **registration.model_dump()})
-        stored = await _gateway(request).adjudicator.put_client(
-            pb.Client(
-                client_id=client_id,
-                kind=registration.kind.value,
-                name=registration.name,
-                level=registration.level.value if registration.level else "",
-                region=registration.region or "",
-                public_key_pem=registration.public_key,
-            )
-        )
-        return {"client_id": stored.client_id, **registration.model_dump(mode="json")}
+        client = Client.model_validate({"client_id": client_id, **registration.model_dump()})
+        stored = await _gateway(request).adjudicator.put_client(client)
+        return stored.model_dump(mode="json")
 
     @app.get(
         "/v1/admin/clients",
@@ -329,18 +319,8 @@ def create_app(
     async def list_clients(request: Request, caller: Caller) -> Any:
         """Every registered client."""
         _agency(caller)
-        listed = await _gateway(request).adjudicator.list_clients()
-        return [
-            {
-                "client_id": entry.client_id,
-                "kind": entry.kind,
-                "name": entry.name,
-                "level": entry.level or None,
-                "region": entry.region or None,
-                "public_key": entry.public_key_pem,
-            }
-            for entry in listed.clients
-        ]
+        listed, _ = await _gateway(request).adjudicator.list_clients()
+        return [client.model_dump(mode="json") for client in listed]
 
     @app.put(
         "/v1/admin/policies",
@@ -389,8 +369,7 @@ def create_app(
         async def chunks() -> AsyncIterator[bytes]:
             yield body
 
-        reply = await _gateway(request).adjudicator.put_catalog(chunks())
-        return {"loaded": reply.loaded, "version": reply.version}
+        return await _gateway(request).adjudicator.put_catalog(chunks())
 
     @app.put(
         "/v1/admin/clients/{client_id}/mappings",
@@ -418,14 +397,9 @@ def create_app(
     ) -> Any:
         """Replace a client's mapping (CSV). Risky changes are refused unless confirmed."""
         _agency(caller)
-        reply = await _gateway(request).adjudicator.put_mapping(
+        return await _gateway(request).adjudicator.put_mapping(
             client_id, await request.body(), confirm=confirm, changed_by=caller.client_id
         )
-        return {
-            "loaded": reply.loaded,
-            "version": reply.version,
-            "changes": [_change(change) for change in reply.changes],
-        }
 
     @app.get(
         "/v1/admin/clients/{client_id}/mappings",
@@ -462,16 +436,7 @@ def create_app(
     ) -> Any:
         """Every change to a client's mapping: who, when, old, new."""
         _agency(caller)
-        audit = await _gateway(request).adjudicator.mapping_audit(client_id)
-        return [
-            {
-                "at": entry.at,
-                "changed_by": entry.changed_by,
-                "version": entry.version,
-                **_change(entry.change),
-            }
-            for entry in audit.entries
-        ]
+        return await _gateway(request).adjudicator.mapping_audit(client_id)
 
     @app.post(
         "/v1/admin/members",
@@ -506,19 +471,7 @@ def create_app(
             caller = await gateway.auth.authenticate(request, digest.hexdigest())
             _agency(caller)
             spool.seek(0)
-            reply = await gateway.adjudicator.put_members(_read_chunks(spool))
-        return {
-            "loaded": reply.loaded,
-            "rejected": [
-                {
-                    "line": entry.line,
-                    "member_id": entry.member_id or None,
-                    "code": entry.code,
-                    "message": entry.message,
-                }
-                for entry in reply.rejected
-            ],
-        }
+            return await gateway.adjudicator.put_members(_read_chunks(spool))
 
     _document_security(app)
     return app
@@ -527,17 +480,6 @@ def create_app(
 async def _read_chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
     while chunk := spool.read(UPLOAD_CHUNK):
         yield chunk
-
-
-def _change(change: pb.MappingChange) -> dict[str, Any]:
-    return {
-        "his_code": change.his_code,
-        "change": change.change,
-        "old": change.old_row.splitlines(),
-        "new": change.new_row.splitlines(),
-        "risky": change.risky,
-        "reason": change.reason,
-    }
 
 
 def _today() -> date:

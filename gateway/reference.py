@@ -14,7 +14,6 @@ from gateway.adjudicator_client import AdjudicatorClient
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingTable, parse_mapping_csv
-from onestop.domain.types import ClientKind, HospitalLevel
 
 NO_MAPPING = MappingTable({})
 
@@ -40,19 +39,9 @@ class GatewayReference:
         if self._clients[0] != version or version is None:
             async with self._lock:
                 if self._clients[0] != version or version is None:
-                    listed = await self.adjudicator.list_clients()
-                    clients = {
-                        entry.client_id: Client(
-                            client_id=entry.client_id,
-                            kind=ClientKind(entry.kind),
-                            name=entry.name,
-                            level=HospitalLevel(entry.level) if entry.level else None,
-                            region=entry.region or None,
-                            public_key=entry.public_key_pem,
-                        )
-                        for entry in listed.clients
-                    }
-                    self._clients = (listed.version or version, clients)
+                    listed, listed_version = await self.adjudicator.list_clients()
+                    clients = {client.client_id: client for client in listed}
+                    self._clients = (listed_version or version, clients)
         return self._clients[1].get(client_id)
 
     async def catalog(self) -> dict[str, CatalogItem]:

@@ -34,9 +34,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from onestop import wire
+from onestop.domain.clients import Client
+from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
 from onestop.redis_server import RedisServer, free_port
-from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem
 
@@ -158,15 +160,13 @@ def bootstrap_agency(adjudicator: str, key_path: Path) -> None:
     public = public_pem(load_private_key(key_path).public_key())
     with grpc.insecure_channel(adjudicator) as channel:
         stub = pb_grpc.AdjudicatorStub(channel)
-        stub.PutClient(
-            pb.Client(
-                client_id=AGENCY_CLIENT_ID,
-                kind="agency",
-                name="医疗保障经办机构 (agency)",
-                public_key_pem=public,
-            ),
-            timeout=30,
+        agency = Client(
+            client_id=AGENCY_CLIENT_ID,
+            kind=ClientKind.AGENCY,
+            name="医疗保障经办机构 (agency)",
+            public_key=public,
         )
+        stub.PutClient(wire.client_message(agency), timeout=30)
 
 
 class Supervisor:

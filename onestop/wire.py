@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, astuple
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.clients import Client
@@ -14,7 +15,7 @@ from onestop.domain.errors import Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.domain.state import YearToDateView
-from onestop.domain.types import Category, VisitType
+from onestop.domain.types import Category, ClientKind, HospitalLevel, VisitType
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 
 
@@ -296,3 +297,65 @@ def audit_entry_message(entry: Mapping[str, str]) -> pb.MappingAuditEntry:
             reason=entry["reason"],
         ),
     )
+
+
+def client_of(message: pb.Client) -> Client:
+    """A registered client from its message."""
+    return Client(
+        client_id=message.client_id,
+        kind=ClientKind(message.kind),
+        name=message.name,
+        level=HospitalLevel(message.level) if message.level else None,
+        region=message.region or None,
+        public_key=message.public_key_pem,
+    )
+
+
+def mapping_change_answer(change: pb.MappingChange) -> dict[str, Any]:
+    """One change of a mapping upload, as the HTTP API shows it."""
+    return {
+        "his_code": change.his_code,
+        "change": change.change,
+        "old": change.old_row.splitlines(),
+        "new": change.new_row.splitlines(),
+        "risky": change.risky,
+        "reason": change.reason,
+    }
+
+
+def mapping_upload_answer(reply: pb.PutMappingReply) -> dict[str, Any]:
+    """A mapping upload's answer: rows loaded, version, changes."""
+    return {
+        "loaded": reply.loaded,
+        "version": reply.version,
+        "changes": [mapping_change_answer(change) for change in reply.changes],
+    }
+
+
+def mapping_audit_answer(audit: pb.MappingAudit) -> list[dict[str, Any]]:
+    """A mapping's audit trail: who, when, old, new."""
+    return [
+        {
+            "at": entry.at,
+            "changed_by": entry.changed_by,
+            "version": entry.version,
+            **mapping_change_answer(entry.change),
+        }
+        for entry in audit.entries
+    ]
+
+
+def members_answer(reply: pb.PutMembersReply) -> dict[str, Any]:
+    """A members upload's answer: loaded, and each rejected line with its error."""
+    return {
+        "loaded": reply.loaded,
+        "rejected": [
+            {
+                "line": entry.line,
+                "member_id": entry.member_id or None,
+                "code": entry.code,
+                "message": entry.message,
+            }
+            for entry in reply.rejected
+        ],
+    }

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from gateway.errors import STATUS_BY_CODE
 from onestop.domain import BillRejected, MappingTable, VisitRequest, map_bill
 from onestop.domain.catalog import parse_catalog_items
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -20,22 +21,6 @@ from tests.support.redis import dump_everything
 
 CASES = load_cases()
 NO_MAPPING = MappingTable({})
-
-# The contract's HTTP status of each refusal code (contract section 5).
-HTTP_STATUS = {
-    "UNMAPPED_CODES": 422,
-    "AMOUNT_MISMATCH": 422,
-    "IMPLAUSIBLE_QUANTITY": 422,
-    "DATE_OUT_OF_VISIT": 422,
-    "INVALID": 422,
-    "MEMBER_NOT_ELIGIBLE": 403,
-    "FORBIDDEN": 403,
-    "UNKNOWN_MEMBER": 404,
-    "NO_POLICY": 404,
-    "NOT_FOUND": 404,
-    "VISIT_ALREADY_SETTLED": 409,
-    "OVERLAPPING_STAY": 409,
-}
 
 
 def _answer(message: pb.Settlement, status: int) -> dict[str, object]:
@@ -103,7 +88,7 @@ async def test_case_through_grpc(case: Case, adjudicator: Adjudicator, redis_url
                 pytest.fail(f"{where}: no action {step['action']}")
         except grpc.aio.AioRpcError as error:
             code = error_code(error)
-            answer = {"status": HTTP_STATUS[code], "code": code}
+            answer = {"status": STATUS_BY_CODE[code], "code": code}
             assert dump_everything(redis_url) == before, f"{where}: a refusal changed Redis"
         try:
             assert_subset(step["expect"], answer)

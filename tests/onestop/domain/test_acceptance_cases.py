@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import STATUS_BY_CODE
 from onestop.domain import (
     Adjudication,
     BillRejected,
@@ -65,17 +66,6 @@ class Refused(Exception):
         self.status, self.code = status, code
 
 
-_STATUS_OF = {
-    "UNMAPPED_CODES": 422,
-    "AMOUNT_MISMATCH": 422,
-    "IMPLAUSIBLE_QUANTITY": 422,
-    "DATE_OUT_OF_VISIT": 422,
-    "INVALID": 422,
-    "MEMBER_NOT_ELIGIBLE": 403,
-    "FORBIDDEN": 403,
-}
-
-
 @dataclass
 class Ledger:
     policies: dict[tuple[str, str, int], Policy]
@@ -121,7 +111,7 @@ class Ledger:
         except BillRejected as error:
             raise Refused(422, error.code) from error
         except DomainError as error:
-            raise Refused(_STATUS_OF[error.code], error.code) from error
+            raise Refused(STATUS_BY_CODE[error.code], error.code) from error
         member = self.members.get(request.member_id)
         if member is None:
             raise Refused(404, "UNKNOWN_MEMBER")
@@ -140,7 +130,7 @@ class Ledger:
                 self.balances[member.member_id],
             )
         except DomainError as error:
-            raise Refused(_STATUS_OF[error.code], error.code) from error
+            raise Refused(STATUS_BY_CODE[error.code], error.code) from error
         return result, member
 
     def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication]:
