@@ -52,6 +52,7 @@ class RunningAdjudicator:
     health: health.aio.HealthServicer
     redis: aioredis.Redis
     grace_seconds: float
+    service: SettlementService
     _probe: asyncio.Task[None]
 
     async def stop(self) -> None:
@@ -113,7 +114,7 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     probe = asyncio.create_task(_probe_redis(client, health_servicer))
     log.info("listening", extra={"host": settings.host, "port": port})
     return RunningAdjudicator(
-        server, port, health_servicer, client, settings.shutdown_grace_seconds, probe
+        server, port, health_servicer, client, settings.shutdown_grace_seconds, service, probe
     )
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import grpc
 
+from adjudicator import journal
 from adjudicator.errors import CODE_METADATA_KEY, PROBLEMS_METADATA_KEY, grpc_status_of
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
@@ -78,6 +79,14 @@ async def _text_of(chunks: AsyncIterable[pb.TextChunk]) -> str:
         return b"".join(parts).decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidDocument(f"the upload is not UTF-8: {error}") from error
+
+
+async def _parse_day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+async def _next(entries: AsyncIterator[T]) -> T | None:
+    return await anext(entries, None)
 
 
 class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
@@ -242,6 +251,35 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                 for rejection in report.rejected
             ],
         )
+
+    async def DayFigures(  # noqa: N802, D102
+        self, request: pb.DayFiguresRequest, context: Context
+    ) -> pb.DayFiguresReply:
+        async def figures() -> pb.DayFiguresReply:
+            day = date.fromisoformat(request.date)
+            client = self.service.store.client
+            totals = await journal.day_figures(client, request.client_id, day)
+            ids: list[str] = []
+            if request.with_settlement_ids:
+                ids = [
+                    entry.settlement_id
+                    async for entry in journal.day_entries(client, day, request.client_id)
+                    if entry.kind == "settlement"
+                ]
+            return convert.day_figures_message(totals, ids)
+
+        return await _answer(context, figures)
+
+    async def ReadJournal(  # noqa: N802, D102
+        self, request: pb.ReadJournalRequest, context: Context
+    ) -> AsyncIterator[pb.JournalEntry]:
+        day = await _answer(context, lambda: _parse_day(request.date))
+        entries = journal.day_entries(self.service.store.client, day, request.client_id)
+        while True:
+            entry = await _answer(context, lambda: _next(entries))
+            if entry is None:
+                return
+            yield convert.journal_entry_message(entry)
 
     async def GetVersions(  # noqa: N802, D102
         self, request: pb.GetVersionsRequest, context: Context

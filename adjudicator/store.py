@@ -18,6 +18,7 @@ from redis.commands.core import AsyncScript
 
 from adjudicator.errors import Unavailable
 from onestop import keys
+from onestop.clock import settlement_day
 
 
 def _script_text(name: str) -> str:
@@ -84,8 +85,13 @@ class Store:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._read: AsyncScript = client.register_script(_script_text("read_member.lua"))
-        self._commit: AsyncScript = client.register_script(_script_text("commit_settlement.lua"))
-        self._reverse: AsyncScript = client.register_script(_script_text("reverse_settlement.lua"))
+        prelude = _script_text("journal_id.lua")
+        self._commit: AsyncScript = client.register_script(
+            prelude + _script_text("commit_settlement.lua")
+        )
+        self._reverse: AsyncScript = client.register_script(
+            prelude + _script_text("reverse_settlement.lua")
+        )
 
     async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
         """Read the member, its stays, the visit's settlement and the reference versions."""
@@ -124,6 +130,7 @@ class Store:
                     keys.visit(arguments.member_id, arguments.client_id, arguments.visit_id),
                     keys.settlement(group, arguments.settlement_id),
                     keys.journal(group),
+                    keys.day_totals(group, day_key(arguments.committed_ms), arguments.client_id),
                 ],
                 args=[
                     arguments.expected_version,
@@ -173,6 +180,7 @@ class Store:
                     keys.stays(member),
                     keys.visit(member, owner.decode(), visit_id.decode()),
                     keys.journal(group),
+                    keys.day_totals(group, day_key(now_ms), owner.decode()),
                 ],
                 args=[client_id, now_ms],
             )
@@ -210,6 +218,11 @@ class Store:
             else:
                 await self.client.hset(key, field, value)
             await self.client.hset(keys.VERSIONS, kind, version)
+
+
+def day_key(epoch_ms: int) -> str:
+    """The settlement day of a moment, as in day keys: ``YYYYMMDD`` (Asia/Shanghai)."""
+    return settlement_day(epoch_ms).strftime("%Y%m%d")
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

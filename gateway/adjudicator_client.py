@@ -13,6 +13,7 @@ from onestop import wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError
+from onestop.domain.reconciliation import DayFigures, JournalEntry
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -208,6 +209,26 @@ class AdjudicatorClient:
             return b"".join(parts).decode()
 
         return await self._call(read)
+
+    async def day_figures(
+        self, client_id: str, day: date, *, with_settlement_ids: bool
+    ) -> tuple[DayFigures, list[str]]:
+        """A client's figures of a settlement day (and the day's settlement ids if asked)."""
+        request = pb.DayFiguresRequest(
+            client_id=client_id, date=day.isoformat(), with_settlement_ids=with_settlement_ids
+        )
+        reply = await self._call(lambda: self.stub.DayFigures(request, timeout=self.deadline * 6))
+        return wire.day_figures_of(reply)
+
+    async def read_journal(self, day: date, client_id: str = "") -> AsyncIterator[JournalEntry]:
+        """Every journal entry of a day, in time order (streamed)."""
+        request = pb.ReadJournalRequest(date=day.isoformat(), client_id=client_id)
+        stream = self.stub.ReadJournal(request)
+        try:
+            async for message in stream:
+                yield wire.journal_entry_of(message)
+        except grpc.aio.AioRpcError as error:
+            raise refusal_of(error) from error
 
     async def mapping_audit(self, client_id: str) -> list[dict[str, Any]]:
         """Every recorded change to a client's mapping, oldest first."""

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
+from pathlib import Path as FilePath
 from typing import IO, Annotated, Any
 
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +40,9 @@ from onestop.domain.bill import VisitRequest
 from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError, Problem
 from onestop.domain.policy import Policy, policy_to_document
+from onestop.domain.reconciliation import DayFigures, reconcile
 from onestop.domain.types import ClientKind
+from onestop.exports import write_export, zip_export
 
 log = logging.getLogger("onestop.gateway")
 
@@ -289,6 +294,58 @@ def create_app(
         """待遇检查: the member's entitlement on a day, identity masked."""
         on = day or _today()
         return JSONResponse(await _gateway(request).eligibility(member_id, on))
+
+    @app.post(
+        "/v1/reconciliation",
+        tags=["reconciliation"],
+        response_model=schemas.ReconciliationResult,
+        responses=_problems(403),
+    )
+    async def reconciliation(
+        request: Request, figures: schemas.ReconciliationRequest, caller: Caller
+    ) -> Any:
+        """对账: the client's own day against the gateway's (with ids: one by one)."""
+        client = _provider(caller)
+        gateway_day, gateway_ids = await _gateway(request).adjudicator.day_figures(
+            client.client_id, figures.date, with_settlement_ids=figures.settlement_ids is not None
+        )
+        theirs = DayFigures(figures.settlements, figures.reversals, figures.amounts.model_dump())
+        return reconcile(gateway_day, theirs, gateway_ids, figures.settlement_ids)
+
+    @app.get(
+        "/v1/admin/exports/{day}",
+        tags=["admin"],
+        response_class=FileResponse,
+        responses={
+            200: {
+                "description": "a zip of settlements.csv, summary.csv and manifest.json",
+                "content": {"application/zip": {"example": "(binary zip)"}},
+            },
+            **_problems(403),
+        },
+    )
+    async def export(request: Request, day: date, caller: Caller) -> Any:
+        """The day's signed files for the agency, as one zip."""
+        _agency(caller)
+        gateway = _gateway(request)
+        scratch = FilePath(tempfile.mkdtemp(prefix="onestop-export-"))
+        try:
+            await write_export(
+                gateway.adjudicator.read_journal(day),
+                day,
+                scratch / "files",
+                gateway.signer.export_signer(),
+            )
+            zip_export(scratch / "files", scratch / "export.zip")
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return FileResponse(
+            scratch / "export.zip",
+            media_type="application/zip",
+            filename=f"onestop-{day.isoformat()}.zip",
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
 
     # -- the agency -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from onestop.exports import Signer
 from onestop.signing import key_id, load_private_key, private_pem, public_pem, sign
 
 ALGORITHM = "ed25519"
@@ -87,6 +88,15 @@ class ReceiptSigner:
             "algorithm": ALGORITHM,
             "value": sign(key.private, canonical_json(signed_part(result))),
         }
+
+    def export_signer(self) -> Signer:
+        """The current key, for signing an export's manifest."""
+        key = self.current
+        return Signer(
+            key.key_id,
+            public_pem(key.private.public_key()),
+            lambda message: sign(key.private, message),
+        )
 
     def published(self) -> list[dict[str, str]]:
         """Every key that ever signed, public half only (``GET /v1/keys``)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from onestop.domain.types import ClientKind, Code, HospitalLevel, Name
+from onestop.domain.types import ClientKind, Code, HospitalLevel, IsoDate, Name
 
 SETTLE_EXAMPLE: dict[str, Any] = {
     "visit_id": "ZY20260301001",
@@ -524,3 +524,91 @@ class Health(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {"status": "ok"}})
 
     status: str
+
+
+class FundAmounts(BaseModel):
+    """A day's amounts per fund (fen): settled minus reversed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: int
+    basic_fund: int
+    supplementary: int
+    assistance: int
+    personal_account: int
+    cash: int
+
+
+RECONCILIATION_EXAMPLE: dict[str, Any] = {
+    "date": "2026-03-09",
+    "settlements": 12,
+    "reversals": 1,
+    "amounts": {
+        "total": 1341200,
+        "basic_fund": 512300,
+        "supplementary": 30000,
+        "assistance": 20000,
+        "personal_account": 5000,
+        "cash": 773900,
+    },
+    "settlement_ids": ["S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f"],
+}
+
+
+class ReconciliationRequest(BaseModel):
+    """A hospital's or pharmacy's own figures of one settlement day (Asia/Shanghai)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": RECONCILIATION_EXAMPLE})
+
+    date: IsoDate
+    settlements: int = Field(ge=0)
+    reversals: int = Field(ge=0)
+    amounts: FundAmounts
+    settlement_ids: list[Code] | None = Field(
+        default=None,
+        max_length=2_000_000,
+        description="with them, the settlements are compared one by one (对明细账)",
+    )
+
+
+class DayFiguresOut(BaseModel):
+    """A day's figures."""
+
+    settlements: int
+    reversals: int
+    amounts: FundAmounts
+
+
+class ReconciliationResult(BaseModel):
+    """The comparison: ``differences`` are gateway minus hospital."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "result": "unbalanced",
+                "gateway": {
+                    "settlements": 12,
+                    "reversals": 1,
+                    "amounts": RECONCILIATION_EXAMPLE["amounts"],
+                },
+                "differences": {
+                    "settlements": 0,
+                    "reversals": 1,
+                    "total": -4500,
+                    "basic_fund": 0,
+                    "supplementary": 0,
+                    "assistance": 0,
+                    "personal_account": 0,
+                    "cash": -4500,
+                },
+                "only_in_gateway": [],
+                "only_in_hospital": ["S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f"],
+            }
+        }
+    )
+
+    result: str = Field(description="balanced | unbalanced")
+    gateway: DayFiguresOut
+    differences: dict[str, int]
+    only_in_gateway: list[str]
+    only_in_hospital: list[str]

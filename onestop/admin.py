@@ -161,3 +161,23 @@ def progress_printer(label: str) -> Callable[[int, int], None]:
             shown = percent
 
     return show
+
+
+async def download_export(connection: Connection, day: str, out: Path) -> dict[str, Any]:
+    """``GET /v1/admin/exports/{day}``, unpacked into ``out``; the manifest."""
+    from onestop.exports import MANIFEST, unzip_export
+
+    async with connection.client() as client:
+        client.http.timeout = httpx.Timeout(None)
+        answer = await client.request("GET", f"/v1/admin/exports/{day}")
+        if answer.status_code >= 400:
+            raise Refused(answer)
+    out.mkdir(parents=True, exist_ok=True)
+    archive = out / f".onestop-{day}.zip"
+    archive.write_bytes(answer.content)
+    try:
+        unzip_export(archive, out)
+    finally:
+        archive.unlink(missing_ok=True)
+    manifest: dict[str, Any] = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    return manifest

@@ -148,6 +148,25 @@ def _load(args: argparse.Namespace) -> int:
     )
 
 
+def _export(args: argparse.Namespace) -> int:
+    from onestop.admin import download_export
+
+    return _run_admin(download_export(_connection(args), args.date, args.out))
+
+
+def _verify_export(args: argparse.Namespace) -> int:
+    from onestop.exports import verify_export
+
+    key = args.public_key.read_text() if args.public_key else None
+    result = verify_export(args.directory, key)
+    for check in result.checks:
+        print(f"ok    {check}")
+    for failure in result.failures:
+        print(f"FAIL  {failure}")
+    print("export verified" if result.ok else "export NOT verified")
+    return 0 if result.ok else 1
+
+
 def _gen_members(args: argparse.Namespace) -> int:
     from onestop.demo.members import crowd
 
@@ -234,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection(load)
     load.set_defaults(handler=_load)
+
+    export = commands.add_parser("export", help="the agency's signed files of one day")
+    export.add_argument("--date", required=True, help="settlement day YYYY-MM-DD")
+    export.add_argument("--out", type=Path, required=True, help="directory to write")
+    _add_connection(export)
+    export.set_defaults(handler=_export)
+
+    verify = commands.add_parser("verify-export", help="check an export's hashes and signature")
+    verify.add_argument("directory", type=Path)
+    verify.add_argument(
+        "--public-key", type=Path, help="the gateway key to trust (PEM); without it: integrity only"
+    )
+    verify.set_defaults(handler=_verify_export)
 
     gen = commands.add_parser("gen", help="write reproducible synthetic data")
     gen_commands = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")

@@ -53,6 +53,15 @@ def journal(group: int) -> str:
     return f"{_tag(group)}:journal"
 
 
+def day_totals(group: int, day: str, client_id: str) -> str:
+    """Hash: one client's settlements and reversals of one day (``YYYYMMDD``) in the group.
+
+    Written by the same scripts that write the journal, so it always agrees with it; summing
+    the hash over all groups gives the client's day without reading the journal.
+    """
+    return f"{_tag(group)}:day:{day}:{client_id}"
+
+
 def new_settlement_id(member_id: str, now_ms: int) -> str:
     """A settlement id that names its slot group, sortable by time within the group."""
     return f"S{member_group(member_id):03x}{now_ms:012x}{os.urandom(8).hex()}"

@@ -8,11 +8,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from onestop.clock import iso_from_ms, ms_from_iso
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
+from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import Category, ClientKind, HospitalLevel, VisitType
@@ -359,3 +361,49 @@ def members_answer(reply: pb.PutMembersReply) -> dict[str, Any]:
             for entry in reply.rejected
         ],
     }
+
+
+def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:
+    """A journal entry."""
+    region, scheme, year, version = entry.policy.split("|")
+    return pb.JournalEntry(
+        kind=entry.kind,
+        settlement_id=entry.settlement_id,
+        client_id=entry.client_id,
+        member_id=entry.member_id,
+        visit_id=entry.visit_id,
+        at=iso_from_ms(entry.at_ms),
+        amounts=pb.Amounts(**dict(zip(AMOUNT_FIELDS, entry.amounts, strict=True))),
+        policy=pb.PolicyRef(region=region, scheme=scheme, year=int(year), version=version),
+    )
+
+
+def journal_entry_of(message: pb.JournalEntry) -> JournalEntry:
+    """A journal entry from its message."""
+    policy = message.policy
+    return JournalEntry(
+        kind=message.kind,
+        settlement_id=message.settlement_id,
+        client_id=message.client_id,
+        member_id=message.member_id,
+        visit_id=message.visit_id,
+        at_ms=ms_from_iso(message.at),
+        amounts=tuple(getattr(message.amounts, name) for name in AMOUNT_FIELDS),
+        policy=f"{policy.region}|{policy.scheme}|{policy.year}|{policy.version}",
+    )
+
+
+def day_figures_message(figures: DayFigures, settlement_ids: list[str]) -> pb.DayFiguresReply:
+    """A client's day."""
+    return pb.DayFiguresReply(
+        settlements=figures.settlements,
+        reversals=figures.reversals,
+        amounts=pb.Amounts(**{name: figures.amounts.get(name, 0) for name in AMOUNT_FIELDS}),
+        settlement_ids=settlement_ids,
+    )
+
+
+def day_figures_of(reply: pb.DayFiguresReply) -> tuple[DayFigures, list[str]]:
+    """A client's day, and its settlements' ids when asked for."""
+    amounts = {name: getattr(reply.amounts, name) for name in AMOUNT_FIELDS}
+    return DayFigures(reply.settlements, reply.reversals, amounts), list(reply.settlement_ids)

@@ -6,7 +6,8 @@
 -- holds. Then, and only if the visit is not settled meanwhile, everything is applied: state,
 -- stay, visit index, settlement record and journal entry.
 --
--- KEYS: 1 member hash, 2 stays hash, 3 visit hash, 4 settlement hash, 5 journal stream
+-- KEYS: 1 member hash, 2 stays hash, 3 visit hash, 4 settlement hash, 5 journal stream,
+--       6 the client's day totals of the commit day (Asia/Shanghai)
 -- ARGV: 1 expected member version
 --       2 policy year
 --       3 increments "bf,op,su,ci,as,ab,ad,account"
@@ -17,6 +18,7 @@
 --       8 client id, 9 member id, 10 visit id
 --       11 amounts "total,full_self_pay,...,cash" for the journal
 --       12 commit time (epoch ms), 13 policy "region|scheme|year|version"
+-- Uses journal_id() from journal_id.lua, loaded in front of this script.
 -- Returns {'OK'} | {'CONFLICT'} | {'SETTLED'} | {'NOMEMBER'}
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -52,7 +54,13 @@ redis.call('HSET', KEYS[3], 'id', ARGV[4], 'fp', ARGV[5], 'st', 'settled')
 redis.call('HSET', KEYS[4],
   'r', ARGV[6], 'd', ARGV[3], 'y', ARGV[2], 'st', 'settled', 'fp', ARGV[5],
   'c', ARGV[8], 'm', ARGV[9], 'vi', ARGV[10], 'a', ARGV[11], 'p', ARGV[13], 't', ARGV[12])
-redis.call('XADD', KEYS[5], '*',
+redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[12]),
   'k', 'S', 'id', ARGV[4], 'c', ARGV[8], 'm', ARGV[9], 'v', ARGV[10], 't', ARGV[12],
   'a', ARGV[11], 'p', ARGV[13])
+redis.call('HINCRBY', KEYS[6], 'settlements', 1)
+local index = 0
+for value in string.gmatch(ARGV[11], '[^,]+') do
+  index = index + 1
+  redis.call('HINCRBY', KEYS[6], 's' .. index, tonumber(value))
+end
 return {'OK'}

@@ -1,7 +1,9 @@
 -- Reverse one settlement: subtract exactly the increments it stored, once.
 --
--- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream
+-- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream,
+--       6 the owner's day totals of the reversal day (Asia/Shanghai)
 -- ARGV: 1 client id that asks ('' for the agency: any client), 2 reversal time (epoch ms)
+-- Uses journal_id() from journal_id.lua, loaded in front of this script.
 -- Returns {'OK', ytd} | {'ALREADY', ytd, reversed_at_ms} | {'NOTFOUND'}
 -- where ytd is "bf,op,su,ci,as,ab,balance" of the settlement's year after the undo.
 
@@ -45,7 +47,13 @@ for index = 1, #state do
 end
 local after = table.concat(state, ',')
 redis.call('HSET', KEYS[1], 'st', 'reversed', 'ra', ARGV[2], 'ry', after)
-redis.call('XADD', KEYS[5], '*',
+redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[2]),
   'k', 'R', 'id', settlement_id, 'c', client, 'm', record[10], 'v', record[7], 't', ARGV[2],
   'a', record[8], 'p', record[9])
+redis.call('HINCRBY', KEYS[6], 'reversals', 1)
+local index = 0
+for value in string.gmatch(record[8], '[^,]+') do
+  index = index + 1
+  redis.call('HINCRBY', KEYS[6], 'r' .. index, tonumber(value))
+end
 return {'OK', after}

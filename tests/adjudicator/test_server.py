@@ -68,6 +68,20 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
     stub = pb_grpc.AdjudicatorStub(channel)
     members = [member_record(f"M2000{n:02d}") for n in range(20)]
     tables = await load_demo_world(stub, members)
+
+    # Hold every call at its commit until the server has been told to stop.
+    store = running.service.store
+    commit = store.commit
+    waiting = 0
+    gate = asyncio.Event()
+
+    async def held_commit(arguments: Any) -> str:
+        nonlocal waiting
+        waiting += 1
+        await gate.wait()
+        return await commit(arguments)
+
+    store.commit = held_commit  # type: ignore[method-assign]
     requests = [
         settle_request(
             tables, stay_body("LONG", member["member_id"], date(2026, 4, 1), 30, 500_000)
@@ -75,9 +89,13 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
         for member in members
     ]
     calls = [asyncio.ensure_future(stub.Settle(request)) for request in requests]
-    await asyncio.sleep(0.05)  # the calls are on the wire
-    await running.stop()
+    while waiting < len(calls):
+        await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(running.stop())
+    await asyncio.sleep(0.2)  # the server refuses new calls now; these 20 are in flight
+    gate.set()
     receipts = await asyncio.gather(*calls)
+    await stopping
     assert all(receipt.settlement_id for receipt in receipts)
     client = redis.Redis.from_url(redis_url)
     journaled = sum(

@@ -95,3 +95,21 @@ def test_keys_clients_and_loading_from_the_command_line(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "MALFORMED" in refused.stderr
     assert served.terminate() == 0
+
+
+def test_export_and_verify_from_the_command_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    start_serve(data_dir)
+    out = tmp_path / "export"
+    exported = onestop("export", "--date", "2026-02-01", "--out", out, "--data-dir", data_dir)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["files"]["settlements.csv"]["rows"] == 0
+    verified = onestop("verify-export", out)
+    assert verified.returncode == 0, verified.stdout
+    assert "integrity, not origin" in verified.stdout
+    keys = sorted((data_dir / "gateway-keys").glob("receipt-*.pem"))
+    assert keys
+    (out / "summary.csv").write_text("client_id\nX\n")
+    failed = onestop("verify-export", out)
+    assert failed.returncode == 1
+    assert "FAIL  summary.csv" in failed.stdout

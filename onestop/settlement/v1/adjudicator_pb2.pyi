@@ -1040,3 +1040,130 @@ class Versions(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Versions: _TypeAlias = Versions  # noqa: Y015
+
+@_typing.final
+class DayFiguresRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    WITH_SETTLEMENT_IDS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    date: _builtins.str
+    with_settlement_ids: _builtins.bool
+    """also list the settlements committed that day"""
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        with_settlement_ids: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date", "with_settlement_ids", b"with_settlement_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayFiguresRequest: _TypeAlias = DayFiguresRequest  # noqa: Y015
+
+@_typing.final
+class DayFiguresReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENTS_FIELD_NUMBER: _builtins.int
+    REVERSALS_FIELD_NUMBER: _builtins.int
+    AMOUNTS_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_IDS_FIELD_NUMBER: _builtins.int
+    settlements: _builtins.int
+    reversals: _builtins.int
+    @_builtins.property
+    def amounts(self) -> Global___Amounts:
+        """settled minus reversed"""
+
+    @_builtins.property
+    def settlement_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        settlements: _builtins.int = ...,
+        reversals: _builtins.int = ...,
+        amounts: Global___Amounts | None = ...,
+        settlement_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "reversals", b"reversals", "settlement_ids", b"settlement_ids", "settlements", b"settlements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayFiguresReply: _TypeAlias = DayFiguresReply  # noqa: Y015
+
+@_typing.final
+class ReadJournalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    client_id: _builtins.str
+    """empty: every client"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadJournalRequest: _TypeAlias = ReadJournalRequest  # noqa: Y015
+
+@_typing.final
+class JournalEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    AMOUNTS_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """settlement | reversal"""
+    settlement_id: _builtins.str
+    client_id: _builtins.str
+    member_id: _builtins.str
+    visit_id: _builtins.str
+    at: _builtins.str
+    """ISO 8601, Asia/Shanghai"""
+    @_builtins.property
+    def amounts(self) -> Global___Amounts:
+        """the settlement's amounts (a reversal carries those it undoes)"""
+
+    @_builtins.property
+    def policy(self) -> Global___PolicyRef: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        settlement_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        at: _builtins.str = ...,
+        amounts: Global___Amounts | None = ...,
+        policy: Global___PolicyRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "at", b"at", "client_id", b"client_id", "kind", b"kind", "member_id", b"member_id", "policy", b"policy", "settlement_id", b"settlement_id", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015

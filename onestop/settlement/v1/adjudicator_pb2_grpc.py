@@ -114,6 +114,16 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.GetVersionsRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Versions.FromString,
                 _registered_method=True)
+        self.DayFigures = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/DayFigures',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.FromString,
+                _registered_method=True)
+        self.ReadJournal = channel.unary_stream(
+                '/onestop.settlement.v1.Adjudicator/ReadJournal',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.FromString,
+                _registered_method=True)
 
 
 class AdjudicatorServicer:
@@ -224,6 +234,21 @@ class AdjudicatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DayFigures(self, request, context):
+        """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
+        day add, reversals committed that day subtract the reversed settlement's amounts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadJournal(self, request, context):
+        """Every journal entry of one settlement day, all slot groups merged in time order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdjudicatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -306,6 +331,16 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     servicer.GetVersions,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.GetVersionsRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Versions.SerializeToString,
+            ),
+            'DayFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.DayFigures,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.SerializeToString,
+            ),
+            'ReadJournal': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadJournal,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -740,6 +775,60 @@ class Adjudicator:
             '/onestop.settlement.v1.Adjudicator/GetVersions',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.GetVersionsRequest.SerializeToString,
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Versions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DayFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/DayFigures',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ReadJournal',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,12 @@ class AdjudicatorStub:
     PutMembers: _grpc.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutMembersReply]
     GetVersions: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.GetVersionsRequest, _adjudicator_pb2.Versions]
     """Versions of the reference data, for callers that keep hot copies."""
+    DayFigures: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.DayFiguresRequest, _adjudicator_pb2.DayFiguresReply]
+    """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
+    day add, reversals committed that day subtract the reversed settlement's amounts.
+    """
+    ReadJournal: _grpc.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalEntry]
+    """Every journal entry of one settlement day, all slot groups merged in time order."""
 
 @_typing.type_check_only
 class AdjudicatorAsyncStub(AdjudicatorStub):
@@ -96,6 +102,12 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     PutMembers: _aio.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutMembersReply]  # type: ignore[assignment]
     GetVersions: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.GetVersionsRequest, _adjudicator_pb2.Versions]  # type: ignore[assignment]
     """Versions of the reference data, for callers that keep hot copies."""
+    DayFigures: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.DayFiguresRequest, _adjudicator_pb2.DayFiguresReply]  # type: ignore[assignment]
+    """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
+    day add, reversals committed that day subtract the reversed settlement's amounts.
+    """
+    ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalEntry]  # type: ignore[assignment]
+    """Every journal entry of one settlement day, all slot groups merged in time order."""
 
 class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -220,5 +232,23 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_adjudicator_pb2.Versions, _abc.Awaitable[_adjudicator_pb2.Versions]]:
         """Versions of the reference data, for callers that keep hot copies."""
+
+    @_abc_1.abstractmethod
+    def DayFigures(
+        self,
+        request: _adjudicator_pb2.DayFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.DayFiguresReply, _abc.Awaitable[_adjudicator_pb2.DayFiguresReply]]:
+        """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
+        day add, reversals committed that day subtract the reversed settlement's amounts.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadJournal(
+        self,
+        request: _adjudicator_pb2.ReadJournalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_adjudicator_pb2.JournalEntry], _abc.AsyncIterator[_adjudicator_pb2.JournalEntry]]:
+        """Every journal entry of one settlement day, all slot groups merged in time order."""
 
 def add_AdjudicatorServicer_to_server(servicer: AdjudicatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

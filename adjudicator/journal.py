@@ -1,0 +1,116 @@
+"""Reading the journal for reconciliation and exports.
+
+A day's entries come from every slot group, merged in time order; a client's day figures come
+from the totals the commit and reversal scripts keep beside the journal.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from adjudicator.store import redis_calls
+from onestop import keys
+from onestop.clock import SHANGHAI
+from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
+
+# Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
+# clocks differ, an id may run a little ahead of its entry's time. Read an hour past the day
+# and keep what the entry's own time puts inside it.
+CLOCK_SLACK_MS = 3_600_000
+PAGE = 64
+
+
+def day_bounds_ms(day: date) -> tuple[int, int]:
+    """The first and the first-after-last millisecond of an Asia/Shanghai day."""
+    start = datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
+    end = start + timedelta(days=1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def _entry(fields: dict[bytes, bytes]) -> JournalEntry:
+    return JournalEntry(
+        kind="settlement" if fields[b"k"] == b"S" else "reversal",
+        settlement_id=fields[b"id"].decode(),
+        client_id=fields[b"c"].decode(),
+        member_id=fields[b"m"].decode(),
+        visit_id=fields[b"v"].decode(),
+        at_ms=int(fields[b"t"]),
+        amounts=tuple(int(value) for value in fields[b"a"].split(b",")),
+        policy=fields[b"p"].decode(),
+    )
+
+
+Page = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def day_entries(
+    client: aioredis.Redis, day: date, client_id: str = ""
+) -> AsyncIterator[JournalEntry]:
+    """Every entry of ``day`` (of ``client_id``, or of all clients), in commit-time order.
+
+    Each group's stream is read a page at a time and the groups are merged with a heap, so
+    memory stays bounded (groups x page) however busy the day was.
+    """
+    start, end = day_bounds_ms(day)
+    low, high = str(start), str(end + CLOCK_SLACK_MS)
+    async with redis_calls():
+        pipe = client.pipeline(transaction=False)
+        for group in range(keys.GROUPS):
+            pipe.xrange(keys.journal(group), min=low, max=high, count=PAGE)
+        first_pages = cast(list[Page], await pipe.execute())
+
+    buffers: dict[int, Page] = {}
+    heap: list[tuple[int, str, int, int, JournalEntry]] = []
+
+    async def advance(group: int) -> None:
+        page = buffers[group]
+        while page:
+            stream_id, fields = page.pop(0)
+            if not page:
+                async with redis_calls():
+                    buffers[group] = page = cast(
+                        Page,
+                        await client.xrange(
+                            keys.journal(group), min=b"(" + stream_id, max=high, count=PAGE
+                        ),
+                    )
+            entry = _entry(fields)
+            if start <= entry.at_ms < end and (not client_id or entry.client_id == client_id):
+                order = 0 if entry.kind == "settlement" else 1
+                heapq.heappush(heap, (entry.at_ms, entry.settlement_id, order, group, entry))
+                return
+
+    for group, page in enumerate(first_pages):
+        if page:
+            buffers[group] = page
+            await advance(group)
+    while heap:
+        *_, group, entry = heapq.heappop(heap)
+        yield entry
+        await advance(group)
+
+
+async def day_figures(client: aioredis.Redis, client_id: str, day: date) -> DayFigures:
+    """A client's day from the per-group day totals the commit and reversal scripts keep."""
+    day_text = day.strftime("%Y%m%d")
+    async with redis_calls():
+        pipe = client.pipeline(transaction=False)
+        for group in range(keys.GROUPS):
+            pipe.hgetall(keys.day_totals(group, day_text, client_id))
+        totals = cast(list[dict[bytes, bytes]], await pipe.execute())
+    settlements = reversals = 0
+    amounts = dict.fromkeys(AMOUNT_FIELDS, 0)
+    for fields in totals:
+        if not fields:
+            continue
+        settlements += int(fields.get(b"settlements", b"0"))
+        reversals += int(fields.get(b"reversals", b"0"))
+        for index, name in enumerate(AMOUNT_FIELDS, start=1):
+            amounts[name] += int(fields.get(f"s{index}".encode(), b"0"))
+            amounts[name] -= int(fields.get(f"r{index}".encode(), b"0"))
+    return DayFigures(settlements, reversals, amounts)

@@ -1,0 +1,99 @@
+"""Daily reconciliation (对账): the gateway's figures of a day against a hospital's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from onestop.domain.engine import Amounts
+
+AMOUNT_FIELDS = tuple(Amounts.__dataclass_fields__)
+"""Every amount of a settlement, in the contract's order."""
+
+RECONCILED_FUNDS = (
+    "total",
+    "basic_fund",
+    "supplementary",
+    "assistance",
+    "personal_account",
+    "cash",
+)
+"""The amounts a day is reconciled on (contract section 6)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One settlement or reversal, as the journal recorded it.
+
+    Attributes:
+        amounts: the settlement's amounts in :data:`AMOUNT_FIELDS` order; a reversal carries
+            the amounts of the settlement it undoes.
+        policy: ``region|scheme|year|version``.
+    """
+
+    kind: str  # settlement | reversal
+    settlement_id: str
+    client_id: str
+    member_id: str
+    visit_id: str
+    at_ms: int
+    amounts: tuple[int, ...]
+    policy: str
+
+    def signed_amounts(self) -> dict[str, int]:
+        """Amounts as they count for the day: a reversal subtracts."""
+        sign = 1 if self.kind == "settlement" else -1
+        return {name: sign * value for name, value in zip(AMOUNT_FIELDS, self.amounts, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    """A day of one client: counts, and amounts settled minus amounts reversed (fen)."""
+
+    settlements: int
+    reversals: int
+    amounts: dict[str, int] = field(default_factory=dict)
+
+    def as_contract(self) -> dict[str, Any]:
+        """``{"settlements", "reversals", "amounts": {...}}``."""
+        return {
+            "settlements": self.settlements,
+            "reversals": self.reversals,
+            "amounts": {fund: self.amounts.get(fund, 0) for fund in RECONCILED_FUNDS},
+        }
+
+
+def reconcile(
+    gateway: DayFigures,
+    hospital: DayFigures,
+    gateway_ids: list[str] | None = None,
+    hospital_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Compare a day (对总账), and its settlements one by one when ids are given (对明细账).
+
+    Returns:
+        The contract's answer: ``result``, the gateway's figures, ``differences`` (gateway
+        minus hospital, every field, zero included), ``only_in_gateway`` and
+        ``only_in_hospital``.
+    """
+    mine, theirs = gateway.as_contract(), hospital.as_contract()
+    differences: dict[str, int] = {
+        "settlements": mine["settlements"] - theirs["settlements"],
+        "reversals": mine["reversals"] - theirs["reversals"],
+    }
+    for fund in RECONCILED_FUNDS:
+        differences[fund] = mine["amounts"][fund] - theirs["amounts"][fund]
+    only_in_gateway: list[str] = []
+    only_in_hospital: list[str] = []
+    if hospital_ids is not None:
+        ours, reported = set(gateway_ids or ()), set(hospital_ids)
+        only_in_gateway = sorted(ours - reported)
+        only_in_hospital = sorted(reported - ours)
+    balanced = not any(differences.values()) and not only_in_gateway and not only_in_hospital
+    return {
+        "result": "balanced" if balanced else "unbalanced",
+        "gateway": mine,
+        "differences": differences,
+        "only_in_gateway": only_in_gateway,
+        "only_in_hospital": only_in_hospital,
+    }

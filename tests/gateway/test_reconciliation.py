@@ -1,0 +1,246 @@
+"""Daily reconciliation and the agency's signed exports, over HTTP on the real stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from onestop.clock import SHANGHAI
+from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify_export
+from onestop.signing import public_pem
+from tests.support.adjudicator import Adjudicator
+from tests.support.gateway import Gateway
+from tests.support.scenario import member_record, stay_body
+from tests.support.world import load_demo_over_http
+
+FUNDS = ("total", "basic_fund", "supplementary", "assistance", "personal_account", "cash")
+
+
+def at(text: str) -> int:
+    """Epoch ms of an Asia/Shanghai wall-clock time."""
+    moment = datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+    return int(moment.astimezone(UTC).timestamp() * 1000)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock(adjudicator: Adjudicator) -> Clock:
+    """The adjudicator's clock, set by the test."""
+    fake = Clock()
+    adjudicator.running.service.clock = fake
+    return fake
+
+
+def at_community_centre(body: dict[str, Any]) -> dict[str, Any]:
+    """The same bill in the community centre's own HIS codes."""
+    lines = [
+        {**line, "his_code": line["his_code"].replace("RMYY-", "JS")} for line in body["lines"]
+    ]
+    return {**body, "lines": lines}
+
+
+def funds(result: dict[str, Any], sign: int = 1) -> dict[str, int]:
+    return {fund: sign * result["amounts"][fund] for fund in FUNDS}
+
+
+async def test_a_day_boundary_splits_a_settlement_and_its_reversal(
+    gateway: Gateway, clock: Clock
+) -> None:
+    clients = await load_demo_over_http(gateway, [member_record("M800001")])
+    hospital = clients["ZZH3"]
+    clock.now = at("2026-03-09T23:59:59")
+    body = stay_body("D1", "M800001", date(2026, 3, 1), 9, 300_000)
+    settled = (await hospital.request("POST", "/v1/settlements", json_body=body)).json()
+    assert settled["settled_at"].startswith("2026-03-09T23:59:59")
+    clock.now = at("2026-03-10T00:00:01")
+    reversal = await hospital.request(
+        "POST", f"/v1/settlements/{settled['settlement_id']}/reversal"
+    )
+    assert reversal.json()["reversed_at"].startswith("2026-03-10T00:00:01")
+
+    first = {"date": "2026-03-09", "settlements": 1, "reversals": 0, "amounts": funds(settled)}
+    answer = await hospital.request("POST", "/v1/reconciliation", json_body=first)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] == "balanced"
+    assert answer.json()["gateway"] == {k: v for k, v in first.items() if k != "date"}
+
+    second = {"date": "2026-03-10", "settlements": 0, "reversals": 1, "amounts": funds(settled, -1)}
+    answer = await hospital.request("POST", "/v1/reconciliation", json_body=second)
+    assert answer.json()["result"] == "balanced", answer.text
+
+
+async def test_differences_and_detail(gateway: Gateway, clock: Clock) -> None:
+    clients = await load_demo_over_http(
+        gateway, [member_record("M800002"), member_record("M800003")]
+    )
+    hospital, other = clients["ZZH3"], clients["ZZC1"]
+    clock.now = at("2026-05-20T09:00:00")
+    results = []
+    for n, member in enumerate(("M800002", "M800003")):
+        body = stay_body(f"R{n}", member, date(2026, 5, 10), 5, 100_000 * (n + 1))
+        results.append((await hospital.request("POST", "/v1/settlements", json_body=body)).json())
+    # another hospital's settlement the same day is not this hospital's business
+    body = at_community_centre(stay_body("X", "M800002", date(2026, 5, 1), 3, 50_000))
+    assert (await other.request("POST", "/v1/settlements", json_body=body)).status_code == 201
+    ids = [result["settlement_id"] for result in results]
+    claimed = {fund: sum(result["amounts"][fund] for result in results) for fund in FUNDS}
+    claimed["cash"] -= 100  # the hospital's books are 1 yuan short in cash
+    answer = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-05-20",
+            "settlements": 2,
+            "reversals": 0,
+            "amounts": claimed,
+            "settlement_ids": [ids[0], "S-UNKNOWN-TO-THE-GATEWAY"],
+        },
+    )
+    body = answer.json()
+    assert body["result"] == "unbalanced"
+    assert body["differences"]["cash"] == 100
+    assert body["differences"]["total"] == 0
+    assert body["differences"]["settlements"] == 0
+    assert body["only_in_gateway"] == [ids[1]]
+    assert body["only_in_hospital"] == ["S-UNKNOWN-TO-THE-GATEWAY"]
+
+    empty = await clients["GYH3"].request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-05-20",
+            "settlements": 0,
+            "reversals": 0,
+            "amounts": dict.fromkeys(FUNDS, 0),
+            "settlement_ids": [],
+        },
+    )
+    assert empty.json()["result"] == "balanced"  # a hospital sees only its own day
+    forbidden = await gateway.agency.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-05-20",
+            "settlements": 0,
+            "reversals": 0,
+            "amounts": dict.fromkeys(FUNDS, 0),
+        },
+    )
+    assert forbidden.status_code == 403
+
+
+async def _export(gateway: Gateway, day: str, out: Path) -> dict[str, Any]:
+    answer = await gateway.agency.request("GET", f"/v1/admin/exports/{day}")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/zip"
+    names = set(zipfile.ZipFile(io.BytesIO(answer.content)).namelist())
+    assert names == {SETTLEMENTS, SUMMARY, MANIFEST}
+    (out.parent / "export.zip").write_bytes(answer.content)
+    unzip_export(out.parent / "export.zip", out)
+    manifest: dict[str, Any] = json.loads((out / MANIFEST).read_text())
+    return manifest
+
+
+async def test_export_of_a_busy_day_verifies_and_tampering_is_caught(
+    gateway: Gateway, clock: Clock, tmp_path: Path
+) -> None:
+    members = [member_record(f"M8001{n:02d}") for n in range(6)]
+    clients = await load_demo_over_http(gateway, members)
+    clock.now = at("2026-06-01T10:00:00")
+    settled = []
+    for n, member in enumerate(members):
+        window = clients["ZZH3"] if n % 2 else clients["ZZC1"]
+        body = stay_body(f"E{n}", member["member_id"], date(2026, 5, 20), 3, 20_000 * (n + 1))
+        if window is clients["ZZC1"]:
+            body = at_community_centre(body)
+        answer = await window.request("POST", "/v1/settlements", json_body=body)
+        assert answer.status_code == 201, answer.text
+        settled.append(answer.json())
+        clock.now += 1000
+    reversed_one = settled[1]
+    clock.now = at("2026-06-01T18:00:00")
+    await clients["ZZH3"].request(
+        "POST", f"/v1/settlements/{reversed_one['settlement_id']}/reversal"
+    )
+
+    out = tmp_path / "export"
+    manifest = await _export(gateway, "2026-06-01", out)
+    assert manifest["files"][SETTLEMENTS]["rows"] == 7
+    assert manifest["files"][SUMMARY]["rows"] == 2
+    result = verify_export(out)
+    assert result.ok, result.failures
+    keys = (await gateway.agency.request("GET", "/v1/keys")).json()["keys"]
+    pem = next(key["public_key"] for key in keys if key["key_id"] == manifest["key_id"])
+    assert verify_export(out, pem).ok
+
+    rows = (out / SETTLEMENTS).read_text().splitlines()
+    assert rows[0].startswith("event,at,settlement_id,client_id,visit_id,member_id")
+    assert [row.split(",")[0] for row in rows[1:]] == ["settlement"] * 6 + ["reversal"]
+    times = [row.split(",")[1] for row in rows[1:]]
+    assert times == sorted(times)
+    reversal_row = rows[-1].split(",")
+    assert int(reversal_row[10]) == -reversed_one["amounts"]["total"]
+    for member in members:  # no clear personal data
+        assert member["id_number"] not in (out / SETTLEMENTS).read_text()
+    summary = {
+        row.split(",")[0]: row.split(",") for row in (out / SUMMARY).read_text().splitlines()[1:]
+    }
+    assert summary["ZZH3"][1:3] == ["3", "1"]
+    assert (
+        int(summary["ZZH3"][3])
+        == sum(result["amounts"]["total"] for result in settled[1::2])
+        - reversed_one["amounts"]["total"]
+    )
+
+    # tampering: one byte of each file, a removed row, a swapped signature, a foreign key
+    for name in (SETTLEMENTS, SUMMARY, MANIFEST):
+        copy = tmp_path / f"byte-{name}"
+        unzip_export(tmp_path / "export.zip", copy)
+        data = bytearray((copy / name).read_bytes())
+        index = len(data) // 2
+        data[index] = ord("7") if data[index] != ord("7") else ord("8")
+        (copy / name).write_bytes(bytes(data))
+        assert not verify_export(copy).ok, name
+    removed = tmp_path / "removed-row"
+    unzip_export(tmp_path / "export.zip", removed)
+    lines = (removed / SETTLEMENTS).read_text().splitlines(keepends=True)
+    (removed / SETTLEMENTS).write_text("".join(lines[:-1]))
+    failures = verify_export(removed).failures
+    assert any("SHA-256" in failure for failure in failures)
+    assert any("rows" in failure for failure in failures)
+    swapped = tmp_path / "swapped"
+    unzip_export(tmp_path / "export.zip", swapped)
+    forged = json.loads((swapped / MANIFEST).read_text())
+    forged["signature"] = manifest["signature"][::-1]
+    (swapped / MANIFEST).write_text(json.dumps(forged))
+    assert "signature: does not verify" in verify_export(swapped).failures
+    foreign = public_pem(Ed25519PrivateKey.generate().public_key())
+    assert not verify_export(out, foreign).ok
+    missing = tmp_path / "missing"
+    unzip_export(tmp_path / "export.zip", missing)
+    (missing / SUMMARY).unlink()
+    assert "summary.csv: missing" in verify_export(missing).failures
+
+
+async def test_a_day_without_settlements_exports_empty_signed_files(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    manifest = await _export(gateway, "2026-01-01", tmp_path / "empty")
+    assert manifest["files"][SETTLEMENTS]["rows"] == 0
+    assert manifest["files"][SUMMARY]["rows"] == 0
+    assert verify_export(tmp_path / "empty").ok
+    assert (tmp_path / "empty" / SETTLEMENTS).read_text().count("\n") == 1
