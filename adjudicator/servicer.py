@@ -27,6 +27,7 @@ from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 log = logging.getLogger("onestop.adjudicator")
 
 CHUNK_BYTES = 256 * 1024
+JOURNAL_BATCH = 1000
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 T = TypeVar("T")
@@ -272,14 +273,20 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
 
     async def ReadJournal(  # noqa: N802, D102
         self, request: pb.ReadJournalRequest, context: Context
-    ) -> AsyncIterator[pb.JournalEntry]:
+    ) -> AsyncIterator[pb.JournalBatch]:
         day = await _answer(context, lambda: _parse_day(request.date))
         entries = journal.day_entries(self.service.store.client, day, request.client_id)
+        batch = pb.JournalBatch()
         while True:
             entry = await _answer(context, lambda: _next(entries))
-            if entry is None:
-                return
-            yield convert.journal_entry_message(entry)
+            if entry is not None:
+                batch.entries.append(convert.journal_entry_message(entry))
+            if entry is None or len(batch.entries) >= JOURNAL_BATCH:
+                if batch.entries:
+                    yield batch
+                    batch = pb.JournalBatch()
+                if entry is None:
+                    return
 
     async def GetVersions(  # noqa: N802, D102
         self, request: pb.GetVersionsRequest, context: Context

@@ -225,8 +225,9 @@ class AdjudicatorClient:
         request = pb.ReadJournalRequest(date=day.isoformat(), client_id=client_id)
         stream = self.stub.ReadJournal(request)
         try:
-            async for message in stream:
-                yield wire.journal_entry_of(message)
+            async for batch in stream:
+                for message in batch.entries:
+                    yield wire.journal_entry_of(message)
         except grpc.aio.AioRpcError as error:
             raise refusal_of(error) from error
 

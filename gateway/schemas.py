@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from onestop.domain.engine import Amounts
+from onestop.domain.state import YearToDateView
 from onestop.domain.types import ClientKind, Code, HospitalLevel, IsoDate, Name
 
 SETTLE_EXAMPLE: dict[str, Any] = {
@@ -34,6 +36,15 @@ SETTLE_EXAMPLE: dict[str, Any] = {
 }
 
 PUBLIC_KEY_EXAMPLE = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n-----END PUBLIC KEY-----\n"
+
+MAPPING_CHANGE_EXAMPLE: dict[str, Any] = {
+    "his_code": "HC0001",
+    "change": "changed",
+    "old": ["HC0001,支架,CB01,1,2020-01-01,"],
+    "new": ["HC0001,支架,CC03,1,2020-01-01,"],
+    "risky": True,
+    "reason": "CB01 (category B) becomes CC03 (category C)",
+}
 
 MAPPING_CSV_EXAMPLE = (
     "his_code,his_name,catalog_code,factor,valid_from,valid_to\n"
@@ -119,27 +130,6 @@ RESULT_EXAMPLE: dict[str, Any] = {
 }
 
 
-class Amounts(BaseModel):
-    """Every amount in fen.
-
-    National interface names: medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay,
-    preselfpay_amt, inscp_scp_amt, act_pay_dedc, hifp_pay, hifmi_pay, maf_pay, acct_pay,
-    psn_cash_pay.
-    """
-
-    total: int
-    full_self_pay: int
-    over_limit_self_pay: int
-    pre_self_pay: int
-    in_scope: int
-    deductible: int
-    basic_fund: int
-    supplementary: int
-    assistance: int
-    personal_account: int
-    cash: int
-
-
 class LineResult(BaseModel):
     """How one bill line divides (fen)."""
 
@@ -152,19 +142,6 @@ class LineResult(BaseModel):
     pre_self_pay: int
     in_scope: int
     reasons: list[str]
-
-
-class YearToDate(BaseModel):
-    """The member's year after this answer (fen)."""
-
-    basic_fund: int
-    basic_cap_remaining: int
-    outpatient_pooling: int
-    supplementary: int
-    critical_illness_base: int
-    assistance: int
-    assistance_base: int
-    personal_account_balance: int
 
 
 class NoteOut(BaseModel):
@@ -210,9 +187,13 @@ class SettlementResult(BaseModel):
     settled_at: str | None
     reversed_at: str | None = None
     policy: PolicyRef
-    amounts: Amounts
+    amounts: Amounts = Field(
+        description="every amount in fen; national interface names: medfee_sumamt, "
+        "fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, "
+        "hifp_pay, hifmi_pay, maf_pay, acct_pay, psn_cash_pay"
+    )
     lines: list[LineResult]
-    year_to_date: YearToDate
+    year_to_date: YearToDateView
     notes: list[NoteOut]
     signature: Signature
 
@@ -301,7 +282,7 @@ class EligibilityResult(BaseModel):
     assistance_category: str | None
     supplementary_enrolled: bool
     personal_account_balance: int
-    year_to_date: YearToDate
+    year_to_date: YearToDateView
     policy: PolicyRef
 
 
@@ -437,16 +418,7 @@ class MappingLoaded(BaseModel):
             "example": {
                 "loaded": 20000,
                 "version": "a41c0f9e3b27",
-                "changes": [
-                    {
-                        "his_code": "HC0001",
-                        "change": "changed",
-                        "old": ["HC0001,支架,CB01,1,2020-01-01,"],
-                        "new": ["HC0001,支架,CC03,1,2020-01-01,"],
-                        "risky": True,
-                        "reason": "CB01 (category B) becomes CC03 (category C)",
-                    }
-                ],
+                "changes": [MAPPING_CHANGE_EXAMPLE],
             }
         }
     )
@@ -465,12 +437,7 @@ class AuditEntry(MappingChangeOut):
                 "at": "2026-11-24T14:31:42.959+08:00",
                 "changed_by": "agency",
                 "version": "a41c0f9e3b27",
-                "his_code": "HC0001",
-                "change": "changed",
-                "old": ["HC0001,支架,CB01,1,2020-01-01,"],
-                "new": ["HC0001,支架,CC03,1,2020-01-01,"],
-                "risky": True,
-                "reason": "CB01 (category B) becomes CC03 (category C)",
+                **MAPPING_CHANGE_EXAMPLE,
             }
         }
     )

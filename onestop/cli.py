@@ -17,6 +17,20 @@ def _print_json(value: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "export":
+        from onestop.bench.export import measure_export
+
+        export = measure_export(settlements=args.settlements)
+        if args.json:
+            print(json.dumps(export.as_dict()))
+        else:
+            print(
+                f"export: {export.settlements} settlements of one day -> {export.rows} rows "
+                f"in {export.seconds:.1f} s; peak memory gateway "
+                f"{export.gateway_peak_mb:.0f} MB, adjudicator "
+                f"{export.adjudicator_peak_mb:.0f} MB; verified: {export.verified}"
+            )
+        return 0
     if args.target == "memory":
         from onestop.bench.memory import measure_member_memory
 
@@ -276,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     members.set_defaults(handler=_gen_members)
 
     bench = commands.add_parser("bench", help="measure settlement speed and memory")
-    bench.add_argument("target", choices=["engine", "memory"], help="what to measure")
+    bench.add_argument("target", choices=["engine", "memory", "export"], help="what to measure")
+    bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")
     bench.add_argument("--members", type=int, default=100_000, help="members (memory)")

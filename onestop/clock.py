@@ -23,8 +23,3 @@ def iso_from_ms(epoch_ms: int) -> str:
 def settlement_day(epoch_ms: int) -> date:
     """The Asia/Shanghai calendar day of a moment (the settlement day of reconciliation)."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(SHANGHAI).date()
-
-
-def ms_from_iso(text: str) -> int:
-    """Milliseconds since the epoch of an ISO 8601 time with offset."""
-    return int(datetime.fromisoformat(text).timestamp() * 1000)

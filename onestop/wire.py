@@ -8,7 +8,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from onestop.clock import iso_from_ms, ms_from_iso
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
@@ -372,7 +371,7 @@ def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:
         client_id=entry.client_id,
         member_id=entry.member_id,
         visit_id=entry.visit_id,
-        at=iso_from_ms(entry.at_ms),
+        at_ms=entry.at_ms,
         amounts=pb.Amounts(**dict(zip(AMOUNT_FIELDS, entry.amounts, strict=True))),
         policy=pb.PolicyRef(region=region, scheme=scheme, year=int(year), version=version),
     )
@@ -387,7 +386,7 @@ def journal_entry_of(message: pb.JournalEntry) -> JournalEntry:
         client_id=message.client_id,
         member_id=message.member_id,
         visit_id=message.visit_id,
-        at_ms=ms_from_iso(message.at),
+        at_ms=message.at_ms,
         amounts=tuple(getattr(message.amounts, name) for name in AMOUNT_FIELDS),
         policy=f"{policy.region}|{policy.scheme}|{policy.year}|{policy.version}",
     )

@@ -1131,7 +1131,7 @@ class JournalEntry(_message.Message):
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     MEMBER_ID_FIELD_NUMBER: _builtins.int
     VISIT_ID_FIELD_NUMBER: _builtins.int
-    AT_FIELD_NUMBER: _builtins.int
+    AT_MS_FIELD_NUMBER: _builtins.int
     AMOUNTS_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
@@ -1140,8 +1140,8 @@ class JournalEntry(_message.Message):
     client_id: _builtins.str
     member_id: _builtins.str
     visit_id: _builtins.str
-    at: _builtins.str
-    """ISO 8601, Asia/Shanghai"""
+    at_ms: _builtins.int
+    """commit time, milliseconds since the epoch"""
     @_builtins.property
     def amounts(self) -> Global___Amounts:
         """the settlement's amounts (a reversal carries those it undoes)"""
@@ -1156,14 +1156,34 @@ class JournalEntry(_message.Message):
         client_id: _builtins.str = ...,
         member_id: _builtins.str = ...,
         visit_id: _builtins.str = ...,
-        at: _builtins.str = ...,
+        at_ms: _builtins.int = ...,
         amounts: Global___Amounts | None = ...,
         policy: Global___PolicyRef | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "at", b"at", "client_id", b"client_id", "kind", b"kind", "member_id", b"member_id", "policy", b"policy", "settlement_id", b"settlement_id", "visit_id", b"visit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "at_ms", b"at_ms", "client_id", b"client_id", "kind", b"kind", "member_id", b"member_id", "policy", b"policy", "settlement_id", b"settlement_id", "visit_id", b"visit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015
+
+@_typing.final
+class JournalBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___JournalEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalBatch: _TypeAlias = JournalBatch  # noqa: Y015

@@ -122,7 +122,7 @@ class AdjudicatorStub:
         self.ReadJournal = channel.unary_stream(
                 '/onestop.settlement.v1.Adjudicator/ReadJournal',
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
-                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.FromString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.FromString,
                 _registered_method=True)
 
 
@@ -243,7 +243,8 @@ class AdjudicatorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadJournal(self, request, context):
-        """Every journal entry of one settlement day, all slot groups merged in time order.
+        """Every journal entry of one settlement day, all slot groups merged in time order, sent in
+        batches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -340,7 +341,7 @@ def add_AdjudicatorServicer_to_server(servicer, server):
             'ReadJournal': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadJournal,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.FromString,
-                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.SerializeToString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -828,7 +829,7 @@ class Adjudicator:
             target,
             '/onestop.settlement.v1.Adjudicator/ReadJournal',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
-            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalEntry.FromString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,8 +69,10 @@ class AdjudicatorStub:
     """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
     day add, reversals committed that day subtract the reversed settlement's amounts.
     """
-    ReadJournal: _grpc.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalEntry]
-    """Every journal entry of one settlement day, all slot groups merged in time order."""
+    ReadJournal: _grpc.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]
+    """Every journal entry of one settlement day, all slot groups merged in time order, sent in
+    batches.
+    """
 
 @_typing.type_check_only
 class AdjudicatorAsyncStub(AdjudicatorStub):
@@ -106,8 +108,10 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
     day add, reversals committed that day subtract the reversed settlement's amounts.
     """
-    ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalEntry]  # type: ignore[assignment]
-    """Every journal entry of one settlement day, all slot groups merged in time order."""
+    ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]  # type: ignore[assignment]
+    """Every journal entry of one settlement day, all slot groups merged in time order, sent in
+    batches.
+    """
 
 class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -248,7 +252,9 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _adjudicator_pb2.ReadJournalRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_adjudicator_pb2.JournalEntry], _abc.AsyncIterator[_adjudicator_pb2.JournalEntry]]:
-        """Every journal entry of one settlement day, all slot groups merged in time order."""
+    ) -> _typing.Union[_abc.Iterator[_adjudicator_pb2.JournalBatch], _abc.AsyncIterator[_adjudicator_pb2.JournalBatch]]:
+        """Every journal entry of one settlement day, all slot groups merged in time order, sent in
+        batches.
+        """
 
 def add_AdjudicatorServicer_to_server(servicer: AdjudicatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
