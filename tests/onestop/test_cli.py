@@ -37,3 +37,11 @@ def test_bench_memory_measures_bytes_per_member(capsys: pytest.CaptureFixture[st
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["members"] == 2000
     assert 0 < figures["record_bytes_per_member"] < figures["record_and_year_bytes_per_member"]
+
+
+def test_bench_export_runs_the_real_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "export", "--settlements", "500", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["rows"] == 500
+    assert figures["verified"] is True
+    assert figures["gateway_peak_mb"] > 0
