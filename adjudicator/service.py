@@ -39,7 +39,7 @@ from onestop.domain.settlement import PREVIEW, SETTLED, Eligibility, PolicyRef, 
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
-from onestop.wire import amounts_text, record_bytes, record_of
+from onestop.wire import amounts_text, record_bytes, record_of, replayed_record
 
 log = logging.getLogger("onestop.adjudicator")
 
@@ -73,12 +73,16 @@ class SettlementService:
         result, policy_ref = self._compute(command, client, snapshot)
         return self._settlement(command, result, policy_ref, None, PREVIEW, None)
 
-    async def settle(self, command: SettleCommand) -> Settlement:
+    async def settle(self, command: SettleCommand) -> tuple[Settlement, bytes]:
         """Settle and commit, at most once per (client, visit).
 
         The identical request again answers the original settlement marked ``replayed``; a
         different request for a settled visit is refused. A commit that finds the member's
         state moved since it was read is recomputed and tried again.
+
+        Returns:
+            The settlement, and the same as its serialized wire message (built once: it is
+            both what Redis stores and what the caller is answered).
 
         Raises:
             VisitAlreadySettled, OverlappingStay, UnknownMember, NoPolicy, MemberNotEligible,
@@ -102,6 +106,7 @@ class SettlementService:
             settlement = self._settlement(
                 command, result, policy_ref, settlement_id, SETTLED, iso_from_ms(now)
             )
+            record = record_bytes(settlement)
             outcome = await self.store.commit(
                 CommitArguments(
                     member_id=command.member_id,
@@ -112,7 +117,7 @@ class SettlementService:
                     increments=records.increments_text(result.delta),
                     settlement_id=settlement_id,
                     fingerprint=command.fingerprint,
-                    record=record_bytes(settlement),
+                    record=record,
                     stay=stay,
                     amounts=amounts_text(result.amounts),
                     committed_ms=now,
@@ -131,7 +136,7 @@ class SettlementService:
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
-                return settlement
+                return settlement, record
             if outcome == "NOMEMBER":
                 raise UnknownMember(f"no member {command.member_id}")
             # CONFLICT: the member's state moved; SETTLED: the visit was settled meanwhile.
@@ -143,14 +148,15 @@ class SettlementService:
 
     async def _earlier_settlement(
         self, command: SettleCommand, snapshot: Snapshot
-    ) -> Settlement | None:
+    ) -> tuple[Settlement, bytes] | None:
         visit = snapshot.visit
         if visit.get(b"st") != b"settled":
             return None
         if visit.get(b"fp") == command.fingerprint.hex().encode():
             stored = await self.store.settlement(visit[b"id"].decode())
             if stored:
-                return record_of(stored[b"r"]).as_replay()
+                replayed = replayed_record(stored[b"r"])
+                return record_of(replayed), replayed
         raise VisitAlreadySettled(
             f"visit {command.visit_id} is settled as {visit[b'id'].decode()} with another "
             "request; reverse it first to settle it again"

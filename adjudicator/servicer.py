@@ -109,7 +109,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         return await self._settlement(context, lambda: self.service.preview(_command(request)))
 
     async def Settle(self, request: pb.SettleRequest, context: Context) -> pb.Settlement:  # noqa: N802, D102
-        return await self._settlement(context, lambda: self.service.settle(_command(request)))
+        _, data = await _answer(context, lambda: self.service.settle(_command(request)))
+        return convert.settlement_from_bytes(data)
 
     async def Reverse(self, request: pb.ReverseRequest, context: Context) -> pb.Settlement:  # noqa: N802, D102
         return await self._settlement(

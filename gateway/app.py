@@ -26,6 +26,7 @@ from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator, body_digest, require_kind
 from gateway.errors import (
     PROBLEM_JSON,
+    FastJSONResponse,
     GatewayError,
     domain_error_handler,
     http_error_handler,
@@ -228,7 +229,7 @@ def create_app(
         """预结算: the settlement as it would be; nothing is committed."""
         gateway = _gateway(request)
         settlement = await gateway.settle(_provider(caller), visit, preview=True)
-        return JSONResponse(gateway.receipt(settlement))
+        return FastJSONResponse(gateway.receipt(settlement))
 
     @app.post(
         "/v1/settlements",
@@ -249,7 +250,7 @@ def create_app(
         """结算: settle and commit, at most once per (client, visit)."""
         gateway = _gateway(request)
         settlement = await gateway.settle(_provider(caller), visit, preview=False)
-        return JSONResponse(
+        return FastJSONResponse(
             gateway.receipt(settlement), status_code=200 if settlement.replayed else 201
         )
 
@@ -265,7 +266,7 @@ def create_app(
         """One settlement; another client's answers 404."""
         gateway = _gateway(request)
         settlement = await gateway.adjudicator.get(settlement_id, gateway.owner_filter(caller))
-        return JSONResponse(gateway.receipt(settlement))
+        return FastJSONResponse(gateway.receipt(settlement))
 
     @app.post(
         "/v1/settlements/{settlement_id}/reversal",
@@ -277,7 +278,7 @@ def create_app(
         """撤销: undo exactly what the settlement added; asking again answers the same."""
         gateway = _gateway(request)
         settlement = await gateway.adjudicator.reverse(settlement_id, gateway.owner_filter(caller))
-        return JSONResponse(gateway.receipt(settlement))
+        return FastJSONResponse(gateway.receipt(settlement))
 
     @app.get(
         "/v1/members/{member_id}/eligibility",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -110,3 +111,11 @@ async def http_error_handler(request: Request, error: Exception) -> JSONResponse
     response = problem_response(GatewayError(code, str(error.detail)))
     response.status_code = error.status_code
     return response
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON answer rendered by orjson (receipts carry hundreds of lines)."""
+
+    def render(self, content: Any) -> bytes:
+        """UTF-8 JSON, compact."""
+        return orjson.dumps(content)

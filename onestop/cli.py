@@ -16,37 +16,55 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-def _bench(args: argparse.Namespace) -> int:
-    if args.target == "export":
-        from onestop.bench.export import measure_export
+def _bench_stack(args: argparse.Namespace) -> int:
+    from onestop.bench.stack import run_bench
 
-        export = measure_export(settlements=args.settlements)
-        if args.json:
-            print(json.dumps(export.as_dict()))
-        else:
-            print(
-                f"export: {export.settlements} settlements of one day -> {export.rows} rows "
-                f"in {export.seconds:.1f} s; peak memory gateway "
-                f"{export.gateway_peak_mb:.0f} MB, adjudicator "
-                f"{export.adjudicator_peak_mb:.0f} MB; verified: {export.verified}"
-            )
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    figures = run_bench(
+        seconds=args.seconds, members=args.members_loaded, lines=args.lines, write=progress
+    )
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        _print_json(figures)
+    return 0
+
+
+def _bench_export(args: argparse.Namespace) -> int:
+    from onestop.bench.export import measure_export
+
+    export = measure_export(settlements=args.settlements)
+    if args.json:
+        print(json.dumps(export.as_dict()))
         return 0
-    if args.target == "memory":
-        from onestop.bench.memory import measure_member_memory
+    print(
+        f"export: {export.settlements} settlements of one day -> {export.rows} rows "
+        f"in {export.seconds:.1f} s; peak memory gateway {export.gateway_peak_mb:.0f} MB, "
+        f"adjudicator {export.adjudicator_peak_mb:.0f} MB; verified: {export.verified}"
+    )
+    return 0
 
-        figures = measure_member_memory(members=args.members)
-        if args.json:
-            print(json.dumps(figures.as_dict()))
-        else:
-            print(
-                f"memory: {figures.members} members in Redis {figures.redis_version}\n"
-                f"  record (profile, sealed identity, balance, index)  "
-                f"{figures.record_bytes:6.0f} bytes/member\n"
-                f"  record and one year of state                       "
-                f"{figures.with_year_bytes:6.0f} bytes/member"
-            )
+
+def _bench_memory(args: argparse.Namespace) -> int:
+    from onestop.bench.memory import measure_member_memory
+
+    memory = measure_member_memory(members=args.members)
+    if args.json:
+        print(json.dumps(memory.as_dict()))
         return 0
+    print(
+        f"memory: {memory.members} members in Redis {memory.redis_version}\n"
+        f"  record (profile, sealed identity, balance, index)  "
+        f"{memory.record_bytes:6.0f} bytes/member\n"
+        f"  record and one year of state                       "
+        f"{memory.with_year_bytes:6.0f} bytes/member"
+    )
+    return 0
 
+
+def _bench_engine(args: argparse.Namespace) -> int:
     from onestop.bench.engine import time_engine
 
     timing = time_engine(lines=args.lines, iterations=args.iterations)
@@ -60,6 +78,18 @@ def _bench(args: argparse.Namespace) -> int:
         f"  map + check  median {timing.check_median_us:8.1f} us"
     )
     return 0
+
+
+_BENCHES = {
+    "stack": _bench_stack,
+    "engine": _bench_engine,
+    "memory": _bench_memory,
+    "export": _bench_export,
+}
+
+
+def _bench(args: argparse.Namespace) -> int:
+    return _BENCHES[args.target](args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -181,6 +211,27 @@ def _verify_export(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _gen(args: argparse.Namespace) -> int:
+    from onestop.dataset import DatasetSize, write_dataset
+
+    size = DatasetSize(
+        members=args.members,
+        items=args.items,
+        hospitals=args.hospitals,
+        pharmacies=args.pharmacies,
+        mapping_rows=args.mapping_rows,
+        seed=args.seed,
+    )
+    _print_json(write_dataset(args.out, size))
+    return 0
+
+
+def _load_dataset(args: argparse.Namespace) -> int:
+    from onestop.dataset import load_dataset
+
+    return _run_admin(load_dataset(_connection(args), args.directory))
+
+
 def _gen_members(args: argparse.Namespace) -> int:
     from onestop.demo.members import crowd
 
@@ -281,16 +332,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(handler=_verify_export)
 
-    gen = commands.add_parser("gen", help="write reproducible synthetic data")
-    gen_commands = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")
-    members = gen_commands.add_parser("members", help="a members JSON Lines file")
-    members.add_argument("--count", type=int, default=1_000_000)
-    members.add_argument("--seed", type=int, default=2026)
-    members.add_argument("--out", type=Path, required=True)
-    members.set_defaults(handler=_gen_members)
+    gen = commands.add_parser(
+        "gen",
+        help="write a reproducible synthetic region: policies, catalog, clients and "
+        "their keys, mappings, members",
+    )
+    gen.add_argument("--out", type=Path, required=True, help="directory to write")
+    gen.add_argument("--members", type=int, default=1_000_000)
+    gen.add_argument("--items", type=int, default=50_000, help="catalog items")
+    gen.add_argument("--hospitals", type=int, default=50)
+    gen.add_argument("--pharmacies", type=int, default=200)
+    gen.add_argument("--mapping-rows", type=int, default=20_000, help="rows per client")
+    gen.add_argument("--seed", type=int, default=2026)
+    gen.set_defaults(handler=_gen)
+
+    gen_members = commands.add_parser("gen-members", help="only a members JSON Lines file")
+    gen_members.add_argument("--count", type=int, default=1_000_000)
+    gen_members.add_argument("--seed", type=int, default=2026)
+    gen_members.add_argument("--out", type=Path, required=True)
+    gen_members.set_defaults(handler=_gen_members)
+
+    load_all = commands.add_parser("load-dataset", help="load a directory written by gen")
+    load_all.add_argument("directory", type=Path)
+    _add_connection(load_all)
+    load_all.set_defaults(handler=_load_dataset)
 
     bench = commands.add_parser("bench", help="measure settlement speed and memory")
-    bench.add_argument("target", choices=["engine", "memory", "export"], help="what to measure")
+    bench.add_argument(
+        "target",
+        nargs="?",
+        default="stack",
+        choices=["stack", "engine", "memory", "export"],
+        help="stack (default): settlement throughput against the baseline; engine; memory; export",
+    )
+    bench.add_argument("--seconds", type=float, default=20.0, help="per phase (stack)")
+    bench.add_argument("--members-loaded", type=int, default=20_000, help="members (stack)")
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")

@@ -180,6 +180,18 @@ def record_of(data: bytes) -> Settlement:
     return settlement_of(message)
 
 
+def replayed_record(data: bytes) -> bytes:
+    """A stored settlement, marked as the answer to a repeated request."""
+    message = pb.Settlement.FromString(data)
+    message.replayed = True
+    return message.SerializeToString()
+
+
+def settlement_from_bytes(data: bytes) -> pb.Settlement:
+    """A serialized settlement as a message (parsing is far cheaper than building one)."""
+    return pb.Settlement.FromString(data)
+
+
 def eligibility_message(answer: Eligibility) -> pb.EligibilityAnswer:
     """An eligibility answer."""
     return pb.EligibilityAnswer(

@@ -95,7 +95,13 @@ def check_receipt(result: dict[str, Any], keys: dict[str, str]) -> None:
     signature = result["signature"]
     assert signature["algorithm"] == "ed25519"
     key = load_public_key(keys[signature["key_id"]])
-    assert verify(key, canonical_json(signed_part(result)), signature["value"])
+    # exactly the contract's serialization, made here with the standard library
+    unsigned = {
+        name: value for name, value in result.items() if name not in ("signature", "replayed")
+    }
+    message = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert message.encode() == canonical_json(signed_part(result))
+    assert verify(key, message.encode(), signature["value"])
     tampered = {**signed_part(result), "amounts": {**money, "cash": money["cash"] + 1}}
     assert not verify(key, canonical_json(tampered), signature["value"])
     base64.b64decode(signature["value"], validate=True)

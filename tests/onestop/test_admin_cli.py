@@ -78,7 +78,7 @@ def test_keys_clients_and_loading_from_the_command_line(tmp_path: Path) -> None:
     assert json.loads(loaded.stdout)["loaded"] == 25
 
     members = tmp_path / "members.jsonl"
-    generated = onestop("gen", "members", "--count", "3000", "--out", members)
+    generated = onestop("gen-members", "--count", "3000", "--out", members)
     assert generated.returncode == 0, generated.stderr
     with members.open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")

@@ -1,0 +1,56 @@
+"""The bare baseline the product is measured against, in the same HTTP server.
+
+One FastAPI endpoint that validates the same request body with the same pydantic model and
+does one Redis ``INCR``: the least any settlement service must do. ``onestop bench`` serves
+it with the same uvicorn settings and worker count as the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+import uvicorn
+from fastapi import FastAPI
+
+from onestop import keys
+from onestop.domain.bill import VisitRequest
+
+
+def create_baseline(redis_url: str) -> FastAPI:
+    """The baseline application."""
+    state: dict[str, aioredis.Redis] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["redis"] = aioredis.Redis.from_url(redis_url)
+        yield
+        await state["redis"].aclose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/v1/settlements", status_code=201)
+    async def settle(visit: VisitRequest) -> dict[str, Any]:
+        count = await state["redis"].incr(f"{keys.PREFIX}:bench:baseline")
+        return {"visit_id": visit.visit_id, "count": count}
+
+    return app
+
+
+def main() -> None:
+    """Serve the baseline: ``ONESTOP_BASELINE_REDIS_URL``, ``ONESTOP_BASELINE_PORT``."""
+    uvicorn.run(
+        create_baseline(os.environ["ONESTOP_BASELINE_REDIS_URL"]),
+        host="127.0.0.1",
+        port=int(os.environ["ONESTOP_BASELINE_PORT"]),
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""``onestop bench``: settlement throughput of the real stack against a bare baseline.
+
+Starts ``onestop serve`` on a temporary directory with a generated region (full catalog and
+mappings, fewer members than a province), then measures, each for ``seconds``:
+
+1. discharge settlements (200 lines) at full load, then at 70 % of that rate for latency;
+2. pharmacy swipes (3 lines) at full load;
+3. the baseline (same HTTP server, same worker count: one FastAPI endpoint validating the same
+   body with the same pydantic model plus one Redis ``INCR``) with the same bodies;
+
+and reports throughput, p50/p99 latency, errors, the product/baseline ratio for each, and the
+engine's microseconds per 200-line discharge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onestop.admin import Connection
+from onestop.bench.driver import Phase, month_starts, result_of, run_phase_in_process, template_of
+from onestop.bench.engine import time_engine
+from onestop.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.domain.mapping import parse_mapping_csv
+from onestop.redis_server import free_port
+from onestop.serve import ServeSettings, Supervisor
+from onestop.synthetic import BillFactory
+
+CONCURRENCY = 16
+TEMPLATES_PER_MONTH = 8
+
+
+def _templates(data: Path, client_id: str, kind: str, lines: int) -> list[list[bytes]]:
+    mapping = parse_mapping_csv((data / "mappings" / f"{client_id}.csv").read_text(), None)
+    factory = BillFactory.of(client_id, mapping)
+    slots = []
+    for start in month_starts():
+        if kind == "discharge":
+            bodies = [factory.discharge("x", "x", start, lines) for _ in range(TEMPLATES_PER_MONTH)]
+        else:
+            bodies = [factory.swipe("x", "x", start, lines) for _ in range(TEMPLATES_PER_MONTH)]
+        slots.append([template_of(body) for body in bodies])
+    return slots
+
+
+def _run(phase: Phase) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_phase_in_process, phase).result()
+
+
+def _wait_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"{url}/v1/settlements", content=b"{}", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def run_bench(
+    seconds: float = 20.0, members: int = 20_000, lines: int = 200, write: Any = print
+) -> dict[str, Any]:
+    """Run every phase; the figures (see the module's description)."""
+    with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
+        root = Path(scratch)
+        data = root / "dataset"
+        write(f"generating a region: {members} members, 50,000 items, 2 hospitals, 2 pharmacies")
+        write_dataset(data, DatasetSize(members=members, hospitals=2, pharmacies=2))
+        supervisor = Supervisor(ServeSettings(data_dir=root / "serve", port=0))
+        baseline: subprocess.Popen[bytes] | None = None
+        try:
+            addresses = supervisor.start()
+            url = str(addresses["gateway"])
+            connection = Connection(url, "agency", Path(str(addresses["agency_key"])))
+            write("loading it through the API")
+            asyncio.run(load_dataset(connection, data))
+            member_ids = [
+                json.loads(line)["member_id"]
+                for line in (data / "members.jsonl").read_text().splitlines()
+            ]
+
+            discharge = _templates(data, "H0001", "discharge", lines)
+            swipe = _templates(data, "P0001", "pharmacy", 3)
+
+            def phase(
+                target: str,
+                client: str,
+                templates: list[list[bytes]],
+                tag: str,
+                rate: float | None = None,
+                signed: bool = True,
+            ) -> dict[str, Any]:
+                write(f"  {tag}: {seconds:.0f} s" + (f" at {rate:.0f}/s" if rate else ""))
+                return _run(
+                    Phase(
+                        target,
+                        client,
+                        str(data / "keys" / f"{client}.key"),
+                        templates,
+                        member_ids,
+                        seconds,
+                        CONCURRENCY,
+                        rate,
+                        signed,
+                        tag,
+                    )
+                )
+
+            results = {
+                "discharge": phase(url, "H0001", discharge, "discharge"),
+                "pharmacy": phase(url, "P0001", swipe, "pharmacy"),
+            }
+            peak = result_of(results["discharge"]).throughput
+            results["discharge_70"] = phase(url, "H0001", discharge, "discharge70", rate=0.7 * peak)
+
+            port = free_port()
+            baseline = subprocess.Popen(
+                [sys.executable, "-m", "onestop.bench.baseline"],
+                env={
+                    **os.environ,
+                    "ONESTOP_BASELINE_REDIS_URL": str(addresses["redis_url"]),
+                    "ONESTOP_BASELINE_PORT": str(port),
+                },
+            )
+            baseline_url = f"http://127.0.0.1:{port}"
+            _wait_up(baseline_url)
+            results["baseline_discharge"] = phase(
+                baseline_url, "H0001", discharge, "baseline-discharge"
+            )
+            results["baseline_pharmacy"] = phase(baseline_url, "P0001", swipe, "baseline-pharmacy")
+        finally:
+            if baseline is not None:
+                baseline.terminate()
+                baseline.wait(30)
+            supervisor.stop()
+
+    summaries = {name: result_of(raw).summary() for name, raw in results.items()}
+    for name, raw in results.items():
+        codes = result_of(raw).error_codes
+        if codes:
+            summaries[name]["error_codes"] = codes
+    engine = time_engine(lines=lines, iterations=500)
+    base_discharge = summaries["baseline_discharge"]["throughput_per_s"]
+    base_pharmacy = summaries["baseline_pharmacy"]["throughput_per_s"]
+    return {
+        "discharge": summaries["discharge"],
+        "pharmacy": summaries["pharmacy"],
+        "discharge_at_70_percent": summaries["discharge_70"],
+        "baseline": {
+            "discharge_throughput_per_s": base_discharge,
+            "pharmacy_throughput_per_s": base_pharmacy,
+        },
+        "ratio": {
+            "discharge": round(summaries["discharge"]["throughput_per_s"] / base_discharge, 3)
+            if base_discharge
+            else 0.0,
+            "pharmacy": round(summaries["pharmacy"]["throughput_per_s"] / base_pharmacy, 3)
+            if base_pharmacy
+            else 0.0,
+        },
+        "engine_us_per_discharge": round(engine.engine_median_us, 1),
+        "settings": {
+            "seconds": seconds,
+            "concurrency": CONCURRENCY,
+            "lines": lines,
+            "members": members,
+            "appendfsync": "always",
+            "gateway_processes": 1,
+            "adjudicator_processes": 1,
+        },
+    }
