@@ -24,8 +24,13 @@ def visit_of(request: pb.SettleRequest) -> Visit:
     """The domain visit a settle request carries.
 
     Raises:
-        ValueError: a date, visit type or quantity is not well formed.
+        ValueError: a date, visit type or quantity is not well formed, or the line columns
+            differ in length.
     """
+    columns = request.lines
+    days: dict[str, date] = {}
+    for text in set(columns.date):
+        days[text] = date.fromisoformat(text)
     return Visit(
         visit_type=VisitType(request.visit_type),
         first_day=date.fromisoformat(request.first_day),
@@ -33,14 +38,15 @@ def visit_of(request: pb.SettleRequest) -> Visit:
         diagnoses=tuple(request.diagnoses),
         use_personal_account=request.use_personal_account,
         lines=tuple(
-            CodedLine(
-                line.line_no,
-                line.catalog_code,
-                Decimal(line.catalog_qty),
-                line.amount,
-                date.fromisoformat(line.date),
+            CodedLine(line_no, code, Decimal(quantity), amount, days[day])
+            for line_no, code, quantity, amount, day in zip(
+                columns.line_no,
+                columns.catalog_code,
+                columns.catalog_qty,
+                columns.amount,
+                columns.date,
+                strict=True,
             )
-            for line in request.lines
         ),
     )
 
@@ -63,16 +69,13 @@ def settle_request_of(
         last_day=visit.last_day.isoformat(),
         diagnoses=list(visit.diagnoses),
         use_personal_account=visit.use_personal_account,
-        lines=[
-            pb.CodedLine(
-                line_no=line.line_no,
-                catalog_code=line.catalog_code,
-                catalog_qty=str(line.catalog_qty),
-                amount=line.amount,
-                date=line.service_date.isoformat(),
-            )
-            for line in visit.lines
-        ],
+        lines=pb.CodedLines(
+            line_no=[line.line_no for line in visit.lines],
+            catalog_code=[line.catalog_code for line in visit.lines],
+            catalog_qty=[str(line.catalog_qty) for line in visit.lines],
+            amount=[line.amount for line in visit.lines],
+            date=[line.service_date.isoformat() for line in visit.lines],
+        ),
         fingerprint=fingerprint,
     )
 
@@ -114,20 +117,7 @@ def settlement_message(settlement: Settlement) -> pb.Settlement:
         settled_at=settlement.settled_at or "",
         policy=policy_message(settlement.policy),
         amounts=pb.Amounts(**asdict(settlement.amounts)),
-        lines=[
-            pb.LineSplit(
-                line_no=split.line_no,
-                catalog_code=split.catalog_code,
-                category=split.category.value,
-                amount=split.amount,
-                full_self_pay=split.full_self_pay,
-                over_limit_self_pay=split.over_limit_self_pay,
-                pre_self_pay=split.pre_self_pay,
-                in_scope=split.in_scope,
-                reasons=list(split.reasons),
-            )
-            for split in settlement.lines
-        ],
+        lines=_line_splits_message(settlement.lines),
         year_to_date=year_to_date_message(settlement.year_to_date),
         notes=[pb.Note(code=note.code, message=note.message) for note in settlement.notes],
         reversed_at=settlement.reversed_at or "",
@@ -147,24 +137,66 @@ def settlement_of(message: pb.Settlement) -> Settlement:
         settled_at=message.settled_at or None,
         policy=policy_of(message.policy),
         amounts=Amounts(**{name: getattr(amounts, name) for name in Amounts.__dataclass_fields__}),
-        lines=tuple(
-            LineSplit(
-                split.line_no,
-                split.catalog_code,
-                Category(split.category),
-                split.amount,
-                split.full_self_pay,
-                split.over_limit_self_pay,
-                split.pre_self_pay,
-                split.in_scope,
-                tuple(split.reasons),
-            )
-            for split in message.lines
-        ),
+        lines=_line_splits_of(message.lines),
         year_to_date=year_to_date_of(message.year_to_date),
         notes=tuple(Note(note.code, note.message) for note in message.notes),
         reversed_at=message.reversed_at or None,
         replayed=message.replayed,
+    )
+
+
+def _line_splits_message(lines: tuple[LineSplit, ...]) -> pb.LineSplits:
+    columns = list(zip(*lines, strict=True)) if lines else [()] * 9
+    (
+        line_no,
+        catalog_code,
+        category,
+        amount,
+        full_self_pay,
+        over_limit,
+        pre_self_pay,
+        in_scope,
+        reasons,
+    ) = columns
+    return pb.LineSplits(
+        line_no=line_no,
+        catalog_code=catalog_code,
+        category=[value.value for value in category],
+        amount=amount,
+        full_self_pay=full_self_pay,
+        over_limit_self_pay=over_limit,
+        pre_self_pay=pre_self_pay,
+        in_scope=in_scope,
+        reasons=[",".join(codes) for codes in reasons],
+    )
+
+
+def _line_splits_of(columns: pb.LineSplits) -> tuple[LineSplit, ...]:
+    categories = {category.value: category for category in Category}
+    return tuple(
+        LineSplit(
+            line_no,
+            code,
+            categories[category],
+            amount,
+            full,
+            over,
+            pre,
+            scope,
+            tuple(reasons.split(",")) if reasons else (),
+        )
+        for line_no, code, category, amount, full, over, pre, scope, reasons in zip(
+            columns.line_no,
+            columns.catalog_code,
+            columns.category,
+            columns.amount,
+            columns.full_self_pay,
+            columns.over_limit_self_pay,
+            columns.pre_self_pay,
+            columns.in_scope,
+            columns.reasons,
+            strict=True,
+        )
     )
 
 

@@ -80,7 +80,11 @@ class Problems(_message.Message):
 Global___Problems: _TypeAlias = Problems  # noqa: Y015
 
 @_typing.final
-class CodedLine(_message.Message):
+class CodedLines(_message.Message):
+    """A bill's lines as columns: the i-th entry of each column is line i. Hundreds of lines are a
+    handful of packed fields to build and parse, not hundreds of small messages.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LINE_NO_FIELD_NUMBER: _builtins.int
@@ -88,20 +92,26 @@ class CodedLine(_message.Message):
     CATALOG_QTY_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
-    line_no: _builtins.int
-    catalog_code: _builtins.str
-    catalog_qty: _builtins.str
-    """decimal, catalog units"""
-    amount: _builtins.int
-    date: _builtins.str
+    @_builtins.property
+    def line_no(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def catalog_code(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def catalog_qty(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """decimal, catalog units"""
+
+    @_builtins.property
+    def amount(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def date(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        line_no: _builtins.int = ...,
-        catalog_code: _builtins.str = ...,
-        catalog_qty: _builtins.str = ...,
-        amount: _builtins.int = ...,
-        date: _builtins.str = ...,
+        line_no: _abc.Iterable[_builtins.int] | None = ...,
+        catalog_code: _abc.Iterable[_builtins.str] | None = ...,
+        catalog_qty: _abc.Iterable[_builtins.str] | None = ...,
+        amount: _abc.Iterable[_builtins.int] | None = ...,
+        date: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -109,7 +119,7 @@ class CodedLine(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CodedLine: _TypeAlias = CodedLine  # noqa: Y015
+Global___CodedLines: _TypeAlias = CodedLines  # noqa: Y015
 
 @_typing.final
 class SettleRequest(_message.Message):
@@ -139,7 +149,7 @@ class SettleRequest(_message.Message):
     @_builtins.property
     def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CodedLine]: ...
+    def lines(self) -> Global___CodedLines: ...
     def __init__(
         self,
         *,
@@ -151,10 +161,10 @@ class SettleRequest(_message.Message):
         last_day: _builtins.str = ...,
         diagnoses: _abc.Iterable[_builtins.str] | None = ...,
         use_personal_account: _builtins.bool = ...,
-        lines: _abc.Iterable[Global___CodedLine] | None = ...,
+        lines: Global___CodedLines | None = ...,
         fingerprint: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "diagnoses", b"diagnoses", "fingerprint", b"fingerprint", "first_day", b"first_day", "last_day", b"last_day", "lines", b"lines", "member_id", b"member_id", "use_personal_account", b"use_personal_account", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -313,7 +323,9 @@ class Amounts(_message.Message):
 Global___Amounts: _TypeAlias = Amounts  # noqa: Y015
 
 @_typing.final
-class LineSplit(_message.Message):
+class LineSplits(_message.Message):
+    """How each line divides, as columns (see CodedLines)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LINE_NO_FIELD_NUMBER: _builtins.int
@@ -325,27 +337,37 @@ class LineSplit(_message.Message):
     PRE_SELF_PAY_FIELD_NUMBER: _builtins.int
     IN_SCOPE_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
-    line_no: _builtins.int
-    catalog_code: _builtins.str
-    category: _builtins.str
-    amount: _builtins.int
-    full_self_pay: _builtins.int
-    over_limit_self_pay: _builtins.int
-    pre_self_pay: _builtins.int
-    in_scope: _builtins.int
     @_builtins.property
-    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def line_no(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def catalog_code(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def category(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def amount(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def full_self_pay(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def over_limit_self_pay(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def pre_self_pay(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def in_scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """each line's reason codes, comma-separated"""
+
     def __init__(
         self,
         *,
-        line_no: _builtins.int = ...,
-        catalog_code: _builtins.str = ...,
-        category: _builtins.str = ...,
-        amount: _builtins.int = ...,
-        full_self_pay: _builtins.int = ...,
-        over_limit_self_pay: _builtins.int = ...,
-        pre_self_pay: _builtins.int = ...,
-        in_scope: _builtins.int = ...,
+        line_no: _abc.Iterable[_builtins.int] | None = ...,
+        catalog_code: _abc.Iterable[_builtins.str] | None = ...,
+        category: _abc.Iterable[_builtins.str] | None = ...,
+        amount: _abc.Iterable[_builtins.int] | None = ...,
+        full_self_pay: _abc.Iterable[_builtins.int] | None = ...,
+        over_limit_self_pay: _abc.Iterable[_builtins.int] | None = ...,
+        pre_self_pay: _abc.Iterable[_builtins.int] | None = ...,
+        in_scope: _abc.Iterable[_builtins.int] | None = ...,
         reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
@@ -354,7 +376,7 @@ class LineSplit(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___LineSplit: _TypeAlias = LineSplit  # noqa: Y015
+Global___LineSplits: _TypeAlias = LineSplits  # noqa: Y015
 
 @_typing.final
 class YearToDate(_message.Message):
@@ -454,7 +476,7 @@ class Settlement(_message.Message):
     @_builtins.property
     def amounts(self) -> Global___Amounts: ...
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineSplit]: ...
+    def lines(self) -> Global___LineSplits: ...
     @_builtins.property
     def year_to_date(self) -> Global___YearToDate: ...
     @_builtins.property
@@ -472,12 +494,12 @@ class Settlement(_message.Message):
         settled_at: _builtins.str = ...,
         policy: Global___PolicyRef | None = ...,
         amounts: Global___Amounts | None = ...,
-        lines: _abc.Iterable[Global___LineSplit] | None = ...,
+        lines: Global___LineSplits | None = ...,
         year_to_date: Global___YearToDate | None = ...,
         notes: _abc.Iterable[Global___Note] | None = ...,
         reversed_at: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "policy", b"policy", "year_to_date", b"year_to_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "lines", b"lines", "policy", b"policy", "year_to_date", b"year_to_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "client_id", b"client_id", "lines", b"lines", "member_id", b"member_id", "notes", b"notes", "policy", b"policy", "replayed", b"replayed", "reversed_at", b"reversed_at", "settled_at", b"settled_at", "settlement_id", b"settlement_id", "status", b"status", "visit_id", b"visit_id", "visit_type", b"visit_type", "year_to_date", b"year_to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
