@@ -228,7 +228,9 @@ def create_app(
     async def preview(request: Request, visit: VisitRequest, caller: Caller) -> Any:
         """预结算: the settlement as it would be; nothing is committed."""
         gateway = _gateway(request)
-        settlement = await gateway.settle(_provider(caller), visit, preview=True)
+        settlement = await gateway.settle(
+            _provider(caller), visit, await request.body(), preview=True
+        )
         return FastJSONResponse(gateway.receipt(settlement))
 
     @app.post(
@@ -249,7 +251,9 @@ def create_app(
     async def settle(request: Request, visit: VisitRequest, caller: Caller) -> Any:
         """结算: settle and commit, at most once per (client, visit)."""
         gateway = _gateway(request)
-        settlement = await gateway.settle(_provider(caller), visit, preview=False)
+        settlement = await gateway.settle(
+            _provider(caller), visit, await request.body(), preview=False
+        )
         return FastJSONResponse(
             gateway.receipt(settlement), status_code=200 if settlement.replayed else 201
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from gateway.adjudicator_client import AdjudicatorClient, AdjudicatorRefusal
@@ -25,9 +26,12 @@ from onestop.domain.types import ClientKind
 log = logging.getLogger("onestop.gateway")
 
 
-def request_fingerprint(visit: VisitRequest) -> bytes:
-    """SHA-256 of the request in canonical JSON: equal requests, however formatted, match."""
-    return hashlib.sha256(canonical_json(visit.model_dump(mode="json"))).digest()
+def request_fingerprint(body: bytes) -> bytes:
+    """SHA-256 of the request body in canonical JSON (sorted keys, no spaces).
+
+    The same request sent again matches however its JSON was spaced or its keys ordered.
+    """
+    return hashlib.sha256(canonical_json(orjson.loads(body))).digest()
 
 
 @dataclass
@@ -46,7 +50,9 @@ class Gateway:
         result["signature"] = self.signer.signature(result)
         return result
 
-    async def settle(self, client: Client, visit: VisitRequest, *, preview: bool) -> Settlement:
+    async def settle(
+        self, client: Client, visit: VisitRequest, body: bytes, *, preview: bool
+    ) -> Settlement:
         """Map and check the bill, then settle (or preview) it.
 
         Raises:
@@ -58,7 +64,7 @@ class Gateway:
                 f"a bill may have at most {MAX_BILL_LINES} lines, not {len(visit.lines)}",
             )
         check_client_may_settle(client.kind, visit.visit_type)
-        fingerprint = request_fingerprint(visit)
+        fingerprint = request_fingerprint(body)
         catalog = await self.reference.catalog()
         mapping = await self.reference.mapping(client.client_id)
         try:

@@ -203,3 +203,21 @@ async def test_redis_unreachable_from_the_gateway_answers_503(
     finally:
         server.should_exit = True
         await task
+
+
+async def test_the_same_request_formatted_differently_is_a_replay(gateway: Gateway) -> None:
+    clients = await load_demo_over_http(gateway, [member_record("M600008")])
+    hospital = clients["ZZH3"]
+    body = stay_body("F1", "M600008", date(2026, 7, 1), 2, 30_000)
+    first = await hospital.request("POST", "/v1/settlements", json_body=body)
+    assert first.status_code == 201
+    reordered = json.dumps(dict(reversed(list(body.items()))), indent=2, ensure_ascii=False)
+    again = await hospital.request(
+        "POST", "/v1/settlements", content=reordered.encode(), content_type="application/json"
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["replayed"] is True
+    assert again.json()["settlement_id"] == first.json()["settlement_id"]
+    changed = {**body, "diagnoses": ["I25.1"]}
+    refused = await hospital.request("POST", "/v1/settlements", json_body=changed)
+    assert (refused.status_code, refused.json()["code"]) == (409, "VISIT_ALREADY_SETTLED")
