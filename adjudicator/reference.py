@@ -21,6 +21,7 @@ from onestop.domain.catalog import CatalogItem, catalog_csv, parse_catalog_csv
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingTable, mapping_csv, parse_mapping_csv
 from onestop.domain.policy import Policy, parse_policy, policy_to_document
+from onestop.process import freeze_long_lived_objects
 
 POLICIES_KIND = "policies"
 CATALOG_KIND = "catalog"
@@ -63,6 +64,7 @@ class Reference:
         if versions is None:
             versions = await self.store.versions()
         current = {name.decode(): value.decode() for name, value in versions.items()}
+        loaded = False
         for kind, loader in (
             (POLICIES_KIND, self._load_policies),
             (CATALOG_KIND, self._load_catalog),
@@ -70,8 +72,11 @@ class Reference:
         ):
             if current.get(kind) != self.versions.get(kind):
                 await loader()
+                loaded = True
                 if kind in current:
                     self.versions[kind] = current[kind]
+        if loaded:
+            freeze_long_lived_objects()
 
     async def _load_policies(self) -> None:
         raw = await self.store.hgetall(keys.POLICIES)

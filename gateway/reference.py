@@ -14,6 +14,7 @@ from gateway.adjudicator_client import AdjudicatorClient
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingTable, parse_mapping_csv
+from onestop.process import freeze_long_lived_objects
 
 NO_MAPPING = MappingTable({})
 
@@ -53,6 +54,7 @@ class GatewayReference:
                     text = await self.adjudicator.catalog_text()
                     items = parse_catalog_csv(text) if text.strip() else []
                     self._catalog = (version, {item.code: item for item in items})
+                    freeze_long_lived_objects()
         return self._catalog[1]
 
     async def mapping(self, client_id: str) -> MappingTable:
@@ -68,4 +70,5 @@ class GatewayReference:
                     text = await self.adjudicator.mapping_text(client_id)
                     cached = (version, parse_mapping_csv(text, None))
                     self._mappings[client_id] = cached
+                    freeze_long_lived_objects()
         return cached[1]

@@ -23,7 +23,11 @@ def _bench_stack(args: argparse.Namespace) -> int:
         print(text, file=sys.stderr, flush=True)
 
     figures = run_bench(
-        seconds=args.seconds, members=args.members_loaded, lines=args.lines, write=progress
+        seconds=args.seconds,
+        members=args.members_loaded,
+        lines=args.lines,
+        write=progress,
+        appendfsync=args.appendfsync,
     )
     if args.json:
         print(json.dumps(figures))
@@ -367,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--seconds", type=float, default=20.0, help="per phase (stack)")
     bench.add_argument("--members-loaded", type=int, default=20_000, help="members (stack)")
+    bench.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        default="always",
+        help="Redis durability of the measured stack (always, as onestop serve runs)",
+    )
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")

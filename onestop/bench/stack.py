@@ -24,7 +24,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -71,7 +71,11 @@ def _wait_up(url: str, timeout: float = 30) -> None:
 
 
 def run_bench(
-    seconds: float = 20.0, members: int = 20_000, lines: int = 200, write: Any = print
+    seconds: float = 20.0,
+    members: int = 20_000,
+    lines: int = 200,
+    write: Any = print,
+    appendfsync: Literal["always", "everysec"] = "always",
 ) -> dict[str, Any]:
     """Run every phase; the figures (see the module's description)."""
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
@@ -79,7 +83,9 @@ def run_bench(
         data = root / "dataset"
         write(f"generating a region: {members} members, 50,000 items, 2 hospitals, 2 pharmacies")
         write_dataset(data, DatasetSize(members=members, hospitals=2, pharmacies=2))
-        supervisor = Supervisor(ServeSettings(data_dir=root / "serve", port=0))
+        supervisor = Supervisor(
+            ServeSettings(data_dir=root / "serve", port=0, appendfsync=appendfsync)
+        )
         baseline: subprocess.Popen[bytes] | None = None
         try:
             addresses = supervisor.start()
@@ -185,7 +191,7 @@ def run_bench(
             "concurrency": CONCURRENCY,
             "lines": lines,
             "members": members,
-            "appendfsync": "always",
+            "appendfsync": appendfsync,
             "gateway_processes": 1,
             "adjudicator_processes": 1,
         },
