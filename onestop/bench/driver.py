@@ -61,6 +61,11 @@ class PhaseResult:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
+    def distribution(self) -> list[list[float]]:
+        """``[percent, milliseconds]`` pairs from 1 % to 99.9 %, for plotting."""
+        points = [*range(1, 100), 99.5, 99.9]
+        return [[point, round(self.percentile(point / 100), 2)] for point in points]
+
     def summary(self) -> dict[str, Any]:
         """Throughput, p50, p99, errors."""
         return {

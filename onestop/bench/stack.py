@@ -186,6 +186,7 @@ def run_bench(
             else 0.0,
         },
         "engine_us_per_discharge": round(engine.engine_median_us, 1),
+        "latency_distribution_at_70_percent_ms": result_of(results["discharge_70"]).distribution(),
         "settings": {
             "seconds": seconds,
             "concurrency": CONCURRENCY,
