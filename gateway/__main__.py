@@ -13,8 +13,14 @@ def main() -> None:
     """Run until SIGTERM or SIGINT (uvicorn finishes requests in flight first)."""
     settings = GatewaySettings()  # values come from the environment
     configure(settings.log_level)
+    # Several workers share one listening socket; each builds its own app in its process.
+    application: object = (
+        "gateway.app:app_from_environment" if settings.workers > 1 else create_app(settings)
+    )
     uvicorn.run(
-        create_app(settings),
+        application,  # type: ignore[arg-type]
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -580,6 +580,11 @@ def _document_security(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def app_from_environment() -> FastAPI:
+    """The application for ``ONESTOP_GATEWAY_*`` (what each uvicorn worker process builds)."""
+    return create_app(GatewaySettings())
+
+
 async def build_gateway(settings: GatewaySettings) -> Gateway:
     """Connect to the adjudicator and Redis; load or create the receipt keys."""
     adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)

@@ -20,7 +20,11 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    adjudicator: str = Field(description="host:port of the adjudicator's gRPC service")
+    adjudicator: str = Field(
+        description="host:port of the adjudicator's gRPC service; several, comma-separated, "
+        "are balanced round-robin over the healthy ones"
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="gateway processes on one port")
     redis_url: str = Field(pattern=r"^rediss?://", description="for nonces and versions")
     key_dir: Path
     clock_skew_seconds: int = Field(default=300, ge=1, le=3600)

@@ -28,6 +28,8 @@ def _bench_stack(args: argparse.Namespace) -> int:
         lines=args.lines,
         write=progress,
         appendfsync=args.appendfsync,
+        gateway_workers=args.gateway_workers or 1,
+        adjudicator_workers=args.adjudicator_workers or 1,
     )
     if args.json:
         print(json.dumps(figures))
@@ -113,6 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
             ("port", args.port),
             ("adjudicator_port", args.adjudicator_port),
             ("appendfsync", args.appendfsync),
+            ("gateway_workers", args.gateway_workers),
+            ("adjudicator_workers", args.adjudicator_workers),
         )
         if value is not None
     }
@@ -276,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="always (default): no acknowledged settlement is ever lost; everysec: faster, a "
         "power cut may lose up to one second of acknowledged settlements",
     )
+    serve.add_argument("--gateway-workers", type=int, help="gateway processes on the port (1)")
+    serve.add_argument(
+        "--adjudicator-workers", type=int, help="adjudicator processes, balanced by the gateway (1)"
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -377,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="always",
         help="Redis durability of the measured stack (always, as onestop serve runs)",
     )
+    bench.add_argument("--gateway-workers", type=int, help="gateway processes (stack)")
+    bench.add_argument("--adjudicator-workers", type=int, help="adjudicator processes (stack)")
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")

@@ -55,7 +55,11 @@ class ServeSettings(BaseSettings):
     data_dir: Path = Path("var/onestop")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535, description="HTTP gateway port (0: free)")
-    adjudicator_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    adjudicator_port: int = Field(
+        default=0, ge=0, le=65535, description="the first adjudicator's port; 0: free ports"
+    )
+    adjudicator_workers: int = Field(default=1, ge=1, le=64, description="adjudicator processes")
+    gateway_workers: int = Field(default=1, ge=1, le=64, description="gateway processes")
     redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -205,27 +209,38 @@ class Supervisor:
         if redis_url is None:
             self.redis = RedisServer(self.data_dir / "redis", appendfsync=self.settings.appendfsync)
             redis_url = self.redis.start(timeout=self.settings.ready_timeout_seconds)
-        adjudicator_port = self.settings.adjudicator_port or free_port()
-        environment = {
-            **os.environ,
-            "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
-            "ONESTOP_ADJUDICATOR_PORT": str(adjudicator_port),
-            "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
-            "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
-            "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
-        }
-        environment.pop("ONESTOP_ADJUDICATOR_MEMBER_KEY", None)
-        adjudicator = Child(
-            "adjudicator",
-            [sys.executable, "-m", "adjudicator"],
-            environment,
-            self.data_dir / "adjudicator.log",
-        )
-        adjudicator.start()
-        self.children.append(adjudicator)
-        target = f"{self.settings.host}:{adjudicator_port}"
-        wait_serving(target, self.settings.ready_timeout_seconds)
-        bootstrap_agency(target, self.data_dir / "agency.key")
+        adjudicators: list[Child] = []
+        targets: list[str] = []
+        for number in range(self.settings.adjudicator_workers):
+            port = (
+                self.settings.adjudicator_port + number
+                if self.settings.adjudicator_port
+                else free_port()
+            )
+            environment = {
+                **os.environ,
+                "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
+                "ONESTOP_ADJUDICATOR_PORT": str(port),
+                "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
+                "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
+                "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
+            }
+            environment.pop("ONESTOP_ADJUDICATOR_MEMBER_KEY", None)
+            suffix = f"-{number + 1}" if self.settings.adjudicator_workers > 1 else ""
+            adjudicator = Child(
+                f"adjudicator{suffix}",
+                [sys.executable, "-m", "adjudicator"],
+                environment,
+                self.data_dir / f"adjudicator{suffix}.log",
+            )
+            adjudicator.start()
+            self.children.append(adjudicator)
+            adjudicators.append(adjudicator)
+            targets.append(f"{self.settings.host}:{port}")
+        for target in targets:
+            wait_serving(target, self.settings.ready_timeout_seconds)
+        target = ",".join(targets)
+        bootstrap_agency(targets[0], self.data_dir / "agency.key")
 
         gateway_port = self.settings.port or free_port()
         gateway = Child(
@@ -239,6 +254,7 @@ class Supervisor:
                 "ONESTOP_GATEWAY_REDIS_URL": redis_url,
                 "ONESTOP_GATEWAY_KEY_DIR": str(self.data_dir / "gateway-keys"),
                 "ONESTOP_GATEWAY_LOG_LEVEL": self.settings.log_level,
+                "ONESTOP_GATEWAY_WORKERS": str(self.settings.gateway_workers),
             },
             self.data_dir / "gateway.log",
         )
@@ -256,7 +272,10 @@ class Supervisor:
             "pids": {
                 "serve": os.getpid(),
                 "gateway": gateway.process.pid if gateway.process else None,
-                "adjudicator": adjudicator.process.pid if adjudicator.process else None,
+                "adjudicator": adjudicators[0].process.pid if adjudicators[0].process else None,
+                "adjudicators": [
+                    child.process.pid if child.process else None for child in adjudicators
+                ],
                 "redis": self.redis.process.pid if self.redis and self.redis.process else None,
             },
         }

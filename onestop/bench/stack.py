@@ -76,6 +76,8 @@ def run_bench(
     lines: int = 200,
     write: Any = print,
     appendfsync: Literal["always", "everysec"] = "always",
+    gateway_workers: int = 1,
+    adjudicator_workers: int = 1,
 ) -> dict[str, Any]:
     """Run every phase; the figures (see the module's description)."""
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
@@ -84,7 +86,13 @@ def run_bench(
         write(f"generating a region: {members} members, 50,000 items, 2 hospitals, 2 pharmacies")
         write_dataset(data, DatasetSize(members=members, hospitals=2, pharmacies=2))
         supervisor = Supervisor(
-            ServeSettings(data_dir=root / "serve", port=0, appendfsync=appendfsync)
+            ServeSettings(
+                data_dir=root / "serve",
+                port=0,
+                appendfsync=appendfsync,
+                gateway_workers=gateway_workers,
+                adjudicator_workers=adjudicator_workers,
+            )
         )
         baseline: subprocess.Popen[bytes] | None = None
         try:
@@ -193,7 +201,7 @@ def run_bench(
             "lines": lines,
             "members": members,
             "appendfsync": appendfsync,
-            "gateway_processes": 1,
-            "adjudicator_processes": 1,
+            "gateway_processes": gateway_workers,
+            "adjudicator_processes": adjudicator_workers,
         },
     }
