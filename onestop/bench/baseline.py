@@ -40,10 +40,18 @@ def create_baseline(redis_url: str) -> FastAPI:
     return app
 
 
+def baseline_from_environment() -> FastAPI:
+    """The baseline for ``ONESTOP_BASELINE_REDIS_URL`` (what each worker process builds)."""
+    return create_baseline(os.environ["ONESTOP_BASELINE_REDIS_URL"])
+
+
 def main() -> None:
-    """Serve the baseline: ``ONESTOP_BASELINE_REDIS_URL``, ``ONESTOP_BASELINE_PORT``."""
+    """Serve the baseline: ``ONESTOP_BASELINE_PORT`` and ``ONESTOP_BASELINE_WORKERS``."""
+    workers = int(os.environ.get("ONESTOP_BASELINE_WORKERS", "1"))
     uvicorn.run(
-        create_baseline(os.environ["ONESTOP_BASELINE_REDIS_URL"]),
+        "onestop.bench.baseline:baseline_from_environment",
+        factory=True,
+        workers=workers,
         host="127.0.0.1",
         port=int(os.environ["ONESTOP_BASELINE_PORT"]),
         log_level="warning",

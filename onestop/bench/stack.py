@@ -155,6 +155,8 @@ def run_bench(
                     **os.environ,
                     "ONESTOP_BASELINE_REDIS_URL": str(addresses["redis_url"]),
                     "ONESTOP_BASELINE_PORT": str(port),
+                    # the same HTTP server and worker count as the gateway
+                    "ONESTOP_BASELINE_WORKERS": str(gateway_workers),
                 },
             )
             baseline_url = f"http://127.0.0.1:{port}"
