@@ -45,3 +45,16 @@ def test_bench_export_runs_the_real_stack(capsys: pytest.CaptureFixture[str]) ->
     assert figures["rows"] == 500
     assert figures["verified"] is True
     assert figures["gateway_peak_mb"] > 0
+
+
+def test_bench_stack_prints_the_contracted_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--seconds", "1", "--members-loaded", "400", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for phase in ("discharge", "pharmacy"):
+        assert set(figures[phase]) >= {"throughput_per_s", "p50_ms", "p99_ms", "errors"}
+        assert figures[phase]["throughput_per_s"] > 0
+        assert figures[phase]["errors"] == 0
+    assert set(figures["baseline"]) == {"discharge_throughput_per_s", "pharmacy_throughput_per_s"}
+    assert set(figures["ratio"]) == {"discharge", "pharmacy"}
+    assert figures["engine_us_per_discharge"] > 0
+    assert figures["discharge_at_70_percent"]["errors"] == 0
