@@ -13,7 +13,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from adjudicator.store import Store
 from onestop import keys
@@ -161,12 +160,3 @@ class Reference:
     def catalog_text(self) -> str:
         """The catalog as CSV."""
         return catalog_csv(self.catalog.values())
-
-
-def reference_summary(reference: Reference) -> dict[str, Any]:
-    """Counts for logs: never content."""
-    return {
-        "policies": len(reference.policies),
-        "catalog_items": len(reference.catalog),
-        "clients": len(reference.clients),
-    }
