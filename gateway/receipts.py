@@ -8,27 +8,24 @@ and every key that ever signed stays listed so old receipts can still be verifie
 from __future__ import annotations
 
 import fcntl
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.exports import Signer
-from onestop.signing import key_id, load_private_key, private_pem, public_pem, sign
+from onestop.signing import (
+    canonical_json,
+    key_id,
+    load_private_key,
+    private_pem,
+    public_pem,
+    sign,
+    write_secret_file,
+)
 
 ALGORITHM = "ed25519"
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes a receipt signature covers.
-
-    The same bytes as ``json.dumps(value, sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False).encode()``, made several times faster.
-    """
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def signed_part(result: dict[str, Any]) -> dict[str, Any]:
@@ -73,9 +70,7 @@ class ReceiptSigner:
         private = Ed25519PrivateKey.generate()
         name = key_id(private.public_key())
         path = self.key_dir / f"receipt-{name}.pem"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(private_pem(private))
+        write_secret_file(path, private_pem(private))
         self.keys = self._load()
         return name
 

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from gateway.adjudicator_client import AdjudicatorClient, AdjudicatorRefusal
 from gateway.auth import Authenticator
 from gateway.errors import GatewayError
-from gateway.receipts import ReceiptSigner, canonical_json
+from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
 from onestop.domain.clients import Client
@@ -22,6 +22,7 @@ from onestop.domain.errors import BillRejected
 from onestop.domain.mapping import map_bill
 from onestop.domain.settlement import Settlement
 from onestop.domain.types import ClientKind
+from onestop.signing import canonical_json
 
 log = logging.getLogger("onestop.gateway")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _keys_new(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from onestop.signing import key_id, private_pem, public_pem
+    from onestop.signing import key_id, private_pem, public_pem, write_secret_file
 
     private_path = Path(f"{args.out}.key")
     public_path = Path(f"{args.out}.pub")
@@ -136,9 +135,7 @@ def _keys_new(args: argparse.Namespace) -> int:
         print(f"onestop keys new: {private_path} or {public_path} exists", file=sys.stderr)
         return 1
     key = Ed25519PrivateKey.generate()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_pem(key))
+    write_secret_file(private_path, private_pem(key))
     public_path.write_text(public_pem(key.public_key()))
     print(f"private key {private_path} (keep it on the client; mode 0600)")
     print(f"public key  {public_path} (register it: onestop clients add ... --public-key)")

@@ -8,7 +8,6 @@ Generated data and keys are never committed.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from onestop.domain.catalog import catalog_csv
 from onestop.domain.mapping import mapping_csv
 from onestop.domain.policy import policy_to_document
 from onestop.domain.types import HospitalLevel
-from onestop.signing import private_pem, public_pem
+from onestop.signing import private_pem, public_pem, write_secret_file
 from onestop.synthetic import hospital_levels, make_catalog, make_mapping
 
 
@@ -37,12 +36,6 @@ class DatasetSize:
     pharmacies: int = 200
     mapping_rows: int = 20_000
     seed: int = 2026
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
 
 
 def write_dataset(out: Path, size: DatasetSize) -> dict[str, Any]:
@@ -81,7 +74,9 @@ def write_dataset(out: Path, size: DatasetSize) -> dict[str, Any]:
         )
     for client in clients:
         key = Ed25519PrivateKey.generate()
-        _write_secret(out / "keys" / f"{client['client_id']}.key", private_pem(key))
+        write_secret_file(
+            out / "keys" / f"{client['client_id']}.key", private_pem(key), replace=True
+        )
         (out / "keys" / f"{client['client_id']}.pub").write_text(public_pem(key.public_key()))
         mapping = make_mapping(
             client["client_id"],

@@ -22,7 +22,7 @@ from typing import IO, Any
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS, JournalEntry
 from onestop.domain.tables import neutralise_formula
-from onestop.signing import load_public_key, verify
+from onestop.signing import canonical_json, load_public_key, verify
 
 FORMAT = "onestop-export-1"
 SETTLEMENTS = "settlements.csv"
@@ -44,11 +44,6 @@ SETTLEMENT_COLUMNS = (
     *AMOUNT_FIELDS,
 )
 SUMMARY_COLUMNS = ("client_id", "settlements", "reversals", *RECONCILED_FUNDS)
-
-
-def canonical(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _HashingWriter:
@@ -146,7 +141,7 @@ async def write_export(
         "algorithm": "ed25519",
         "public_key": signer.public_key_pem,
     }
-    manifest["signature"] = signer.sign(canonical(manifest))
+    manifest["signature"] = signer.sign(canonical_json(manifest))
     (directory / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return manifest
 
@@ -232,7 +227,7 @@ def verify_export(directory: Path, public_key_pem: str | None = None) -> Verific
     except ValueError:
         result.failures.append("signature: no usable public key")
         return result
-    if not verify(key, canonical(signed), str(manifest.get("signature", ""))):
+    if not verify(key, canonical_json(signed), str(manifest.get("signature", ""))):
         result.failures.append("signature: does not verify")
     elif public_key_pem is None:
         result.checks.append(

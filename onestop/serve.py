@@ -40,7 +40,7 @@ from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
 from onestop.redis_server import RedisServer, free_port
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
-from onestop.signing import load_private_key, private_pem, public_pem
+from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
 
 log = logging.getLogger("onestop.serve")
 
@@ -73,9 +73,7 @@ class AlreadyServing(RuntimeError):
 def ensure_secret_file(path: Path, make: Callable[[], bytes]) -> Path:
     """Create ``path`` with ``make()`` (mode 0600) unless it exists; refuse a readable one."""
     if not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(make())
+        write_secret_file(path, make())
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise PermissionError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -79,3 +82,27 @@ def verify(key: Ed25519PublicKey, message: bytes, signature_b64: str) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes receipt and manifest signatures cover.
+
+    The same bytes as ``json.dumps(value, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False).encode()``, made several times faster.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def write_secret_file(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write a key or other secret readable by its owner only (mode 0600).
+
+    Args:
+        path: where to write.
+        data: the secret.
+        replace: overwrite an existing file; by default an existing file is an error
+            (``FileExistsError``), so a key is never silently lost.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    descriptor = os.open(path, flags, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.receipts import canonical_json, signed_part
+from gateway.receipts import signed_part
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
-from onestop.signing import load_public_key, verify
+from onestop.signing import canonical_json, load_public_key, verify
 from tests.support.cases import Case, assert_subset, load_cases
 from tests.support.gateway import Gateway
 from tests.support.redis import dump_everything
