@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from adjudicator.store import redis_calls
 from onestop import keys
 from onestop.clock import SHANGHAI
 from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
+from onestop.redis_client import RedisClient
 
 # Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
 # clocks differ, an id may run a little ahead of its entry's time. Read an hour past the day
@@ -49,7 +48,7 @@ Page = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 async def day_entries(
-    client: aioredis.Redis, day: date, client_id: str = ""
+    client: RedisClient, day: date, client_id: str = ""
 ) -> AsyncIterator[JournalEntry]:
     """Every entry of ``day`` (of ``client_id``, or of all clients), in commit-time order.
 
@@ -95,7 +94,7 @@ async def day_entries(
         await advance(group)
 
 
-async def day_figures(client: aioredis.Redis, client_id: str, day: date) -> DayFigures:
+async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigures:
     """A client's day from the per-group day totals the commit and reversal scripts keep."""
     day_text = day.strftime("%Y%m%d")
     async with redis_calls():

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from adjudicator import records
 from adjudicator.crypto import MemberCipher
-from adjudicator.store import _script_text, redis_calls
+from adjudicator.store import lua_script, redis_calls
 from onestop import keys
 from onestop.domain.member import Member, MemberLine, parse_member_line
 from onestop.domain.types import MemberStatus
+from onestop.redis_client import RedisClient, RedisPipeline, run_pipeline
 
 BATCH = 500
 
@@ -55,11 +54,11 @@ async def lines_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 class MemberLoader:
     """Writes members to Redis, refusing a second active enrolment of one id number."""
 
-    def __init__(self, client: aioredis.Redis, cipher: MemberCipher) -> None:
+    def __init__(self, client: RedisClient, cipher: MemberCipher) -> None:
         self.client = client
         self.cipher = cipher
-        self._claim = client.register_script(_script_text("claim_identity.lua"))
-        self._release = client.register_script(_script_text("release_identity.lua"))
+        self._claim = lua_script("claim_identity.lua")
+        self._release = lua_script("release_identity.lua")
 
     async def load(self, lines: AsyncIterable[bytes]) -> LoadReport:
         """Load a JSON Lines members file."""
@@ -146,44 +145,51 @@ class MemberLoader:
 
         # Claim the index for active members (a compare-and-set, so two lines or two loads
         # racing for one id number cannot both win), then write the members that may be.
+        # The claims are compare-and-set and the writes put the same values: both pipelines
+        # are safe to run again (which run_pipeline does after a node lost its scripts).
         active = [entry for entry in candidates if entry[1].status is MemberStatus.ACTIVE]
-        async with redis_calls():
-            pipe = self.client.pipeline(transaction=False)
+
+        def claim(pipe: RedisPipeline) -> None:
             for _, member, index, seen, _ in active:
-                await self._claim(
-                    keys=[keys.identity_index(index)], args=[member.member_id, seen], client=pipe
-                )
-            claims = await pipe.execute() if active else []
+                self._claim.queue(pipe, [keys.identity_index(index)], [member.member_id, seen])
+
+        async with redis_calls():
+            claims = await run_pipeline(self.client, claim, [self._claim]) if active else []
         lost = {
             entry[1].member_id for entry, claimed in zip(active, claims, strict=True) if not claimed
         }
-        async with redis_calls():
-            pipe = self.client.pipeline(transaction=False)
-            for line, member, _, _, sealed in candidates:
-                if member.member_id in lost:
-                    report.rejected.append(
-                        Rejection(
-                            line,
-                            member.member_id,
-                            "DUPLICATE_ENROLLMENT",
-                            "this id number was enrolled by another member meanwhile",
-                        )
+        writes: list[tuple[Member, str | None]] = []
+        for line, member, _, _, sealed in candidates:
+            if member.member_id in lost:
+                report.rejected.append(
+                    Rejection(
+                        line,
+                        member.member_id,
+                        "DUPLICATE_ENROLLMENT",
+                        "this id number was enrolled by another member meanwhile",
                     )
-                    continue
-                if sealed is not None:
-                    old_id_number, _ = self.cipher.open(member.member_id, sealed)
-                    if old_id_number != member.id_number:
-                        await self._release(
-                            keys=[keys.identity_index(self.cipher.blind_index(old_id_number))],
-                            args=[member.member_id],
-                            client=pipe,
-                        )
+                )
+                continue
+            released: str | None = None
+            if sealed is not None:
+                old_id_number, _ = self.cipher.open(member.member_id, sealed)
+                if old_id_number != member.id_number:
+                    released = keys.identity_index(self.cipher.blind_index(old_id_number))
+            writes.append((member, released))
+
+        def write(pipe: RedisPipeline) -> None:
+            for member, released in writes:
+                if released is not None:
+                    self._release.queue(pipe, [released], [member.member_id])
                 pipe.hset(
                     keys.member(member.member_id),
                     mapping=records.encode_member(member, self.cipher),  # type: ignore[arg-type]
                 )
-                report.loaded += 1
-            await pipe.execute()
+
+        if writes:
+            async with redis_calls():
+                await run_pipeline(self.client, write, [self._release])
+        report.loaded += len(writes)
         report.rejected.sort(key=lambda rejection: rejection.line)
 
     async def _active_holders(self, member_ids: set[str]) -> dict[str, str]:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.exceptions import RedisError
 
 from adjudicator.crypto import MemberCipher
 from adjudicator.loading import LoadingService
@@ -22,6 +22,7 @@ from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
+from onestop.redis_client import RedisClient, connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 
@@ -32,17 +33,6 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HEALTH_PROBE_SECONDS = 1.0
 
 
-def redis_client(url: str, timeout_seconds: float) -> aioredis.Redis:
-    """An asyncio Redis client that fails fast when Redis is gone (callers answer 503)."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        health_check_interval=10,
-        max_connections=512,
-    )
-
-
 @dataclass
 class RunningAdjudicator:
     """A started adjudicator; :meth:`stop` finishes in-flight calls first."""
@@ -50,7 +40,7 @@ class RunningAdjudicator:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
-    redis: aioredis.Redis
+    redis: RedisClient
     grace_seconds: float
     service: SettlementService
     _probe: asyncio.Task[None]
@@ -66,7 +56,7 @@ class RunningAdjudicator:
         log.info("stopped", extra={"port": self.port})
 
 
-async def _probe_redis(client: aioredis.Redis, servicer: health.aio.HealthServicer) -> None:
+async def _probe_redis(client: RedisClient, servicer: health.aio.HealthServicer) -> None:
     """Report SERVING while Redis answers, NOT_SERVING while it does not."""
     serving: int | None = None
     while True:
@@ -74,7 +64,7 @@ async def _probe_redis(client: aioredis.Redis, servicer: health.aio.HealthServic
         try:
             await client.ping()
             status = health_pb2.HealthCheckResponse.SERVING
-        except (aioredis.RedisError, OSError):
+        except (RedisError, OSError):
             status = health_pb2.HealthCheckResponse.NOT_SERVING
         if status != serving:
             for name in ("", SERVICE_NAME):
@@ -85,7 +75,11 @@ async def _probe_redis(client: aioredis.Redis, servicer: health.aio.HealthServic
 
 async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     """Start serving on ``settings.host:settings.port`` (0: a free port, see ``.port``)."""
-    client = redis_client(settings.redis_url, settings.redis_timeout_seconds)
+    client = await connect(
+        settings.redis_url,
+        timeout_seconds=settings.redis_timeout_seconds,
+        wait_seconds=settings.redis_wait_seconds,
+    )
     store = Store(client)
     cipher = MemberCipher(settings.member_key_bytes())
     reference = Reference(store)

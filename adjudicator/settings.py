@@ -47,6 +47,9 @@ class AdjudicatorSettings(BaseSettings):
     member_key_file: Path | None = None
     commit_attempts: int = Field(default=200, ge=1, le=10_000)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    redis_wait_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
+    )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -12,17 +12,22 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
-from redis.commands.core import AsyncScript
-
 from adjudicator.errors import Unavailable
 from onestop import keys
 from onestop.clock import settlement_day
+from onestop.redis_client import (
+    UNAVAILABLE_ERRORS,
+    LuaScript,
+    RedisClient,
+    RedisPipeline,
+    run_pipeline,
+)
 
 
-def _script_text(name: str) -> str:
-    return resources.files("adjudicator").joinpath("lua", name).read_text(encoding="utf-8")
+def lua_script(*names: str) -> LuaScript:
+    """The script made of these files of ``adjudicator/lua`` (a prelude, then the body)."""
+    folder = resources.files("adjudicator").joinpath("lua")
+    return LuaScript("".join(folder.joinpath(name).read_text(encoding="utf-8") for name in names))
 
 
 @contextlib.asynccontextmanager
@@ -30,14 +35,7 @@ async def redis_calls() -> AsyncIterator[None]:
     """Turn a lost or overloaded Redis into :class:`Unavailable` (nothing was settled)."""
     try:
         yield
-    except (
-        redis_errors.ConnectionError,
-        redis_errors.TimeoutError,
-        redis_errors.BusyLoadingError,
-        redis_errors.TryAgainError,
-        redis_errors.ClusterDownError,
-        OSError,
-    ) as error:
+    except UNAVAILABLE_ERRORS as error:
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
 
 
@@ -82,31 +80,28 @@ class ReversalOutcome:
 class Store:
     """The adjudicator's view of Redis."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
-        self._read: AsyncScript = client.register_script(_script_text("read_member.lua"))
-        prelude = _script_text("journal_id.lua")
-        self._commit: AsyncScript = client.register_script(
-            prelude + _script_text("commit_settlement.lua")
-        )
-        self._reverse: AsyncScript = client.register_script(
-            prelude + _script_text("reverse_settlement.lua")
-        )
+        self._read = lua_script("read_member.lua")
+        self._commit = lua_script("journal_id.lua", "commit_settlement.lua")
+        self._reverse = lua_script("journal_id.lua", "reverse_settlement.lua")
 
     async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
         """Read the member, its stays, the visit's settlement and the reference versions."""
-        async with redis_calls():
-            pipe = self.client.pipeline(transaction=False)
-            await self._read(
-                keys=[
-                    keys.member(member_id),
-                    keys.stays(member_id),
-                    keys.visit(member_id, client_id, visit_id),
-                ],
-                client=pipe,
-            )
+        member_keys = [
+            keys.member(member_id),
+            keys.stays(member_id),
+            keys.visit(member_id, client_id, visit_id),
+        ]
+
+        def build(pipe: RedisPipeline) -> None:
+            # The member's three keys share a slot and are read by one script (one moment);
+            # the versions live elsewhere (on another node in a cluster).
+            self._read.queue(pipe, member_keys, ())
             pipe.hgetall(keys.VERSIONS)
-            (member, stays, visit), versions = await pipe.execute()
+
+        async with redis_calls():
+            (member, stays, visit), versions = await run_pipeline(self.client, build, [self._read])
         return Snapshot(_pairs(member), _pairs(stays), _pairs(visit), versions)
 
     async def member(self, member_id: str) -> dict[bytes, bytes]:
@@ -124,7 +119,8 @@ class Store:
         group = keys.member_group(arguments.member_id)
         async with redis_calls():
             answer = await self._commit(
-                keys=[
+                self.client,
+                [
                     keys.member(arguments.member_id),
                     keys.stays(arguments.member_id),
                     keys.visit(arguments.member_id, arguments.client_id, arguments.visit_id),
@@ -132,7 +128,7 @@ class Store:
                     keys.journal(group),
                     keys.day_totals(group, day_key(arguments.committed_ms), arguments.client_id),
                 ],
-                args=[
+                [
                     arguments.expected_version,
                     arguments.year,
                     arguments.increments,
@@ -174,7 +170,8 @@ class Store:
                 return ReversalOutcome("NOTFOUND")
             member = member_id.decode()
             answer = await self._reverse(
-                keys=[
+                self.client,
+                [
                     record_key,
                     keys.member(member),
                     keys.stays(member),
@@ -182,7 +179,7 @@ class Store:
                     keys.journal(group),
                     keys.day_totals(group, day_key(now_ms), owner.decode()),
                 ],
-                args=[client_id, now_ms],
+                [client_id, now_ms],
             )
         status = answer[0].decode()
         if status == "OK":

@@ -13,10 +13,10 @@ from datetime import date, datetime
 from pathlib import Path as FilePath
 from typing import IO, Annotated, Any
 
-import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +44,7 @@ from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.reconciliation import DayFigures, reconcile
 from onestop.domain.types import ClientKind
 from onestop.exports import write_export, zip_export
+from onestop.redis_client import connect
 
 log = logging.getLogger("onestop.gateway")
 
@@ -203,7 +204,7 @@ def create_app(
         gateway = _gateway(request)
         try:
             redis_ok = bool(await gateway.redis.ping())
-        except (aioredis.RedisError, OSError):
+        except (RedisError, OSError):
             redis_ok = False
         if redis_ok and await gateway.adjudicator.serving():
             return {"status": "ok"}
@@ -588,11 +589,10 @@ def app_from_environment() -> FastAPI:
 async def build_gateway(settings: GatewaySettings) -> Gateway:
     """Connect to the adjudicator and Redis; load or create the receipt keys."""
     adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)
-    redis = aioredis.Redis.from_url(
+    redis = await connect(
         settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        health_check_interval=10,
+        timeout_seconds=settings.redis_timeout_seconds,
+        wait_seconds=settings.redis_wait_seconds,
     )
     reference = GatewayReference(adjudicator)
     auth = Authenticator(

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from starlette.requests import Request
 
@@ -23,6 +22,7 @@ from gateway.reference import GatewayReference
 from onestop import keys
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
+from onestop.redis_client import RedisClient
 from onestop.signing import UnusableKey, load_public_key, verify
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -54,7 +54,7 @@ class Authenticator:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         reference: GatewayReference,
         *,
         clock_skew_seconds: int,

@@ -9,7 +9,6 @@ from datetime import date
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from gateway.adjudicator_client import AdjudicatorClient, AdjudicatorRefusal
 from gateway.auth import Authenticator
@@ -22,6 +21,7 @@ from onestop.domain.errors import BillRejected
 from onestop.domain.mapping import map_bill
 from onestop.domain.settlement import Settlement
 from onestop.domain.types import ClientKind
+from onestop.redis_client import RedisClient
 from onestop.signing import canonical_json
 
 log = logging.getLogger("onestop.gateway")
@@ -43,7 +43,7 @@ class Gateway:
     reference: GatewayReference
     auth: Authenticator
     signer: ReceiptSigner
-    redis: aioredis.Redis
+    redis: RedisClient
 
     def receipt(self, settlement: Settlement) -> dict[str, Any]:
         """A settlement as the contract's result, signed."""

@@ -38,6 +38,9 @@ class GatewaySettings(BaseSettings):
     )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    redis_wait_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("nonce_ttl_seconds")

@@ -29,6 +29,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
         appendfsync=args.appendfsync,
         gateway_workers=args.gateway_workers or 1,
         adjudicator_workers=args.adjudicator_workers or 1,
+        redis_shards=args.redis_shards,
     )
     if args.json:
         print(json.dumps(figures))
@@ -55,7 +56,7 @@ def _bench_export(args: argparse.Namespace) -> int:
 def _bench_memory(args: argparse.Namespace) -> int:
     from onestop.bench.memory import measure_member_memory
 
-    memory = measure_member_memory(members=args.members)
+    memory = measure_member_memory(members=args.members, shards=args.redis_shards)
     if args.json:
         print(json.dumps(memory.as_dict()))
         return 0
@@ -116,6 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
             ("appendfsync", args.appendfsync),
             ("gateway_workers", args.gateway_workers),
             ("adjudicator_workers", args.adjudicator_workers),
+            ("redis_shards", args.redis_shards),
         )
         if value is not None
     }
@@ -281,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--adjudicator-workers", type=int, help="adjudicator processes, balanced by the gateway (1)"
     )
+    serve.add_argument(
+        "--redis-shards",
+        type=int,
+        help="the embedded Redis: 1 server (default), or a Redis Cluster of N primaries",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -384,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--gateway-workers", type=int, help="gateway processes (stack)")
     bench.add_argument("--adjudicator-workers", type=int, help="adjudicator processes (stack)")
+    bench.add_argument(
+        "--redis-shards", type=int, default=1, help="Redis Cluster primaries; 1: one server (stack)"
+    )
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,6 +49,20 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_cluster_port() -> int:
+    """A free port for a cluster node: its cluster bus (port + 10,000) must be free too."""
+    for _ in range(1000):
+        port = random.randint(20_000, 55_535)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RedisStartError("no free pair of ports for a cluster node")
 
 
 def _alive(pid: int) -> bool:
@@ -237,3 +252,129 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+    def restart_if_exited(self, timeout: float) -> bool:
+        """Start the server again, on its port, if its process ended; whether it did."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        self.process = None
+        self.start(timeout=timeout)
+        return True
+
+
+CLUSTER_SLOTS = 16384
+
+
+class LocalRedisCluster:
+    """A Redis Cluster of ``masters`` real ``redis-server`` processes on 127.0.0.1.
+
+    Each node lives in ``data_dir/node-N`` with its own append-only file and ``nodes.conf``.
+    The first start forms the cluster the way ``redis-cli --cluster create`` does (distinct
+    config epochs, an even split of the 16,384 slots, CLUSTER MEET); later starts reuse each
+    node's port, so the nodes find each other again from their ``nodes.conf``.
+
+    Args:
+        data_dir: parent directory of the nodes' directories.
+        masters: how many primaries (shards); no replicas.
+        appendfsync: as for :class:`RedisServer`.
+    """
+
+    def __init__(self, data_dir: Path, masters: int, *, appendfsync: AppendFsync = "always"):
+        if masters < 1:
+            raise ValueError("a cluster needs at least one primary")
+        self.data_dir = data_dir
+        config = (
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            "cluster-node-timeout 5000",
+        )
+        self.nodes: list[RedisServer] = []
+        for number in range(masters):
+            node_dir = data_dir / f"node-{number + 1}"
+            port_file = node_dir / "redis.port"
+            port = int(port_file.read_text()) if port_file.exists() else free_cluster_port()
+            self.nodes.append(
+                RedisServer(node_dir, port=port, appendfsync=appendfsync, extra_config=config)
+            )
+
+    @property
+    def url(self) -> str:
+        """The URL of the first node (any node's URL reaches the whole cluster)."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start every node, form the cluster if it is new, wait until it serves every slot.
+
+        Raises:
+            RedisStartError: a node did not start or the cluster did not become ready.
+        """
+        for node in self.nodes:
+            node.start(timeout=timeout)
+        clients = [node._client() for node in self.nodes]
+        try:
+            states = [_cluster_info(client) for client in clients]
+            if all(
+                state.get("cluster_slots_assigned") == "0"
+                and state.get("cluster_known_nodes") == "1"
+                for state in states
+            ):
+                self._form(clients)
+            self._wait_ok(clients, timeout)
+        finally:
+            for client in clients:
+                client.close()
+        return self.url
+
+    def _form(self, clients: list[redis.Redis]) -> None:
+        count = len(clients)
+        for number, client in enumerate(clients):
+            first = number * CLUSTER_SLOTS // count
+            last = (number + 1) * CLUSTER_SLOTS // count
+            client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", number + 1)  # type: ignore[no-untyped-call]
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "ADDSLOTS", *range(first, last)
+            )
+        for node in self.nodes[1:]:
+            clients[0].execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "MEET", "127.0.0.1", node.port
+            )
+
+    def _wait_ok(self, clients: list[redis.Redis], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [_cluster_info(client) for client in clients]
+            if all(
+                state.get("cluster_state") == "ok"
+                and state.get("cluster_known_nodes") == str(len(clients))
+                and state.get("cluster_slots_ok") == str(CLUSTER_SLOTS)
+                for state in states
+            ):
+                return
+            time.sleep(0.1)
+        raise RedisStartError(f"the Redis Cluster did not become ready within {timeout} s")
+
+    def restart_if_exited(self, timeout: float) -> bool:
+        """Start every node whose process ended again, on its port; whether any was."""
+        restarted = [node.restart_if_exited(timeout) for node in self.nodes]
+        return any(restarted)
+
+    def pids(self) -> list[int | None]:
+        """The nodes' process ids."""
+        return [node.process.pid if node.process else None for node in self.nodes]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut every node down cleanly."""
+        for node in self.nodes:
+            node.stop(timeout)
+
+
+def _cluster_info(client: redis.Redis) -> dict[str, str]:
+    try:
+        text = client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+    except redis.exceptions.RedisError:
+        return {}
+    if isinstance(text, bytes):
+        text = text.decode()
+    if isinstance(text, dict):
+        return {str(key): str(value) for key, value in text.items()}
+    return dict(line.split(":", 1) for line in str(text).splitlines() if ":" in line)

@@ -38,7 +38,7 @@ from onestop import wire
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
-from onestop.redis_server import RedisServer, free_port
+from onestop.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
 
@@ -60,7 +60,15 @@ class ServeSettings(BaseSettings):
     )
     adjudicator_workers: int = Field(default=1, ge=1, le=64, description="adjudicator processes")
     gateway_workers: int = Field(default=1, ge=1, le=64, description="gateway processes")
-    redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
+    redis_url: str | None = Field(
+        default=None, pattern=r"^rediss?://", description="an external Redis or cluster node"
+    )
+    redis_shards: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="the embedded Redis: 1 server, or a Redis Cluster of this many primaries",
+    )
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -177,7 +185,7 @@ class Supervisor:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
-        self.redis: RedisServer | None = None
+        self.redis: RedisServer | LocalRedisCluster | None = None
         self.children: list[Child] = []
         self._lock: IO[bytes] | None = None
         self._stopping = False
@@ -205,7 +213,16 @@ class Supervisor:
         )
         redis_url = self.settings.redis_url
         if redis_url is None:
-            self.redis = RedisServer(self.data_dir / "redis", appendfsync=self.settings.appendfsync)
+            if self.settings.redis_shards > 1:
+                self.redis = LocalRedisCluster(
+                    self.data_dir / "redis-cluster",
+                    self.settings.redis_shards,
+                    appendfsync=self.settings.appendfsync,
+                )
+            else:
+                self.redis = RedisServer(
+                    self.data_dir / "redis", appendfsync=self.settings.appendfsync
+                )
             redis_url = self.redis.start(timeout=self.settings.ready_timeout_seconds)
         adjudicators: list[Child] = []
         targets: list[str] = []
@@ -274,7 +291,8 @@ class Supervisor:
                 "adjudicators": [
                     child.process.pid if child.process else None for child in adjudicators
                 ],
-                "redis": self.redis.process.pid if self.redis and self.redis.process else None,
+                "redis": self._redis_pids()[0],
+                "redis_nodes": self._redis_pids(),
             },
         }
         (self.data_dir / "serve.json").write_text(json.dumps(addresses, indent=2))
@@ -283,24 +301,25 @@ class Supervisor:
     def supervise(self) -> None:
         """Restart children that die, until :meth:`request_stop`."""
         while not self._stopping:
-            if (
-                self.redis is not None
-                and self.redis.process is not None
-                and (self.redis.process.poll() is not None)
-            ):
-                log.warning("redis exited; starting it again")
-                port = self.redis.port
-                self.redis = RedisServer(
-                    self.redis.data_dir, port=port, appendfsync=self.settings.appendfsync
-                )
-                with contextlib.suppress(Exception):
-                    self.redis.start(timeout=self.settings.ready_timeout_seconds)
+            if self.redis is not None:
+                try:
+                    if self.redis.restart_if_exited(self.settings.ready_timeout_seconds):
+                        log.warning("redis exited; started it again")
+                except RedisStartError as error:
+                    log.error("redis did not start again: %s", error)
             for child in self.children:
                 if child.exited() and not self._stopping:
                     log.warning("%s exited; starting it again", child.name)
                     time.sleep(RESTART_PAUSE_SECONDS)
                     child.start()
             time.sleep(0.2)
+
+    def _redis_pids(self) -> list[int | None]:
+        if isinstance(self.redis, LocalRedisCluster):
+            return self.redis.pids()
+        if self.redis is not None and self.redis.process is not None:
+            return [self.redis.process.pid]
+        return [None]
 
     def request_stop(self, *_: object) -> None:
         """Ask :meth:`supervise` to return (a signal handler)."""

@@ -12,21 +12,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
 from onestop import keys
 from onestop.domain.bill import VisitRequest
+from onestop.redis_client import RedisClient, connect
 
 
 def create_baseline(redis_url: str) -> FastAPI:
     """The baseline application."""
-    state: dict[str, aioredis.Redis] = {}
+    state: dict[str, RedisClient] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["redis"] = aioredis.Redis.from_url(redis_url)
+        state["redis"] = await connect(redis_url, timeout_seconds=5, wait_seconds=30)
         yield
         await state["redis"].aclose()
 

@@ -17,14 +17,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis.asyncio as aioredis
+import redis
 
 from adjudicator.crypto import MemberCipher
 from adjudicator.members import MemberLoader
 from adjudicator.records import YEAR_FIELDS
 from onestop import keys
 from onestop.demo.members import crowd
-from onestop.redis_server import RedisServer
+from onestop.redis_client import connect
+from onestop.redis_server import LocalRedisCluster, RedisServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class MemoryFigures:
     record_bytes: float
     with_year_bytes: float
     redis_version: str
+    shards: int = 1
 
     def as_dict(self) -> dict[str, float | int | str]:
         """JSON-ready."""
@@ -43,20 +45,28 @@ class MemoryFigures:
             "record_bytes_per_member": round(self.record_bytes, 1),
             "record_and_year_bytes_per_member": round(self.with_year_bytes, 1),
             "redis_version": self.redis_version,
+            "shards": self.shards,
         }
 
 
-async def _used_memory(client: aioredis.Redis) -> int:
-    info = await client.info("memory")
-    return int(info["used_memory"])
+def used_memory(ports: list[int]) -> int:
+    """Bytes Redis uses for data, summed over the servers (the primaries of a cluster)."""
+    total = 0
+    for port in ports:
+        node = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            total += int(node.info("memory")["used_memory"])
+        finally:
+            node.close()
+    return total
 
 
-async def _measure(url: str, members: int, year: int) -> MemoryFigures:
-    client = aioredis.Redis.from_url(url)
+async def _measure(url: str, ports: list[int], members: int, year: int) -> MemoryFigures:
+    client = await connect(url, timeout_seconds=10, wait_seconds=10)
     try:
         cipher = MemberCipher(os.urandom(32))
         loader = MemberLoader(client, cipher)
-        baseline = await _used_memory(client)
+        baseline = used_memory(ports)
 
         async def lines() -> AsyncIterator[bytes]:
             for record in crowd(members, seed=99):
@@ -64,7 +74,7 @@ async def _measure(url: str, members: int, year: int) -> MemoryFigures:
 
         report = await loader.load(lines())
         loaded = report.loaded
-        after_records = await _used_memory(client)
+        after_records = used_memory(ports)
 
         rng = random.Random(5)
         member_ids = [record["member_id"] for record in crowd(members, seed=99)]
@@ -78,8 +88,10 @@ async def _measure(url: str, members: int, year: int) -> MemoryFigures:
                 fields["v"] = rng.randrange(1, 20)
                 pipe.hset(keys.member(member_id), mapping=fields)  # type: ignore[arg-type]
             await pipe.execute()
-        after_year = await _used_memory(client)
-        version = str((await client.info("server"))["redis_version"])
+        after_year = used_memory(ports)
+        probe = redis.Redis(host="127.0.0.1", port=ports[0])
+        version = str(probe.info("server")["redis_version"])
+        probe.close()
     finally:
         await client.aclose()
     return MemoryFigures(
@@ -87,15 +99,25 @@ async def _measure(url: str, members: int, year: int) -> MemoryFigures:
         record_bytes=(after_records - baseline) / loaded,
         with_year_bytes=(after_year - baseline) / loaded,
         redis_version=version,
+        shards=len(ports),
     )
 
 
-def measure_member_memory(members: int = 100_000, year: int = 2026) -> MemoryFigures:
-    """Start a private Redis, load ``members`` members with a year of state, measure."""
+def measure_member_memory(
+    members: int = 100_000, year: int = 2026, shards: int = 1
+) -> MemoryFigures:
+    """Start a private Redis (or cluster), load members with a year of state, measure."""
     with tempfile.TemporaryDirectory(prefix="onestop-memory-") as scratch:
-        server = RedisServer(Path(scratch), appendfsync="everysec")
+        server: RedisServer | LocalRedisCluster
+        if shards > 1:
+            server = LocalRedisCluster(Path(scratch), shards, appendfsync="everysec")
+            nodes = server.nodes
+        else:
+            server = RedisServer(Path(scratch), appendfsync="everysec")
+            nodes = [server]
         url = server.start()
+        ports = [node.port for node in nodes if node.port is not None]
         try:
-            return asyncio.run(_measure(url, members, year))
+            return asyncio.run(_measure(url, ports, members, year))
         finally:
             server.stop()

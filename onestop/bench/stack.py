@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import redis
 
 from onestop.admin import Connection
 from onestop.bench.driver import Phase, month_starts, result_of, run_phase_in_process, template_of
 from onestop.bench.engine import time_engine
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.mapping import parse_mapping_csv
-from onestop.redis_server import free_port
+from onestop.redis_server import LocalRedisCluster, free_port
 from onestop.serve import ServeSettings, Supervisor
 from onestop.synthetic import BillFactory
 
@@ -59,6 +60,31 @@ def _run(phase: Phase) -> dict[str, Any]:
         return pool.submit(run_phase_in_process, phase).result()
 
 
+def summary_ok(raw: dict[str, Any]) -> int:
+    """Successful requests of a phase."""
+    result = result_of(raw)
+    return result.requests - result.errors
+
+
+def _redis_ports(supervisor: Supervisor) -> list[int]:
+    servers = supervisor.redis
+    nodes = servers.nodes if isinstance(servers, LocalRedisCluster) else [servers]
+    return [node.port for node in nodes if node is not None and node.port is not None]
+
+
+def _redis_cpu_seconds(ports: list[int]) -> float:
+    """CPU time the Redis servers have used so far (user + system, all nodes)."""
+    total = 0.0
+    for port in ports:
+        node = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            cpu = node.info("cpu")
+        finally:
+            node.close()
+        total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return total
+
+
 def _wait_up(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,6 +104,7 @@ def run_bench(
     appendfsync: Literal["always", "everysec"] = "always",
     gateway_workers: int = 1,
     adjudicator_workers: int = 1,
+    redis_shards: int = 1,
 ) -> dict[str, Any]:
     """Run every phase; the figures (see the module's description)."""
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
@@ -92,6 +119,7 @@ def run_bench(
                 appendfsync=appendfsync,
                 gateway_workers=gateway_workers,
                 adjudicator_workers=adjudicator_workers,
+                redis_shards=redis_shards,
             )
         )
         baseline: subprocess.Popen[bytes] | None = None
@@ -133,10 +161,19 @@ def run_bench(
                     )
                 )
 
-            results = {
-                "discharge": phase(url, "H0001", discharge, "discharge"),
-                "pharmacy": phase(url, "P0001", swipe, "pharmacy"),
+            redis_ports = _redis_ports(supervisor)
+            cpu_before = _redis_cpu_seconds(redis_ports)
+            results = {"discharge": phase(url, "H0001", discharge, "discharge")}
+            redis_figures = {
+                "shards": len(redis_ports),
+                "cpu_us_per_discharge": round(
+                    (_redis_cpu_seconds(redis_ports) - cpu_before)
+                    * 1e6
+                    / max(1, summary_ok(results["discharge"])),
+                    1,
+                ),
             }
+            results["pharmacy"] = phase(url, "P0001", swipe, "pharmacy")
             peak = result_of(results["discharge"]).throughput
             # Numbered on from the first phase: other members, so no stay overlaps an earlier one.
             results["discharge_70"] = phase(
@@ -196,6 +233,7 @@ def run_bench(
             else 0.0,
         },
         "engine_us_per_discharge": round(engine.engine_median_us, 1),
+        "redis": redis_figures,
         "latency_distribution_at_70_percent_ms": result_of(results["discharge_70"]).distribution(),
         "settings": {
             "seconds": seconds,
@@ -205,5 +243,6 @@ def run_bench(
             "appendfsync": appendfsync,
             "gateway_processes": gateway_workers,
             "adjudicator_processes": adjudicator_workers,
+            "redis_shards": redis_shards,
         },
     }

@@ -7,14 +7,16 @@ from datetime import date, timedelta
 
 import grpc
 import pytest
-import redis
 
 from onestop import keys
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from tests.support.adjudicator import Adjudicator, error_code
+from tests.support.redis import ON_BOTH, sync_client
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 
 CAP = 2500000  # Zhengzhou's basic annual cap, fen
+
+pytestmark = ON_BOTH
 
 
 async def test_fifty_concurrent_settlements_never_pass_the_cap(
@@ -38,7 +40,7 @@ async def test_fifty_concurrent_settlements_never_pass_the_cap(
     full = [receipt for receipt in receipts if receipt.amounts.basic_fund == 107000]
     assert len(full) == CAP // 107000  # 23 paid in full, one in part, the rest nothing
     assert sorted({receipt.amounts.basic_fund for receipt in receipts}) == [0, CAP % 107000, 107000]
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     state = client.hget(keys.member("M000001"), "2026:bf")
     assert int(state or 0) == paid
     assert max(receipt.year_to_date.basic_fund for receipt in receipts) == CAP
@@ -65,7 +67,7 @@ async def test_twenty_identical_requests_settle_once(
     for receipt in receipts:
         assert receipt.amounts == first.amounts
         assert receipt.year_to_date == first.year_to_date
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     assert int(client.hget(keys.member("M000002"), "2026:bf") or 0) == first.amounts.basic_fund
     assert client.xlen(keys.journal(keys.member_group("M000002"))) == 1
 
@@ -111,7 +113,7 @@ async def test_reversal_twice_subtracts_once(adjudicator: Adjudicator, redis_url
     assert {reversal.year_to_date.basic_fund for reversal in reversals} == {
         second.amounts.basic_fund
     }
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     member = client.hgetall(keys.member("M000004"))
     assert int(member[b"2026:bf"]) == second.amounts.basic_fund
     assert int(member[b"2026:ad"]) == 1

@@ -7,7 +7,6 @@ from typing import Any
 
 import grpc
 import pytest
-import redis
 
 from adjudicator.crypto import MemberCipher
 from adjudicator.settings import decode_member_key
@@ -16,7 +15,7 @@ from onestop.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from onestop.domain.mapping import MAPPING_COLUMNS, MappingTable, mapping_csv
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from tests.support.adjudicator import Adjudicator, error_code, error_problems
-from tests.support.redis import dump_everything
+from tests.support.redis import ON_BOTH, dump_everything, sync_client
 from tests.support.scenario import load_demo_world, member_record
 
 
@@ -30,6 +29,7 @@ def _jsonl(*records: dict[str, Any] | str) -> list[pb.TextChunk]:
     return [pb.TextChunk(data=data[start : start + 7]) for start in range(0, len(data), 7)]
 
 
+@ON_BOTH
 async def test_members_load_line_by_line_with_duplicate_enrolment_refused(
     adjudicator: Adjudicator, redis_url: str
 ) -> None:
@@ -61,7 +61,7 @@ async def test_members_load_line_by_line_with_duplicate_enrolment_refused(
         iter(_jsonl({**update, "status": "deceased"}, same_person))
     )
     assert reply.loaded == 2, reply.rejected  # the first is no longer active: the second may be
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     assert client.hget(keys.member("M100001"), "b") == b"10000"
     cipher = MemberCipher(decode_member_key(adjudicator.settings.member_key.get_secret_value()))  # type: ignore[union-attr]
     index = keys.identity_index(cipher.blind_index(first["id_number"]))
@@ -84,6 +84,7 @@ async def test_personal_data_is_encrypted_at_rest(adjudicator: Adjudicator, redi
     assert answer.personal_account_balance == 10000
 
 
+@ON_BOTH
 async def test_changing_an_id_number_frees_the_old_one(adjudicator: Adjudicator) -> None:
     await load_demo_world(adjudicator.stub, [member_record("M100020")])
     old_id = member_record("M100020")["id_number"]

@@ -19,7 +19,7 @@ from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.signing import canonical_json, load_public_key, verify
 from tests.support.cases import Case, assert_subset, load_cases
 from tests.support.gateway import Gateway
-from tests.support.redis import dump_everything
+from tests.support.redis import ON_BOTH, dump_everything
 
 CASES = load_cases()
 
@@ -107,6 +107,7 @@ def check_receipt(result: dict[str, Any], keys: dict[str, str]) -> None:
     base64.b64decode(signature["value"], validate=True)
 
 
+@ON_BOTH
 @pytest.mark.parametrize("case", CASES, ids=[case.path.stem for case in CASES])
 async def test_case_over_http(case: Case, gateway: Gateway, redis_url: str) -> None:
     await load_case(gateway, case)

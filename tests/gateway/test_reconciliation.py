@@ -17,6 +17,7 @@ from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify
 from onestop.signing import public_pem
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway
+from tests.support.redis import ON_BOTH
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
 
@@ -57,6 +58,7 @@ def funds(result: dict[str, Any], sign: int = 1) -> dict[str, int]:
     return {fund: sign * result["amounts"][fund] for fund in FUNDS}
 
 
+@ON_BOTH
 async def test_a_day_boundary_splits_a_settlement_and_its_reversal(
     gateway: Gateway, clock: Clock
 ) -> None:
@@ -155,6 +157,7 @@ async def _export(gateway: Gateway, day: str, out: Path) -> dict[str, Any]:
     return manifest
 
 
+@ON_BOTH
 async def test_export_of_a_busy_day_verifies_and_tampering_is_caught(
     gateway: Gateway, clock: Clock, tmp_path: Path
 ) -> None:

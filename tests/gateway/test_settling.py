@@ -15,7 +15,7 @@ from gateway.receipts import ReceiptSigner
 from onestop.client import signature_headers
 from onestop.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from onestop.domain.mapping import MappingTable, mapping_csv
-from onestop.redis_server import free_port
+from onestop.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway, start_gateway
 from tests.support.redis import dump_everything
@@ -182,27 +182,36 @@ async def test_no_personal_data_in_logs(gateway: Gateway, caplog: pytest.LogCapt
     assert "欧阳秀" not in text
 
 
-async def test_redis_unreachable_from_the_gateway_answers_503(
+async def test_redis_lost_by_the_gateway_answers_503_until_it_is_back(
     adjudicator: Adjudicator, tmp_path: Path
 ) -> None:
+    own_redis = RedisServer(tmp_path / "redis", appendfsync="everysec")
+    own_redis.start()
     server, task, settings = await start_gateway(
-        adjudicator,
-        f"redis://127.0.0.1:{free_port()}/0",
-        tmp_path / "keys",
-        redis_timeout_seconds=1,
+        adjudicator, own_redis.url, tmp_path / "keys", redis_timeout_seconds=1
     )
+    stranger = Ed25519PrivateKey.generate()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
-            headers = signature_headers(
-                Ed25519PrivateKey.generate(), "agency", "GET", "/v1/keys", b""
-            )
+            assert (await http.get("/health")).status_code == 200
+            own_redis.stop()
+            headers = signature_headers(stranger, "agency", "GET", "/v1/keys", b"")
             answer = await http.get("/v1/keys", headers=headers)
             assert answer.status_code == 503
             assert answer.json()["code"] == "UNAVAILABLE"
             assert (await http.get("/health")).status_code == 503
+
+            # The same gateway recovers once Redis is back on its address: the request is
+            # now judged (a key the agency never registered), not refused for Redis.
+            own_redis.start()
+            headers = signature_headers(stranger, "agency", "GET", "/v1/keys", b"")
+            answer = await http.get("/v1/keys", headers=headers)
+            assert answer.status_code == 401
+            assert (await http.get("/health")).status_code == 200
     finally:
         server.should_exit = True
         await task
+        own_redis.stop()
 
 
 async def test_the_same_request_formatted_differently_is_a_replay(gateway: Gateway) -> None:

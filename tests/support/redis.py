@@ -1,4 +1,9 @@
-"""Real Redis servers for tests, started on free ports in temporary directories."""
+"""Real Redis for tests: one server and one 3-primary Redis Cluster, on free ports.
+
+``redis_url`` is the standalone server unless a test asks for the cluster with
+``@pytest.mark.parametrize("redis_url", ["standalone", "cluster"], indirect=True)``
+(or ``pytestmark``): the same test then runs on both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from onestop.redis_server import RedisServer
+from onestop.redis_server import LocalRedisCluster, RedisServer
+
+ON_BOTH = pytest.mark.parametrize("redis_url", ["standalone", "cluster"], indirect=True)
+"""Run a test on the standalone server and on the cluster."""
 
 
 @pytest.fixture(scope="session")
@@ -20,18 +28,44 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster of three primaries on loopback, for the session."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), 3, appendfsync="everysec")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, emptied for this test."""
-    client = redis.Redis.from_url(redis_server.url)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (or, when parametrized with "cluster", its cluster), emptied."""
+    kind = getattr(request, "param", "standalone")
+    if kind == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        url = request.getfixturevalue("redis_server").url
+    client = sync_client(url)
     client.flushall()
     client.close()
-    return redis_server.url
+    return str(url)
+
+
+def sync_client(url: str) -> redis.Redis | redis.RedisCluster:
+    """A blocking client for ``url``, a cluster client when it names a cluster node."""
+    probe = redis.Redis.from_url(url)
+    try:
+        clustered = bool(probe.info("cluster").get("cluster_enabled"))
+    finally:
+        probe.close()
+    if clustered:
+        return redis.RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
 
 
 def dump_everything(url: str) -> dict[bytes, bytes]:
     """Every key with its serialized value: two equal dumps mean nothing changed."""
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     try:
         return {key: client.dump(key) or b"" for key in sorted(client.scan_iter(count=1000))}
     finally:

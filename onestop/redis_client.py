@@ -1,0 +1,169 @@
+"""Connecting to Redis, standalone or Cluster, and running Lua scripts on either.
+
+Whether ``ONESTOP_*_REDIS_URL`` names a standalone server or any node of a Redis Cluster is
+detected (``INFO cluster``), never configured: the same URL shape works for both. Everything
+else in the project talks to the :data:`RedisClient` this returns and uses only what both
+kinds share: single-key commands, Lua scripts whose keys share one slot, and non-transactional
+pipelines (a cluster pipeline is split by node and its answers come back in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
+
+log = logging.getLogger("onestop.redis")
+
+RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
+"""A connection to Redis: one server, or a whole Redis Cluster."""
+
+RedisPipeline: TypeAlias = Pipeline | ClusterPipeline
+"""A non-transactional pipeline of either kind."""
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+"""Errors meaning Redis (or part of the cluster) cannot answer now: retrying later may work.
+
+``ReadOnlyError`` is a replica promoted away from under a connection during a failover.
+"""
+
+CONNECT_PAUSE_SECONDS = 0.5
+
+
+class RedisUnreachable(RuntimeError):
+    """Redis did not answer within the time allowed for starting up."""
+
+
+async def is_cluster(url: str, timeout_seconds: float) -> bool:
+    """Whether the server at ``url`` is a node of a Redis Cluster.
+
+    Raises:
+        redis.exceptions.RedisError: the server cannot be asked.
+        OSError: nothing listens there.
+    """
+    probe = aioredis.Redis.from_url(
+        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+    )
+    try:
+        info = await probe.info("cluster")
+    finally:
+        await probe.aclose()
+    return bool(info.get("cluster_enabled"))
+
+
+async def connect(
+    url: str,
+    *,
+    timeout_seconds: float,
+    wait_seconds: float,
+    max_connections: int = 512,
+) -> RedisClient:
+    """A client for ``url``: a cluster client when it is a cluster node, else a plain one.
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL of the server or of any cluster node.
+        timeout_seconds: socket connect and read timeout of every call (a lost Redis must
+            fail fast, so that callers can answer "unavailable, retry").
+        wait_seconds: how long to keep asking when Redis does not answer yet (a service
+            started before its Redis waits for it instead of guessing its kind).
+        max_connections: pool size (per node for a cluster).
+
+    Raises:
+        RedisUnreachable: Redis did not answer within ``wait_seconds``.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            clustered = await is_cluster(url, timeout_seconds)
+            break
+        except UNAVAILABLE_ERRORS as error:
+            if time.monotonic() >= deadline:
+                raise RedisUnreachable(
+                    f"Redis did not answer within {wait_seconds} s: {type(error).__name__}"
+                ) from error
+            log.warning("waiting for Redis", extra={"error": type(error).__name__})
+            await asyncio.sleep(CONNECT_PAUSE_SECONDS)
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "health_check_interval": 10,
+        "max_connections": max_connections,
+    }
+    if clustered:
+        log.info("Redis Cluster detected")
+        cluster = aioredis.RedisCluster.from_url(url, **options)
+        await cluster.initialize()
+        return cluster
+    return aioredis.Redis.from_url(url, **options)
+
+
+class LuaScript:
+    """A Lua script run by its SHA1, loaded again wherever Redis does not know it.
+
+    Unlike redis-py's registered scripts this also works inside a cluster pipeline, and a
+    standalone pipeline does not ask ``SCRIPT EXISTS`` before each run: a node that lost its
+    script cache (restart, failover) answers NOSCRIPT once, and :func:`run_pipeline` loads
+    the scripts on every primary and runs the pipeline again.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    async def __call__(
+        self, client: RedisClient, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> Any:
+        """Run the script now (loading it first if this node does not know it)."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            await client.script_load(self.text)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue(
+        self, pipe: RedisPipeline, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> None:
+        """Add a run of the script to a pipeline (see :func:`run_pipeline`)."""
+        # By command name: redis-py refuses ``evalsha`` in cluster pipelines although the
+        # cluster routes EVALSHA by its keys, which here always share one slot.
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+async def run_pipeline(
+    client: RedisClient,
+    build: Callable[[RedisPipeline], None],
+    scripts: Sequence[LuaScript] = (),
+) -> list[Any]:
+    """Build and run a non-transactional pipeline; its answers in order.
+
+    When a script in it is unknown to a node, the scripts are loaded on every primary and the
+    whole pipeline runs again, so whatever ``build`` queues must be safe to repeat (reads,
+    compare-and-set scripts, writes of the same values).
+    """
+    pipe = client.pipeline(transaction=False)
+    build(pipe)
+    try:
+        return await pipe.execute()
+    except redis_errors.NoScriptError:
+        for script in scripts:
+            await client.script_load(script.text)
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        return await pipe.execute()
