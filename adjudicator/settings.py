@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_BYTES = 32
+
+
+def new_member_key() -> bytes:
+    """A fresh member-data key as its file holds it: 32 random bytes, base64, a newline."""
+    return base64.b64encode(os.urandom(MIN_KEY_BYTES)) + b"\n"
 
 
 def decode_member_key(text: str) -> bytes:

@@ -70,10 +70,12 @@ class AdjudicatorClient:
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.enable_retries", 0),
         ]
-        if "," in target:
-            # Several adjudicator processes: round-robin over those whose health service
-            # answers SERVING; a dead or stopping process is skipped.
-            target = "ipv4:" + target
+        if "," in target or target.startswith("dns:"):
+            # Several adjudicator processes (a list of addresses, or a DNS name with one
+            # address per process, as a Kubernetes headless Service has): round-robin over
+            # those whose health service answers SERVING; a dead or stopping one is skipped.
+            if "," in target:
+                target = "ipv4:" + target
             options.append(
                 (
                     "grpc.service_config",

@@ -601,4 +601,10 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         clock_skew_seconds=settings.clock_skew_seconds,
         nonce_ttl_seconds=settings.nonce_ttl_seconds,
     )
-    return Gateway(adjudicator, reference, auth, ReceiptSigner(settings.key_dir), redis)
+    return Gateway(
+        adjudicator,
+        reference,
+        auth,
+        ReceiptSigner(settings.key_dir, settings.signing_key_id),
+        redis,
+    )

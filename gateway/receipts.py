@@ -42,20 +42,53 @@ class SigningKey:
     created_ns: int
 
 
-class ReceiptSigner:
-    """Loads (or on first use creates) the gateway's receipt keys and signs results."""
+class ReceiptKeyError(RuntimeError):
+    """The configured signing key is not in the key directory."""
 
-    def __init__(self, key_dir: Path) -> None:
+
+def new_receipt_key(key_dir: Path) -> str:
+    """Write a new receipt key into ``key_dir`` (mode 0600); its key id."""
+    private = Ed25519PrivateKey.generate()
+    name = key_id(private.public_key())
+    write_secret_file(key_dir / f"receipt-{name}.pem", private_pem(private))
+    return name
+
+
+class ReceiptSigner:
+    """Loads (or on first use creates) the gateway's receipt keys and signs results.
+
+    Args:
+        key_dir: the keys, one ``receipt-<key id>.pem`` each. On one machine the gateway makes
+            the first key itself; in a cluster of gateways the keys come from a shared,
+            read-only secret and the directory is never written.
+        signing_key_id: the key that signs; ``None``: the newest file. Set it where file
+            times mean nothing (a mounted secret), so that every gateway signs with one key.
+
+    Raises:
+        ReceiptKeyError: ``signing_key_id`` names no key in the directory.
+    """
+
+    def __init__(self, key_dir: Path, signing_key_id: str | None = None) -> None:
         self.key_dir = key_dir
-        self.key_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.key_dir / ".lock", "wb") as lock:
-            # Gateway processes of one machine share the directory: one of them makes the key.
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            keys = self._load()
-            if not keys:
-                self.rotate()
+        self.signing_key_id = signing_key_id
+        keys = self._load() if key_dir.is_dir() else []
+        if not keys:
+            self.key_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.key_dir / ".lock", "wb") as lock:
+                # Gateway processes of one machine share the directory: one makes the key.
+                fcntl.flock(lock, fcntl.LOCK_EX)
                 keys = self._load()
+                if not keys:
+                    new_receipt_key(self.key_dir)
+                    keys = self._load()
         self.keys = keys
+        self._check_signing_key()
+
+    def _check_signing_key(self) -> None:
+        if self.signing_key_id is not None and all(
+            key.key_id != self.signing_key_id for key in self.keys
+        ):
+            raise ReceiptKeyError(f"no receipt key {self.signing_key_id} in {self.key_dir}")
 
     def _load(self) -> list[SigningKey]:
         keys = []
@@ -67,16 +100,17 @@ class ReceiptSigner:
 
     def rotate(self) -> str:
         """Make a new key that signs from now on (the old ones stay listed)."""
-        private = Ed25519PrivateKey.generate()
-        name = key_id(private.public_key())
-        path = self.key_dir / f"receipt-{name}.pem"
-        write_secret_file(path, private_pem(private))
+        name = new_receipt_key(self.key_dir)
         self.keys = self._load()
         return name
 
     @property
     def current(self) -> SigningKey:
-        """The key that signs now: the newest."""
+        """The key that signs now: the configured one, else the newest."""
+        if self.signing_key_id is not None:
+            for key in self.keys:
+                if key.key_id == self.signing_key_id:
+                    return key
         return self.keys[-1]
 
     def signature(self, result: dict[str, Any]) -> dict[str, str]:

@@ -21,12 +21,18 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     adjudicator: str = Field(
-        description="host:port of the adjudicator's gRPC service; several, comma-separated, "
-        "are balanced round-robin over the healthy ones"
+        description="host:port of the adjudicator's gRPC service; several (comma-separated "
+        "IP:port, or dns:///NAME:PORT resolving to one address per process) are balanced "
+        "round-robin over the healthy ones"
     )
     workers: int = Field(default=1, ge=1, le=64, description="gateway processes on one port")
     redis_url: str = Field(pattern=r"^rediss?://", description="for nonces and versions")
     key_dir: Path
+    signing_key_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{16}$",
+        description="the receipt key that signs (default: the newest file in key_dir)",
+    )
     clock_skew_seconds: int = Field(default=300, ge=1, le=3600)
     nonce_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -145,6 +145,53 @@ def _keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_receipt(args: argparse.Namespace) -> int:
+    from gateway.receipts import new_receipt_key
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    name = new_receipt_key(args.dir)
+    print(f"receipt key {args.dir / f'receipt-{name}.pem'} (mode 0600)")
+    print(f"key id      {name} (ONESTOP_GATEWAY_SIGNING_KEY_ID to sign with it)")
+    return 0
+
+
+def _keys_member(args: argparse.Namespace) -> int:
+    from adjudicator.settings import new_member_key
+    from onestop.signing import write_secret_file
+
+    if args.out.exists():
+        print(
+            f"onestop keys member: {args.out} exists; a member key is never replaced",
+            file=sys.stderr,
+        )
+        return 1
+    write_secret_file(args.out, new_member_key())
+    print(f"member-data key {args.out} (mode 0600): ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE")
+    print("keep a copy offline: without it the members' identities cannot be read")
+    return 0
+
+
+def _bootstrap_agency(args: argparse.Namespace) -> int:
+    from onestop.serve import register_agency
+    from onestop.signing import UnusableKey, load_public_key
+
+    public = args.public_key.read_text(encoding="ascii")
+    try:
+        load_public_key(public)
+    except UnusableKey as error:
+        print(f"onestop bootstrap-agency: {args.public_key}: {error}", file=sys.stderr)
+        return 1
+    register_agency(args.adjudicator, public, timeout=args.timeout)
+    print(f"the agency's key is registered with {args.adjudicator}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from onestop.probe import probe
+
+    return probe(args.http, args.grpc, args.timeout)
+
+
 def _connection(args: argparse.Namespace) -> Any:
     from onestop.admin import Connection
 
@@ -295,11 +342,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    keys = commands.add_parser("keys", help="client key pairs")
+    keys = commands.add_parser("keys", help="client key pairs, receipt and member-data keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = key_commands.add_parser("new", help="write an Ed25519 key pair: OUT.key and OUT.pub")
     new.add_argument("--out", required=True, help="file name prefix")
     new.set_defaults(handler=_keys_new)
+    receipt = key_commands.add_parser(
+        "receipt", help="write a new receipt-signing key for the gateway into DIR"
+    )
+    receipt.add_argument("--dir", type=Path, required=True, help="the gateway's key directory")
+    receipt.set_defaults(handler=_keys_receipt)
+    member_key = key_commands.add_parser(
+        "member", help="write a new member-data key (AES-GCM and the id-number index)"
+    )
+    member_key.add_argument("--out", type=Path, required=True)
+    member_key.set_defaults(handler=_keys_member)
+
+    bootstrap = commands.add_parser(
+        "bootstrap-agency",
+        help="register the agency's public key directly with an adjudicator (first deploy)",
+    )
+    bootstrap.add_argument("--adjudicator", required=True, help="host:port of an adjudicator")
+    bootstrap.add_argument("--public-key", type=Path, required=True, help="PEM public key file")
+    bootstrap.add_argument("--timeout", type=float, default=120, help="seconds to wait for it")
+    bootstrap.set_defaults(handler=_bootstrap_agency)
+
+    probe = commands.add_parser(
+        "probe", help="exit 0 when this container's service is up (Docker HEALTHCHECK)"
+    )
+    probe.add_argument("--http", help="a gateway's base URL (default: from ONESTOP_GATEWAY_*)")
+    probe.add_argument("--grpc", help="an adjudicator's host:port (from ONESTOP_ADJUDICATOR_*)")
+    probe.add_argument("--timeout", type=float, default=3)
+    probe.set_defaults(handler=_probe)
 
     clients = commands.add_parser("clients", help="the agency's client registry")
     client_commands = clients.add_subparsers(

@@ -12,7 +12,6 @@ cleanly before the new one starts.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import json
@@ -34,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adjudicator.settings import new_member_key
 from onestop import wire
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
@@ -167,7 +167,15 @@ def bootstrap_agency(adjudicator: str, key_path: Path) -> None:
     public key, through the client registry.
     """
     ensure_secret_file(key_path, lambda: private_pem(Ed25519PrivateKey.generate()))
-    public = public_pem(load_private_key(key_path).public_key())
+    register_agency(adjudicator, public_pem(load_private_key(key_path).public_key()))
+
+
+def register_agency(adjudicator: str, public: str, timeout: float = 30) -> None:
+    """Register (or re-key) the agency client directly with an adjudicator.
+
+    The one step that cannot go through the signed HTTP API, which needs the agency first.
+    Waits up to ``timeout`` seconds for the adjudicator to answer.
+    """
     with grpc.insecure_channel(adjudicator) as channel:
         stub = pb_grpc.AdjudicatorStub(channel)
         agency = Client(
@@ -176,7 +184,7 @@ def bootstrap_agency(adjudicator: str, key_path: Path) -> None:
             name="医疗保障经办机构 (agency)",
             public_key=public,
         )
-        stub.PutClient(wire.client_message(agency), timeout=30)
+        stub.PutClient(wire.client_message(agency), timeout=timeout, wait_for_ready=True)
 
 
 class Supervisor:
@@ -208,9 +216,7 @@ class Supervisor:
             AlreadyServing: another supervisor holds the directory (nothing was started).
         """
         self._take_lock()
-        member_key = ensure_secret_file(
-            self.data_dir / "member.key", lambda: base64.b64encode(os.urandom(32)) + b"\n"
-        )
+        member_key = ensure_secret_file(self.data_dir / "member.key", new_member_key)
         redis_url = self.settings.redis_url
         if redis_url is None:
             if self.settings.redis_shards > 1:

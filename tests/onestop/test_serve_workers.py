@@ -10,16 +10,27 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from onestop.client import SignedClient
 from onestop.demo.members import crowd
 from onestop.demo.walkthrough import load_region
 from tests.support.scenario import stay_body
-from tests.support.serve import start_serve
+from tests.support.serve import journal_entries, start_serve
 
 
-async def test_a_killed_adjudicator_costs_at_most_a_retry(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis_shards", [1, 3], ids=["redis", "redis-cluster"])
+async def test_a_killed_adjudicator_costs_at_most_a_retry(
+    tmp_path: Path, redis_shards: int
+) -> None:
     data_dir = tmp_path / "data"
-    served = start_serve(data_dir, ONESTOP_ADJUDICATOR_WORKERS="2", ONESTOP_GATEWAY_WORKERS="2")
+    served = start_serve(
+        data_dir,
+        ONESTOP_ADJUDICATOR_WORKERS="2",
+        ONESTOP_GATEWAY_WORKERS="2",
+        ONESTOP_REDIS_SHARDS=str(redis_shards),
+    )
+    assert len(served.addresses["pids"]["redis_nodes"]) == redis_shards
     assert len(served.addresses["pids"]["adjudicators"]) == 2
     assert "," in served.adjudicator
     url = str(served.addresses["gateway"])
@@ -64,6 +75,9 @@ async def test_a_killed_adjudicator_costs_at_most_a_retry(tmp_path: Path) -> Non
     while time.monotonic() < deadline and log.read_text().count('"listening"') < 2:
         await asyncio.sleep(0.2)
     assert log.read_text().count('"listening"') == 2
+    # every acknowledged settlement is in the journal exactly once
+    journaled = [entry["id"] for entry in journal_entries(served.redis_url) if entry["k"] == "S"]
+    assert sorted(journaled) == sorted(answers.values())
     for client in clients.values():
         with contextlib.suppress(Exception):
             await client.close()

@@ -67,12 +67,19 @@ class Gateway:
 
 
 async def start_gateway(
-    adjudicator: Adjudicator, redis_url: str, key_dir: Path, **overrides: object
+    adjudicator: Adjudicator,
+    redis_url: str,
+    key_dir: Path,
+    target: str | None = None,
+    **overrides: object,
 ) -> tuple[uvicorn.Server, asyncio.Task[None], GatewaySettings]:
-    """Start uvicorn serving the gateway app in this event loop."""
+    """Start uvicorn serving the gateway app in this event loop.
+
+    ``target`` is how the gateway names the adjudicator (default: its address).
+    """
     settings = GatewaySettings(
         port=free_port(),
-        adjudicator=adjudicator.target,
+        adjudicator=target or adjudicator.target,
         redis_url=redis_url,
         key_dir=key_dir,
         **overrides,  # type: ignore[arg-type]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import redis
 
 from onestop import keys
+from tests.support.redis import sync_client
 
 
 @dataclass
@@ -90,12 +90,17 @@ def start_serve(data_dir: Path, timeout: float = 60, **environment: str) -> Serv
 
 def journal_entries(redis_url: str) -> list[dict[str, str]]:
     """Every journal entry of every slot group."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = sync_client(redis_url)
     try:
         entries: list[dict[str, str]] = []
         for group in range(keys.GROUPS):
-            stream = cast(list[tuple[str, dict[str, str]]], client.xrange(keys.journal(group)))
-            entries.extend(fields for _, fields in stream)
+            stream = cast(
+                list[tuple[bytes, dict[bytes, bytes]]], client.xrange(keys.journal(group))
+            )
+            entries.extend(
+                {name.decode(): value.decode() for name, value in fields.items()}
+                for _, fields in stream
+            )
         return entries
     finally:
         client.close()
