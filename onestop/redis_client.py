@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 log = logging.getLogger("onestop.redis")
 
@@ -101,6 +103,10 @@ async def connect(
             log.warning("waiting for Redis", extra={"error": type(error).__name__})
             await asyncio.sleep(CONNECT_PAUSE_SECONDS)
     options: dict[str, Any] = {
+        # A few quick retries ride over a dropped connection; a Redis that stays away makes
+        # the call fail within about a second, and the caller answers "unavailable, retry".
+        # A retried write is safe: every script re-checks what it found (see store.py).
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries=3),
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
         "health_check_interval": 10,

@@ -24,7 +24,7 @@ from onestop.domain.policy import policy_to_document
 from onestop.redis_server import RedisServer
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
-from tests.support.adjudicator import Adjudicator, error_code, new_member_key
+from tests.support.adjudicator import Adjudicator, error_code, member_key_text
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 
 
@@ -61,7 +61,7 @@ async def test_health_and_reflection(adjudicator: Adjudicator) -> None:
 
 async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
     settings = AdjudicatorSettings(
-        port=0, redis_url=redis_url, member_key=new_member_key(), shutdown_grace_seconds=30
+        port=0, redis_url=redis_url, member_key=member_key_text(), shutdown_grace_seconds=30
     )
     running = await start(settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
@@ -119,7 +119,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 async def test_redis_outage_answers_unavailable_then_recovers(own_redis: RedisServer) -> None:
     settings = AdjudicatorSettings(
-        port=0, redis_url=own_redis.url, member_key=new_member_key(), redis_timeout_seconds=1
+        port=0, redis_url=own_redis.url, member_key=member_key_text(), redis_timeout_seconds=1
     )
     running = await start(settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")

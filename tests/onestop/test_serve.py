@@ -9,19 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
-import redis
 
-from onestop import keys
 from onestop.redis_server import find_redis_server
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from tests.support.ledger import assert_ledger_consistent
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
-from tests.support.serve import Served, journal_entries, start_serve
+from tests.support.serve import Served, start_serve
 
 MEMBERS = [member_record(f"M4000{n:02d}") for n in range(12)]
 
@@ -57,25 +55,11 @@ async def _stream_until_killed(
 
 
 def _check_consistent(served: Served, acknowledged: list[pb.Settlement]) -> None:
-    entries = journal_entries(served.redis_url)
-    settled = {entry["id"] for entry in entries if entry["k"] == "S"}
-    assert {receipt.settlement_id for receipt in acknowledged} <= settled
-    basic_by_member: dict[str, int] = defaultdict(int)
-    for entry in entries:
-        sign = 1 if entry["k"] == "S" else -1
-        basic_by_member[entry["m"]] += sign * int(entry["a"].split(",")[6])
-    client = redis.Redis.from_url(served.redis_url)
-    try:
-        for member in MEMBERS:
-            member_id = member["member_id"]
-            state = int(client.hget(keys.member(member_id), "2026:bf") or 0)
-            assert state == basic_by_member[member_id], member_id
-        for settlement_id in settled:
-            group = keys.group_of_settlement(settlement_id)
-            assert group is not None
-            assert client.hget(keys.settlement(group, settlement_id), "st") == b"settled"
-    finally:
-        client.close()
+    assert_ledger_consistent(
+        served.redis_url,
+        [receipt.settlement_id for receipt in acknowledged],
+        [member["member_id"] for member in MEMBERS],
+    )
 
 
 async def _read_back(served: Served, acknowledged: list[pb.Settlement]) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adjudicator.server import RunningAdjudicator, start
-from adjudicator.settings import AdjudicatorSettings
+from adjudicator.settings import AdjudicatorSettings, new_member_key
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.domain.policy import parse_policy, policy_to_document
@@ -25,9 +24,9 @@ from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import public_pem
 
 
-def new_member_key() -> str:
+def member_key_text() -> str:
     """A fresh base64 member-data key."""
-    return base64.b64encode(os.urandom(32)).decode()
+    return new_member_key().decode().strip()
 
 
 @dataclass
@@ -44,15 +43,26 @@ class Adjudicator:
         return f"127.0.0.1:{self.running.port}"
 
 
+@contextlib.asynccontextmanager
+async def open_adjudicator(redis_url: str, **overrides: Any) -> AsyncIterator[Adjudicator]:
+    """A real adjudicator on a free port over ``redis_url``, stopped on leaving."""
+    settings = AdjudicatorSettings(
+        port=0, redis_url=redis_url, member_key=member_key_text(), **overrides
+    )
+    running = await start(settings)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield Adjudicator(running, channel, pb_grpc.AdjudicatorStub(channel), settings)
+    finally:
+        await channel.close()
+        await running.stop()
+
+
 @pytest.fixture
 async def adjudicator(redis_url: str) -> AsyncIterator[Adjudicator]:
     """A real adjudicator on a free port, stopped after the test."""
-    settings = AdjudicatorSettings(port=0, redis_url=redis_url, member_key=new_member_key())
-    running = await start(settings)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    yield Adjudicator(running, channel, pb_grpc.AdjudicatorStub(channel), settings)
-    await channel.close()
-    await running.stop()
+    async with open_adjudicator(redis_url) as running:
+        yield running
 
 
 def fingerprint(body: dict[str, Any]) -> bytes:

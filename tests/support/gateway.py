@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,11 +102,18 @@ async def start_gateway(
     return server, task, settings
 
 
-@pytest.fixture
-async def gateway(
-    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+@contextlib.asynccontextmanager
+async def open_gateway(
+    adjudicator: Adjudicator,
+    redis_url: str,
+    key_dir: Path,
+    target: str | None = None,
+    **overrides: object,
 ) -> AsyncIterator[Gateway]:
-    """A real gateway over HTTP, with the agency client registered (as serve bootstraps it)."""
+    """A real gateway over HTTP with the agency registered (as serve bootstraps it).
+
+    ``target`` is how the gateway names the adjudicator (default: its address).
+    """
     agency_key = Ed25519PrivateKey.generate()
     await adjudicator.stub.PutClient(
         pb.Client(
@@ -115,7 +123,9 @@ async def gateway(
             public_key_pem=public_pem(agency_key.public_key()),
         )
     )
-    server, task, settings = await start_gateway(adjudicator, redis_url, tmp_path / "keys")
+    server, task, settings = await start_gateway(
+        adjudicator, redis_url, key_dir, target, **overrides
+    )
     base_url = f"http://127.0.0.1:{settings.port}"
     handle = Gateway(
         base_url,
@@ -124,9 +134,20 @@ async def gateway(
         server,
         keys={AGENCY: agency_key},
     )
-    yield handle
-    for client in handle.clients.values():
-        await client.close()
-    await handle.agency.close()
-    server.should_exit = True
-    await task
+    try:
+        yield handle
+    finally:
+        for client in handle.clients.values():
+            await client.close()
+        await handle.agency.close()
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def gateway(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Gateway]:
+    """A real gateway over HTTP, with the agency client registered (as serve bootstraps it)."""
+    async with open_gateway(adjudicator, redis_url, tmp_path / "keys") as handle:
+        yield handle
