@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import cast
 
 from adjudicator.store import redis_calls
@@ -24,11 +24,20 @@ CLOCK_SLACK_MS = 3_600_000
 PAGE = 64
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+
+
 def day_bounds_ms(day: date) -> tuple[int, int]:
-    """The first and the first-after-last millisecond of an Asia/Shanghai day."""
-    start = datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
-    end = start + timedelta(days=1)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    """The first and the first-after-last millisecond of an Asia/Shanghai day.
+
+    Integer arithmetic, so that any date the calendar has (year 1 to 9999) has bounds, even
+    where a timezone-aware datetime would leave the representable range.
+    """
+    offset = SHANGHAI.utcoffset(None)
+    assert offset is not None
+    start = (day.toordinal() - _EPOCH_ORDINAL) * _DAY_MS - int(offset.total_seconds() * 1000)
+    return start, start + _DAY_MS
 
 
 def _entry(fields: dict[bytes, bytes]) -> JournalEntry:
@@ -56,7 +65,8 @@ async def day_entries(
     memory stays bounded (groups x page) however busy the day was.
     """
     start, end = day_bounds_ms(day)
-    low, high = str(start), str(end + CLOCK_SLACK_MS)
+    # stream ids start at 0: a day before 1970 (only ever asked by mistake) reads nothing
+    low, high = str(max(start, 0)), str(max(end + CLOCK_SLACK_MS, 0))
     async with redis_calls():
         pipe = client.pipeline(transaction=False)
         for group in range(keys.GROUPS):

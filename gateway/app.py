@@ -16,6 +16,7 @@ from typing import IO, Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,7 +31,9 @@ from gateway.errors import (
     GatewayError,
     domain_error_handler,
     http_error_handler,
+    internal_error_handler,
     problem_response,
+    validation_error_handler,
 )
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
@@ -39,7 +42,7 @@ from gateway.settings import GatewaySettings
 from onestop.clock import SHANGHAI, now_ms
 from onestop.domain.bill import VisitRequest
 from onestop.domain.clients import Client
-from onestop.domain.errors import DomainError, Problem
+from onestop.domain.errors import DomainError
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.reconciliation import DayFigures, reconcile
 from onestop.domain.types import ClientKind
@@ -109,27 +112,6 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-async def _validation_handler(request: Request, error: Exception) -> JSONResponse:
-    """A body FastAPI could not parse or validate: 400 MALFORMED or 422 INVALID."""
-    assert isinstance(error, RequestValidationError)
-    details = list(error.errors())
-    for detail in details:
-        whole_body = tuple(detail.get("loc", ())) == ("body",)
-        if detail.get("type") == "json_invalid" or (
-            whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
-        ):
-            return problem_response(GatewayError("MALFORMED", "the body is not a JSON object"))
-    problems = []
-    for detail in details:
-        location = [str(part) for part in detail.get("loc", ()) if part != "body"]
-        message = "unknown field" if detail.get("type") == "extra_forbidden" else detail["msg"]
-        problems.append(Problem("INVALID", message, field=".".join(location) or None))
-    first = problems[0]
-    return problem_response(
-        GatewayError("INVALID", f"{first.field}: {first.message}", tuple(problems))
-    )
-
-
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
@@ -190,7 +172,9 @@ def create_app(
     )
     app.add_middleware(BodyLimit, settings=settings)
     app.add_exception_handler(DomainError, domain_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     @app.get(

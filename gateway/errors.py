@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onestop.domain.errors import DomainError, Problem
+
+log = logging.getLogger("onestop.gateway")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -33,6 +38,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "IMPLAUSIBLE_QUANTITY": 422,
     "DATE_OUT_OF_VISIT": 422,
     "UNAVAILABLE": 503,
+    "INTERNAL_ERROR": 500,
 }
 
 TITLES: dict[str, str] = {
@@ -55,6 +61,7 @@ TITLES: dict[str, str] = {
     "IMPLAUSIBLE_QUANTITY": "Some daily quantities are implausible",
     "DATE_OUT_OF_VISIT": "Some lines are dated outside the visit",
     "UNAVAILABLE": "A dependency is unavailable: nothing was settled, retry the same request",
+    "INTERNAL_ERROR": "The gateway failed; the same request may be retried",
 }
 
 
@@ -111,6 +118,41 @@ async def http_error_handler(request: Request, error: Exception) -> JSONResponse
     response = problem_response(GatewayError(code, str(error.detail)))
     response.status_code = error.status_code
     return response
+
+
+async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """A body that could not be parsed or validated: 400 MALFORMED or 422 INVALID.
+
+    FastAPI's check of the request, or a model validated inside a route (a registration
+    that the domain's rules refuse), both with the offending fields.
+    """
+    assert isinstance(error, RequestValidationError | ValidationError)
+    details = list(error.errors())
+    for detail in details:
+        whole_body = tuple(detail.get("loc", ())) == ("body",)
+        if detail.get("type") == "json_invalid" or (
+            whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
+        ):
+            return problem_response(GatewayError("MALFORMED", "the body is not a JSON object"))
+    problems = []
+    for detail in details:
+        location = [str(part) for part in detail.get("loc", ()) if part != "body"]
+        message = "unknown field" if detail.get("type") == "extra_forbidden" else detail["msg"]
+        problems.append(Problem("INVALID", message, field=".".join(location) or None))
+    first = problems[0]
+    return problem_response(
+        GatewayError("INVALID", f"{first.field}: {first.message}", tuple(problems))
+    )
+
+
+async def internal_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """A failure of the gateway itself: problem+json too, never a bare text page.
+
+    The traceback goes to the log (the server re-raises after answering); the caller is told
+    to retry, which is safe: the same request never settles twice.
+    """
+    log.error("internal error", exc_info=error, extra={"path": request.url.path})
+    return problem_response(GatewayError("INTERNAL_ERROR", "the gateway failed; retry later"))
 
 
 class FastJSONResponse(JSONResponse):

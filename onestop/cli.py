@@ -186,6 +186,25 @@ def _bootstrap_agency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soak(args: argparse.Namespace) -> int:
+    from onestop.soak import run_soak
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    figures = run_soak(
+        args.minutes,
+        seed=args.seed,
+        members=args.members,
+        terminals=args.terminals,
+        fault_every_seconds=(args.fault_every[0], args.fault_every[1]),
+        write=progress,
+    )
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    healthy = figures["balanced"] and figures["lost"] == 0 and figures["duplicated"] == 0
+    return 0 if healthy else 1
+
+
 def _probe(args: argparse.Namespace) -> int:
     from onestop.probe import probe
 
@@ -474,6 +493,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--members", type=int, default=100_000, help="members (memory)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_bench)
+
+    soak = commands.add_parser(
+        "soak",
+        help="mixed load while Redis and adjudicators are killed, then reconcile every fen",
+    )
+    soak.add_argument("--minutes", type=float, default=10.0)
+    soak.add_argument("--members", type=int, default=5_000)
+    soak.add_argument("--terminals", type=int, default=12, help="concurrent terminals")
+    soak.add_argument(
+        "--fault-every",
+        type=float,
+        nargs=2,
+        default=(15.0, 45.0),
+        metavar=("MIN", "MAX"),
+        help="seconds between faults, drawn uniformly (15 45)",
+    )
+    soak.add_argument("--seed", type=int, default=2026)
+    soak.add_argument("--json", action="store_true", help="one line of JSON")
+    soak.set_defaults(handler=_soak)
     return parser
 
 

@@ -32,6 +32,7 @@ import redis
 from onestop.admin import Connection
 from onestop.bench.driver import Phase, month_starts, result_of, run_phase_in_process, template_of
 from onestop.bench.engine import time_engine
+from onestop.bench.memory import used_memory
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.mapping import parse_mapping_csv
 from onestop.redis_server import LocalRedisCluster, free_port
@@ -163,14 +164,16 @@ def run_bench(
 
             redis_ports = _redis_ports(supervisor)
             cpu_before = _redis_cpu_seconds(redis_ports)
+            memory_before = used_memory(redis_ports)
             results = {"discharge": phase(url, "H0001", discharge, "discharge")}
+            discharges = max(1, summary_ok(results["discharge"]))
             redis_figures = {
                 "shards": len(redis_ports),
                 "cpu_us_per_discharge": round(
-                    (_redis_cpu_seconds(redis_ports) - cpu_before)
-                    * 1e6
-                    / max(1, summary_ok(results["discharge"])),
-                    1,
+                    (_redis_cpu_seconds(redis_ports) - cpu_before) * 1e6 / discharges, 1
+                ),
+                "bytes_per_discharge": round(
+                    (used_memory(redis_ports) - memory_before) / discharges
                 ),
             }
             results["pharmacy"] = phase(url, "P0001", swipe, "pharmacy")

@@ -61,15 +61,22 @@ def _no_supervisor_outlives_its_test() -> Iterator[None]:
                 process.wait()
 
 
-def start_serve(data_dir: Path, timeout: float = 60, **environment: str) -> Served:
-    """Start ``onestop serve --data-dir DIR`` and wait until it reports its addresses."""
+def start_serve(
+    data_dir: Path, timeout: float = 60, *, stop_after_test: bool = True, **environment: str
+) -> Served:
+    """Start ``onestop serve --data-dir DIR`` and wait until it reports its addresses.
+
+    It is stopped after the test unless ``stop_after_test`` is false (a fixture of wider scope
+    stops it itself).
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "onestop", "serve", "--data-dir", str(data_dir)],
         env={**os.environ, **environment},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    _STARTED.append(process)
+    if stop_after_test:
+        _STARTED.append(process)
     deadline = time.monotonic() + timeout
     addresses_file = data_dir / "serve.json"
     while time.monotonic() < deadline:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +22,8 @@ from onestop.domain import (
     YearToDate,
     parse_policy,
 )
+from onestop.domain.catalog import CATALOG_COLUMNS
+from onestop.domain.mapping import MAPPING_COLUMNS
 
 LEVELS = [level.value for level in HospitalLevel]
 CATEGORIES = ["dibao", "tekun", "youfu", "low_income"]
@@ -211,3 +216,93 @@ year_states: st.SearchStrategy[YearToDate] = st.builds(
 )
 
 levels = st.sampled_from(list(HospitalLevel))
+
+
+# -- hostile uploads, as HIS vendors and spreadsheets produce them -----------------------------
+
+HOSTILE_CELLS = (
+    "=1+2",
+    "@SUM(A1:A9)",
+    "+8613800000000",
+    "-1",
+    '"quoted, with comma"',
+    'a "quote" inside',
+    "1e309",
+    "0.0000000000000000001",
+    "99999999999999999999999999",
+    "ＲＭＹＹ－００１２",
+    "\u202ereversed",
+    "tab\there",
+    "line\nbreak",
+    "\x00nul",
+    "",
+)
+
+
+def _cells() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(HOSTILE_CELLS),
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=24),
+    )
+
+
+@st.composite
+def csv_uploads(draw: st.DrawFn) -> bytes:
+    """A catalog or mapping CSV as it arrives from the field.
+
+    BOMs, CRLF or CR, wrong or missing columns, quotes, formula cells, control characters, or
+    another encoding.
+    """
+    header = draw(
+        st.one_of(
+            st.just(list(CATALOG_COLUMNS)),
+            st.just(list(MAPPING_COLUMNS)),
+            st.lists(_cells(), min_size=1, max_size=8),
+            st.just([]),
+        )
+    )
+    width = max(1, len(header))
+    rows = draw(
+        st.lists(st.lists(_cells(), min_size=max(0, width - 2), max_size=width + 2), max_size=6)
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])))
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    text = draw(st.sampled_from(["", "\ufeff"])) + out.getvalue()
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "gb18030", "utf-16"]))
+    return text.encode(encoding, errors="replace")
+
+
+@st.composite
+def jsonl_uploads(draw: st.DrawFn) -> bytes:
+    """A members file with good-looking, broken and hostile lines."""
+    fields = st.fixed_dictionaries(
+        {},
+        optional={
+            "member_id": _cells(),
+            "id_number": st.one_of(_cells(), st.just("410102199001011234")),
+            "name": _cells(),
+            "region": st.sampled_from(["410100", "520100", "610822", "", "999999"]),
+            "status": st.sampled_from(["active", "deceased", "suspended", ""]),
+            "personal_account_balance": st.one_of(
+                st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+            ),
+            "enrolled_since": st.one_of(st.dates().map(str), _cells()),
+        },
+    )
+    lines = draw(
+        st.lists(
+            st.one_of(
+                fields.map(lambda value: json.dumps(value, ensure_ascii=False)),
+                _cells(),
+                st.just('{"member_id": "M1", '),
+                st.just("[1, 2, 3]"),
+                st.just("\ufeff{}"),
+                st.just('{"a": ' * 200 + "1" + "}" * 200),
+            ),
+            max_size=6,
+        )
+    )
+    return "\n".join(lines).encode("utf-8", errors="surrogatepass")

@@ -1,0 +1,433 @@
+"""``onestop soak``: mixed load while Redis and adjudicators crash, then every fen checked.
+
+Starts ``onestop serve`` (two adjudicator and two gateway processes, ``appendfsync always``)
+on a temporary directory with a generated region, and drives it with hospital and pharmacy
+terminals: discharges (some previewed first), pharmacy swipes, and reversals of earlier
+settlements. A terminal that gets ``503`` or loses its connection sends the same request
+again, as a cashier's terminal does, until it is answered. Meanwhile Redis and one adjudicator
+process are killed (``kill -9``) at random moments; the supervisor starts them again.
+
+At the end each client reconciles every day against the receipts it received
+(``POST /v1/reconciliation`` with its own totals and settlement ids), and the agency's export
+of each day is compared with all receipts. Lost = a receipt the gateway does not know;
+duplicated = a visit settled twice, or a settlement no terminal received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onestop.admin import Connection
+from onestop.bench.driver import month_starts, template_of
+from onestop.client import SignedClient
+from onestop.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.domain.mapping import parse_mapping_csv
+from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS
+from onestop.exports import SETTLEMENTS
+from onestop.serve import ServeSettings, Supervisor
+from onestop.synthetic import BillFactory
+
+RETRY_PAUSE_SECONDS = 0.2
+
+
+@dataclass
+class Receipt:
+    """What a terminal was told about one settlement."""
+
+    client_id: str
+    visit_id: str
+    amounts: dict[str, int]
+    settled_day: str
+    reversed_day: str | None = None
+
+
+@dataclass
+class Tally:
+    """Everything the terminals saw."""
+
+    requests: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    receipts: dict[str, Receipt] = field(default_factory=dict)
+    visit_settlement: dict[tuple[str, str], str] = field(default_factory=dict)
+    previews: int = 0
+    visit_settled_twice: int = 0
+
+    def answered(self, answer: httpx.Response) -> None:
+        """Count an answer by status and contract code."""
+        code = ""
+        if answer.status_code >= 400:
+            try:
+                code = str(answer.json().get("code", ""))
+            except ValueError:
+                code = "not problem+json"
+        self.answers[f"{answer.status_code} {code}".strip()] += 1
+
+
+@dataclass
+class Terminal:
+    """One hospital or pharmacy terminal."""
+
+    number: int
+    client: SignedClient
+    kind: str  # discharge | pharmacy
+    members: list[str]
+    templates: list[list[bytes]]
+    rng: random.Random
+    settled: list[str] = field(default_factory=list)
+    count: int = 0
+
+
+async def _send(
+    terminal: Terminal, tally: Tally, method: str, path: str, body: bytes, give_up_at: float
+) -> httpx.Response | None:
+    """Send until answered other than 503 (the same request each time)."""
+    while time.monotonic() < give_up_at:
+        tally.requests += 1
+        try:
+            answer = await terminal.client.request(
+                method, path, content=body, content_type="application/json"
+            )
+        except httpx.TransportError as error:
+            tally.transport_errors[type(error).__name__] += 1
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        tally.answered(answer)
+        if answer.status_code != 503:
+            return answer
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+    return None
+
+
+def _day_of(moment: str) -> str:
+    return moment[:10]  # ISO 8601 in Asia/Shanghai, as receipts carry it
+
+
+async def _terminal_loop(terminal: Terminal, tally: Tally, stop_at: float) -> None:
+    give_up_at = stop_at + 600  # a request begun before the end is seen through
+    while time.monotonic() < stop_at:
+        if terminal.settled and terminal.rng.random() < 0.08:
+            settlement_id = terminal.settled.pop(terminal.rng.randrange(len(terminal.settled)))
+            answer = await _send(
+                terminal,
+                tally,
+                "POST",
+                f"/v1/settlements/{settlement_id}/reversal",
+                b"",
+                give_up_at,
+            )
+            if answer is not None and answer.status_code == 200:
+                tally.receipts[settlement_id].reversed_day = _day_of(answer.json()["reversed_at"])
+            continue
+        number = terminal.count
+        terminal.count += 1
+        member = terminal.members[number % len(terminal.members)]
+        month = terminal.templates[(number // len(terminal.members)) % len(terminal.templates)]
+        visit_id = f"{terminal.client.client_id}-{terminal.number:03d}-{number:07d}"
+        body = (
+            terminal.rng.choice(month)
+            .replace(b"__VISIT__", visit_id.encode())
+            .replace(b"__MEMBER__", member.encode())
+        )
+        if terminal.kind == "discharge" and terminal.rng.random() < 0.2:
+            preview = await _send(
+                terminal, tally, "POST", "/v1/settlements/preview", body, give_up_at
+            )
+            if preview is not None and preview.status_code == 200:
+                tally.previews += 1
+        answer = await _send(terminal, tally, "POST", "/v1/settlements", body, give_up_at)
+        if answer is None or answer.status_code not in (200, 201):
+            continue
+        result = answer.json()
+        settlement_id = str(result["settlement_id"])
+        key = (terminal.client.client_id, visit_id)
+        known = tally.visit_settlement.setdefault(key, settlement_id)
+        if known != settlement_id:
+            tally.visit_settled_twice += 1
+        if settlement_id not in tally.receipts:
+            tally.receipts[settlement_id] = Receipt(
+                terminal.client.client_id,
+                visit_id,
+                {name: int(result["amounts"][name]) for name in AMOUNT_FIELDS},
+                _day_of(result["settled_at"]),
+            )
+            terminal.settled.append(settlement_id)
+
+
+@dataclass
+class FaultInjector:
+    """Kills Redis or one adjudicator process now and then; the supervisor restarts them."""
+
+    supervisor: Supervisor
+    rng: random.Random
+    every_seconds: tuple[float, float]
+    injected: Counter[str] = field(default_factory=Counter)
+
+    async def run(self, stop_at: float) -> None:
+        """Inject faults until ``stop_at``."""
+        while True:
+            pause = self.rng.uniform(*self.every_seconds)
+            if time.monotonic() + pause >= stop_at:
+                return
+            await asyncio.sleep(pause)
+            if self.rng.random() < 0.5:
+                self._kill_redis()
+            else:
+                self._kill_adjudicator()
+
+    def _kill_redis(self) -> None:
+        redis = self.supervisor.redis
+        process = getattr(redis, "process", None)
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            self.injected["redis killed"] += 1
+
+    def _kill_adjudicator(self) -> None:
+        alive = [
+            child
+            for child in self.supervisor.children
+            if child.name.startswith("adjudicator")
+            and child.process is not None
+            and child.process.poll() is None
+        ]
+        if alive:
+            victim = self.rng.choice(alive)
+            assert victim.process is not None
+            os.kill(victim.process.pid, signal.SIGKILL)
+            self.injected["adjudicator killed"] += 1
+
+
+def _templates(data: Path, client_id: str, kind: str) -> list[list[bytes]]:
+    mapping = parse_mapping_csv((data / "mappings" / f"{client_id}.csv").read_text(), None)
+    factory = BillFactory.of(client_id, mapping, seed=11)
+
+    def bill(start: date) -> dict[str, Any]:
+        if kind == "discharge":
+            return factory.discharge("x", "x", start, factory.rng.randint(5, 60))
+        return factory.swipe("x", "x", start)
+
+    return [[template_of(bill(start)) for _ in range(8)] for start in month_starts()]
+
+
+async def _reconcile(
+    url: str, data: Path, agency_key: Path, tally: Tally
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Each client's days against its receipts; the results, lost and unknown counts."""
+    days: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"settlements": 0, "reversals": 0, "amounts": Counter(), "ids": []}
+    )
+    for settlement_id, receipt in tally.receipts.items():
+        settled = days[(receipt.client_id, receipt.settled_day)]
+        settled["settlements"] += 1
+        settled["ids"].append(settlement_id)
+        for name in RECONCILED_FUNDS:
+            settled["amounts"][name] += receipt.amounts[name]
+        if receipt.reversed_day is not None:
+            reversed_on = days[(receipt.client_id, receipt.reversed_day)]
+            reversed_on["reversals"] += 1
+            for name in RECONCILED_FUNDS:
+                reversed_on["amounts"][name] -= receipt.amounts[name]
+    results = []
+    lost = unknown = 0
+    for (client_id, day), figures in sorted(days.items()):
+        key_file = data / "keys" / f"{client_id}.key"
+        async with SignedClient.from_key_file(url, client_id, key_file) as client:
+            answer = await client.request(
+                "POST",
+                "/v1/reconciliation",
+                json_body={
+                    "date": day,
+                    "settlements": figures["settlements"],
+                    "reversals": figures["reversals"],
+                    "amounts": {name: figures["amounts"][name] for name in RECONCILED_FUNDS},
+                    "settlement_ids": figures["ids"],
+                },
+            )
+        answer.raise_for_status()
+        result = answer.json()
+        lost += len(result["only_in_hospital"])
+        unknown += len(result["only_in_gateway"])
+        results.append(
+            {
+                "client_id": client_id,
+                "date": day,
+                "result": result["result"],
+                "settlements": figures["settlements"],
+                "reversals": figures["reversals"],
+                "differences": result["differences"],
+            }
+        )
+    # the agency's files of each day hold exactly the settlements the terminals received
+    exported: Counter[tuple[str, str]] = Counter()
+    exported_ids: set[str] = set()
+    async with SignedClient.from_key_file(url, "agency", agency_key) as agency:
+        for day in sorted({day for _, day in days}):
+            answer = await agency.request("GET", f"/v1/admin/exports/{day}")
+            answer.raise_for_status()
+            with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+                rows = csv.DictReader(io.StringIO(archive.read(SETTLEMENTS).decode("utf-8")))
+                for row in rows:
+                    if row["event"] == "settlement":
+                        exported[(row["client_id"], row["visit_id"])] += 1
+                        exported_ids.add(row["settlement_id"])
+    tally.visit_settled_twice += sum(1 for count in exported.values() if count > 1)
+    lost += len(set(tally.receipts) - exported_ids)
+    unknown += len(exported_ids - set(tally.receipts))
+    return results, lost, unknown
+
+
+def run_soak(
+    minutes: float,
+    *,
+    seed: int = 2026,
+    members: int = 5_000,
+    terminals: int = 12,
+    fault_every_seconds: tuple[float, float] = (15.0, 45.0),
+    write: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the soak; its figures (see the module's description)."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="onestop-soak-") as scratch:
+        root = Path(scratch)
+        data = root / "region"
+        write(f"generating a region of {members} members")
+        write_dataset(
+            data,
+            DatasetSize(
+                members=members, items=5_000, hospitals=2, pharmacies=2, mapping_rows=2_000
+            ),
+        )
+        supervisor = Supervisor(
+            ServeSettings(
+                data_dir=root / "serve",
+                port=0,
+                adjudicator_workers=2,
+                gateway_workers=2,
+                appendfsync="always",
+            )
+        )
+        addresses = supervisor.start()
+        supervising = threading.Thread(target=supervisor.supervise, daemon=True)
+        supervising.start()
+        try:
+            return asyncio.run(
+                _drive(
+                    supervisor,
+                    str(addresses["gateway"]),
+                    Path(str(addresses["agency_key"])),
+                    data,
+                    minutes,
+                    rng,
+                    terminals,
+                    fault_every_seconds,
+                    write,
+                )
+            )
+        finally:
+            supervisor.request_stop()
+            supervising.join(10)
+            supervisor.stop()
+
+
+async def _drive(
+    supervisor: Supervisor,
+    url: str,
+    agency_key: Path,
+    data: Path,
+    minutes: float,
+    rng: random.Random,
+    terminals: int,
+    fault_every_seconds: tuple[float, float],
+    write: Callable[[str], None],
+) -> dict[str, Any]:
+    write("loading it through the API")
+    await load_dataset(Connection(url, "agency", agency_key), data)
+    member_ids = [
+        json.loads(line)["member_id"] for line in (data / "members.jsonl").read_text().splitlines()
+    ]
+    rng.shuffle(member_ids)
+    clients = json.loads((data / "clients.json").read_text())
+    hospitals = [client["client_id"] for client in clients if client["kind"] == "hospital"]
+    pharmacies = [client["client_id"] for client in clients if client["kind"] == "pharmacy"]
+    templates = {
+        client_id: _templates(
+            data, client_id, "discharge" if client_id in hospitals else "pharmacy"
+        )
+        for client_id in hospitals + pharmacies
+    }
+    tally = Tally()
+    lanes = []
+    for number in range(terminals):
+        client_id = (hospitals + pharmacies)[number % (len(hospitals) + len(pharmacies))]
+        lanes.append(
+            Terminal(
+                number,
+                SignedClient.from_key_file(url, client_id, data / "keys" / f"{client_id}.key"),
+                "discharge" if client_id in hospitals else "pharmacy",
+                member_ids[number::terminals],
+                templates[client_id],
+                random.Random(rng.random()),
+            )
+        )
+    injector = FaultInjector(supervisor, random.Random(rng.random()), fault_every_seconds)
+    started = time.monotonic()
+    stop_at = started + minutes * 60
+    write(f"driving {terminals} terminals for {minutes:g} min, with faults")
+    await asyncio.gather(
+        injector.run(stop_at), *(_terminal_loop(lane, tally, stop_at) for lane in lanes)
+    )
+    driven_seconds = time.monotonic() - started
+    for lane in lanes:
+        await lane.client.close()
+
+    write("reconciling every client's days against the receipts")
+    await _wait_healthy(url)
+    results, lost, unknown = await _reconcile(url, data, agency_key, tally)
+    reversals = sum(1 for receipt in tally.receipts.values() if receipt.reversed_day)
+    return {
+        "minutes": round(driven_seconds / 60, 2),
+        "terminals": terminals,
+        "requests": tally.requests,
+        "answers": dict(sorted(tally.answers.items())),
+        "transport_errors": dict(sorted(tally.transport_errors.items())),
+        "faults_injected": dict(sorted(injector.injected.items())),
+        "settlements": len(tally.receipts),
+        "reversals": reversals,
+        "previews": tally.previews,
+        "days_reconciled": len(results),
+        "balanced": all(result["result"] == "balanced" for result in results),
+        "unbalanced": [result for result in results if result["result"] != "balanced"],
+        "lost": lost,
+        "duplicated": tally.visit_settled_twice + unknown,
+    }
+
+
+async def _wait_healthy(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url) as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get("/health", timeout=2)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy again")
