@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import cast
@@ -91,12 +92,17 @@ class Authenticator:
 
         # Remember the nonce and read the reference versions in one round trip. The nonce is
         # only kept once the signature below verifies; a forged request frees it again.
+        # The value is this check's own: when a lost connection makes the client send the
+        # SET again, the second SET finds the key, and the value tells that it was ours.
         nonce_key = keys.nonce(client_id, nonce)
+        claim = secrets.token_bytes(12)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(nonce_key, b"1", nx=True, ex=self.nonce_ttl)
+            pipe.set(nonce_key, claim, nx=True, ex=self.nonce_ttl)
             pipe.hgetall(keys.VERSIONS)
             fresh, versions = await pipe.execute()
+            if not fresh:
+                fresh = await self.redis.get(nonce_key) == claim
         except (redis_errors.RedisError, OSError) as error:
             raise GatewayError("UNAVAILABLE", "Redis is unavailable; retry") from error
         self.reference.observe(versions)

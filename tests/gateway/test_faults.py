@@ -24,7 +24,7 @@ from onestop.client import SignedClient
 from onestop.demo.members import crowd
 from onestop.demo.walkthrough import load_region
 from onestop.redis_server import RedisServer
-from tests.support.adjudicator import open_adjudicator
+from tests.support.adjudicator import Adjudicator, open_adjudicator
 from tests.support.faults import slow_link
 from tests.support.gateway import open_gateway
 from tests.support.ledger import assert_ledger_consistent
@@ -127,6 +127,23 @@ async def test_redis_restarted_mid_stream(tmp_path: Path) -> None:
         assert_ledger_consistent(
             redis.url, outcomes.settled.values(), [member["member_id"] for member in members]
         )
+
+
+async def test_a_nonce_remembered_by_a_lost_answer_is_still_this_request(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> None:
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with (
+        slow_link(f"127.0.0.1:{redis_port}") as link,
+        open_gateway(adjudicator, f"redis://127.0.0.1:{link.port}/0", tmp_path / "keys") as gateway,
+    ):
+        assert (await gateway.agency.request("GET", "/v1/keys")).status_code == 200
+        # Redis stores the nonce, the answer is lost, the client sends the SET again and
+        # finds the nonce taken: by this very check, so the request goes through.
+        link.cut_answers = 1
+        answer = await gateway.agency.request("GET", "/v1/keys")
+        assert answer.status_code == 200, answer.text
+        assert link.cut_answers == 0
 
 
 async def test_a_slow_adjudicator_times_out_and_the_retry_finds_the_first_outcome(

@@ -13,12 +13,15 @@ class SlowLink:
 
     Requests pass at once, so the server does its work; only what it sends back is held, each
     chunk until its arrival time plus the delay in force when it arrived (a backlog drains as
-    soon as the delay is lifted, in order).
+    soon as the delay is lifted, in order). With ``cut_answers`` set, that many of the next
+    answers are swallowed and their connection cut: the server did the work, the client never
+    hears of it.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.answer_delay = 0.0
+        self.cut_answers = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,6 +88,10 @@ class SlowLink:
         try:
             while True:
                 data = await source.read(65536)
+                if delayed and data and self.cut_answers > 0:
+                    self.cut_answers -= 1
+                    sink.transport.abort()
+                    break
                 delay = self.answer_delay if delayed else 0.0
                 await queue.put((time.monotonic() + delay, data))
                 if not data:
