@@ -19,6 +19,7 @@ from adjudicator.members import LoadReport, MemberLoader, lines_of
 from adjudicator.service import SettleCommand, SettlementService
 from onestop import wire as convert
 from onestop.domain.clients import Client
+from onestop.domain.documents import utf8_text
 from onestop.domain.errors import DomainError, InvalidDocument
 from onestop.domain.settlement import Settlement
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -76,10 +77,7 @@ async def _text_of(chunks: AsyncIterable[pb.TextChunk]) -> str:
         if size > MAX_UPLOAD_BYTES:
             raise InvalidDocument(f"an upload may not exceed {MAX_UPLOAD_BYTES} bytes")
         parts.append(chunk.data)
-    try:
-        return b"".join(parts).decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidDocument(f"the upload is not UTF-8: {error}") from error
+    return utf8_text(b"".join(parts))
 
 
 async def _parse_day(text: str) -> date:
@@ -205,7 +203,7 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         async def put() -> pb.PutMappingReply:
             table, version, changes = await self.loading.put_mapping(
                 request.client_id,
-                request.csv.decode("utf-8"),
+                utf8_text(request.csv),
                 confirm=request.confirm,
                 changed_by=request.changed_by,
             )

@@ -86,6 +86,38 @@ def _redis_cpu_seconds(ports: list[int]) -> float:
     return total
 
 
+def _process_tree_cpu_seconds(root_pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their descendants."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # the command name may hold spaces; the fields after its closing parenthesis do not
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    wanted = set(root_pids)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in wanted} - wanted
+        grew = bool(children)
+        wanted |= children
+    return sum(times.get(pid, 0.0) for pid in wanted)
+
+
+def _service_pids(supervisor: Supervisor, prefix: str) -> list[int]:
+    return [
+        child.process.pid
+        for child in supervisor.children
+        if child.name.startswith(prefix) and child.process is not None
+    ]
+
+
 def _wait_up(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -165,6 +197,10 @@ def run_bench(
             redis_ports = _redis_ports(supervisor)
             cpu_before = _redis_cpu_seconds(redis_ports)
             memory_before = used_memory(redis_ports)
+            gateway_pids = _service_pids(supervisor, "gateway")
+            adjudicator_pids = _service_pids(supervisor, "adjudicator")
+            gateway_before = _process_tree_cpu_seconds(gateway_pids)
+            adjudicator_before = _process_tree_cpu_seconds(adjudicator_pids)
             results = {"discharge": phase(url, "H0001", discharge, "discharge")}
             discharges = max(1, summary_ok(results["discharge"]))
             redis_figures = {
@@ -174,6 +210,18 @@ def run_bench(
                 ),
                 "bytes_per_discharge": round(
                     (used_memory(redis_ports) - memory_before) / discharges
+                ),
+            }
+            service_figures = {
+                "gateway_cpu_ms_per_discharge": round(
+                    (_process_tree_cpu_seconds(gateway_pids) - gateway_before) * 1e3 / discharges,
+                    2,
+                ),
+                "adjudicator_cpu_ms_per_discharge": round(
+                    (_process_tree_cpu_seconds(adjudicator_pids) - adjudicator_before)
+                    * 1e3
+                    / discharges,
+                    2,
                 ),
             }
             results["pharmacy"] = phase(url, "P0001", swipe, "pharmacy")
@@ -237,6 +285,7 @@ def run_bench(
         },
         "engine_us_per_discharge": round(engine.engine_median_us, 1),
         "redis": redis_figures,
+        "services": service_figures,
         "latency_distribution_at_70_percent_ms": result_of(results["discharge_70"]).distribution(),
         "settings": {
             "seconds": seconds,

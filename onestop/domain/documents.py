@@ -37,6 +37,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def utf8_text(data: bytes) -> str:
+    """An uploaded file as text; it must be UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        MalformedDocument: another encoding (GB18030, UTF-16: what spreadsheets often save).
+    """
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise MalformedDocument(
+            'the file is not UTF-8 text: save it as "CSV UTF-8" '
+            f"(a byte-order mark is fine); byte {error.start} is 0x{data[error.start]:02x}"
+        ) from error
+
+
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON with every non-integer number as an exact ``Decimal``.
 

@@ -113,7 +113,11 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
         return MemberLine(
             number, None, None, Problem("MALFORMED", f"not JSON: {error}", row=number)
         )
-    member_id = data.get("member_id") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return MemberLine(
+            number, None, None, Problem("MALFORMED", "a line must be a JSON object", row=number)
+        )
+    member_id = data.get("member_id")
     member_id = member_id if isinstance(member_id, str) else None
     try:
         member = Member.model_validate(data)

@@ -39,9 +39,12 @@ def csv_records(
         raise MalformedDocument(
             f"the header must be {','.join(expected_header)}; found {','.join(header)}"
         )
+    # Rows are counted as a spreadsheet shows them (a cell with line breaks is still one row),
+    # not by physical lines.
+    row_number = 1
     try:
         for cells in reader:
-            row_number = reader.line_num
+            row_number += 1
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # a trailing blank line is not a record
             if len(cells) != len(header):
@@ -53,7 +56,7 @@ def csv_records(
                 {name: (cell.strip() or None) for name, cell in zip(header, cells, strict=True)},
             )
     except csv.Error as error:
-        raise MalformedDocument(f"row {reader.line_num}: {error}") from None
+        raise MalformedDocument(f"row {row_number + 1}: {error}") from None
 
 
 def int_cell(cell: str | None) -> int | str | None:

@@ -1,0 +1,41 @@
+"""``onestop soak``, short: faults are injected, and every fen still reconciles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from onestop.cli import main
+
+
+def test_a_short_soak_with_faults_reconciles(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "soak",
+            "--minutes",
+            "0.3",
+            "--members",
+            "300",
+            "--terminals",
+            "4",
+            "--fault-every",
+            "3",
+            "6",
+            "--json",
+        ]
+    )
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, figures
+    assert sum(figures["faults_injected"].values()) >= 2
+    assert figures["settlements"] > 100
+    assert figures["reversals"] > 0
+    assert figures["balanced"] is True
+    assert figures["lost"] == 0
+    assert figures["duplicated"] == 0
+    assert figures["days_reconciled"] >= 1
+    assert not [
+        answer
+        for answer in figures["answers"]
+        if answer.startswith("5") and answer != "503 UNAVAILABLE"
+    ]
