@@ -31,6 +31,13 @@ def die_with_parent() -> Callable[[], None] | None:
     return set_death_signal
 
 
+def stop_with_parent() -> None:
+    """Make the calling process receive SIGTERM when its parent dies (a pool initializer)."""
+    set_death_signal = die_with_parent()
+    if set_death_signal is not None:
+        set_death_signal()
+
+
 def freeze_long_lived_objects() -> None:
     """Take the reference data just loaded out of the garbage collector's sight.
 

@@ -35,6 +35,7 @@ from onestop.bench.engine import time_engine
 from onestop.bench.memory import used_memory
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.mapping import parse_mapping_csv
+from onestop.process import stop_with_parent
 from onestop.redis_server import LocalRedisCluster, free_port
 from onestop.serve import ServeSettings, Supervisor
 from onestop.synthetic import BillFactory
@@ -57,7 +58,10 @@ def _templates(data: Path, client_id: str, kind: str, lines: int) -> list[list[b
 
 
 def _run(phase: Phase) -> dict[str, Any]:
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # The load driver runs in a process of its own, which stops if the bench is killed.
+    with ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=stop_with_parent
+    ) as pool:
         return pool.submit(run_phase_in_process, phase).result()
 
 
@@ -116,6 +120,39 @@ def _service_pids(supervisor: Supervisor, prefix: str) -> list[int]:
         for child in supervisor.children
         if child.name.startswith(prefix) and child.process is not None
     ]
+
+
+class CostMeter:
+    """What each request of a phase cost: CPU of each service and of Redis, Redis memory."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.redis_ports = _redis_ports(supervisor)
+        self.gateway = _service_pids(supervisor, "gateway")
+        self.adjudicator = _service_pids(supervisor, "adjudicator")
+        self._start = self._reading()
+
+    def _reading(self) -> tuple[float, float, float, int]:
+        return (
+            _process_tree_cpu_seconds(self.gateway),
+            _process_tree_cpu_seconds(self.adjudicator),
+            _redis_cpu_seconds(self.redis_ports),
+            used_memory(self.redis_ports),
+        )
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        """Costs since the last call, per successful request."""
+        now = self._reading()
+        gateway, adjudicator, redis_cpu, memory = (
+            after - before for after, before in zip(now, self._start, strict=True)
+        )
+        self._start = now
+        count = max(1, requests)
+        return {
+            "gateway_cpu_ms": round(gateway * 1e3 / count, 3),
+            "adjudicator_cpu_ms": round(adjudicator * 1e3 / count, 3),
+            "redis_cpu_ms": round(redis_cpu * 1e3 / count, 3),
+            "redis_bytes": round(memory / count),
+        }
 
 
 def _wait_up(url: str, timeout: float = 30) -> None:
@@ -194,37 +231,11 @@ def run_bench(
                     )
                 )
 
-            redis_ports = _redis_ports(supervisor)
-            cpu_before = _redis_cpu_seconds(redis_ports)
-            memory_before = used_memory(redis_ports)
-            gateway_pids = _service_pids(supervisor, "gateway")
-            adjudicator_pids = _service_pids(supervisor, "adjudicator")
-            gateway_before = _process_tree_cpu_seconds(gateway_pids)
-            adjudicator_before = _process_tree_cpu_seconds(adjudicator_pids)
+            meter = CostMeter(supervisor)
             results = {"discharge": phase(url, "H0001", discharge, "discharge")}
-            discharges = max(1, summary_ok(results["discharge"]))
-            redis_figures = {
-                "shards": len(redis_ports),
-                "cpu_us_per_discharge": round(
-                    (_redis_cpu_seconds(redis_ports) - cpu_before) * 1e6 / discharges, 1
-                ),
-                "bytes_per_discharge": round(
-                    (used_memory(redis_ports) - memory_before) / discharges
-                ),
-            }
-            service_figures = {
-                "gateway_cpu_ms_per_discharge": round(
-                    (_process_tree_cpu_seconds(gateway_pids) - gateway_before) * 1e3 / discharges,
-                    2,
-                ),
-                "adjudicator_cpu_ms_per_discharge": round(
-                    (_process_tree_cpu_seconds(adjudicator_pids) - adjudicator_before)
-                    * 1e3
-                    / discharges,
-                    2,
-                ),
-            }
+            costs = {"discharge": meter.per_request(summary_ok(results["discharge"]))}
             results["pharmacy"] = phase(url, "P0001", swipe, "pharmacy")
+            costs["pharmacy"] = meter.per_request(summary_ok(results["pharmacy"]))
             peak = result_of(results["discharge"]).throughput
             # Numbered on from the first phase: other members, so no stay overlaps an earlier one.
             results["discharge_70"] = phase(
@@ -284,8 +295,7 @@ def run_bench(
             else 0.0,
         },
         "engine_us_per_discharge": round(engine.engine_median_us, 1),
-        "redis": redis_figures,
-        "services": service_figures,
+        "cost_per_request": costs,
         "latency_distribution_at_70_percent_ms": result_of(results["discharge_70"]).distribution(),
         "settings": {
             "seconds": seconds,

@@ -47,9 +47,19 @@ def test_bench_export_runs_the_real_stack(capsys: pytest.CaptureFixture[str]) ->
     assert figures["gateway_peak_mb"] > 0
 
 
-def test_bench_stack_prints_the_contracted_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--seconds", "1", "--members-loaded", "400", "--json"]) == 0
+@pytest.mark.parametrize("shards", ["1", "2"])
+def test_bench_stack_prints_the_contracted_json(
+    capsys: pytest.CaptureFixture[str], shards: str
+) -> None:
+    arguments = ["bench", "--seconds", "1", "--members-loaded", "400", "--redis-shards", shards]
+    assert main([*arguments, "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["settings"]["redis_shards"] == int(shards)
+    for phase in ("discharge", "pharmacy"):
+        costs = figures["cost_per_request"][phase]
+        assert costs["gateway_cpu_ms"] > 0
+        assert costs["adjudicator_cpu_ms"] > 0
+        assert costs["redis_cpu_ms"] > 0
     for phase in ("discharge", "pharmacy"):
         assert set(figures[phase]) >= {"throughput_per_s", "p50_ms", "p99_ms", "errors"}
         assert figures[phase]["throughput_per_s"] > 0
