@@ -18,19 +18,15 @@ from onestop.domain.mapping import MappingTable, mapping_csv
 from onestop.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway, start_gateway
-from tests.support.redis import dump_everything
+from tests.support.redis import dump_state
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
-
-
-def _without_nonces(dump: dict[bytes, bytes]) -> dict[bytes, bytes]:
-    return {key: value for key, value in dump.items() if b":nonce:" not in key}
 
 
 async def test_malformed_and_invalid_bodies(gateway: Gateway, redis_url: str) -> None:
     clients = await load_demo_over_http(gateway, [member_record("M600001")])
     hospital = clients["ZZH3"]
-    before = _without_nonces(dump_everything(redis_url))
+    before = dump_state(redis_url)
     answer = await hospital.request(
         "POST", "/v1/settlements", content=b"{not json", content_type="application/json"
     )
@@ -53,7 +49,7 @@ async def test_malformed_and_invalid_bodies(gateway: Gateway, redis_url: str) ->
         "lines.1.his_code",
         "surprise",
     }
-    assert _without_nonces(dump_everything(redis_url)) == before
+    assert dump_state(redis_url) == before
 
 
 async def test_size_limits(gateway: Gateway) -> None:
@@ -150,13 +146,13 @@ async def test_adjudicator_down_answers_503_and_settles_nothing(
 ) -> None:
     clients = await load_demo_over_http(gateway, [member_record("M600006")])
     await adjudicator.running.stop()
-    before = _without_nonces(dump_everything(redis_url))
+    before = dump_state(redis_url)
     body = stay_body("D1", "M600006", date(2026, 6, 1), 2, 10_000)
     answer = await clients["ZZH3"].request("POST", "/v1/settlements", json_body=body)
     assert answer.status_code == 503
     assert answer.json()["code"] == "UNAVAILABLE"
     assert answer.headers["retry-after"] == "1"
-    assert _without_nonces(dump_everything(redis_url)) == before
+    assert dump_state(redis_url) == before
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         health = await http.get("/health")
     assert health.status_code == 503

@@ -91,6 +91,7 @@ class SlowLink:
                 if delayed and data and self.cut_answers > 0:
                     self.cut_answers -= 1
                     sink.transport.abort()
+                    await queue.put((0.0, b""))  # and the forwarding ends
                     break
                 delay = self.answer_delay if delayed else 0.0
                 await queue.put((time.monotonic() + delay, data))

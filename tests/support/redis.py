@@ -72,6 +72,11 @@ def dump_everything(url: str) -> dict[bytes, bytes]:
         client.close()
 
 
+def dump_state(url: str) -> dict[bytes, bytes]:
+    """Every key but spent nonces: what a refused request must leave unchanged."""
+    return {key: value for key, value in dump_everything(url).items() if b":nonce:" not in key}
+
+
 def data_dir(tmp_path: Path) -> Path:
     """A fresh data directory below ``tmp_path``."""
     path = tmp_path / "data"
