@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from redis.exceptions import RedisError
 
 from adjudicator.crypto import MemberCipher
 from adjudicator.loading import LoadingService
@@ -22,7 +21,7 @@ from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
-from onestop.redis_client import RedisClient, connect
+from onestop.redis_client import REDIS_ERRORS, RedisClient, connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 
@@ -64,7 +63,7 @@ async def _probe_redis(client: RedisClient, servicer: health.aio.HealthServicer)
         try:
             await client.ping()
             status = health_pb2.HealthCheckResponse.SERVING
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             status = health_pb2.HealthCheckResponse.NOT_SERVING
         if status != serving:
             for name in ("", SERVICE_NAME):

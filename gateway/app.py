@@ -17,7 +17,6 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +46,7 @@ from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.reconciliation import DayFigures, reconcile
 from onestop.domain.types import ClientKind
 from onestop.exports import write_export, zip_export
-from onestop.redis_client import connect
+from onestop.redis_client import REDIS_ERRORS, connect
 
 log = logging.getLogger("onestop.gateway")
 
@@ -188,7 +187,7 @@ def create_app(
         gateway = _gateway(request)
         try:
             redis_ok = bool(await gateway.redis.ping())
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             redis_ok = False
         if redis_ok and await gateway.adjudicator.serving():
             return {"status": "ok"}

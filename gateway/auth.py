@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from redis import exceptions as redis_errors
 from starlette.requests import Request
 
 from gateway.errors import GatewayError
@@ -23,7 +22,7 @@ from gateway.reference import GatewayReference
 from onestop import keys
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
-from onestop.redis_client import RedisClient
+from onestop.redis_client import REDIS_ERRORS, RedisClient
 from onestop.signing import UnusableKey, load_public_key, verify
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -103,7 +102,7 @@ class Authenticator:
             fresh, versions = await pipe.execute()
             if not fresh:
                 fresh = await self.redis.get(nonce_key) == claim
-        except (redis_errors.RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise GatewayError("UNAVAILABLE", "Redis is unavailable; retry") from error
         self.reference.observe(versions)
 
@@ -130,7 +129,7 @@ class Authenticator:
 
     async def _forget(self, nonce_key: str, fresh: bool) -> None:
         if fresh:
-            with contextlib.suppress(redis_errors.RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self.redis.delete(nonce_key)
 
 

@@ -46,6 +46,13 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 ``ReadOnlyError`` is a replica promoted away from under a connection during a failover.
 """
 
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis_errors.RedisError,
+    redis_errors.RedisClusterException,
+    OSError,
+)
+"""Any failure of a call to Redis (the cluster client's own errors are not RedisErrors)."""
+
 CONNECT_PAUSE_SECONDS = 0.5
 
 
