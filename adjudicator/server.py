@@ -28,6 +28,12 @@ from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 log = logging.getLogger("onestop.adjudicator")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Adjudicator"].full_name
+LIVENESS_SERVICE = "onestop.liveness"
+"""A health service name that is SERVING while the process serves, whatever Redis does.
+
+For liveness probes: a Redis outage makes the adjudicator NOT_SERVING (not ready) but must
+not make an orchestrator restart it.
+"""
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HEALTH_PROBE_SECONDS = 1.0
 
@@ -103,6 +109,7 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     probe = asyncio.create_task(_probe_redis(client, health_servicer))
     log.info("listening", extra={"host": settings.host, "port": port})

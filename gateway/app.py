@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path as FilePath
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -182,8 +182,20 @@ def create_app(
         response_model=schemas.Health,
         responses={503: _PROBLEMS[503]},
     )
-    async def health(request: Request) -> Any:
+    async def health(
+        request: Request,
+        scope: Annotated[
+            Literal["settle", "process"],
+            Query(
+                description="settle (default): the adjudicator and Redis answer too; process: "
+                "this process serves requests (a liveness probe: a Redis outage must not "
+                "restart the gateways)"
+            ),
+        ] = "settle",
+    ) -> Any:
         """200 once the gateway can settle (the adjudicator and Redis answer)."""
+        if scope == "process":
+            return {"status": "ok"}
         gateway = _gateway(request)
         try:
             redis_ok = bool(await gateway.redis.ping())

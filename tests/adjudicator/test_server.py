@@ -16,7 +16,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from adjudicator.server import SERVICE_NAME, start
+from adjudicator.server import LIVENESS_SERVICE, SERVICE_NAME, start
 from adjudicator.settings import AdjudicatorSettings
 from onestop import keys
 from onestop.demo.regions import demo_policy
@@ -138,6 +138,9 @@ async def test_redis_outage_answers_unavailable_then_recovers(own_redis: RedisSe
         assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
         assert error_code(caught.value) == "UNAVAILABLE"
         await _wait_health(channel, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # not ready, but alive: an orchestrator must not restart it for Redis's outage
+        serving = health_pb2.HealthCheckResponse.SERVING
+        assert await _health(channel, LIVENESS_SERVICE) == serving
 
         restarted = RedisServer(own_redis.data_dir, port=port, appendfsync="always")
         restarted.start()

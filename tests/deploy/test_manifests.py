@@ -26,6 +26,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from adjudicator.server import LIVENESS_SERVICE
 from adjudicator.settings import AdjudicatorSettings, new_member_key
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -227,15 +228,19 @@ def test_probes_match_what_the_code_serves(tmp_path: Path) -> None:
                 port = probe[kind]["port"]
                 assert port in ports or port in ports.values(), f"{name} {probe_name} port {port}"
                 if kind == "httpGet":
-                    assert probe[kind]["path"] in paths
+                    assert probe[kind]["path"].split("?")[0] in paths
             readiness = container["readinessProbe"]
             # ready means "can settle": the gateway's /health, the adjudicator's gRPC health
             if service == "gateway":
                 assert readiness["httpGet"]["path"] == "/health"
             if service == "adjudicator":
                 assert readiness["grpc"]["port"] == ports["grpc"]
-            # a Redis outage must not restart the services: liveness is the port only
-            assert "tcpSocket" in container["livenessProbe"]
+            # a Redis outage must not restart the services: liveness asks only the process
+            liveness = container["livenessProbe"]
+            if service == "gateway":
+                assert liveness["httpGet"]["path"] == "/health?scope=process"
+            if service == "adjudicator":
+                assert liveness["grpc"]["service"] == LIVENESS_SERVICE
 
 
 def test_services_select_pods_and_name_their_ports() -> None:

@@ -196,6 +196,8 @@ async def test_redis_lost_by_the_gateway_answers_503_until_it_is_back(
             assert answer.status_code == 503
             assert answer.json()["code"] == "UNAVAILABLE"
             assert (await http.get("/health")).status_code == 503
+            # alive all the same: an orchestrator must not restart it for Redis's outage
+            assert (await http.get("/health", params={"scope": "process"})).status_code == 200
 
             # The same gateway recovers once Redis is back on its address: the request is
             # now judged (a key the agency never registered), not refused for Redis.
