@@ -270,8 +270,10 @@ class LocalRedisCluster:
 
     Each node lives in ``data_dir/node-N`` with its own append-only file and ``nodes.conf``.
     The first start forms the cluster the way ``redis-cli --cluster create`` does (distinct
-    config epochs, an even split of the 16,384 slots, CLUSTER MEET); later starts reuse each
-    node's port, so the nodes find each other again from their ``nodes.conf``.
+    config epochs, an even split of the 16,384 slots, CLUSTER MEET), with the commands
+    themselves: ``redis-cli`` refuses fewer than three primaries, and the capacity benchmark
+    measures one, two and three. Later starts reuse each node's port, so the nodes find each
+    other again from their ``nodes.conf``.
 
     Args:
         data_dir: parent directory of the nodes' directories.
