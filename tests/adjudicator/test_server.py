@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -107,14 +105,6 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
         await stub.Settle(requests[0], timeout=2)
     assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
     await channel.close()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendfsync="always")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_redis_outage_answers_unavailable_then_recovers(own_redis: RedisServer) -> None:

@@ -8,11 +8,9 @@ load: nothing acknowledged is lost, nothing settles twice, every refusal is a pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -76,21 +74,10 @@ async def settle_until_done(
     raise AssertionError(f"{body['visit_id']} never settled")
 
 
-@contextlib.asynccontextmanager
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A Redis of the test's own, which the test may crash and start again."""
-    redis = RedisServer(tmp_path / "redis", appendfsync="always")
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
-async def test_redis_restarted_mid_stream(tmp_path: Path) -> None:
+async def test_redis_restarted_mid_stream(tmp_path: Path, own_redis: RedisServer) -> None:
     members = [member_record(f"M7100{n:02d}") for n in range(16)]
+    redis = own_redis
     async with (
-        own_redis(tmp_path) as redis,
         open_adjudicator(redis.url, redis_timeout_seconds=1) as adjudicator,
         open_gateway(adjudicator, redis.url, tmp_path / "keys", redis_timeout_seconds=1) as gateway,
     ):
@@ -147,11 +134,11 @@ async def test_a_nonce_remembered_by_a_lost_answer_is_still_this_request(
 
 
 async def test_a_slow_adjudicator_times_out_and_the_retry_finds_the_first_outcome(
-    tmp_path: Path,
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     members = [member_record(f"M7200{n:02d}") for n in range(3)]
+    redis = own_redis
     async with (
-        own_redis(tmp_path) as redis,
         open_adjudicator(redis.url) as adjudicator,
         slow_link(adjudicator.target) as link,
         open_gateway(

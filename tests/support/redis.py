@@ -38,6 +38,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRed
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, which the test may crash and start again."""
+    server = RedisServer(tmp_path / "redis", appendfsync="always")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(request: pytest.FixtureRequest) -> str:
     """The session's Redis (or, when parametrized with "cluster", its cluster), emptied."""
     kind = getattr(request, "param", "standalone")
