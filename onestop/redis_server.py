@@ -112,6 +112,11 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def nodes(self) -> list[RedisServer]:
+        """The servers: this one (a :class:`LocalRedisCluster` has several)."""
+        return [self]
+
+    @property
     def pid_file(self) -> Path:
         """Redis writes its pid here."""
         return self.data_dir / "redis.pid"
@@ -359,10 +364,6 @@ class LocalRedisCluster:
         """Start every node whose process ended again, on its port; whether any was."""
         restarted = [node.restart_if_exited(timeout) for node in self.nodes]
         return any(restarted)
-
-    def pids(self) -> list[int | None]:
-        """The nodes' process ids."""
-        return [node.process.pid if node.process else None for node in self.nodes]
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut every node down cleanly."""

@@ -321,11 +321,9 @@ class Supervisor:
             time.sleep(0.2)
 
     def _redis_pids(self) -> list[int | None]:
-        if isinstance(self.redis, LocalRedisCluster):
-            return self.redis.pids()
-        if self.redis is not None and self.redis.process is not None:
-            return [self.redis.process.pid]
-        return [None]
+        if self.redis is None:
+            return [None]
+        return [node.process.pid if node.process else None for node in self.redis.nodes]
 
     def request_stop(self, *_: object) -> None:
         """Ask :meth:`supervise` to return (a signal handler)."""

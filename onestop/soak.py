@@ -195,9 +195,13 @@ class FaultInjector:
 
     def _kill_redis(self) -> None:
         redis = self.supervisor.redis
-        process = getattr(redis, "process", None)
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
+        alive = [
+            node.process
+            for node in (redis.nodes if redis is not None else [])
+            if node.process is not None and node.process.poll() is None
+        ]
+        if alive:
+            os.kill(self.rng.choice(alive).pid, signal.SIGKILL)
             self.injected["redis killed"] += 1
 
     def _kill_adjudicator(self) -> None:

@@ -111,12 +111,10 @@ def measure_member_memory(
         server: RedisServer | LocalRedisCluster
         if shards > 1:
             server = LocalRedisCluster(Path(scratch), shards, appendfsync="everysec")
-            nodes = server.nodes
         else:
             server = RedisServer(Path(scratch), appendfsync="everysec")
-            nodes = [server]
         url = server.start()
-        ports = [node.port for node in nodes if node.port is not None]
+        ports = [node.port for node in server.nodes if node.port is not None]
         try:
             return asyncio.run(_measure(url, ports, members, year))
         finally:

@@ -36,7 +36,7 @@ from onestop.bench.memory import used_memory
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.mapping import parse_mapping_csv
 from onestop.process import stop_with_parent
-from onestop.redis_server import LocalRedisCluster, free_port
+from onestop.redis_server import free_port
 from onestop.serve import ServeSettings, Supervisor
 from onestop.synthetic import BillFactory
 
@@ -72,9 +72,8 @@ def summary_ok(raw: dict[str, Any]) -> int:
 
 
 def _redis_ports(supervisor: Supervisor) -> list[int]:
-    servers = supervisor.redis
-    nodes = servers.nodes if isinstance(servers, LocalRedisCluster) else [servers]
-    return [node.port for node in nodes if node is not None and node.port is not None]
+    nodes = supervisor.redis.nodes if supervisor.redis is not None else []
+    return [node.port for node in nodes if node.port is not None]
 
 
 def _redis_cpu_seconds(ports: list[int]) -> float:
