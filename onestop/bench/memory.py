@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -49,16 +50,21 @@ class MemoryFigures:
         }
 
 
-def used_memory(ports: list[int]) -> int:
-    """Bytes Redis uses for data, summed over the servers (the primaries of a cluster)."""
-    total = 0
+def node_info(ports: list[int], section: str) -> list[dict[str, Any]]:
+    """One ``INFO`` section of each Redis server on 127.0.0.1 (each node of a cluster)."""
+    sections = []
     for port in ports:
         node = redis.Redis(host="127.0.0.1", port=port)
         try:
-            total += int(node.info("memory")["used_memory"])
+            sections.append(node.info(section))
         finally:
             node.close()
-    return total
+    return sections
+
+
+def used_memory(ports: list[int]) -> int:
+    """Bytes Redis uses for data, summed over the servers (the primaries of a cluster)."""
+    return sum(int(info["used_memory"]) for info in node_info(ports, "memory"))
 
 
 async def _measure(url: str, ports: list[int], members: int, year: int) -> MemoryFigures:
@@ -89,9 +95,7 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
                 pipe.hset(keys.member(member_id), mapping=fields)  # type: ignore[arg-type]
             await pipe.execute()
         after_year = used_memory(ports)
-        probe = redis.Redis(host="127.0.0.1", port=ports[0])
-        version = str(probe.info("server")["redis_version"])
-        probe.close()
+        version = str(node_info(ports[:1], "server")[0]["redis_version"])
     finally:
         await client.aclose()
     return MemoryFigures(

@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import redis
 
 from onestop.admin import Connection
 from onestop.bench.driver import Phase, month_starts, result_of, run_phase_in_process, template_of
 from onestop.bench.engine import time_engine
-from onestop.bench.memory import used_memory
+from onestop.bench.memory import node_info, used_memory
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.mapping import parse_mapping_csv
 from onestop.process import stop_with_parent
@@ -78,15 +77,9 @@ def _redis_ports(supervisor: Supervisor) -> list[int]:
 
 def _redis_cpu_seconds(ports: list[int]) -> float:
     """CPU time the Redis servers have used so far (user + system, all nodes)."""
-    total = 0.0
-    for port in ports:
-        node = redis.Redis(host="127.0.0.1", port=port)
-        try:
-            cpu = node.info("cpu")
-        finally:
-            node.close()
-        total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-    return total
+    return sum(
+        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]) for cpu in node_info(ports, "cpu")
+    )
 
 
 def _process_tree_cpu_seconds(root_pids: list[int]) -> float:
