@@ -29,21 +29,18 @@ import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from onestop.admin import Connection
-from onestop.bench.driver import month_starts, template_of
+from onestop.bench.driver import bill_templates
 from onestop.client import SignedClient
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
-from onestop.domain.mapping import parse_mapping_csv
 from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS
 from onestop.exports import SETTLEMENTS
-from onestop.serve import ServeSettings, Supervisor
-from onestop.synthetic import BillFactory
+from onestop.serve import ServeSettings, Supervisor, wait_http_healthy
 
 RETRY_PAUSE_SECONDS = 0.2
 
@@ -219,18 +216,6 @@ class FaultInjector:
             self.injected["adjudicator killed"] += 1
 
 
-def _templates(data: Path, client_id: str, kind: str) -> list[list[bytes]]:
-    mapping = parse_mapping_csv((data / "mappings" / f"{client_id}.csv").read_text(), None)
-    factory = BillFactory.of(client_id, mapping, seed=11)
-
-    def bill(start: date) -> dict[str, Any]:
-        if kind == "discharge":
-            return factory.discharge("x", "x", start, factory.rng.randint(5, 60))
-        return factory.swipe("x", "x", start)
-
-    return [[template_of(bill(start)) for _ in range(8)] for start in month_starts()]
-
-
 async def _reconcile(
     url: str, data: Path, agency_key: Path, tally: Tally
 ) -> tuple[list[dict[str, Any]], int, int]:
@@ -372,8 +357,10 @@ async def _drive(
     hospitals = [client["client_id"] for client in clients if client["kind"] == "hospital"]
     pharmacies = [client["client_id"] for client in clients if client["kind"] == "pharmacy"]
     templates = {
-        client_id: _templates(
-            data, client_id, "discharge" if client_id in hospitals else "pharmacy"
+        client_id: (
+            bill_templates(data, client_id, "discharge", (5, 60), seed=11)
+            if client_id in hospitals
+            else bill_templates(data, client_id, "swipe", None, seed=11)
         )
         for client_id in hospitals + pharmacies
     }
@@ -403,7 +390,7 @@ async def _drive(
         await lane.client.close()
 
     write("reconciling every client's days against the receipts")
-    await _wait_healthy(url)
+    await asyncio.to_thread(wait_http_healthy, url, 120)
     results, lost, unknown = await _reconcile(url, data, agency_key, tally)
     reversals = sum(1 for receipt in tally.receipts.values() if receipt.reversed_day)
     return {
@@ -422,16 +409,3 @@ async def _drive(
         "lost": lost,
         "duplicated": tally.visit_settled_twice + unknown,
     }
-
-
-async def _wait_healthy(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=url) as http:
-        while time.monotonic() < deadline:
-            try:
-                if (await http.get("/health", timeout=2)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError(f"{url} did not become healthy again")

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 
 from onestop.client import signature_headers
+from onestop.domain.mapping import parse_mapping_csv
 from onestop.signing import load_private_key
+from onestop.synthetic import BillFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,38 @@ def template_of(body: dict[str, Any]) -> bytes:
     return json.dumps(
         {**body, "visit_id": "__VISIT__", "member_id": "__MEMBER__"}, ensure_ascii=False
     ).encode()
+
+
+def bill_templates(
+    data: Path,
+    client_id: str,
+    kind: str,
+    lines: int | tuple[int, int] | None,
+    *,
+    seed: int = 3,
+    per_month: int = 8,
+) -> list[list[bytes]]:
+    """Bills in a generated region's client's own codes, as templates, per month of the year.
+
+    Args:
+        data: a directory written by ``onestop gen``.
+        client_id: whose mapping the bills use.
+        kind: ``discharge``, or anything else for a pharmacy swipe.
+        lines: a fixed count, a ``(least, most)`` range drawn for each bill, or ``None`` for
+            the bill factory's own draw.
+        seed: of the bill factory.
+        per_month: templates for each month.
+    """
+    mapping = parse_mapping_csv((data / "mappings" / f"{client_id}.csv").read_text(), None)
+    factory = BillFactory.of(client_id, mapping, seed=seed)
+
+    def bill(start: date) -> dict[str, Any]:
+        count = factory.rng.randint(*lines) if isinstance(lines, tuple) else lines
+        if kind == "discharge":
+            return factory.discharge("x", "x", start, count)
+        return factory.swipe("x", "x", start, count)
+
+    return [[template_of(bill(start)) for _ in range(per_month)] for start in month_starts()]
 
 
 def month_starts() -> list[date]:

@@ -29,31 +29,20 @@ from typing import Any, Literal
 import httpx
 
 from onestop.admin import Connection
-from onestop.bench.driver import Phase, month_starts, result_of, run_phase_in_process, template_of
+from onestop.bench.driver import (
+    Phase,
+    bill_templates,
+    result_of,
+    run_phase_in_process,
+)
 from onestop.bench.engine import time_engine
 from onestop.bench.memory import node_info, used_memory
 from onestop.dataset import DatasetSize, load_dataset, write_dataset
-from onestop.domain.mapping import parse_mapping_csv
 from onestop.process import stop_with_parent
 from onestop.redis_server import free_port
 from onestop.serve import ServeSettings, Supervisor
-from onestop.synthetic import BillFactory
 
 CONCURRENCY = 16
-TEMPLATES_PER_MONTH = 8
-
-
-def _templates(data: Path, client_id: str, kind: str, lines: int) -> list[list[bytes]]:
-    mapping = parse_mapping_csv((data / "mappings" / f"{client_id}.csv").read_text(), None)
-    factory = BillFactory.of(client_id, mapping)
-    slots = []
-    for start in month_starts():
-        if kind == "discharge":
-            bodies = [factory.discharge("x", "x", start, lines) for _ in range(TEMPLATES_PER_MONTH)]
-        else:
-            bodies = [factory.swipe("x", "x", start, lines) for _ in range(TEMPLATES_PER_MONTH)]
-        slots.append([template_of(body) for body in bodies])
-    return slots
 
 
 def _run(phase: Phase) -> dict[str, Any]:
@@ -196,8 +185,8 @@ def run_bench(
                 for line in (data / "members.jsonl").read_text().splitlines()
             ]
 
-            discharge = _templates(data, "H0001", "discharge", lines)
-            swipe = _templates(data, "P0001", "pharmacy", 3)
+            discharge = bill_templates(data, "H0001", "discharge", lines)
+            swipe = bill_templates(data, "P0001", "pharmacy", 3)
 
             def phase(
                 target: str,
