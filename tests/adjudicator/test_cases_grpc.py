@@ -16,7 +16,7 @@ from onestop.domain.catalog import parse_catalog_items
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.wire import settle_request_of
 from tests.support.adjudicator import Adjudicator, error_code, fingerprint, load_reference
-from tests.support.cases import Case, assert_subset, load_cases
+from tests.support.cases import Case, assert_subset, case_params, load_cases, step_request
 from tests.support.redis import dump_everything
 
 CASES = load_cases()
@@ -33,7 +33,7 @@ def _answer(message: pb.Settlement, status: int) -> dict[str, object]:
     return answer
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.path.stem for case in CASES])
+@pytest.mark.parametrize("case", case_params(CASES))
 async def test_case_through_grpc(case: Case, adjudicator: Adjudicator, redis_url: str) -> None:
     data = case.data
     tables = await load_reference(
@@ -51,7 +51,7 @@ async def test_case_through_grpc(case: Case, adjudicator: Adjudicator, redis_url
         before = dump_everything(redis_url)
         try:
             if step["action"] in ("settle", "preview"):
-                body = step["request"]
+                body = step_request(step, settlement_of_step)
                 request = VisitRequest.model_validate(body)
                 try:
                     visit = map_bill(request, tables.get(step["client_id"], NO_MAPPING), catalog)

@@ -39,7 +39,7 @@ from onestop.domain import (
     parse_policy,
     stays_overlap,
 )
-from tests.support.cases import Case, assert_subset, load_cases
+from tests.support.cases import Case, assert_subset, case_params, load_cases, step_request
 
 CASES = load_cases()
 
@@ -202,21 +202,24 @@ def _answer(
     return answer
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.path.stem for case in CASES])
+@pytest.mark.parametrize("case", case_params(CASES))
 def test_case_through_the_engine(case: Case) -> None:
     ledger = Ledger.of(case)
     visit_of_step: dict[int, tuple[str, str]] = {}
+    # The ledger has no settlement ids: a step's own index stands for its settlement's id.
+    id_of_step = {index: f"step-{index}" for index in range(len(case.steps))}
     for index, step in enumerate(case.steps):
         expect = step["expect"]
         where = f"{case.name} step {index} ({step['action']})"
         before = ledger.snapshot()
         try:
             if step["action"] == "settle":
-                status, result, replayed = ledger.settle(step["client_id"], step["request"])
-                visit_of_step[index] = (step["client_id"], step["request"]["visit_id"])
+                request = step_request(step, id_of_step)
+                status, result, replayed = ledger.settle(step["client_id"], request)
+                visit_of_step[index] = (step["client_id"], request["visit_id"])
                 answer = _answer(status, result, replayed=replayed)
             elif step["action"] == "preview":
-                status, result = ledger.preview(step["client_id"], step["request"])
+                status, result = ledger.preview(step["client_id"], step_request(step, id_of_step))
                 answer = _answer(status, result)
             elif step["action"] == "reverse":
                 client_id, visit_id = visit_of_step[step["reverse_step"]]
