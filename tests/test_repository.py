@@ -63,3 +63,17 @@ def test_documents_link_only_to_files_in_the_repository(document: Path) -> None:
         path = (document.parent / target.split("#", 1)[0]).resolve()
         assert path.is_relative_to(REPO_ROOT), f"{document.name}: {target} leaves the repository"
         assert path.exists(), f"{document.name}: {target} does not exist"
+
+
+def test_the_pre_commit_hooks_are_valid_and_local() -> None:
+    config = REPO_ROOT / ".pre-commit-config.yaml"
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "pre-commit"), "validate-config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    # Local hooks only: a hook fetched from the internet fails on a closed network.
+    repos = re.findall(r"^\s*- repo: (\S+)$", config.read_text(), flags=re.MULTILINE)
+    assert repos == ["local"]

@@ -470,3 +470,20 @@ def test_the_dockerfile_is_small_unprivileged_and_checks_health() -> None:
     for source in re.findall(r"^COPY (?!--from)(\S+) ", text, flags=re.MULTILINE):
         assert (REPO_ROOT / source).exists(), source
         assert f"!{source.rstrip('/')}/" in ignored or f"!{source}" in ignored, source
+
+
+def test_the_image_installs_exactly_the_lockfile() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    pinned = re.search(r"^UV_VERSION\s*:=\s*(\S+)$", makefile, flags=re.MULTILINE)
+    assert pinned is not None
+    assert f"ARG UV_VERSION={pinned.group(1)}" in text, "the image and make pin different uv"
+    installs = re.findall(r"^RUN (?:.*&& )?(uv sync|pip install)(.*)$", text, flags=re.MULTILINE)
+    assert installs, "the image installs nothing"
+    for tool, arguments in installs:
+        if tool == "pip install":
+            assert arguments.strip() == '"uv==${UV_VERSION}"', f"pip installs {arguments}"
+        else:
+            assert "--locked" in arguments, arguments
+            assert "--no-dev" in arguments, arguments
+    assert "uv.lock" in re.findall(r"^COPY pyproject.toml (.+) \./$", text, re.MULTILINE)[0]

@@ -33,6 +33,8 @@ from tests.support.scenario import stay_body
 from tests.support.serve import Served, start_serve
 from tests.support.strategies import csv_uploads, jsonl_uploads
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("ONESTOP_FUZZ_EXAMPLES", "40"))
 
 # Uploads are not JSON: generate them as the field sends them, hostile cases included.

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.cases import REPO_ROOT
 from tests.support.serve import start_serve
+
+pytestmark = pytest.mark.slow
 
 
 def test_locust_users_settle_without_failures(tmp_path: Path) -> None:

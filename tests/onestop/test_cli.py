@@ -32,6 +32,7 @@ def test_unknown_commands_are_refused() -> None:
     assert caught.value.code == 2
 
 
+@pytest.mark.slow
 def test_bench_memory_measures_bytes_per_member(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "memory", "--members", "2000", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -39,6 +40,7 @@ def test_bench_memory_measures_bytes_per_member(capsys: pytest.CaptureFixture[st
     assert 0 < figures["record_bytes_per_member"] < figures["record_and_year_bytes_per_member"]
 
 
+@pytest.mark.slow
 def test_bench_export_runs_the_real_stack(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "export", "--settlements", "500", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -47,6 +49,7 @@ def test_bench_export_runs_the_real_stack(capsys: pytest.CaptureFixture[str]) ->
     assert figures["gateway_peak_mb"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shards", ["1", "2"])
 def test_bench_stack_prints_the_contracted_json(
     capsys: pytest.CaptureFixture[str], shards: str

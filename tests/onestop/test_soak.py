@@ -8,6 +8,8 @@ import pytest
 
 from onestop.cli import main
 
+pytestmark = pytest.mark.slow
+
 
 def test_a_short_soak_with_faults_reconciles(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
