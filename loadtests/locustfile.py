@@ -28,7 +28,7 @@ from locust.env import Environment
 from onestop.client import json_bytes, signature_headers
 from onestop.domain.mapping import parse_mapping_csv
 from onestop.signing import load_private_key
-from onestop.synthetic import BillFactory
+from onestop.tooling.synthetic import BillFactory
 
 DATA = Path(os.environ.get("ONESTOP_LOAD_DATA", "generated/region"))
 RUN = secrets.token_hex(3)

@@ -16,7 +16,7 @@ def _print_json(value: Any) -> None:
 
 
 def _bench_stack(args: argparse.Namespace) -> int:
-    from onestop.bench.stack import run_bench
+    from onestop.tooling.bench.stack import run_bench
 
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -39,7 +39,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
 
 
 def _bench_export(args: argparse.Namespace) -> int:
-    from onestop.bench.export import measure_export
+    from onestop.tooling.bench.export import measure_export
 
     export = measure_export(settlements=args.settlements)
     if args.json:
@@ -54,7 +54,7 @@ def _bench_export(args: argparse.Namespace) -> int:
 
 
 def _bench_memory(args: argparse.Namespace) -> int:
-    from onestop.bench.memory import measure_member_memory
+    from onestop.tooling.bench.memory import measure_member_memory
 
     memory = measure_member_memory(members=args.members, shards=args.redis_shards)
     if args.json:
@@ -71,7 +71,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
 
 
 def _bench_engine(args: argparse.Namespace) -> int:
-    from onestop.bench.engine import time_engine
+    from onestop.tooling.bench.engine import time_engine
 
     timing = time_engine(lines=args.lines, iterations=args.iterations)
     if args.json:
@@ -99,14 +99,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from onestop.demo.walkthrough import run_demo
+    from onestop.tooling.demo.walkthrough import run_demo
 
     return run_demo()
 
 
 def _serve(args: argparse.Namespace) -> int:
     from onestop.logs import configure
-    from onestop.serve import ServeSettings, run
+    from onestop.tooling.serve import ServeSettings, run
 
     overrides = {
         name: value
@@ -172,8 +172,8 @@ def _keys_member(args: argparse.Namespace) -> int:
 
 
 def _bootstrap_agency(args: argparse.Namespace) -> int:
-    from onestop.serve import register_agency
     from onestop.signing import UnusableKey, load_public_key
+    from onestop.tooling.serve import register_agency
 
     public = args.public_key.read_text(encoding="ascii")
     try:
@@ -187,7 +187,7 @@ def _bootstrap_agency(args: argparse.Namespace) -> int:
 
 
 def _soak(args: argparse.Namespace) -> int:
-    from onestop.soak import run_soak
+    from onestop.tooling.soak import run_soak
 
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -285,7 +285,7 @@ def _verify_export(args: argparse.Namespace) -> int:
 
 
 def _gen(args: argparse.Namespace) -> int:
-    from onestop.dataset import DatasetSize, write_dataset
+    from onestop.tooling.dataset import DatasetSize, write_dataset
 
     size = DatasetSize(
         members=args.members,
@@ -300,13 +300,13 @@ def _gen(args: argparse.Namespace) -> int:
 
 
 def _load_dataset(args: argparse.Namespace) -> int:
-    from onestop.dataset import load_dataset
+    from onestop.tooling.dataset import load_dataset
 
     return _run_admin(load_dataset(_connection(args), args.directory))
 
 
 def _gen_members(args: argparse.Namespace) -> int:
-    from onestop.demo.members import crowd
+    from onestop.tooling.demo.members import crowd
 
     with args.out.open("w", encoding="utf-8") as handle:
         for record in crowd(args.count, seed=args.seed):

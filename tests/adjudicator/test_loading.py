@@ -11,9 +11,9 @@ import pytest
 from adjudicator.crypto import MemberCipher
 from adjudicator.settings import decode_member_key
 from onestop import keys
-from onestop.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from onestop.domain.mapping import MAPPING_COLUMNS, MappingTable, mapping_csv
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from tests.support.adjudicator import Adjudicator, error_code, error_problems
 from tests.support.redis import ON_BOTH, dump_everything, sync_client
 from tests.support.scenario import load_demo_world, member_record

@@ -17,11 +17,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from adjudicator.server import LIVENESS_SERVICE, SERVICE_NAME, start
 from adjudicator.settings import AdjudicatorSettings
 from onestop import keys
-from onestop.demo.regions import demo_policy
 from onestop.domain.policy import policy_to_document
-from onestop.redis_server import RedisServer
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.tooling.demo.regions import demo_policy
+from onestop.tooling.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator, error_code, member_key_text
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 

@@ -7,8 +7,8 @@ from datetime import date
 
 import httpx
 
-from onestop.demo.regions import demo_policy
 from onestop.domain.policy import policy_to_document
+from onestop.tooling.demo.regions import demo_policy
 from tests.support.gateway import Gateway
 from tests.support.scenario import member_record
 from tests.support.world import load_demo_over_http

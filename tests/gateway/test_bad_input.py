@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from onestop.client import SignedClient
-from onestop.demo.regions import DEMO_CLIENTS, demo_mapping
 from onestop.domain.mapping import mapping_csv
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_mapping
 from tests.support.gateway import Gateway
 from tests.support.redis import dump_state
 from tests.support.scenario import member_record, stay_body

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 
 from onestop.client import SignedClient
-from onestop.demo.members import crowd
-from onestop.demo.walkthrough import load_region
-from onestop.redis_server import RedisServer
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.demo.walkthrough import load_region
+from onestop.tooling.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator, open_adjudicator
 from tests.support.faults import slow_link
 from tests.support.gateway import open_gateway

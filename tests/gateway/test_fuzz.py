@@ -27,8 +27,8 @@ from schemathesis.core.result import Ok
 
 from gateway.errors import STATUS_BY_CODE
 from onestop.client import SignedClient, signature_headers
-from onestop.demo.members import crowd
-from onestop.demo.walkthrough import load_region
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.demo.walkthrough import load_region
 from tests.support.scenario import stay_body
 from tests.support.serve import Served, start_serve
 from tests.support.strategies import csv_uploads, jsonl_uploads

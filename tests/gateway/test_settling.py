@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.receipts import ReceiptSigner
 from onestop.client import signature_headers
-from onestop.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from onestop.domain.mapping import MappingTable, mapping_csv
-from onestop.redis_server import RedisServer
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_mapping_rows
+from onestop.tooling.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway, start_gateway
 from tests.support.redis import dump_state

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from onestop.demo.members import crowd
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping
 from onestop.domain.mapping import mapping_csv
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping
 from tests.support.cases import REPO_ROOT
 from tests.support.serve import start_serve
 
@@ -55,7 +55,7 @@ def test_keys_clients_and_loading_from_the_command_line(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["client_id"] == "ZZH3"
 
-    policies = sorted((REPO_ROOT / "onestop" / "demo" / "data").glob("policy_*.yaml"))
+    policies = sorted((REPO_ROOT / "onestop" / "tooling" / "demo" / "data").glob("policy_*.yaml"))
     loaded = onestop("load", "policy", *policies, "--data-dir", data_dir)
     assert loaded.returncode == 0, loaded.stderr
     assert [entry["region"] for entry in json.loads(loaded.stdout)] == [

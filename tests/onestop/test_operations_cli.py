@@ -12,8 +12,8 @@ from adjudicator.settings import decode_member_key
 from gateway.receipts import ReceiptKeyError, ReceiptSigner
 from onestop.cli import main
 from onestop.client import SignedClient
-from onestop.redis_server import free_port
 from onestop.signing import private_pem, public_pem, write_secret_file
+from onestop.tooling.redis_server import free_port
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway, start_gateway
 

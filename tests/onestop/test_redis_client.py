@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from onestop.redis_client import LuaScript, RedisPipeline, RedisUnreachable, connect, run_pipeline
-from onestop.redis_server import LocalRedisCluster, RedisServer, free_port
+from onestop.tooling.redis_server import LocalRedisCluster, RedisServer, free_port
 from tests.support.redis import ON_BOTH, sync_client
 
 COUNT_AND_ECHO = LuaScript("local n = redis.call('INCR', KEYS[1])\nreturn {n, ARGV[1]}\n")

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from onestop.client import SignedClient
-from onestop.redis_server import free_port
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import public_pem
+from onestop.tooling.redis_server import free_port
 from tests.support.adjudicator import Adjudicator
 
 AGENCY = "agency"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from onestop.redis_server import LocalRedisCluster, RedisServer
+from onestop.tooling.redis_server import LocalRedisCluster, RedisServer
 
 ON_BOTH = pytest.mark.parametrize("redis_url", ["standalone", "cluster"], indirect=True)
 """Run a test on the standalone server and on the cluster."""

@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog, demo_mapping_rows, demo_policies
 from onestop.domain import VisitRequest, map_bill
 from onestop.domain.mapping import MappingTable
 from onestop.domain.policy import policy_to_document
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.tooling.demo.regions import (
+    DEMO_CLIENTS,
+    demo_catalog,
+    demo_mapping_rows,
+    demo_policies,
+)
 from onestop.wire import settle_request_of
 from tests.support.adjudicator import fingerprint, load_reference
 

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from onestop.client import SignedClient
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
 from onestop.domain.mapping import mapping_csv
 from onestop.domain.policy import policy_to_document
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
 from tests.support.gateway import Gateway
 
 

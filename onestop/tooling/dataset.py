@@ -16,14 +16,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.admin import Connection, load_catalog, load_mapping, load_members, register_client
-from onestop.demo.members import crowd
-from onestop.demo.regions import DEMO_REGIONS, demo_policies
 from onestop.domain.catalog import catalog_csv
 from onestop.domain.mapping import mapping_csv
 from onestop.domain.policy import policy_to_document
 from onestop.domain.types import HospitalLevel
 from onestop.signing import private_pem, public_pem, write_secret_file
-from onestop.synthetic import hospital_levels, make_catalog, make_mapping
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.demo.regions import DEMO_REGIONS, demo_policies
+from onestop.tooling.synthetic import hospital_levels, make_catalog, make_mapping
 
 
 @dataclass(frozen=True, slots=True)

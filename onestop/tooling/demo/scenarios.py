@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from onestop.demo.regions import DEMO_CLIENTS, DemoClient, his_code
+from onestop.tooling.demo.regions import DEMO_CLIENTS, DemoClient, his_code
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import redis
 from onestop import keys
 from onestop.admin import Connection, download_export
 from onestop.exports import verify_export
-from onestop.serve import ServeSettings, Supervisor
+from onestop.tooling.serve import ServeSettings, Supervisor
 
 DAY = date(2026, 3, 9)
 

@@ -2,10 +2,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from onestop.demo.members import FEATURED, crowd, id_number
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog, demo_mapping_rows, demo_policies
-from onestop.demo.walkthrough import run_demo
 from onestop.domain import Member
+from onestop.tooling.demo.members import FEATURED, crowd, id_number
+from onestop.tooling.demo.regions import (
+    DEMO_CLIENTS,
+    demo_catalog,
+    demo_mapping_rows,
+    demo_policies,
+)
+from onestop.tooling.demo.walkthrough import run_demo
 
 
 def test_demo_region_is_valid_data() -> None:

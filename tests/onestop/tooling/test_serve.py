@@ -14,9 +14,9 @@ from pathlib import Path
 
 import grpc
 
-from onestop.redis_server import find_redis_server
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.tooling.redis_server import find_redis_server
 from tests.support.ledger import assert_ledger_consistent
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 from tests.support.serve import Served, start_serve

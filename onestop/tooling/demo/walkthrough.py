@@ -17,14 +17,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.client import SignedClient
-from onestop.demo.members import FEATURED, crowd
-from onestop.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
-from onestop.demo.scenarios import scenarios
 from onestop.domain.mapping import mapping_csv
 from onestop.domain.policy import policy_to_document
-from onestop.serve import ServeSettings, Supervisor
 from onestop.signing import public_pem
 from onestop.statement import render_refusal, render_statement
+from onestop.tooling.demo.members import FEATURED, crowd
+from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
+from onestop.tooling.demo.scenarios import scenarios
+from onestop.tooling.serve import ServeSettings, Supervisor
 
 CROWD = 300
 

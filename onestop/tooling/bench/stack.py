@@ -29,18 +29,18 @@ from typing import Any, Literal
 import httpx
 
 from onestop.admin import Connection
-from onestop.bench.driver import (
+from onestop.process import stop_with_parent
+from onestop.tooling.bench.driver import (
     Phase,
     bill_templates,
     result_of,
     run_phase_in_process,
 )
-from onestop.bench.engine import time_engine
-from onestop.bench.memory import node_info, used_memory
-from onestop.dataset import DatasetSize, load_dataset, write_dataset
-from onestop.process import stop_with_parent
-from onestop.redis_server import free_port
-from onestop.serve import ServeSettings, Supervisor
+from onestop.tooling.bench.engine import time_engine
+from onestop.tooling.bench.memory import node_info, used_memory
+from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.tooling.redis_server import free_port
+from onestop.tooling.serve import ServeSettings, Supervisor
 
 CONCURRENCY = 16
 
@@ -230,7 +230,7 @@ def run_bench(
 
             port = free_port()
             baseline = subprocess.Popen(
-                [sys.executable, "-m", "onestop.bench.baseline"],
+                [sys.executable, "-m", "onestop.tooling.bench.baseline"],
                 env={
                     **os.environ,
                     "ONESTOP_BASELINE_REDIS_URL": str(addresses["redis_url"]),

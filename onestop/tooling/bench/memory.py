@@ -24,9 +24,9 @@ from adjudicator.crypto import MemberCipher
 from adjudicator.members import MemberLoader
 from adjudicator.records import YEAR_FIELDS
 from onestop import keys
-from onestop.demo.members import crowd
 from onestop.redis_client import connect
-from onestop.redis_server import LocalRedisCluster, RedisServer
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.redis_server import LocalRedisCluster, RedisServer
 
 
 @dataclass(frozen=True, slots=True)

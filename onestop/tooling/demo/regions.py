@@ -52,7 +52,9 @@ DEMO_CLIENTS = (
 
 
 def _data_text(name: str) -> str:
-    return resources.files("onestop.demo").joinpath("data", name).read_text(encoding="utf-8")
+    return (
+        resources.files("onestop.tooling.demo").joinpath("data", name).read_text(encoding="utf-8")
+    )
 
 
 @cache

@@ -38,11 +38,11 @@ from onestop import wire
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
-from onestop.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
+from onestop.tooling.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
 
-log = logging.getLogger("onestop.serve")
+log = logging.getLogger("onestop.tooling.serve")
 
 RESTART_PAUSE_SECONDS = 1.0
 

@@ -21,7 +21,7 @@ import httpx
 from onestop.client import signature_headers
 from onestop.domain.mapping import parse_mapping_csv
 from onestop.signing import load_private_key
-from onestop.synthetic import BillFactory
+from onestop.tooling.synthetic import BillFactory
 
 
 @dataclass(frozen=True, slots=True)

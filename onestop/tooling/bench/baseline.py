@@ -49,7 +49,7 @@ def main() -> None:
     """Serve the baseline: ``ONESTOP_BASELINE_PORT`` and ``ONESTOP_BASELINE_WORKERS``."""
     workers = int(os.environ.get("ONESTOP_BASELINE_WORKERS", "1"))
     uvicorn.run(
-        "onestop.bench.baseline:baseline_from_environment",
+        "onestop.tooling.bench.baseline:baseline_from_environment",
         factory=True,
         workers=workers,
         host="127.0.0.1",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from onestop.client import SignedClient
-from onestop.demo.members import crowd
-from onestop.demo.walkthrough import load_region
+from onestop.tooling.demo.members import crowd
+from onestop.tooling.demo.walkthrough import load_region
 from tests.support.scenario import stay_body
 from tests.support.serve import journal_entries, start_serve
 

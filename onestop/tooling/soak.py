@@ -35,12 +35,12 @@ from typing import Any
 import httpx
 
 from onestop.admin import Connection
-from onestop.bench.driver import bill_templates
 from onestop.client import SignedClient
-from onestop.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS
 from onestop.exports import SETTLEMENTS
-from onestop.serve import ServeSettings, Supervisor, wait_http_healthy
+from onestop.tooling.bench.driver import bill_templates
+from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.tooling.serve import ServeSettings, Supervisor, wait_http_healthy
 
 RETRY_PAUSE_SECONDS = 0.2
 

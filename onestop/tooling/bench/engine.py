@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from onestop.demo.regions import demo_policy
 from onestop.domain.bill import VisitRequest
 from onestop.domain.engine import adjudicate
 from onestop.domain.mapping import map_bill
 from onestop.domain.member import Member
 from onestop.domain.state import YearToDate
 from onestop.domain.types import HospitalLevel, MemberStatus, Scheme
-from onestop.synthetic import inpatient_bill, make_world
+from onestop.tooling.demo.regions import demo_policy
+from onestop.tooling.synthetic import inpatient_bill, make_world
 
 
 @dataclass(frozen=True, slots=True)

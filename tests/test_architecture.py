@@ -1,0 +1,59 @@
+"""The layering the code promises, checked on what the modules really import.
+
+- The settlement rules (``onestop.domain``) are pure: no transport, no storage, no settings,
+  no files.
+- The services (``gateway``, ``adjudicator``) never import the tooling that runs and measures
+  them (``onestop.tooling``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_loaded_by(*imports: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after importing ``imports``."""
+    program = "\n".join(
+        [
+            "import json, sys",
+            *(f"import {name}" for name in imports),
+            "print(json.dumps(sorted(sys.modules)))",
+        ]
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def _under(modules: set[str], package: str) -> set[str]:
+    return {name for name in modules if name == package or name.startswith(f"{package}.")}
+
+
+def test_the_domain_imports_no_transport_storage_or_settings() -> None:
+    loaded = _modules_loaded_by("onestop.domain")
+    for forbidden in (
+        "grpc",
+        "redis",
+        "fastapi",
+        "starlette",
+        "httpx",
+        "pydantic_settings",
+        "onestop.settlement",
+        "onestop.storage",
+        "adjudicator",
+        "gateway",
+    ):
+        assert not _under(loaded, forbidden), f"onestop.domain pulls in {forbidden}"
+
+
+@pytest.mark.parametrize(
+    "service", ["gateway.app", "gateway.__main__", "adjudicator.server", "adjudicator.__main__"]
+)
+def test_the_services_do_not_import_the_tooling(service: str) -> None:
+    loaded = _under(_modules_loaded_by(service), "onestop.tooling")
+    assert not loaded, f"{service} imports {sorted(loaded)}"
