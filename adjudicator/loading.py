@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from adjudicator.errors import NotFound, RiskyMappingChange, UnknownClient
 from adjudicator.reference import Reference
 from adjudicator.store import redis_calls
 from onestop import keys
@@ -13,7 +12,14 @@ from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.clients import Client
 from onestop.domain.documents import parse_json
-from onestop.domain.errors import InvalidDocument, Problem
+from onestop.domain.errors import (
+    ErrorCode,
+    Forbidden,
+    InvalidDocument,
+    NotFound,
+    Problem,
+    RiskyMappingChange,
+)
 from onestop.domain.mapping import (
     MappingChange,
     MappingTable,
@@ -60,7 +66,7 @@ class LoadingService:
             load_public_key(client.public_key)
         except UnusableKey as error:
             raise InvalidDocument(
-                str(error), (Problem("INVALID", str(error), field="public_key"),)
+                str(error), (Problem(ErrorCode.INVALID, str(error), field="public_key"),)
             ) from error
         await self.reference.put_client(client)
         return client
@@ -71,14 +77,14 @@ class LoadingService:
         """Replace a client's mapping, refusing risky changes unless confirmed.
 
         Raises:
-            UnknownClient: no such hospital or pharmacy.
+            Forbidden: no such hospital or pharmacy.
             MalformedDocument, InvalidDocument: rows at fault (unknown catalog codes too).
             RiskyMappingChange: codes moved to another kind or category, listed; unconfirmed.
         """
         await self.reference.refresh()
         client = self.reference.clients.get(client_id)
         if client is None or client.kind is ClientKind.AGENCY:
-            raise UnknownClient(f"{client_id} is not a registered hospital or pharmacy")
+            raise Forbidden(f"{client_id} is not a registered hospital or pharmacy")
         table = parse_mapping_csv(csv_text, self.reference.catalog)
         previous = await self.reference.mapping(client_id)
         changes = diff_mappings(previous, table, self.reference.catalog)
@@ -89,7 +95,7 @@ class LoadingService:
                 "upload again with confirm=true if they are intended",
                 tuple(
                     Problem(
-                        "RISKY_MAPPING_CHANGE",
+                        ErrorCode.RISKY_MAPPING_CHANGE,
                         change.reason,
                         field="catalog_code",
                         his_code=change.his_code,

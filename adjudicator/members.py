@@ -14,6 +14,7 @@ from adjudicator import records
 from adjudicator.crypto import MemberCipher
 from adjudicator.store import lua_script, redis_calls
 from onestop import keys
+from onestop.domain.errors import ErrorCode
 from onestop.domain.member import Member, MemberLine, parse_member_line
 from onestop.domain.types import MemberStatus
 from onestop.redis_client import RedisClient, RedisPipeline, run_pipeline
@@ -27,7 +28,7 @@ class Rejection:
 
     line: int
     member_id: str | None
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -133,7 +134,7 @@ class MemberLoader:
                         Rejection(
                             line,
                             member.member_id,
-                            "DUPLICATE_ENROLLMENT",
+                            ErrorCode.DUPLICATE_ENROLLMENT,
                             f"this id number is already enrolled as active member {seen}",
                         )
                     )
@@ -165,7 +166,7 @@ class MemberLoader:
                     Rejection(
                         line,
                         member.member_id,
-                        "DUPLICATE_ENROLLMENT",
+                        ErrorCode.DUPLICATE_ENROLLMENT,
                         "this id number was enrolled by another member meanwhile",
                     )
                 )

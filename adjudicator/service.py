@@ -16,15 +16,6 @@ from datetime import date
 
 from adjudicator import records
 from adjudicator.crypto import MemberCipher
-from adjudicator.errors import (
-    NoPolicy,
-    NotFound,
-    OverlappingStay,
-    Unavailable,
-    UnknownClient,
-    UnknownMember,
-    VisitAlreadySettled,
-)
 from adjudicator.reference import Reference
 from adjudicator.store import CommitArguments, Snapshot, Store
 from onestop import keys
@@ -33,12 +24,21 @@ from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
 from onestop.domain.eligibility import entitlement
 from onestop.domain.engine import Adjudication, adjudicate
+from onestop.domain.errors import (
+    Forbidden,
+    NoPolicy,
+    NotFound,
+    OverlappingStay,
+    UnknownMember,
+    VisitAlreadySettled,
+)
 from onestop.domain.member import Member, mask_id_number, mask_name
 from onestop.domain.policy import Policy
 from onestop.domain.settlement import PREVIEW, SETTLED, Eligibility, PolicyRef, Settlement
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
+from onestop.errors import Unavailable
 from onestop.wire import amounts_text, record_bytes, record_of, replayed_record
 
 log = logging.getLogger("onestop.adjudicator")
@@ -86,7 +86,7 @@ class SettlementService:
 
         Raises:
             VisitAlreadySettled, OverlappingStay, UnknownMember, NoPolicy, MemberNotEligible,
-            UnknownClient, VisitNotAllowed: refusals; nothing was written.
+            Forbidden: refusals; nothing was written.
             Unavailable: Redis is down, or the member's state kept moving; nothing was written.
         """
         started = time.perf_counter()
@@ -165,7 +165,7 @@ class SettlementService:
     def _client(self, command: SettleCommand) -> Client:
         client = self.reference.clients.get(command.client_id)
         if client is None:
-            raise UnknownClient(f"client {command.client_id} is not registered")
+            raise Forbidden(f"client {command.client_id} is not registered")
         check_client_may_settle(client.kind, command.visit.visit_type)
         return client
 

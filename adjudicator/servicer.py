@@ -1,6 +1,9 @@
 """The gRPC face of the adjudicator: messages in, service calls, messages out.
 
-Refusals become status codes here and only here (:func:`_answer`).
+Refusals become status codes here and only here (:func:`_answer`): a refusal answers the
+status of its code (:data:`onestop.errors.STATUS`) with the code and problems in the trailing
+metadata; anything else is a failure of the adjudicator itself, logged with its traceback and
+answered ``INTERNAL`` (the gateway answers 500, never a "retry" it cannot promise).
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from typing import TypeVar
 import grpc
 
 from adjudicator import journal
-from adjudicator.errors import CODE_METADATA_KEY, PROBLEMS_METADATA_KEY, grpc_status_of
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
 from adjudicator.service import SettleCommand, SettlementService
 from onestop import wire as convert
 from onestop.domain.clients import Client
-from onestop.domain.documents import utf8_text
+from onestop.domain.documents import utf8_text, validate_document
 from onestop.domain.errors import DomainError, InvalidDocument
 from onestop.domain.settlement import Settlement
+from onestop.errors import STATUS, InternalError
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 
@@ -41,15 +44,13 @@ async def _answer(context: Context, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except DomainError as error:
         refusal = error
-    except (ValueError, KeyError) as error:
-        # A message whose fields do not parse (a bad date, an unknown visit type).
-        refusal = InvalidDocument(f"malformed request: {error}")
-    metadata: list[tuple[str, str | bytes]] = [(CODE_METADATA_KEY, refusal.code)]
-    if refusal.problems:
-        problems = convert.problems_message(refusal.problems).SerializeToString()
-        metadata.append((PROBLEMS_METADATA_KEY, problems))
-    context.set_trailing_metadata(tuple(metadata))
-    await context.abort(grpc_status_of(refusal), refusal.message)
+    except Exception:
+        # Not a refusal: a fault of this service. The traceback stays here, in the log; the
+        # caller learns only that it failed (and that nothing was committed).
+        log.exception("internal error")
+        refusal = InternalError("the adjudicator failed; the failure is in its log")
+    context.set_trailing_metadata(convert.refusal_trailer(refusal))
+    await context.abort(STATUS[refusal.code].grpc, refusal.message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
@@ -81,7 +82,7 @@ async def _text_of(chunks: AsyncIterable[pb.TextChunk]) -> str:
 
 
 async def _parse_day(text: str) -> date:
-    return date.fromisoformat(text)
+    return convert.day_of(text, "date")
 
 
 async def _next(entries: AsyncIterator[T]) -> T | None:
@@ -137,7 +138,9 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
     ) -> pb.EligibilityAnswer:
         answer = await _answer(
             context,
-            lambda: self.service.eligibility(request.member_id, date.fromisoformat(request.date)),
+            lambda: self.service.eligibility(
+                request.member_id, convert.day_of(request.date, "date")
+            ),
         )
         return convert.eligibility_message(answer)
 
@@ -173,7 +176,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
 
     async def PutClient(self, request: pb.Client, context: Context) -> pb.Client:  # noqa: N802, D102
         async def put() -> Client:
-            client = Client.model_validate(
+            client = validate_document(
+                Client,
                 {
                     "client_id": request.client_id,
                     "kind": request.kind,
@@ -181,7 +185,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                     "level": request.level or None,
                     "region": request.region or None,
                     "public_key": request.public_key_pem,
-                }
+                },
+                what="client",
             )
             return await self.loading.put_client(client)
 
@@ -256,7 +261,7 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         self, request: pb.DayFiguresRequest, context: Context
     ) -> pb.DayFiguresReply:
         async def figures() -> pb.DayFiguresReply:
-            day = date.fromisoformat(request.date)
+            day = convert.day_of(request.date, "date")
             client = self.service.store.client
             totals = await journal.day_figures(client, request.client_id, day)
             ids: list[str] = []

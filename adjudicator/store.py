@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
-from adjudicator.errors import Unavailable
 from onestop import keys
 from onestop.clock import settlement_day
+from onestop.errors import Unavailable
 from onestop.redis_client import (
     UNAVAILABLE_ERRORS,
     LuaScript,

@@ -1,4 +1,4 @@
-"""The gateway's side of the gRPC contract: calls, deadlines, refusals back as domain errors."""
+"""The gateway's side of the gRPC contract: calls, deadlines, refusals rebuilt as typed errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onestop import wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
-from onestop.domain.errors import DomainError
 from onestop.domain.reconciliation import DayFigures, JournalEntry
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -23,39 +22,6 @@ T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 256 * 1024
-
-
-class AdjudicatorRefusal(DomainError):
-    """A refusal the adjudicator answered, with the contract code it carried."""
-
-    def __init__(self, code: str, message: str, problems: tuple[Any, ...] = ()) -> None:
-        super().__init__(message, problems)
-        self.code = code
-
-
-def refusal_of(error: grpc.aio.AioRpcError) -> AdjudicatorRefusal:
-    """The domain refusal a gRPC error stands for.
-
-    Without a contract code (the adjudicator is down, slow, or failed) the answer is
-    ``UNAVAILABLE``: nothing may be assumed settled, and the same request may be retried,
-    which settles at most once.
-    """
-    code = ""
-    problems: tuple[Any, ...] = ()
-    for key, value in error.trailing_metadata() or ():
-        if key == "onestop-code" and isinstance(value, str):
-            code = value
-        elif key == "onestop-problems-bin" and isinstance(value, bytes):
-            message = pb.Problems()
-            message.ParseFromString(value)
-            problems = wire.problems_of(message)
-    if not code:
-        reason = {
-            grpc.StatusCode.DEADLINE_EXCEEDED: "the adjudicator did not answer in time",
-            grpc.StatusCode.UNAVAILABLE: "the adjudicator cannot be reached",
-        }.get(error.code(), f"the adjudicator failed ({error.code().name})")
-        return AdjudicatorRefusal("UNAVAILABLE", f"{reason}; retry the same request", ())
-    return AdjudicatorRefusal(code, error.details() or code, problems)
 
 
 class AdjudicatorClient:
@@ -99,7 +65,7 @@ class AdjudicatorClient:
         try:
             return await call()
         except grpc.aio.AioRpcError as error:
-            raise refusal_of(error) from error
+            raise wire.refusal_from_rpc_error(error) from error
 
     async def serving(self) -> bool:
         """Whether the adjudicator reports itself able to settle."""
@@ -245,7 +211,7 @@ class AdjudicatorClient:
                 for message in batch.entries:
                     yield wire.journal_entry_of(message)
         except grpc.aio.AioRpcError as error:
-            raise refusal_of(error) from error
+            raise wire.refusal_from_rpc_error(error) from error
 
     async def mapping_audit(self, client_id: str) -> list[dict[str, Any]]:
         """Every recorded change to a client's mapping, oldest first."""

@@ -27,7 +27,6 @@ from gateway.auth import Authenticator, body_digest, require_kind
 from gateway.errors import (
     PROBLEM_JSON,
     FastJSONResponse,
-    GatewayError,
     domain_error_handler,
     http_error_handler,
     internal_error_handler,
@@ -45,6 +44,7 @@ from onestop.domain.errors import DomainError
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.reconciliation import DayFigures, reconcile
 from onestop.domain.types import ClientKind
+from onestop.errors import TooLarge, Unavailable
 from onestop.exports import write_export, zip_export
 from onestop.redis_client import REDIS_ERRORS, connect
 
@@ -92,7 +92,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self._limit(scope["path"])
-        too_large = GatewayError("TOO_LARGE", f"the body may not exceed {limit} bytes")
+        too_large = TooLarge(f"the body may not exceed {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await problem_response(too_large)(scope, receive, send)
@@ -203,7 +203,7 @@ def create_app(
             redis_ok = False
         if redis_ok and await gateway.adjudicator.serving():
             return {"status": "ok"}
-        return problem_response(GatewayError("UNAVAILABLE", "the adjudicator or Redis is down"))
+        return problem_response(Unavailable("the adjudicator or Redis is down"))
 
     @app.get("/v1/keys", tags=["receipts"], response_model=schemas.Keys, responses=_problems())
     async def receipt_keys(request: Request, caller: Caller) -> Any:

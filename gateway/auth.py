@@ -17,11 +17,12 @@ from typing import cast
 
 from starlette.requests import Request
 
-from gateway.errors import GatewayError
 from gateway.reference import GatewayReference
 from onestop import keys
 from onestop.domain.clients import Client
+from onestop.domain.errors import Forbidden
 from onestop.domain.types import ClientKind
+from onestop.errors import Unauthenticated, Unavailable
 from onestop.redis_client import REDIS_ERRORS, RedisClient
 from onestop.signing import UnusableKey, load_public_key, verify
 
@@ -45,8 +46,8 @@ def path_and_query(request: Request) -> str:
     return f"{text}?{query.decode('latin-1')}" if query else text
 
 
-def _refuse(reason: str) -> GatewayError:
-    return GatewayError("UNAUTHENTICATED", reason)
+def _refuse(reason: str) -> Unauthenticated:
+    return Unauthenticated(reason)
 
 
 class Authenticator:
@@ -71,9 +72,9 @@ class Authenticator:
         """The client that signed the request.
 
         Raises:
-            GatewayError: ``UNAUTHENTICATED`` for a missing header, an unknown client, a bad
-                signature, a timestamp out of the window or a nonce seen before;
-                ``UNAVAILABLE`` when Redis cannot remember the nonce.
+            Unauthenticated: a missing header, an unknown client, a bad signature, a
+                timestamp out of the window or a nonce seen before.
+            Unavailable: Redis cannot remember the nonce.
         """
         headers = request.headers
         missing = [name for name in HEADERS if not headers.get(name)]
@@ -103,7 +104,7 @@ class Authenticator:
             if not fresh:
                 fresh = await self.redis.get(nonce_key) == claim
         except REDIS_ERRORS as error:
-            raise GatewayError("UNAVAILABLE", "Redis is unavailable; retry") from error
+            raise Unavailable("Redis is unavailable; retry") from error
         self.reference.observe(versions)
 
         client = await self.reference.client(client_id)
@@ -137,11 +138,11 @@ def require_kind(client: Client, *kinds: ClientKind) -> None:
     """Refuse clients of other kinds.
 
     Raises:
-        GatewayError: ``FORBIDDEN``.
+        Forbidden: the client is of another kind.
     """
     if client.kind not in kinds:
         allowed = " or ".join(kind.value for kind in kinds)
-        raise GatewayError("FORBIDDEN", f"only {allowed} clients may do this")
+        raise Forbidden(f"only {allowed} clients may do this")
 
 
 def body_digest(body: bytes) -> str:

@@ -1,4 +1,9 @@
-"""The gateway's refusals, and their one mapping to ``application/problem+json``."""
+"""Refusals as ``application/problem+json``: the one place the gateway renders them.
+
+Statuses and titles come from :data:`onestop.errors.STATUS`; the refusals are the typed
+exceptions of :mod:`onestop.domain.errors` and :mod:`onestop.errors`, raised here or rebuilt
+from the adjudicator's answer.
+"""
 
 from __future__ import annotations
 
@@ -12,75 +17,29 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from onestop.domain.errors import DomainError, Problem
+from onestop.domain.errors import (
+    DomainError,
+    ErrorCode,
+    InvalidDocument,
+    MalformedDocument,
+    NotFound,
+    Problem,
+)
+from onestop.errors import STATUS, InternalError, MethodNotAllowed
 
 log = logging.getLogger("onestop.gateway")
 
 PROBLEM_JSON = "application/problem+json"
 
-STATUS_BY_CODE: dict[str, int] = {
-    "MALFORMED": 400,
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "MEMBER_NOT_ELIGIBLE": 403,
-    "NOT_FOUND": 404,
-    "UNKNOWN_MEMBER": 404,
-    "NO_POLICY": 404,
-    "VISIT_ALREADY_SETTLED": 409,
-    "OVERLAPPING_STAY": 409,
-    "RISKY_MAPPING_CHANGE": 409,
-    "DUPLICATE_ENROLLMENT": 409,
-    "METHOD_NOT_ALLOWED": 405,
-    "TOO_LARGE": 413,
-    "INVALID": 422,
-    "UNMAPPED_CODES": 422,
-    "AMOUNT_MISMATCH": 422,
-    "IMPLAUSIBLE_QUANTITY": 422,
-    "DATE_OUT_OF_VISIT": 422,
-    "UNAVAILABLE": 503,
-    "INTERNAL_ERROR": 500,
-}
-
-TITLES: dict[str, str] = {
-    "MALFORMED": "The body is not of the expected shape",
-    "UNAUTHENTICATED": "The request is not signed by a known client",
-    "FORBIDDEN": "This client may not do this",
-    "MEMBER_NOT_ELIGIBLE": "The member is not entitled to benefits",
-    "NOT_FOUND": "Not found",
-    "UNKNOWN_MEMBER": "No such member",
-    "NO_POLICY": "No policy applies",
-    "VISIT_ALREADY_SETTLED": "The visit is already settled with another request",
-    "OVERLAPPING_STAY": "The stay overlaps another stay of the member",
-    "RISKY_MAPPING_CHANGE": "The mapping moves codes to items of another kind or category",
-    "DUPLICATE_ENROLLMENT": "The id number is already enrolled",
-    "METHOD_NOT_ALLOWED": "This path does not take this method",
-    "TOO_LARGE": "The request is too large",
-    "INVALID": "The request is invalid",
-    "UNMAPPED_CODES": "Some HIS codes have no mapping",
-    "AMOUNT_MISMATCH": "Some amounts are not quantity times unit price",
-    "IMPLAUSIBLE_QUANTITY": "Some daily quantities are implausible",
-    "DATE_OUT_OF_VISIT": "Some lines are dated outside the visit",
-    "UNAVAILABLE": "A dependency is unavailable: nothing was settled, retry the same request",
-    "INTERNAL_ERROR": "The gateway failed; the same request may be retried",
-}
-
-
-class GatewayError(DomainError):
-    """A refusal decided by the gateway itself (authentication, size, shape)."""
-
-    def __init__(self, code: str, message: str, problems: tuple[Problem, ...] = ()) -> None:
-        super().__init__(message, problems)
-        self.code = code
-
 
 def problem_body(error: DomainError) -> dict[str, Any]:
     """The problem+json body of a refusal."""
-    status = STATUS_BY_CODE.get(error.code, 422)
+    status = STATUS[error.code]
     body: dict[str, Any] = {
         "type": f"urn:onestop:problem:{error.code}",
-        "title": TITLES.get(error.code, "The request was refused"),
-        "status": status,
-        "code": error.code,
+        "title": status.title,
+        "status": status.http,
+        "code": error.code.value,
         "detail": error.message,
         "errors": [],
     }
@@ -89,7 +48,7 @@ def problem_body(error: DomainError) -> dict[str, Any]:
             "line_no": problem.line_no,
             "his_code": problem.his_code,
             "field": problem.field,
-            "code": problem.code,
+            "code": problem.code.value,
             "message": problem.message,
         }
         if problem.row is not None:
@@ -101,23 +60,34 @@ def problem_body(error: DomainError) -> dict[str, Any]:
 def problem_response(error: DomainError) -> JSONResponse:
     """A refusal as an HTTP answer."""
     body = problem_body(error)
-    headers = {"Retry-After": "1"} if error.code == "UNAVAILABLE" else None
+    headers = {"Retry-After": "1"} if error.code is ErrorCode.UNAVAILABLE else None
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
 async def domain_error_handler(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI exception handler: every refusal becomes problem+json here, and only here."""
-    assert isinstance(error, DomainError)
+    """FastAPI exception handler: every refusal becomes problem+json here, and only here.
+
+    A fault the adjudicator reported (``INTERNAL_ERROR``) is logged here too, so that the
+    gateway's log shows which request met it; the traceback is in the adjudicator's log.
+    """
+    if not isinstance(error, DomainError):  # pragma: no cover - registered for DomainError
+        raise TypeError(f"not a refusal: {error!r}")
+    if error.code is ErrorCode.INTERNAL_ERROR:
+        log.error("internal error", extra={"path": request.url.path, "detail": error.message})
     return problem_response(error)
 
 
 async def http_error_handler(request: Request, error: Exception) -> JSONResponse:
     """Routing refusals (no such path, wrong method) as problem+json too."""
     assert isinstance(error, StarletteHTTPException)
-    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "MALFORMED")
-    response = problem_response(GatewayError(code, str(error.detail)))
-    response.status_code = error.status_code
-    return response
+    refusal: DomainError
+    if error.status_code == 404:
+        refusal = NotFound(f"no such path: {request.url.path}")
+    elif error.status_code == 405:
+        refusal = MethodNotAllowed(f"{request.url.path} does not take {request.method}")
+    else:
+        refusal = MalformedDocument(str(error.detail))
+    return problem_response(refusal)
 
 
 async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
@@ -133,26 +103,24 @@ async def validation_error_handler(request: Request, error: Exception) -> JSONRe
         if detail.get("type") == "json_invalid" or (
             whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
         ):
-            return problem_response(GatewayError("MALFORMED", "the body is not a JSON object"))
+            return problem_response(MalformedDocument("the body is not a JSON object"))
     problems = []
     for detail in details:
         location = [str(part) for part in detail.get("loc", ()) if part != "body"]
         message = "unknown field" if detail.get("type") == "extra_forbidden" else detail["msg"]
-        problems.append(Problem("INVALID", message, field=".".join(location) or None))
+        problems.append(Problem(ErrorCode.INVALID, message, field=".".join(location) or None))
     first = problems[0]
-    return problem_response(
-        GatewayError("INVALID", f"{first.field}: {first.message}", tuple(problems))
-    )
+    return problem_response(InvalidDocument(f"{first.field}: {first.message}", tuple(problems)))
 
 
 async def internal_error_handler(request: Request, error: Exception) -> JSONResponse:
     """A failure of the gateway itself: problem+json too, never a bare text page.
 
-    The traceback goes to the log (the server re-raises after answering); the caller is told
-    to retry, which is safe: the same request never settles twice.
+    The traceback goes to the log (the server re-raises after answering); the caller learns
+    that it failed and that nothing was settled.
     """
     log.error("internal error", exc_info=error, extra={"path": request.url.path})
-    return problem_response(GatewayError("INTERNAL_ERROR", "the gateway failed; retry later"))
+    return problem_response(InternalError("the gateway failed; the failure is in its log"))
 
 
 class FastJSONResponse(JSONResponse):

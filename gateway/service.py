@@ -10,17 +10,17 @@ from typing import Any
 
 import orjson
 
-from gateway.adjudicator_client import AdjudicatorClient, AdjudicatorRefusal
+from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
-from gateway.errors import GatewayError
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
 from onestop.domain.clients import Client
-from onestop.domain.errors import BillRejected
+from onestop.domain.errors import BillRejected, NotFound
 from onestop.domain.mapping import map_bill
 from onestop.domain.settlement import Settlement
 from onestop.domain.types import ClientKind
+from onestop.errors import TooLarge, Unavailable
 from onestop.redis_client import RedisClient
 from onestop.signing import canonical_json
 
@@ -57,12 +57,12 @@ class Gateway:
         """Map and check the bill, then settle (or preview) it.
 
         Raises:
-            GatewayError, BillRejected, AdjudicatorRefusal: refusals; nothing was settled.
+            DomainError: a refusal (the bill's faults, the adjudicator's refusal, a bill over
+                the size limit); nothing was settled.
         """
         if len(visit.lines) > MAX_BILL_LINES:
-            raise GatewayError(
-                "TOO_LARGE",
-                f"a bill may have at most {MAX_BILL_LINES} lines, not {len(visit.lines)}",
+            raise TooLarge(
+                f"a bill may have at most {MAX_BILL_LINES} lines, not {len(visit.lines)}"
             )
         check_client_may_settle(client.kind, visit.visit_type)
         fingerprint = request_fingerprint(body)
@@ -97,8 +97,8 @@ class Gateway:
                 member_id=visit.member_id,
                 fingerprint=fingerprint,
             )
-        except AdjudicatorRefusal:
-            return None  # not found, or unavailable: the bill's faults are the answer
+        except (NotFound, Unavailable):
+            return None  # not found, or not known now: the bill's faults are the answer
 
     @staticmethod
     def owner_filter(client: Client) -> str:

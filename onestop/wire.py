@@ -1,44 +1,97 @@
-"""The one place where protobuf messages meet domain values (adjudicator and gateway alike)."""
+"""The one place where protobuf messages meet domain values (adjudicator and gateway alike).
+
+A message that does not convert (a malformed date, quantity or visit type from a buggy or
+hostile gRPC caller) is refused as :class:`~onestop.domain.errors.InvalidDocument` naming the
+field, never let through as a stray ``ValueError``. Refusals cross the wire as a status, a
+code and problems in the trailing metadata (:func:`refusal_trailer`), and are rebuilt as the
+same typed exception on the other side (:func:`refusal_from_rpc_error`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, astuple
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import grpc
 
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
-from onestop.domain.errors import Problem
+from onestop.domain.errors import DomainError, ErrorCode, InvalidDocument, Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
 from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import Category, ClientKind, HospitalLevel, VisitType
+from onestop.errors import InternalError, Unavailable, refusal_of
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+
+REFUSAL_CODE_KEY = "onestop-code"
+"""Trailing metadata: the refusal's :class:`ErrorCode`."""
+
+REFUSAL_PROBLEMS_KEY = "onestop-problems-bin"
+"""Trailing metadata: the offending lines or rows, a serialized ``Problems`` message."""
+
+
+def day_of(text: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` field of a message.
+
+    Raises:
+        InvalidDocument: the field is not a calendar date.
+    """
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _malformed(field, f"{text!r} is not a date written YYYY-MM-DD") from None
+
+
+def _decimal_of(text: str, field: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _malformed(field, f"{text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise _malformed(field, f"{text!r} is not a finite decimal number")
+    return value
+
+
+def _malformed(field: str, message: str) -> InvalidDocument:
+    return InvalidDocument(
+        f"malformed message: {field}: {message}",
+        (Problem(ErrorCode.INVALID, message, field=field),),
+    )
 
 
 def visit_of(request: pb.SettleRequest) -> Visit:
     """The domain visit a settle request carries.
 
     Raises:
-        ValueError: a date, visit type or quantity is not well formed, or the line columns
-            differ in length.
+        InvalidDocument: a date, visit type or quantity is not well formed, or the line
+            columns differ in length.
     """
     columns = request.lines
-    days: dict[str, date] = {}
-    for text in set(columns.date):
-        days[text] = date.fromisoformat(text)
+    count = len(columns.line_no)
+    if any(
+        len(column) != count
+        for column in (columns.catalog_code, columns.catalog_qty, columns.amount, columns.date)
+    ):
+        raise _malformed("lines", "the line columns differ in length")
+    try:
+        visit_type = VisitType(request.visit_type)
+    except ValueError:
+        raise _malformed("visit_type", f"{request.visit_type!r} is not a visit type") from None
+    days = {text: day_of(text, "lines.date") for text in set(columns.date)}
     return Visit(
-        visit_type=VisitType(request.visit_type),
-        first_day=date.fromisoformat(request.first_day),
-        last_day=date.fromisoformat(request.last_day),
+        visit_type=visit_type,
+        first_day=day_of(request.first_day, "first_day"),
+        last_day=day_of(request.last_day, "last_day"),
         diagnoses=tuple(request.diagnoses),
         use_personal_account=request.use_personal_account,
         lines=tuple(
-            CodedLine(line_no, code, Decimal(quantity), amount, days[day])
+            CodedLine(line_no, code, _decimal_of(quantity, "lines.catalog_qty"), amount, days[day])
             for line_no, code, quantity, amount, day in zip(
                 columns.line_no,
                 columns.catalog_code,
@@ -269,36 +322,60 @@ def amounts_text(amounts: Amounts) -> str:
     return ",".join(str(value) for value in astuple(amounts))
 
 
-def problems_message(problems: tuple[Problem, ...]) -> pb.Problems:
-    """Problems for the ``onestop-problems-bin`` trailer."""
-    return pb.Problems(
-        problems=[
-            pb.Problem(
-                code=problem.code,
-                message=problem.message,
-                field=problem.field or "",
-                line_no=problem.line_no or 0,
-                his_code=problem.his_code or "",
-                row=problem.row or 0,
-            )
-            for problem in problems
-        ]
-    )
-
-
-def problems_of(message: pb.Problems) -> tuple[Problem, ...]:
-    """Problems from the ``onestop-problems-bin`` trailer."""
-    return tuple(
-        Problem(
-            code=problem.code,
-            message=problem.message,
-            field=problem.field or None,
-            line_no=problem.line_no or None,
-            his_code=problem.his_code or None,
-            row=problem.row or None,
+def refusal_trailer(refusal: DomainError) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailing metadata that carries a refusal's code and problems."""
+    metadata: list[tuple[str, str | bytes]] = [(REFUSAL_CODE_KEY, refusal.code.value)]
+    if refusal.problems:
+        problems = pb.Problems(
+            problems=[
+                pb.Problem(
+                    code=problem.code.value,
+                    message=problem.message,
+                    field=problem.field or "",
+                    line_no=problem.line_no or 0,
+                    his_code=problem.his_code or "",
+                    row=problem.row or 0,
+                )
+                for problem in refusal.problems
+            ]
         )
-        for problem in message.problems
-    )
+        metadata.append((REFUSAL_PROBLEMS_KEY, problems.SerializeToString()))
+    return tuple(metadata)
+
+
+def refusal_from_rpc_error(error: grpc.aio.AioRpcError) -> DomainError:
+    """The typed refusal a failed call stands for.
+
+    A refusal the adjudicator decided carries its code: it is rebuilt as the same exception.
+    Without a code the call failed in transport: the adjudicator could not be reached or did
+    not answer in time (:class:`Unavailable`, safe to retry), or it failed in a way no request
+    explains (:class:`InternalError`, logged there).
+    """
+    code = ""
+    problems: tuple[Problem, ...] = ()
+    for key, value in error.trailing_metadata() or ():
+        if key == REFUSAL_CODE_KEY and isinstance(value, str):
+            code = value
+        elif key == REFUSAL_PROBLEMS_KEY and isinstance(value, bytes):
+            problems = tuple(
+                Problem(
+                    code=ErrorCode(problem.code),
+                    message=problem.message,
+                    field=problem.field or None,
+                    line_no=problem.line_no or None,
+                    his_code=problem.his_code or None,
+                    row=problem.row or None,
+                )
+                for problem in pb.Problems.FromString(value).problems
+            )
+    if code in ErrorCode.__members__:
+        return refusal_of(ErrorCode(code), error.details() or code, problems)
+    status = error.code()
+    if status is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable("the adjudicator did not answer in time; retry the same request")
+    if status is grpc.StatusCode.UNAVAILABLE:
+        return Unavailable("the adjudicator cannot be reached; retry the same request")
+    return InternalError(f"the adjudicator failed ({status.name}): {error.details()}")
 
 
 def client_message(client: Client) -> pb.Client:

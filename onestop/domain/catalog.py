@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from onestop.domain.documents import validation_problems
-from onestop.domain.errors import InvalidDocument, Problem
+from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
 from onestop.domain.tables import csv_records, csv_text, int_cell
 from onestop.domain.types import (
     Category,
@@ -92,7 +92,7 @@ def parse_catalog_items(records: Iterable[tuple[int, Mapping[str, Any]]]) -> lis
         if item.code in first_row:
             problems.append(
                 Problem(
-                    code="INVALID",
+                    code=ErrorCode.INVALID,
                     field="code",
                     row=row_number,
                     message=f"code {item.code} already on row {first_row[item.code]}",

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from onestop.domain.errors import InvalidDocument, MalformedDocument, Problem
+from onestop.domain.errors import ErrorCode, InvalidDocument, MalformedDocument, Problem
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -112,5 +112,5 @@ def validation_problems(error: ValidationError, *, row: int | None = None) -> tu
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
             message = "unknown field"
-        problems.append(Problem(code="INVALID", message=message, field=path, row=row))
+        problems.append(Problem(code=ErrorCode.INVALID, message=message, field=path, row=row))
     return tuple(problems)

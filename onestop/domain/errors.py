@@ -1,12 +1,50 @@
-"""The domain's exceptions. Each carries the contract's error code (contract section 5).
+"""Refusals: the contract's error codes (contract section 5) and the exceptions that carry them.
 
-Transports map these to gRPC status codes and HTTP problem+json, each in exactly one place;
-nothing in the domain knows about either.
+:class:`ErrorCode` is the one list of codes. Each refusal is an exception whose class names
+what happened and carries its code; the status each code answers with (HTTP, gRPC) and its
+title are in one table outside the domain (:mod:`onestop.errors`), so nothing here knows about
+a transport. A refusal changes nothing: whoever raises one has written nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Every code a refusal can carry (contract section 5)."""
+
+    MALFORMED = "MALFORMED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    MEMBER_NOT_ELIGIBLE = "MEMBER_NOT_ELIGIBLE"
+    NOT_FOUND = "NOT_FOUND"
+    UNKNOWN_MEMBER = "UNKNOWN_MEMBER"
+    NO_POLICY = "NO_POLICY"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    VISIT_ALREADY_SETTLED = "VISIT_ALREADY_SETTLED"
+    OVERLAPPING_STAY = "OVERLAPPING_STAY"
+    RISKY_MAPPING_CHANGE = "RISKY_MAPPING_CHANGE"
+    DUPLICATE_ENROLLMENT = "DUPLICATE_ENROLLMENT"
+    TOO_LARGE = "TOO_LARGE"
+    INVALID = "INVALID"
+    UNMAPPED_CODES = "UNMAPPED_CODES"
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    IMPLAUSIBLE_QUANTITY = "IMPLAUSIBLE_QUANTITY"
+    DATE_OUT_OF_VISIT = "DATE_OUT_OF_VISIT"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+BILL_CODES = (
+    ErrorCode.UNMAPPED_CODES,
+    ErrorCode.AMOUNT_MISMATCH,
+    ErrorCode.IMPLAUSIBLE_QUANTITY,
+    ErrorCode.DATE_OUT_OF_VISIT,
+    ErrorCode.INVALID,
+)
+"""The codes a refused bill can carry (:class:`BillRejected`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +52,7 @@ class Problem:
     """One thing wrong with a request or a document.
 
     Attributes:
-        code: the contract's error code for this problem (``AMOUNT_MISMATCH``...).
+        code: the error code for this problem (``AMOUNT_MISMATCH``...).
         message: a sentence a HIS vendor or an agency clerk can act on.
         field: the field at fault, as a dotted path (``inpatient.ratio.level3``), if known.
         line_no: the bill line at fault, for bills.
@@ -22,7 +60,7 @@ class Problem:
         row: the 1-based row of a CSV file or line of a JSON Lines file, for uploads.
     """
 
-    code: str
+    code: ErrorCode
     message: str
     field: str | None = None
     line_no: int | None = None
@@ -31,9 +69,15 @@ class Problem:
 
 
 class DomainError(Exception):
-    """Base of every refusal the settlement rules can produce."""
+    """Base of every refusal: a code, a message to act on, and the problems in detail.
 
-    code: str = "INVALID"
+    Attributes:
+        code: the refusal's :class:`ErrorCode` (set by each subclass).
+        message: what is wrong and how to fix it.
+        problems: each offending line, field or row, when there are several.
+    """
+
+    code: ErrorCode = ErrorCode.INVALID
 
     def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
         super().__init__(message)
@@ -42,32 +86,78 @@ class DomainError(Exception):
 
 
 class InvalidDocument(DomainError):
-    """A policy, catalog, mapping or member document breaks the contract's rules."""
+    """A request, policy, catalog, mapping or member document breaks the contract's rules."""
 
-    code = "INVALID"
+    code = ErrorCode.INVALID
 
 
 class MalformedDocument(InvalidDocument):
     """A body or file is not JSON, YAML, CSV or JSON Lines of the expected shape."""
 
-    code = "MALFORMED"
+    code = ErrorCode.MALFORMED
 
 
 class BillRejected(DomainError):
-    """A bill failed the gateway's checks; ``problems`` lists every offending line."""
+    """A bill failed the gateway's checks; ``problems`` lists every offending line.
 
-    def __init__(self, code: str, message: str, problems: tuple[Problem, ...]) -> None:
+    The code is the first failing check's (one of :data:`BILL_CODES`), so it is set per
+    refusal rather than per class.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, problems: tuple[Problem, ...]) -> None:
+        if code not in BILL_CODES:
+            raise ValueError(f"{code} is not a code of a refused bill")
         super().__init__(message, problems)
         self.code = code
+
+
+class Forbidden(DomainError):
+    """This client may not do this (wrong kind of client, or not registered to)."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class VisitNotAllowed(Forbidden):
+    """This kind of client may not settle this kind of visit."""
 
 
 class MemberNotEligible(DomainError):
     """The member is suspended or deceased: nothing may be settled."""
 
-    code = "MEMBER_NOT_ELIGIBLE"
+    code = ErrorCode.MEMBER_NOT_ELIGIBLE
 
 
-class VisitNotAllowed(DomainError):
-    """This kind of client may not settle this kind of visit."""
+class NotFound(DomainError):
+    """No such settlement (or mapping), or not the caller's."""
 
-    code = "FORBIDDEN"
+    code = ErrorCode.NOT_FOUND
+
+
+class UnknownMember(DomainError):
+    """No member has this id."""
+
+    code = ErrorCode.UNKNOWN_MEMBER
+
+
+class NoPolicy(DomainError):
+    """No policy is loaded for the member's region, scheme and the visit's year."""
+
+    code = ErrorCode.NO_POLICY
+
+
+class VisitAlreadySettled(DomainError):
+    """The visit is settled (and not reversed) with a different request."""
+
+    code = ErrorCode.VISIT_ALREADY_SETTLED
+
+
+class OverlappingStay(DomainError):
+    """The stay overlaps another active inpatient stay of the member."""
+
+    code = ErrorCode.OVERLAPPING_STAY
+
+
+class RiskyMappingChange(DomainError):
+    """A mapping upload moves codes to items of another kind or category, unconfirmed."""
+
+    code = ErrorCode.RISKY_MAPPING_CHANGE

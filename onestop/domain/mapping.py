@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from onestop.domain.bill import CodedLine, Visit, VisitRequest
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.documents import validation_problems
-from onestop.domain.errors import BillRejected, InvalidDocument, Problem
+from onestop.domain.errors import BillRejected, ErrorCode, InvalidDocument, Problem
 from onestop.domain.money import ZERO, exact_add, exact_mul, round_half_up
 from onestop.domain.tables import csv_records, csv_text
 from onestop.domain.types import Code, IsoDate, Name, PositiveDecimal
@@ -28,11 +28,11 @@ AMOUNT_TOLERANCE_FEN = 1
 # When a bill has faults of several kinds, the answer's top-level code is the first of these
 # present; every line still carries its own code.
 _BILL_CODE_ORDER = (
-    "INVALID",
-    "UNMAPPED_CODES",
-    "DATE_OUT_OF_VISIT",
-    "AMOUNT_MISMATCH",
-    "IMPLAUSIBLE_QUANTITY",
+    ErrorCode.INVALID,
+    ErrorCode.UNMAPPED_CODES,
+    ErrorCode.DATE_OUT_OF_VISIT,
+    ErrorCode.AMOUNT_MISMATCH,
+    ErrorCode.IMPLAUSIBLE_QUANTITY,
 )
 
 
@@ -115,7 +115,7 @@ def parse_mapping_rows(
         if catalog is not None and row.catalog_code not in catalog:
             problems.append(
                 Problem(
-                    code="INVALID",
+                    code=ErrorCode.INVALID,
                     field="catalog_code",
                     row=row_number,
                     his_code=row.his_code,
@@ -133,7 +133,7 @@ def parse_mapping_rows(
             if earlier.valid_to is None or later.valid_from <= earlier.valid_to:
                 problems.append(
                     Problem(
-                        code="INVALID",
+                        code=ErrorCode.INVALID,
                         field="valid_from",
                         row=row_number,
                         his_code=his_code,
@@ -253,30 +253,38 @@ def map_bill(
     daily_qty: dict[tuple[str, date], Decimal] = {}
     daily_lines: dict[tuple[str, date], list[tuple[int, str]]] = defaultdict(list)
 
-    def fault(line_no: int, his_code: str, field: str, code: str, message: str) -> None:
+    def fault(line_no: int, his_code: str, field: str, code: ErrorCode, message: str) -> None:
         problems.append(Problem(code, message, field=field, line_no=line_no, his_code=his_code))
 
     for line in request.lines:
         line_no, his_code = line.line_no, line.his_code
         if line_no in seen_line_nos:
-            fault(line_no, his_code, "line_no", "INVALID", f"line number {line_no} appears twice")
+            fault(
+                line_no,
+                his_code,
+                "line_no",
+                ErrorCode.INVALID,
+                f"line number {line_no} appears twice",
+            )
         seen_line_nos.add(line_no)
         positive = True
         if line.quantity <= ZERO:
-            fault(line_no, his_code, "quantity", "INVALID", "quantity must be above zero")
+            fault(line_no, his_code, "quantity", ErrorCode.INVALID, "quantity must be above zero")
             positive = False
         if line.unit_price <= 0:
-            fault(line_no, his_code, "unit_price", "INVALID", "unit_price must be above zero")
+            fault(
+                line_no, his_code, "unit_price", ErrorCode.INVALID, "unit_price must be above zero"
+            )
             positive = False
         if line.amount < 0:
-            fault(line_no, his_code, "amount", "INVALID", "amount must not be negative")
+            fault(line_no, his_code, "amount", ErrorCode.INVALID, "amount must not be negative")
             positive = False
         if not first_day <= line.date <= last_day:
             fault(
                 line_no,
                 his_code,
                 "date",
-                "DATE_OUT_OF_VISIT",
+                ErrorCode.DATE_OUT_OF_VISIT,
                 f"line date {line.date} is outside the visit ({first_day} to {last_day})",
             )
         if positive:
@@ -286,7 +294,7 @@ def map_bill(
                     line_no,
                     his_code,
                     "amount",
-                    "AMOUNT_MISMATCH",
+                    ErrorCode.AMOUNT_MISMATCH,
                     f"amount {line.amount} is not quantity x unit_price ({expected})",
                 )
         row = mapping.lookup(his_code, line.date)
@@ -295,7 +303,7 @@ def map_bill(
                 line_no,
                 his_code,
                 "his_code",
-                "UNMAPPED_CODES",
+                ErrorCode.UNMAPPED_CODES,
                 f"HIS code {his_code} has no mapping valid on {line.date}",
             )
             continue
@@ -305,7 +313,7 @@ def map_bill(
                 line_no,
                 his_code,
                 "his_code",
-                "UNMAPPED_CODES",
+                ErrorCode.UNMAPPED_CODES,
                 f"HIS code {his_code} maps to {row.catalog_code}, which is not in the catalog",
             )
             continue
@@ -331,7 +339,7 @@ def map_bill(
                     line_no,
                     his_code,
                     "quantity",
-                    "IMPLAUSIBLE_QUANTITY",
+                    ErrorCode.IMPLAUSIBLE_QUANTITY,
                     f"{total_qty} {unit} of {catalog_code} on {day} exceeds the daily "
                     f"maximum of {limit}",
                 )

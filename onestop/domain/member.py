@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
 
 from onestop.domain.documents import validation_problems
-from onestop.domain.errors import Problem
+from onestop.domain.errors import ErrorCode, Problem
 from onestop.domain.types import (
     AssistanceCategory,
     Code,
@@ -111,11 +111,14 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
         data = json.loads(text, parse_float=Decimal)
     except ValueError as error:
         return MemberLine(
-            number, None, None, Problem("MALFORMED", f"not JSON: {error}", row=number)
+            number, None, None, Problem(ErrorCode.MALFORMED, f"not JSON: {error}", row=number)
         )
     if not isinstance(data, dict):
         return MemberLine(
-            number, None, None, Problem("MALFORMED", "a line must be a JSON object", row=number)
+            number,
+            None,
+            None,
+            Problem(ErrorCode.MALFORMED, "a line must be a JSON object", row=number),
         )
     member_id = data.get("member_id")
     member_id = member_id if isinstance(member_id, str) else None
@@ -125,6 +128,6 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
         first = validation_problems(error, row=number)[0]
         message = f"{first.field}: {first.message}"
         return MemberLine(
-            number, None, member_id, Problem("INVALID", message, first.field, row=number)
+            number, None, member_id, Problem(ErrorCode.INVALID, message, first.field, row=number)
         )
     return MemberLine(number, member, member.member_id, None)

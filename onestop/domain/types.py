@@ -137,9 +137,20 @@ def parse_iso_date(value: Any) -> date:
     raise ValueError("must be a date written YYYY-MM-DD")
 
 
+def decimal_places(value: Decimal) -> int:
+    """How many decimal places a finite decimal needs (``1.50`` needs 1, ``12E+3`` none).
+
+    Read off the digits, so that no context can round or overflow, however long the value.
+    """
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError("not a finite decimal")
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros)) if any(digits) else 0
+
+
 def _at_most_four_places(value: Decimal) -> Decimal:
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -4 and value != value.quantize(Decimal("0.0001")):
+    if decimal_places(value) > 4:
         raise ValueError("a quantity has at most 4 decimal places")
     return value
 

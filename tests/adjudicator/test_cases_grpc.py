@@ -10,9 +10,10 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from gateway.errors import STATUS_BY_CODE
 from onestop.domain import BillRejected, MappingTable, VisitRequest, map_bill
 from onestop.domain.catalog import parse_catalog_items
+from onestop.domain.errors import ErrorCode
+from onestop.errors import STATUS
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.wire import settle_request_of
 from tests.support.adjudicator import Adjudicator, error_code, fingerprint, load_reference
@@ -88,7 +89,7 @@ async def test_case_through_grpc(case: Case, adjudicator: Adjudicator, redis_url
                 pytest.fail(f"{where}: no action {step['action']}")
         except grpc.aio.AioRpcError as error:
             code = error_code(error)
-            answer = {"status": STATUS_BY_CODE[code], "code": code}
+            answer = {"status": STATUS[ErrorCode(code)].http, "code": code}
             assert dump_everything(redis_url) == before, f"{where}: a refusal changed Redis"
         try:
             assert_subset(step["expect"], answer)

@@ -63,6 +63,8 @@ async def test_deeply_nested_json_is_malformed(
         ("quantity", "1e309"),
         ("quantity", "1e-400"),
         ("quantity", "0.0000000000000000000001"),
+        # 29 digits: checking its places once overflowed a default decimal context (a 500)
+        ("quantity", "1234567890123456789012345.12345"),
         ("quantity", "-1"),
         ("quantity", "NaN"),
         ("quantity", "Infinity"),

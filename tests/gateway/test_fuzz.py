@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core.result import Ok
 
-from gateway.errors import STATUS_BY_CODE
 from onestop.client import SignedClient, signature_headers
+from onestop.errors import STATUS
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.demo.walkthrough import load_region
 from tests.support.scenario import stay_body
@@ -41,7 +41,7 @@ EXAMPLES = int(os.environ.get("ONESTOP_FUZZ_EXAMPLES", "40"))
 schemathesis.openapi.media_type("text/csv", csv_uploads())
 schemathesis.openapi.media_type("application/x-ndjson", jsonl_uploads())
 TIMEOUT_SECONDS = 30.0
-KNOWN_CODES = set(STATUS_BY_CODE)
+KNOWN_CODES = {code.value for code in STATUS}
 
 
 @dataclass

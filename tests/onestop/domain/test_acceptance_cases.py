@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import STATUS_BY_CODE
 from onestop.domain import (
     Adjudication,
     BillRejected,
@@ -39,6 +38,7 @@ from onestop.domain import (
     parse_policy,
     stays_overlap,
 )
+from onestop.errors import STATUS
 from tests.support.cases import Case, assert_subset, case_params, load_cases, step_request
 
 CASES = load_cases()
@@ -111,7 +111,7 @@ class Ledger:
         except BillRejected as error:
             raise Refused(422, error.code) from error
         except DomainError as error:
-            raise Refused(STATUS_BY_CODE[error.code], error.code) from error
+            raise Refused(STATUS[error.code].http, error.code) from error
         member = self.members.get(request.member_id)
         if member is None:
             raise Refused(404, "UNKNOWN_MEMBER")
@@ -130,7 +130,7 @@ class Ledger:
                 self.balances[member.member_id],
             )
         except DomainError as error:
-            raise Refused(STATUS_BY_CODE[error.code], error.code) from error
+            raise Refused(STATUS[error.code].http, error.code) from error
         return result, member
 
     def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication]:

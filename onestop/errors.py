@@ -1,0 +1,182 @@
+"""What each refusal answers with, in one table, and the refusals of the services themselves.
+
+:data:`STATUS` maps every :class:`~onestop.domain.errors.ErrorCode` to its HTTP status, its
+gRPC status and its title. The adjudicator's servicer and the gateway's problem+json answers
+both read it, and the OpenAPI description lists each operation's refusals from it; nothing
+else chooses a status.
+
+After crossing the gRPC wire a refusal is rebuilt as the same typed exception
+(:func:`refusal_of`), so the gateway catches ``UnknownMember`` as the adjudicator raised it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+
+from onestop.domain.errors import (
+    BILL_CODES,
+    BillRejected,
+    DomainError,
+    ErrorCode,
+    Forbidden,
+    InvalidDocument,
+    MalformedDocument,
+    MemberNotEligible,
+    NoPolicy,
+    NotFound,
+    OverlappingStay,
+    Problem,
+    RiskyMappingChange,
+    UnknownMember,
+    VisitAlreadySettled,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """How a refusal with one code is answered."""
+
+    http: int
+    grpc: grpc.StatusCode
+    title: str
+
+
+STATUS: Mapping[ErrorCode, Status] = {
+    ErrorCode.MALFORMED: Status(
+        400, grpc.StatusCode.INVALID_ARGUMENT, "The body is not of the expected shape"
+    ),
+    ErrorCode.UNAUTHENTICATED: Status(
+        401, grpc.StatusCode.UNAUTHENTICATED, "The request is not signed by a known client"
+    ),
+    ErrorCode.FORBIDDEN: Status(
+        403, grpc.StatusCode.PERMISSION_DENIED, "This client may not do this"
+    ),
+    ErrorCode.MEMBER_NOT_ELIGIBLE: Status(
+        403, grpc.StatusCode.FAILED_PRECONDITION, "The member is not entitled to benefits"
+    ),
+    ErrorCode.NOT_FOUND: Status(404, grpc.StatusCode.NOT_FOUND, "Not found"),
+    ErrorCode.UNKNOWN_MEMBER: Status(404, grpc.StatusCode.NOT_FOUND, "No such member"),
+    ErrorCode.NO_POLICY: Status(404, grpc.StatusCode.NOT_FOUND, "No policy applies"),
+    ErrorCode.METHOD_NOT_ALLOWED: Status(
+        405, grpc.StatusCode.UNIMPLEMENTED, "This path does not take this method"
+    ),
+    ErrorCode.VISIT_ALREADY_SETTLED: Status(
+        409,
+        grpc.StatusCode.ALREADY_EXISTS,
+        "The visit is already settled with another request",
+    ),
+    ErrorCode.OVERLAPPING_STAY: Status(
+        409, grpc.StatusCode.FAILED_PRECONDITION, "The stay overlaps another stay of the member"
+    ),
+    ErrorCode.RISKY_MAPPING_CHANGE: Status(
+        409,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "The mapping moves codes to items of another kind or category",
+    ),
+    ErrorCode.DUPLICATE_ENROLLMENT: Status(
+        409, grpc.StatusCode.ALREADY_EXISTS, "The id number is already enrolled"
+    ),
+    ErrorCode.TOO_LARGE: Status(
+        413, grpc.StatusCode.RESOURCE_EXHAUSTED, "The request is too large"
+    ),
+    ErrorCode.INVALID: Status(422, grpc.StatusCode.INVALID_ARGUMENT, "The request is invalid"),
+    ErrorCode.UNMAPPED_CODES: Status(
+        422, grpc.StatusCode.INVALID_ARGUMENT, "Some HIS codes have no mapping"
+    ),
+    ErrorCode.AMOUNT_MISMATCH: Status(
+        422,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Some amounts are not quantity times unit price",
+    ),
+    ErrorCode.IMPLAUSIBLE_QUANTITY: Status(
+        422, grpc.StatusCode.INVALID_ARGUMENT, "Some daily quantities are implausible"
+    ),
+    ErrorCode.DATE_OUT_OF_VISIT: Status(
+        422, grpc.StatusCode.INVALID_ARGUMENT, "Some lines are dated outside the visit"
+    ),
+    ErrorCode.INTERNAL_ERROR: Status(
+        500,
+        grpc.StatusCode.INTERNAL,
+        "The service failed; the failure is logged and nothing was settled",
+    ),
+    ErrorCode.UNAVAILABLE: Status(
+        503,
+        grpc.StatusCode.UNAVAILABLE,
+        "A dependency is unavailable: nothing was settled, retry the same request",
+    ),
+}
+
+
+class Unauthenticated(DomainError):
+    """The request is not signed by a known client (contract section 2)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class MethodNotAllowed(DomainError):
+    """The path exists but does not take this method."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
+
+
+class TooLarge(DomainError):
+    """The body or the bill is over the limit."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class DuplicateEnrollment(DomainError):
+    """The id number already belongs to another active member."""
+
+    code = ErrorCode.DUPLICATE_ENROLLMENT
+
+
+class InternalError(DomainError):
+    """A service failed in a way no request explains; the failure is logged where it happened.
+
+    Nothing was settled, and retrying the same request settles at most once.
+    """
+
+    code = ErrorCode.INTERNAL_ERROR
+
+
+class Unavailable(DomainError):
+    """A dependency (Redis, the adjudicator) is down, or contention kept the commit out.
+
+    Nothing was settled; the caller may retry the same request.
+    """
+
+    code = ErrorCode.UNAVAILABLE
+
+
+_CLASSES: dict[ErrorCode, type[DomainError]] = {
+    cls.code: cls
+    for cls in (
+        MalformedDocument,
+        InvalidDocument,
+        Unauthenticated,
+        Forbidden,
+        MemberNotEligible,
+        NotFound,
+        UnknownMember,
+        NoPolicy,
+        MethodNotAllowed,
+        VisitAlreadySettled,
+        OverlappingStay,
+        RiskyMappingChange,
+        DuplicateEnrollment,
+        TooLarge,
+        InternalError,
+        Unavailable,
+    )
+}
+
+
+def refusal_of(code: ErrorCode, message: str, problems: tuple[Problem, ...] = ()) -> DomainError:
+    """The typed refusal for ``code``: the exception its raiser would have raised."""
+    if code in BILL_CODES and code is not ErrorCode.INVALID:
+        return BillRejected(code, message, problems)
+    return _CLASSES[code](message, problems)
