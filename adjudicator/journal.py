@@ -12,10 +12,11 @@ from datetime import date
 from typing import cast
 
 from adjudicator.store import redis_calls
-from onestop import keys
 from onestop.clock import SHANGHAI
-from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
+from onestop.domain.reconciliation import DayFigures, EntryKind, JournalEntry
 from onestop.redis_client import RedisClient
+from onestop.storage.layout import GROUPS, day_totals_key, journal_key
+from onestop.storage.records import decode_journal_entry, sum_day_totals
 
 # Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
 # clocks differ, an id may run a little ahead of its entry's time. Read an hour past the day
@@ -40,19 +41,6 @@ def day_bounds_ms(day: date) -> tuple[int, int]:
     return start, start + _DAY_MS
 
 
-def _entry(fields: dict[bytes, bytes]) -> JournalEntry:
-    return JournalEntry(
-        kind="settlement" if fields[b"k"] == b"S" else "reversal",
-        settlement_id=fields[b"id"].decode(),
-        client_id=fields[b"c"].decode(),
-        member_id=fields[b"m"].decode(),
-        visit_id=fields[b"v"].decode(),
-        at_ms=int(fields[b"t"]),
-        amounts=tuple(int(value) for value in fields[b"a"].split(b",")),
-        policy=fields[b"p"].decode(),
-    )
-
-
 Page = list[tuple[bytes, dict[bytes, bytes]]]
 
 
@@ -69,8 +57,8 @@ async def day_entries(
     low, high = str(max(start, 0)), str(max(end + CLOCK_SLACK_MS, 0))
     async with redis_calls():
         pipe = client.pipeline(transaction=False)
-        for group in range(keys.GROUPS):
-            pipe.xrange(keys.journal(group), min=low, max=high, count=PAGE)
+        for group in range(GROUPS):
+            pipe.xrange(journal_key(group), min=low, max=high, count=PAGE)
         first_pages = cast(list[Page], await pipe.execute())
 
     buffers: dict[int, Page] = {}
@@ -85,12 +73,12 @@ async def day_entries(
                     buffers[group] = page = cast(
                         Page,
                         await client.xrange(
-                            keys.journal(group), min=b"(" + stream_id, max=high, count=PAGE
+                            journal_key(group), min=b"(" + stream_id, max=high, count=PAGE
                         ),
                     )
-            entry = _entry(fields)
+            entry = decode_journal_entry(fields)
             if start <= entry.at_ms < end and (not client_id or entry.client_id == client_id):
-                order = 0 if entry.kind == "settlement" else 1
+                order = 0 if entry.kind is EntryKind.SETTLEMENT else 1
                 heapq.heappush(heap, (entry.at_ms, entry.settlement_id, order, group, entry))
                 return
 
@@ -109,17 +97,7 @@ async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigu
     day_text = day.strftime("%Y%m%d")
     async with redis_calls():
         pipe = client.pipeline(transaction=False)
-        for group in range(keys.GROUPS):
-            pipe.hgetall(keys.day_totals(group, day_text, client_id))
+        for group in range(GROUPS):
+            pipe.hgetall(day_totals_key(group, day_text, client_id))
         totals = cast(list[dict[bytes, bytes]], await pipe.execute())
-    settlements = reversals = 0
-    amounts = dict.fromkeys(AMOUNT_FIELDS, 0)
-    for fields in totals:
-        if not fields:
-            continue
-        settlements += int(fields.get(b"settlements", b"0"))
-        reversals += int(fields.get(b"reversals", b"0"))
-        for index, name in enumerate(AMOUNT_FIELDS, start=1):
-            amounts[name] += int(fields.get(f"s{index}".encode(), b"0"))
-            amounts[name] -= int(fields.get(f"r{index}".encode(), b"0"))
-    return DayFigures(settlements, reversals, amounts)
+    return sum_day_totals(totals)

@@ -7,7 +7,6 @@ from typing import cast
 
 from adjudicator.reference import Reference
 from adjudicator.store import redis_calls
-from onestop import keys
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.clients import Client
@@ -30,6 +29,8 @@ from onestop.domain.mapping import (
 from onestop.domain.policy import Policy, parse_policy
 from onestop.domain.types import ClientKind
 from onestop.signing import UnusableKey, load_public_key
+from onestop.storage.layout import mapping_audit_key, mapping_key
+from onestop.storage.records import AuditEntry, audit_fields, decode_audit_entry
 
 
 @dataclass
@@ -116,20 +117,18 @@ class LoadingService:
         async with redis_calls():
             pipe = client.pipeline(transaction=False)
             for change in changes:
-                pipe.xadd(
-                    keys.mapping_audit(client_id),
-                    {
-                        "at": at,
-                        "by": changed_by,
-                        "version": version,
-                        "his_code": change.his_code,
-                        "change": change.change,
-                        "old": "\n".join(mapping_row_csv(row) for row in change.old_rows),
-                        "new": "\n".join(mapping_row_csv(row) for row in change.new_rows),
-                        "risky": "1" if change.risky else "0",
-                        "reason": change.reason,
-                    },
+                entry = AuditEntry(
+                    at=at,
+                    changed_by=changed_by,
+                    version=version,
+                    his_code=change.his_code,
+                    change=change.change,
+                    old="\n".join(mapping_row_csv(row) for row in change.old_rows),
+                    new="\n".join(mapping_row_csv(row) for row in change.new_rows),
+                    risky=change.risky,
+                    reason=change.reason,
                 )
+                pipe.xadd(mapping_audit_key(client_id), audit_fields(entry))  # type: ignore[arg-type]
             await pipe.execute()
 
     async def mapping_text(self, client_id: str) -> str:
@@ -138,19 +137,16 @@ class LoadingService:
         Raises:
             NotFound: no mapping was uploaded for the client.
         """
-        text = await self.reference.store.get(keys.mapping(client_id))
+        text = await self.reference.store.get(mapping_key(client_id))
         if text is None:
             raise NotFound(f"no mapping for {client_id}")
         return text.decode()
 
-    async def audit(self, client_id: str) -> list[dict[str, str]]:
+    async def audit(self, client_id: str) -> list[AuditEntry]:
         """Every recorded change to a client's mapping, oldest first."""
         async with redis_calls():
             entries = cast(
                 list[tuple[bytes, dict[bytes, bytes]]],
-                await self.reference.store.client.xrange(keys.mapping_audit(client_id)),
+                await self.reference.store.client.xrange(mapping_audit_key(client_id)),
             )
-        return [
-            {name.decode(): value.decode() for name, value in fields.items()}
-            for _, fields in entries
-        ]
+        return [decode_audit_entry(fields) for _, fields in entries]

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from adjudicator import records
-from adjudicator.crypto import MemberCipher
-from adjudicator.store import lua_script, redis_calls
-from onestop import keys
+from adjudicator.store import Store, lua_script, redis_calls
 from onestop.domain.errors import ErrorCode
 from onestop.domain.member import Member, MemberLine, parse_member_line
 from onestop.domain.types import MemberStatus
-from onestop.redis_client import RedisClient, RedisPipeline, run_pipeline
+from onestop.redis_client import RedisPipeline, run_pipeline
+from onestop.storage.layout import MemberField, identity_index_key, member_key
+from onestop.storage.records import decode_member, member_fields
 
 BATCH = 500
 
@@ -55,9 +54,9 @@ async def lines_of(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 class MemberLoader:
     """Writes members to Redis, refusing a second active enrolment of one id number."""
 
-    def __init__(self, client: RedisClient, cipher: MemberCipher) -> None:
-        self.client = client
-        self.cipher = cipher
+    def __init__(self, store: Store) -> None:
+        self.client = store.client
+        self.cipher = store.cipher
         self._claim = lua_script("claim_identity.lua")
         self._release = lua_script("release_identity.lua")
 
@@ -96,8 +95,8 @@ class MemberLoader:
         async with redis_calls():
             pipe = self.client.pipeline(transaction=False)
             for (_, member), index in zip(members, indexes, strict=True):
-                pipe.get(keys.identity_index(index))
-                pipe.hget(keys.member(member.member_id), "e")
+                pipe.get(identity_index_key(index))
+                pipe.hget(member_key(member.member_id), MemberField.IDENTITY.value)
             answers = await pipe.execute()
         holders = [cast(bytes | None, answer) for answer in answers[::2]]
         previous_sealed = [cast(bytes | None, answer) for answer in answers[1::2]]
@@ -152,7 +151,7 @@ class MemberLoader:
 
         def claim(pipe: RedisPipeline) -> None:
             for _, member, index, seen, _ in active:
-                self._claim.queue(pipe, [keys.identity_index(index)], [member.member_id, seen])
+                self._claim.queue(pipe, [identity_index_key(index)], [member.member_id, seen])
 
         async with redis_calls():
             claims = await run_pipeline(self.client, claim, [self._claim]) if active else []
@@ -175,7 +174,7 @@ class MemberLoader:
             if sealed is not None:
                 old_id_number, _ = self.cipher.open(member.member_id, sealed)
                 if old_id_number != member.id_number:
-                    released = keys.identity_index(self.cipher.blind_index(old_id_number))
+                    released = identity_index_key(self.cipher.blind_index(old_id_number))
             writes.append((member, released))
 
         def write(pipe: RedisPipeline) -> None:
@@ -183,8 +182,8 @@ class MemberLoader:
                 if released is not None:
                     self._release.queue(pipe, [released], [member.member_id])
                 pipe.hset(
-                    keys.member(member.member_id),
-                    mapping=records.encode_member(member, self.cipher),  # type: ignore[arg-type]
+                    member_key(member.member_id),
+                    mapping=member_fields(member, self.cipher),  # type: ignore[arg-type]
                 )
 
         if writes:
@@ -201,13 +200,11 @@ class MemberLoader:
         async with redis_calls():
             pipe = self.client.pipeline(transaction=False)
             for member_id in ordered:
-                pipe.hgetall(keys.member(member_id))
+                pipe.hgetall(member_key(member_id))
             found = await pipe.execute()
         active = {}
         for member_id, fields in zip(ordered, found, strict=True):
-            if not fields:
-                continue
-            holder = records.decode_member(member_id, fields, self.cipher)
-            if holder.status is MemberStatus.ACTIVE:
-                active[member_id] = holder.id_number
+            record = decode_member(member_id, fields, self.cipher)
+            if record is not None and record.member.status is MemberStatus.ACTIVE:
+                active[member_id] = record.member.id_number
         return active

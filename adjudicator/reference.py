@@ -1,9 +1,9 @@
 """Reference data kept hot in process: policies, catalog, clients; loaded and refreshed.
 
-Each kind has a version in Redis (``onestop.keys.VERSIONS``). Every settlement reads the
-versions in the same round trip as the member's state, and reloads a kind only when its
-version moved, so a policy or catalog the agency loads applies from the next settlement on,
-in every process.
+Each kind has a version in Redis (:data:`onestop.storage.layout.VERSIONS_KEY`). Every
+settlement reads the versions in the same round trip as the member's state, and reloads a
+kind only when its version moved, so a policy or catalog the agency loads applies from the
+next settlement on, in every process.
 """
 
 from __future__ import annotations
@@ -15,21 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adjudicator.store import Store
-from onestop import keys
 from onestop.domain.catalog import CatalogItem, catalog_csv, parse_catalog_csv
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingTable, mapping_csv, parse_mapping_csv
 from onestop.domain.policy import Policy, parse_policy, policy_to_document
 from onestop.process import freeze_long_lived_objects
-
-POLICIES_KIND = "policies"
-CATALOG_KIND = "catalog"
-CLIENTS_KIND = "clients"
-
-
-def mapping_kind(client_id: str) -> str:
-    """The version field of a client's mapping."""
-    return f"mapping:{client_id}"
+from onestop.storage.layout import (
+    CATALOG_KEY,
+    CATALOG_KIND,
+    CLIENTS_KEY,
+    CLIENTS_KIND,
+    POLICIES_KEY,
+    POLICIES_KIND,
+    mapping_key,
+    mapping_kind,
+    policy_field,
+)
 
 
 def content_version(text: str | bytes) -> str:
@@ -43,11 +44,6 @@ def fresh_version() -> str:
     return os.urandom(6).hex()
 
 
-def policy_field(region: str, scheme: str, year: int) -> str:
-    """The field of a policy in the policies hash."""
-    return f"{region}|{scheme}|{year}"
-
-
 @dataclass
 class Reference:
     """Hot copies of the reference data, each with the version it was read at."""
@@ -58,11 +54,9 @@ class Reference:
     catalog: dict[str, CatalogItem] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
 
-    async def refresh(self, versions: Mapping[bytes, bytes] | None = None) -> None:
+    async def refresh(self, versions: Mapping[str, str] | None = None) -> None:
         """Reload whatever changed since it was read (``versions`` as just read, if at hand)."""
-        if versions is None:
-            versions = await self.store.versions()
-        current = {name.decode(): value.decode() for name, value in versions.items()}
+        current = await self.store.versions() if versions is None else versions
         loaded = False
         for kind, loader in (
             (POLICIES_KIND, self._load_policies),
@@ -78,7 +72,7 @@ class Reference:
             freeze_long_lived_objects()
 
     async def _load_policies(self) -> None:
-        raw = await self.store.hgetall(keys.POLICIES)
+        raw = await self.store.hgetall(POLICIES_KEY)
         loaded: dict[tuple[str, str, int], tuple[Policy, str]] = {}
         for value in raw.values():
             entry = json.loads(value)
@@ -90,12 +84,12 @@ class Reference:
         self.policies = loaded
 
     async def _load_catalog(self) -> None:
-        text = await self.store.get(keys.CATALOG)
+        text = await self.store.get(CATALOG_KEY)
         items = parse_catalog_csv(text.decode()) if text else []
         self.catalog = {item.code: item for item in items}
 
     async def _load_clients(self) -> None:
-        raw = await self.store.hgetall(keys.CLIENTS)
+        raw = await self.store.hgetall(CLIENTS_KEY)
         self.clients = {
             name.decode(): Client.model_validate_json(value) for name, value in raw.items()
         }
@@ -114,7 +108,7 @@ class Reference:
         value = json.dumps({"version": version, "document": document}, ensure_ascii=False)
         await self.store.put_reference(
             POLICIES_KIND,
-            keys.POLICIES,
+            POLICIES_KEY,
             value,
             fresh_version(),
             field=policy_field(policy.region, policy.scheme.value, policy.year),
@@ -126,7 +120,7 @@ class Reference:
         """Replace the catalog; its version."""
         text = catalog_csv(items)
         version = content_version(text)
-        await self.store.put_reference(CATALOG_KIND, keys.CATALOG, text, version)
+        await self.store.put_reference(CATALOG_KIND, CATALOG_KEY, text, version)
         await self.refresh()
         return version
 
@@ -134,7 +128,7 @@ class Reference:
         """Register or update a client."""
         await self.store.put_reference(
             CLIENTS_KIND,
-            keys.CLIENTS,
+            CLIENTS_KEY,
             client.model_dump_json(),
             fresh_version(),
             field=client.client_id,
@@ -143,7 +137,7 @@ class Reference:
 
     async def mapping(self, client_id: str) -> MappingTable:
         """A client's mapping as stored (empty when none was uploaded)."""
-        text = await self.store.get(keys.mapping(client_id))
+        text = await self.store.get(mapping_key(client_id))
         if not text:
             return MappingTable({})
         return parse_mapping_csv(text.decode(), None)
@@ -153,7 +147,7 @@ class Reference:
         text = mapping_csv(table)
         version = content_version(text)
         await self.store.put_reference(
-            mapping_kind(client_id), keys.mapping(client_id), text, version
+            mapping_kind(client_id), mapping_key(client_id), text, version
         )
         return version
 

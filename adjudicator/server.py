@@ -13,7 +13,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adjudicator.crypto import MemberCipher
 from adjudicator.loading import LoadingService
 from adjudicator.members import MemberLoader
 from adjudicator.reference import Reference
@@ -24,6 +23,8 @@ from adjudicator.store import Store
 from onestop.redis_client import REDIS_ERRORS, RedisClient, connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.storage.crypto import MemberCipher
+from onestop.storage.migrate import require_current_layout
 
 log = logging.getLogger("onestop.adjudicator")
 
@@ -85,11 +86,16 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         timeout_seconds=settings.redis_timeout_seconds,
         wait_seconds=settings.redis_wait_seconds,
     )
-    store = Store(client)
+    try:
+        await require_current_layout(client)
+    except BaseException:
+        await client.aclose()
+        raise
     cipher = MemberCipher(settings.member_key_bytes())
+    store = Store(client, cipher)
     reference = Reference(store)
-    service = SettlementService(store, reference, cipher, settings.commit_attempts)
-    servicer = AdjudicatorServicer(service, LoadingService(reference), MemberLoader(client, cipher))
+    service = SettlementService(store, reference, settings.commit_attempts)
+    servicer = AdjudicatorServicer(service, LoadingService(reference), MemberLoader(store))
 
     server = grpc.aio.server(
         options=[

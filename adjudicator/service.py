@@ -1,7 +1,7 @@
 """The settlement service: engine plus storage, at most once, exactly.
 
 Transport-free: the gRPC servicer converts messages and calls these methods; tests can call
-them directly.
+them directly. Storage gives and takes typed records (:mod:`onestop.storage.records`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from adjudicator import records
-from adjudicator.crypto import MemberCipher
 from adjudicator.reference import Reference
-from adjudicator.store import CommitArguments, Snapshot, Store
-from onestop import keys
+from adjudicator.store import CommitOutcome, NewSettlement, Snapshot, Store
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
@@ -34,12 +31,14 @@ from onestop.domain.errors import (
 )
 from onestop.domain.member import Member, mask_id_number, mask_name
 from onestop.domain.policy import Policy
-from onestop.domain.settlement import PREVIEW, SETTLED, Eligibility, PolicyRef, Settlement
+from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
 from onestop.errors import Unavailable
-from onestop.wire import amounts_text, record_bytes, record_of, replayed_record
+from onestop.storage.layout import new_settlement_id
+from onestop.storage.records import MemberRecord, SettlementRecord, StateAfter
+from onestop.wire import record_bytes, record_of, replayed_record
 
 log = logging.getLogger("onestop.adjudicator")
 
@@ -61,7 +60,6 @@ class SettlementService:
 
     store: Store
     reference: Reference
-    cipher: MemberCipher
     commit_attempts: int = 200
     clock: Callable[[], int] = now_ms
 
@@ -70,8 +68,8 @@ class SettlementService:
         snapshot = await self.store.snapshot(command.member_id, command.client_id, command.visit_id)
         await self.reference.refresh(snapshot.versions)
         client = self._client(command)
-        result, policy_ref = self._compute(command, client, snapshot)
-        return self._settlement(command, result, policy_ref, None, PREVIEW, None)
+        result, policy_ref = self._compute(command, client, self._member(command, snapshot))
+        return self._settlement(command, result, policy_ref, None, SettlementStatus.PREVIEW, None)
 
     async def settle(self, command: SettleCommand) -> tuple[Settlement, bytes]:
         """Settle and commit, at most once per (client, visit).
@@ -99,32 +97,41 @@ class SettlementService:
             earlier = await self._earlier_settlement(command, snapshot)
             if earlier is not None:
                 return earlier
-            result, policy_ref = self._compute(command, client, snapshot)
+            member = self._member(command, snapshot)
+            result, policy_ref = self._compute(command, client, member)
             stay = self._check_stay(command.visit, snapshot)
             now = self.clock()
-            settlement_id = keys.new_settlement_id(command.member_id, now)
+            settlement_id = new_settlement_id(command.member_id, now)
             settlement = self._settlement(
-                command, result, policy_ref, settlement_id, SETTLED, iso_from_ms(now)
+                command,
+                result,
+                policy_ref,
+                settlement_id,
+                SettlementStatus.SETTLED,
+                iso_from_ms(now),
             )
             record = record_bytes(settlement)
             outcome = await self.store.commit(
-                CommitArguments(
-                    member_id=command.member_id,
-                    client_id=command.client_id,
-                    visit_id=command.visit_id,
-                    expected_version=records.version_of(snapshot.member),
-                    year=result.policy_year,
-                    increments=records.increments_text(result.delta),
-                    settlement_id=settlement_id,
-                    fingerprint=command.fingerprint,
-                    record=record,
+                NewSettlement(
+                    settlement=SettlementRecord(
+                        settlement_id=settlement_id,
+                        status=SettlementStatus.SETTLED,
+                        fingerprint=command.fingerprint,
+                        client_id=command.client_id,
+                        member_id=command.member_id,
+                        visit_id=command.visit_id,
+                        policy_year=result.policy_year,
+                        committed_ms=now,
+                        delta=result.delta,
+                        record=record,
+                    ),
+                    expected_version=member.version,
                     stay=stay,
-                    amounts=amounts_text(result.amounts),
-                    committed_ms=now,
-                    policy=_policy_text(policy_ref),
+                    amounts=result.amounts,
+                    policy=policy_ref,
                 )
             )
-            if outcome == "OK":
+            if outcome is CommitOutcome.OK:
                 log.info(
                     "settled",
                     extra={
@@ -137,7 +144,7 @@ class SettlementService:
                     },
                 )
                 return settlement, record
-            if outcome == "NOMEMBER":
+            if outcome is CommitOutcome.NOMEMBER:
                 raise UnknownMember(f"no member {command.member_id}")
             # CONFLICT: the member's state moved; SETTLED: the visit was settled meanwhile.
             # Either way, read again; a short random pause spreads the contenders out.
@@ -150,15 +157,15 @@ class SettlementService:
         self, command: SettleCommand, snapshot: Snapshot
     ) -> tuple[Settlement, bytes] | None:
         visit = snapshot.visit
-        if visit.get(b"st") != b"settled":
+        if visit is None or visit.status is not SettlementStatus.SETTLED:
             return None
-        if visit.get(b"fp") == command.fingerprint.hex().encode():
-            stored = await self.store.settlement(visit[b"id"].decode())
-            if stored:
-                replayed = replayed_record(stored[b"r"])
+        if visit.fingerprint == command.fingerprint:
+            stored = await self.store.settlement(visit.settlement_id)
+            if stored is not None:
+                replayed = replayed_record(stored.record)
                 return record_of(replayed), replayed
         raise VisitAlreadySettled(
-            f"visit {command.visit_id} is settled as {visit[b'id'].decode()} with another "
+            f"visit {command.visit_id} is settled as {visit.settlement_id} with another "
             "request; reverse it first to settle it again"
         )
 
@@ -169,22 +176,24 @@ class SettlementService:
         check_client_may_settle(client.kind, command.visit.visit_type)
         return client
 
-    def _compute(
-        self, command: SettleCommand, client: Client, snapshot: Snapshot
-    ) -> tuple[Adjudication, PolicyRef]:
-        if not snapshot.member:
+    @staticmethod
+    def _member(command: SettleCommand, snapshot: Snapshot) -> MemberRecord:
+        if snapshot.member is None:
             raise UnknownMember(f"no member {command.member_id}")
-        member = records.decode_member(command.member_id, snapshot.member, self.cipher)
-        policy, policy_ref = self._policy(member, command.visit.policy_year)
-        assert client.level is not None  # hospitals and pharmacies always have one
+        return snapshot.member
+
+    def _compute(
+        self, command: SettleCommand, client: Client, record: MemberRecord
+    ) -> tuple[Adjudication, PolicyRef]:
+        policy, policy_ref = self._policy(record.member, command.visit.policy_year)
         result = adjudicate(
             command.visit,
-            client.level,
-            member,
+            client.settling_level(),
+            record.member,
             policy,
             self.reference.catalog,
-            records.year_state_of(snapshot.member, command.visit.policy_year),
-            records.balance_of(snapshot.member),
+            record.year(command.visit.policy_year),
+            record.balance,
         )
         return result, policy_ref
 
@@ -198,17 +207,17 @@ class SettlementService:
         return policy, PolicyRef(policy.region, policy.scheme.value, policy.year, version)
 
     @staticmethod
-    def _check_stay(visit: Visit, snapshot: Snapshot) -> str:
+    def _check_stay(visit: Visit, snapshot: Snapshot) -> tuple[date, date] | None:
         if visit.visit_type is not VisitType.INPATIENT:
-            return ""
+            return None
         stay = (visit.first_day, visit.last_day)
-        for settlement_id, other in records.stays_of(snapshot.stays).items():
-            if stays_overlap(stay, other):
+        for other in snapshot.stays:
+            if stays_overlap(stay, (other.admission, other.discharge)):
                 raise OverlappingStay(
-                    f"the stay {stay[0]} to {stay[1]} overlaps settlement {settlement_id} "
-                    f"({other[0]} to {other[1]})"
+                    f"the stay {stay[0]} to {stay[1]} overlaps settlement {other.settlement_id} "
+                    f"({other.admission} to {other.discharge})"
                 )
-        return f"{stay[0].isoformat()}|{stay[1].isoformat()}"
+        return stay
 
     @staticmethod
     def _settlement(
@@ -216,7 +225,7 @@ class SettlementService:
         result: Adjudication,
         policy_ref: PolicyRef,
         settlement_id: str | None,
-        status: str,
+        status: SettlementStatus,
         settled_at: str | None,
     ) -> Settlement:
         return Settlement(
@@ -234,18 +243,22 @@ class SettlementService:
             notes=result.notes,
         )
 
+    async def _own_settlement(self, settlement_id: str, client_id: str) -> SettlementRecord:
+        stored = await self.store.settlement(settlement_id)
+        if stored is None or (client_id and stored.client_id != client_id):
+            raise NotFound(f"no settlement {settlement_id}")
+        return stored
+
     async def get(self, settlement_id: str, client_id: str) -> Settlement:
         """A settlement of ``client_id`` (empty: any client's, for the agency).
 
         Raises:
             NotFound: no such settlement, or another client's.
         """
-        stored = await self.store.settlement(settlement_id)
-        if not stored or (client_id and stored[b"c"].decode() != client_id):
-            raise NotFound(f"no settlement {settlement_id}")
-        settlement = record_of(stored[b"r"])
-        if stored.get(b"st") == b"reversed":
-            settlement = self._reversed_view(settlement, stored[b"ry"].decode(), int(stored[b"ra"]))
+        stored = await self._own_settlement(settlement_id, client_id)
+        settlement = record_of(stored.record)
+        if stored.state_after is not None and stored.reversed_ms is not None:
+            settlement = self._reversed_view(settlement, stored.state_after, stored.reversed_ms)
         return settlement
 
     async def find(
@@ -258,8 +271,12 @@ class SettlementService:
         """
         snapshot = await self.store.snapshot(member_id, client_id, visit_id)
         visit = snapshot.visit
-        if visit.get(b"st") == b"settled" and visit.get(b"fp") == fingerprint.hex().encode():
-            return (await self.get(visit[b"id"].decode(), client_id)).as_replay()
+        if (
+            visit is not None
+            and visit.status is SettlementStatus.SETTLED
+            and visit.fingerprint == fingerprint
+        ):
+            return (await self.get(visit.settlement_id, client_id)).as_replay()
         raise NotFound(f"no settlement of visit {visit_id} for this request")
 
     async def reverse(self, settlement_id: str, client_id: str) -> Settlement:
@@ -268,22 +285,25 @@ class SettlementService:
         Raises:
             NotFound: no such settlement, or another client's.
         """
-        outcome = await self.store.reverse(settlement_id, client_id, self.clock())
-        if outcome.status == "NOTFOUND":
+        stored = await self._own_settlement(settlement_id, client_id)
+        settlement = record_of(stored.record)
+        if stored.state_after is not None and stored.reversed_ms is not None:
+            return self._reversed_view(settlement, stored.state_after, stored.reversed_ms)
+        outcome = await self.store.reverse(
+            stored, settlement.amounts, settlement.policy, self.clock()
+        )
+        if outcome is None:
             raise NotFound(f"no settlement {settlement_id}")
-        stored = await self.store.settlement(settlement_id)
-        settlement = record_of(stored[b"r"])
-        if outcome.status == "OK":
+        if not outcome.already:
             log.info("reversed", extra={"settlement_id": settlement_id, "client_id": client_id})
         return self._reversed_view(settlement, outcome.state_after, outcome.reversed_ms)
 
     @staticmethod
-    def _reversed_view(settlement: Settlement, state_after: str, reversed_ms: int) -> Settlement:
-        state, balance = records.parse_state_after(state_after)
+    def _reversed_view(settlement: Settlement, after: StateAfter, reversed_ms: int) -> Settlement:
         # The cap remaining is shown against the cap the settlement itself was computed with.
         cap = settlement.year_to_date.basic_cap_remaining + settlement.year_to_date.basic_fund
         return settlement.as_reversed(
-            YearToDateView.of(state, cap, balance), iso_from_ms(reversed_ms)
+            YearToDateView.of(after.year_to_date, cap, after.balance), iso_from_ms(reversed_ms)
         )
 
     async def eligibility(self, member_id: str, day: date) -> Eligibility:
@@ -292,14 +312,13 @@ class SettlementService:
         Raises:
             UnknownMember, NoPolicy.
         """
-        fields = await self.store.member(member_id)
-        if not fields:
+        record = await self.store.member(member_id)
+        if record is None:
             raise UnknownMember(f"no member {member_id}")
         await self.reference.refresh()
-        member = records.decode_member(member_id, fields, self.cipher)
+        member = record.member
         policy, policy_ref = self._policy(member, day.year)
         rights = entitlement(policy, member, day)
-        balance = records.balance_of(fields)
         return Eligibility(
             member_id=member_id,
             name_masked=mask_name(member.name),
@@ -314,13 +333,9 @@ class SettlementService:
                 member.assistance_category.value if member.assistance_category else None
             ),
             supplementary_enrolled=member.supplementary_enrolled,
-            personal_account_balance=balance,
+            personal_account_balance=record.balance,
             year_to_date=YearToDateView.of(
-                records.year_state_of(fields, day.year), rights.annual_cap, balance
+                record.year(day.year), rights.annual_cap, record.balance
             ),
             policy=policy_ref,
         )
-
-
-def _policy_text(policy: PolicyRef) -> str:
-    return f"{policy.region}|{policy.scheme}|{policy.year}|{policy.version}"

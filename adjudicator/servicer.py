@@ -295,15 +295,4 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
     async def GetVersions(  # noqa: N802, D102
         self, request: pb.GetVersionsRequest, context: Context
     ) -> pb.Versions:
-        raw = await _answer(context, self.service.store.versions)
-        versions = {name.decode(): value.decode() for name, value in raw.items()}
-        return pb.Versions(
-            catalog=versions.get("catalog", ""),
-            clients=versions.get("clients", ""),
-            policies=versions.get("policies", ""),
-            mappings={
-                name.removeprefix("mapping:"): value
-                for name, value in versions.items()
-                if name.startswith("mapping:")
-            },
-        )
+        return convert.versions_message(await _answer(context, self.service.store.versions))

@@ -1,19 +1,25 @@
 """Redis access for the adjudicator: snapshots, atomic commits and reversals, reference data.
 
-Every key comes from :mod:`onestop.keys`; every multi-key update is one Lua script whose keys
-share the member's slot.
+The service gets typed records (:mod:`onestop.storage.records`) from here and gives typed
+values back; every key and field name comes from :mod:`onestop.storage.layout`. Every
+multi-key update is one Lua script whose keys share the member's slot, and the scripts know
+no field names: they receive field/value pairs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
 from importlib import resources
-from typing import Any, cast
+from typing import cast
 
-from onestop import keys
 from onestop.clock import settlement_day
+from onestop.domain.engine import Amounts
+from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.errors import Unavailable
 from onestop.redis_client import (
     UNAVAILABLE_ERRORS,
@@ -21,6 +27,30 @@ from onestop.redis_client import (
     RedisClient,
     RedisPipeline,
     run_pipeline,
+)
+from onestop.storage import layout
+from onestop.storage.crypto import MemberCipher
+from onestop.storage.layout import MemberField, SettlementField, VisitField
+from onestop.storage.records import (
+    MemberRecord,
+    Pairs,
+    SettlementRecord,
+    StateAfter,
+    Stay,
+    VisitIndex,
+    day_total_increments,
+    decode_member,
+    decode_settlement,
+    decode_state_after,
+    decode_stays,
+    decode_visit,
+    journal_fields,
+    member_increments,
+    reversal_fields,
+    settlement_fields,
+    state_capture,
+    stay_value,
+    visit_fields,
 )
 
 
@@ -39,154 +69,220 @@ async def redis_calls() -> AsyncIterator[None]:
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
 
 
+def _lists(*lists: Pairs) -> list[str | int | bytes]:
+    """Field/value lists as the scripts read them: each a count of pairs, then the pairs."""
+    flat: list[str | int | bytes] = []
+    for pairs in lists:
+        flat.append(len(pairs))
+        for name, value in pairs:
+            flat.extend((name, value))
+    return flat
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What settling one visit reads, taken atomically, plus the reference-data versions."""
 
-    member: Mapping[bytes, bytes]
-    stays: Mapping[bytes, bytes]
-    visit: Mapping[bytes, bytes]
-    versions: Mapping[bytes, bytes]
+    member: MemberRecord | None
+    stays: tuple[Stay, ...]
+    visit: VisitIndex | None
+    versions: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
-class CommitArguments:
-    """Everything the commit script writes (see ``lua/commit_settlement.lua``)."""
+class NewSettlement:
+    """Everything a commit writes.
 
-    member_id: str
-    client_id: str
-    visit_id: str
+    Attributes:
+        expected_version: the member version the computation read.
+        stay: an inpatient stay's dates, which the member may not hold twice.
+    """
+
+    settlement: SettlementRecord
     expected_version: int
-    year: int
-    increments: str
-    settlement_id: str
-    fingerprint: bytes
-    record: bytes
-    stay: str
-    amounts: str
-    committed_ms: int
-    policy: str
+    stay: tuple[date, date] | None
+    amounts: Amounts
+    policy: PolicyRef
+
+
+class CommitOutcome(StrEnum):
+    """What the commit script answered."""
+
+    OK = "OK"
+    CONFLICT = "CONFLICT"
+    """The member's figures moved since the snapshot: compute again."""
+    SETTLED = "SETTLED"
+    """The visit was settled meanwhile."""
+    NOMEMBER = "NOMEMBER"
 
 
 @dataclass(frozen=True, slots=True)
 class ReversalOutcome:
-    """What the reversal script answered."""
+    """What a reversal did: ``reversed`` now, or found it ``already`` reversed."""
 
-    status: str  # OK | ALREADY | NOTFOUND
-    state_after: str = ""
-    reversed_ms: int = 0
+    already: bool
+    state_after: StateAfter
+    reversed_ms: int
 
 
 class Store:
     """The adjudicator's view of Redis."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, cipher: MemberCipher) -> None:
         self.client = client
+        self.cipher = cipher
         self._read = lua_script("read_member.lua")
-        self._commit = lua_script("journal_id.lua", "commit_settlement.lua")
-        self._reverse = lua_script("journal_id.lua", "reverse_settlement.lua")
+        self._commit = lua_script("prelude.lua", "commit_settlement.lua")
+        self._reverse = lua_script("prelude.lua", "reverse_settlement.lua")
 
     async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
         """Read the member, its stays, the visit's settlement and the reference versions."""
         member_keys = [
-            keys.member(member_id),
-            keys.stays(member_id),
-            keys.visit(member_id, client_id, visit_id),
+            layout.member_key(member_id),
+            layout.stays_key(member_id),
+            layout.visit_key(member_id, client_id, visit_id),
         ]
 
         def build(pipe: RedisPipeline) -> None:
             # The member's three keys share a slot and are read by one script (one moment);
             # the versions live elsewhere (on another node in a cluster).
             self._read.queue(pipe, member_keys, ())
-            pipe.hgetall(keys.VERSIONS)
+            pipe.hgetall(layout.VERSIONS_KEY)
 
         async with redis_calls():
             (member, stays, visit), versions = await run_pipeline(self.client, build, [self._read])
-        return Snapshot(_pairs(member), _pairs(stays), _pairs(visit), versions)
+        return Snapshot(
+            member=decode_member(member_id, _pairs(member), self.cipher),
+            stays=decode_stays(_pairs(stays)),
+            visit=decode_visit(_pairs(visit)),
+            versions=_text_map(versions),
+        )
 
-    async def member(self, member_id: str) -> dict[bytes, bytes]:
-        """The member's hash (empty when unknown)."""
+    async def member(self, member_id: str) -> MemberRecord | None:
+        """The member, ``None`` when unknown."""
         async with redis_calls():
-            return cast(dict[bytes, bytes], await self.client.hgetall(keys.member(member_id)))
+            raw = await self.client.hgetall(layout.member_key(member_id))
+        return decode_member(member_id, cast(dict[bytes, bytes], raw), self.cipher)
 
-    async def versions(self) -> dict[bytes, bytes]:
-        """Reference-data versions."""
+    async def versions(self) -> dict[str, str]:
+        """Reference-data versions, by kind."""
         async with redis_calls():
-            return cast(dict[bytes, bytes], await self.client.hgetall(keys.VERSIONS))
+            raw = await self.client.hgetall(layout.VERSIONS_KEY)
+        return _text_map(cast(dict[bytes, bytes], raw))
 
-    async def commit(self, arguments: CommitArguments) -> str:
-        """Run the commit script; its answer: OK, CONFLICT, SETTLED or NOMEMBER."""
-        group = keys.member_group(arguments.member_id)
+    async def commit(self, new: NewSettlement) -> CommitOutcome:
+        """Run the commit script: everything of ``new`` is written, or nothing."""
+        record = new.settlement
+        group = layout.member_group(record.member_id)
+        entry = JournalEntry(
+            kind=EntryKind.SETTLEMENT,
+            settlement_id=record.settlement_id,
+            client_id=record.client_id,
+            member_id=record.member_id,
+            visit_id=record.visit_id,
+            at_ms=record.committed_ms,
+            amounts=new.amounts,
+            policy=new.policy,
+        )
+        stay: Pairs = [] if new.stay is None else [(record.settlement_id, stay_value(*new.stay))]
         async with redis_calls():
             answer = await self._commit(
                 self.client,
                 [
-                    keys.member(arguments.member_id),
-                    keys.stays(arguments.member_id),
-                    keys.visit(arguments.member_id, arguments.client_id, arguments.visit_id),
-                    keys.settlement(group, arguments.settlement_id),
-                    keys.journal(group),
-                    keys.day_totals(group, day_key(arguments.committed_ms), arguments.client_id),
+                    layout.member_key(record.member_id),
+                    layout.stays_key(record.member_id),
+                    layout.visit_key(record.member_id, record.client_id, record.visit_id),
+                    layout.settlement_key(group, record.settlement_id),
+                    layout.journal_key(group),
+                    layout.day_totals_key(group, day_key(record.committed_ms), record.client_id),
                 ],
                 [
-                    arguments.expected_version,
-                    arguments.year,
-                    arguments.increments,
-                    arguments.settlement_id,
-                    arguments.fingerprint.hex(),
-                    arguments.record,
-                    arguments.stay,
-                    arguments.client_id,
-                    arguments.member_id,
-                    arguments.visit_id,
-                    arguments.amounts,
-                    arguments.committed_ms,
-                    arguments.policy,
+                    MemberField.VERSION.value,
+                    str(new.expected_version),
+                    VisitField.STATUS.value,
+                    SettlementStatus.SETTLED.value,
+                    record.committed_ms,
+                    *_lists(
+                        member_increments(record.policy_year, record.delta),
+                        stay,
+                        visit_fields(record.settlement_id, record.fingerprint),
+                        settlement_fields(record),
+                        journal_fields(entry),
+                        day_total_increments(EntryKind.SETTLEMENT, new.amounts),
+                    ),
                 ],
             )
-        return str(answer[0].decode())
+        return CommitOutcome(answer[0].decode())
 
-    async def settlement(self, settlement_id: str) -> dict[bytes, bytes]:
-        """A settlement record (empty when there is none)."""
-        group = keys.group_of_settlement(settlement_id)
+    async def settlement(self, settlement_id: str) -> SettlementRecord | None:
+        """A settlement, ``None`` when there is none."""
+        group = layout.group_of_settlement(settlement_id)
         if group is None:
-            return {}
+            return None
         async with redis_calls():
-            return cast(
-                dict[bytes, bytes], await self.client.hgetall(keys.settlement(group, settlement_id))
-            )
+            raw = await self.client.hgetall(layout.settlement_key(group, settlement_id))
+        return decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
 
-    async def reverse(self, settlement_id: str, client_id: str, now_ms: int) -> ReversalOutcome:
-        """Reverse a settlement (``client_id`` empty: the agency may reverse any)."""
-        group = keys.group_of_settlement(settlement_id)
-        if group is None:
-            return ReversalOutcome("NOTFOUND")
-        record_key = keys.settlement(group, settlement_id)
+    async def reverse(
+        self, record: SettlementRecord, amounts: Amounts, policy: PolicyRef, now_ms: int
+    ) -> ReversalOutcome | None:
+        """Reverse a settlement once; ``None`` when it no longer exists.
+
+        Args:
+            record: the settlement as read (its immutable part drives the undo).
+            amounts: its amounts, which the reversal's journal entry carries.
+            policy: the policy it applied.
+            now_ms: the reversal's time.
+        """
+        group = layout.member_group(record.member_id)
+        entry = JournalEntry(
+            kind=EntryKind.REVERSAL,
+            settlement_id=record.settlement_id,
+            client_id=record.client_id,
+            member_id=record.member_id,
+            visit_id=record.visit_id,
+            at_ms=now_ms,
+            amounts=amounts,
+            policy=policy,
+        )
         async with redis_calls():
-            member_id, owner, visit_id = cast(
-                list[bytes | None], await self.client.hmget(record_key, ["m", "c", "vi"])
-            )
-            if member_id is None or owner is None or visit_id is None:
-                return ReversalOutcome("NOTFOUND")
-            member = member_id.decode()
             answer = await self._reverse(
                 self.client,
                 [
-                    record_key,
-                    keys.member(member),
-                    keys.stays(member),
-                    keys.visit(member, owner.decode(), visit_id.decode()),
-                    keys.journal(group),
-                    keys.day_totals(group, day_key(now_ms), owner.decode()),
+                    layout.settlement_key(group, record.settlement_id),
+                    layout.member_key(record.member_id),
+                    layout.stays_key(record.member_id),
+                    layout.visit_key(record.member_id, record.client_id, record.visit_id),
+                    layout.journal_key(group),
+                    layout.day_totals_key(group, day_key(now_ms), record.client_id),
                 ],
-                [client_id, now_ms],
+                [
+                    SettlementField.STATUS.value,
+                    SettlementStatus.SETTLED.value,
+                    record.settlement_id,
+                    VisitField.SETTLEMENT_ID.value,
+                    SettlementField.STATE_AFTER.value,
+                    now_ms,
+                    *_lists(
+                        member_increments(record.policy_year, record.delta, undo=True),
+                        state_capture(record.policy_year),
+                        [(VisitField.STATUS.value, SettlementStatus.REVERSED.value)],
+                        reversal_fields(now_ms),
+                        journal_fields(entry),
+                        day_total_increments(EntryKind.REVERSAL, amounts),
+                    ),
+                ],
             )
         status = answer[0].decode()
         if status == "OK":
-            return ReversalOutcome(status, answer[1].decode(), now_ms)
-        if status == "ALREADY":
-            return ReversalOutcome(status, answer[1].decode(), int(answer[2]))
-        return ReversalOutcome(status)
+            return ReversalOutcome(False, decode_state_after(answer[1]), now_ms)
+        if status == "NOTFOUND":
+            return None
+        # Reversed meanwhile (or before): answer with what that reversal recorded.
+        again = await self.settlement(record.settlement_id)
+        if again is None or again.state_after is None or again.reversed_ms is None:
+            return None
+        return ReversalOutcome(True, again.state_after, again.reversed_ms)
 
     # -- reference data -----------------------------------------------------------------------
 
@@ -201,7 +297,7 @@ class Store:
             return cast(bytes | None, await self.client.get(key))
 
     async def put_reference(
-        self, kind: str, key: str, value: Any, version: str, field: str | None = None
+        self, kind: str, key: str, value: str | bytes, version: str, field: str | None = None
     ) -> None:
         """Write one piece of reference data and announce its new version.
 
@@ -214,7 +310,7 @@ class Store:
                 await self.client.set(key, value)
             else:
                 await self.client.hset(key, field, value)
-            await self.client.hset(keys.VERSIONS, kind, version)
+            await self.client.hset(layout.VERSIONS_KEY, kind, version)
 
 
 def day_key(epoch_ms: int) -> str:
@@ -222,5 +318,9 @@ def day_key(epoch_ms: int) -> str:
     return settlement_day(epoch_ms).strftime("%Y%m%d")
 
 
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text_map(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in raw.items()}

@@ -47,6 +47,7 @@ from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
 from onestop.exports import write_export, zip_export
 from onestop.redis_client import REDIS_ERRORS, connect
+from onestop.storage.migrate import require_current_layout
 
 log = logging.getLogger("onestop.gateway")
 
@@ -582,13 +583,22 @@ def app_from_environment() -> FastAPI:
 
 
 async def build_gateway(settings: GatewaySettings) -> Gateway:
-    """Connect to the adjudicator and Redis; load or create the receipt keys."""
-    adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)
+    """Connect to Redis and the adjudicator; load or create the receipt keys.
+
+    Raises:
+        OutdatedLayout: Redis holds data of an older layout (``onestop migrate`` first).
+    """
     redis = await connect(
         settings.redis_url,
         timeout_seconds=settings.redis_timeout_seconds,
         wait_seconds=settings.redis_wait_seconds,
     )
+    try:
+        await require_current_layout(redis)
+    except BaseException:
+        await redis.aclose()
+        raise
+    adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)
     reference = GatewayReference(adjudicator)
     auth = Authenticator(
         redis,

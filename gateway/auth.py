@@ -18,13 +18,13 @@ from typing import cast
 from starlette.requests import Request
 
 from gateway.reference import GatewayReference
-from onestop import keys
 from onestop.domain.clients import Client
 from onestop.domain.errors import Forbidden
 from onestop.domain.types import ClientKind
 from onestop.errors import Unauthenticated, Unavailable
 from onestop.redis_client import REDIS_ERRORS, RedisClient
 from onestop.signing import UnusableKey, load_public_key, verify
+from onestop.storage.layout import VERSIONS_KEY, nonce_key
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -94,22 +94,22 @@ class Authenticator:
         # only kept once the signature below verifies; a forged request frees it again.
         # The value is this check's own: when a lost connection makes the client send the
         # SET again, the second SET finds the key, and the value tells that it was ours.
-        nonce_key = keys.nonce(client_id, nonce)
+        remembered = nonce_key(client_id, nonce)
         claim = secrets.token_bytes(12)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(nonce_key, claim, nx=True, ex=self.nonce_ttl)
-            pipe.hgetall(keys.VERSIONS)
+            pipe.set(remembered, claim, nx=True, ex=self.nonce_ttl)
+            pipe.hgetall(VERSIONS_KEY)
             fresh, versions = await pipe.execute()
             if not fresh:
-                fresh = await self.redis.get(nonce_key) == claim
+                fresh = await self.redis.get(remembered) == claim
         except REDIS_ERRORS as error:
             raise Unavailable("Redis is unavailable; retry") from error
         self.reference.observe(versions)
 
         client = await self.reference.client(client_id)
         if client is None:
-            await self._forget(nonce_key, fresh)
+            await self._forget(remembered, fresh)
             raise _refuse(f"unknown client {client_id}")
         try:
             public_key = load_public_key(client.public_key)
@@ -119,7 +119,7 @@ class Authenticator:
             request.method, path_and_query(request), timestamp, nonce, body_sha256_hex
         )
         if not verify(public_key, message, headers["x-signature"]):
-            await self._forget(nonce_key, fresh)
+            await self._forget(remembered, fresh)
             raise _refuse("the signature does not verify")
         if not fresh:
             raise _refuse(
@@ -128,10 +128,10 @@ class Authenticator:
             )
         return client
 
-    async def _forget(self, nonce_key: str, fresh: bool) -> None:
+    async def _forget(self, remembered: str, fresh: bool) -> None:
         if fresh:
             with contextlib.suppress(*REDIS_ERRORS):
-                await self.redis.delete(nonce_key)
+                await self.redis.delete(remembered)
 
 
 def require_kind(client: Client, *kinds: ClientKind) -> None:

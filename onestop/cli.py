@@ -205,6 +205,15 @@ def _soak(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from onestop.storage.migrate import run_migration
+
+    report = asyncio.run(run_migration(args.redis_url, write=print))
+    if args.json:
+        print(json.dumps({"converted": report.converted, "dropped": report.dropped}))
+    return 0
+
+
 def _probe(args: argparse.Namespace) -> int:
     from onestop.probe import probe
 
@@ -385,6 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap.add_argument("--public-key", type=Path, required=True, help="PEM public key file")
     bootstrap.add_argument("--timeout", type=float, default=120, help="seconds to wait for it")
     bootstrap.set_defaults(handler=_bootstrap_agency)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="convert stored data of an older layout (run with the services stopped)",
+        description="Convert every Redis key of an older storage layout to the current one "
+        "(docs/operations.md). Resumable: run it again after an interruption. onestop serve "
+        "runs it by itself before starting the services.",
+    )
+    migrate.add_argument(
+        "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
+    )
+    migrate.add_argument("--json", action="store_true", help="a last line of JSON")
+    migrate.set_defaults(handler=_migrate)
 
     probe = commands.add_parser(
         "probe", help="exit 0 when this container's service is up (Docker HEALTHCHECK)"

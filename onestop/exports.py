@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from onestop.clock import iso_from_ms, now_ms
-from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS, JournalEntry
+from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS, EntryKind, JournalEntry
 from onestop.domain.tables import neutralise_formula
 from onestop.signing import canonical_json, load_public_key, verify
 
@@ -88,29 +88,29 @@ async def write_export(
         writer = csv.writer(sink, lineterminator="\n")
         writer.writerow(SETTLEMENT_COLUMNS)
         async for entry in entries:
-            region, scheme, year, version = entry.policy.split("|")
+            policy = entry.policy
             amounts = entry.signed_amounts()
             writer.writerow(
                 [
                     neutralise_formula(cell)
                     for cell in (
-                        entry.kind,
+                        entry.kind.value,
                         iso_from_ms(entry.at_ms),
                         entry.settlement_id,
                         entry.client_id,
                         entry.visit_id,
                         entry.member_id,
-                        region,
-                        scheme,
-                        year,
-                        version,
+                        policy.region,
+                        policy.scheme,
+                        policy.year,
+                        policy.version,
                     )
                 ]
                 + [amounts[name] for name in AMOUNT_FIELDS]
             )
             rows += 1
             day_of_client = per_client.setdefault(entry.client_id, _ClientDay())
-            if entry.kind == "settlement":
+            if entry.kind is EntryKind.SETTLEMENT:
                 day_of_client.settlements += 1
             else:
                 day_of_client.reversals += 1

@@ -10,7 +10,7 @@ same typed exception on the other side (:func:`refusal_from_rpc_error`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, astuple
+from dataclasses import asdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,12 +22,19 @@ from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import DomainError, ErrorCode, InvalidDocument, Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
-from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, JournalEntry
-from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
+from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
+from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import Category, ClientKind, HospitalLevel, VisitType
 from onestop.errors import InternalError, Unavailable, refusal_of
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.storage.layout import (
+    CATALOG_KIND,
+    CLIENTS_KIND,
+    POLICIES_KIND,
+    client_of_mapping_kind,
+)
+from onestop.storage.records import AuditEntry
 
 REFUSAL_CODE_KEY = "onestop-code"
 """Trailing metadata: the refusal's :class:`ErrorCode`."""
@@ -157,6 +164,16 @@ def policy_of(message: pb.PolicyRef) -> PolicyRef:
     return PolicyRef(message.region, message.scheme, message.year, message.version)
 
 
+def amounts_message(amounts: Amounts) -> pb.Amounts:
+    """A settlement's amounts."""
+    return pb.Amounts(**asdict(amounts))
+
+
+def amounts_of(message: pb.Amounts) -> Amounts:
+    """A settlement's amounts from their message."""
+    return Amounts(**{name: getattr(message, name) for name in AMOUNT_FIELDS})
+
+
 def settlement_message(settlement: Settlement) -> pb.Settlement:
     """A settlement as the service answers and stores it."""
     return pb.Settlement(
@@ -165,11 +182,11 @@ def settlement_message(settlement: Settlement) -> pb.Settlement:
         visit_id=settlement.visit_id,
         member_id=settlement.member_id,
         visit_type=settlement.visit_type.value,
-        status=settlement.status,
+        status=settlement.status.value,
         replayed=settlement.replayed,
         settled_at=settlement.settled_at or "",
         policy=policy_message(settlement.policy),
-        amounts=pb.Amounts(**asdict(settlement.amounts)),
+        amounts=amounts_message(settlement.amounts),
         lines=_line_splits_message(settlement.lines),
         year_to_date=year_to_date_message(settlement.year_to_date),
         notes=[pb.Note(code=note.code, message=note.message) for note in settlement.notes],
@@ -179,17 +196,16 @@ def settlement_message(settlement: Settlement) -> pb.Settlement:
 
 def settlement_of(message: pb.Settlement) -> Settlement:
     """A settlement from its message (a stored record or an answer)."""
-    amounts = message.amounts
     return Settlement(
         settlement_id=message.settlement_id or None,
         client_id=message.client_id,
         visit_id=message.visit_id,
         member_id=message.member_id,
         visit_type=VisitType(message.visit_type),
-        status=message.status,
+        status=SettlementStatus(message.status),
         settled_at=message.settled_at or None,
         policy=policy_of(message.policy),
-        amounts=Amounts(**{name: getattr(amounts, name) for name in Amounts.__dataclass_fields__}),
+        amounts=amounts_of(message.amounts),
         lines=_line_splits_of(message.lines),
         year_to_date=year_to_date_of(message.year_to_date),
         notes=tuple(Note(note.code, note.message) for note in message.notes),
@@ -317,11 +333,6 @@ def eligibility_of(message: pb.EligibilityAnswer) -> Eligibility:
     )
 
 
-def amounts_text(amounts: Amounts) -> str:
-    """Amounts as the journal keeps them, in the contract's order, comma-separated."""
-    return ",".join(str(value) for value in astuple(amounts))
-
-
 def refusal_trailer(refusal: DomainError) -> tuple[tuple[str, str | bytes], ...]:
     """The trailing metadata that carries a refusal's code and problems."""
     metadata: list[tuple[str, str | bytes]] = [(REFUSAL_CODE_KEY, refusal.code.value)]
@@ -404,19 +415,19 @@ def mapping_change_message(change: MappingChange) -> pb.MappingChange:
     )
 
 
-def audit_entry_message(entry: Mapping[str, str]) -> pb.MappingAuditEntry:
-    """One stored audit entry (see :meth:`LoadingService.audit`)."""
+def audit_entry_message(entry: AuditEntry) -> pb.MappingAuditEntry:
+    """One stored audit entry."""
     return pb.MappingAuditEntry(
-        at=entry["at"],
-        changed_by=entry["by"],
-        version=entry["version"],
+        at=entry.at,
+        changed_by=entry.changed_by,
+        version=entry.version,
         change=pb.MappingChange(
-            his_code=entry["his_code"],
-            change=entry["change"],
-            old_row=entry["old"],
-            new_row=entry["new"],
-            risky=entry["risky"] == "1",
-            reason=entry["reason"],
+            his_code=entry.his_code,
+            change=entry.change,
+            old_row=entry.old,
+            new_row=entry.new,
+            risky=entry.risky,
+            reason=entry.reason,
         ),
     )
 
@@ -485,31 +496,29 @@ def members_answer(reply: pb.PutMembersReply) -> dict[str, Any]:
 
 def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:
     """A journal entry."""
-    region, scheme, year, version = entry.policy.split("|")
     return pb.JournalEntry(
-        kind=entry.kind,
+        kind=entry.kind.value,
         settlement_id=entry.settlement_id,
         client_id=entry.client_id,
         member_id=entry.member_id,
         visit_id=entry.visit_id,
         at_ms=entry.at_ms,
-        amounts=pb.Amounts(**dict(zip(AMOUNT_FIELDS, entry.amounts, strict=True))),
-        policy=pb.PolicyRef(region=region, scheme=scheme, year=int(year), version=version),
+        amounts=amounts_message(entry.amounts),
+        policy=policy_message(entry.policy),
     )
 
 
 def journal_entry_of(message: pb.JournalEntry) -> JournalEntry:
     """A journal entry from its message."""
-    policy = message.policy
     return JournalEntry(
-        kind=message.kind,
+        kind=EntryKind(message.kind),
         settlement_id=message.settlement_id,
         client_id=message.client_id,
         member_id=message.member_id,
         visit_id=message.visit_id,
         at_ms=message.at_ms,
-        amounts=tuple(getattr(message.amounts, name) for name in AMOUNT_FIELDS),
-        policy=f"{policy.region}|{policy.scheme}|{policy.year}|{policy.version}",
+        amounts=amounts_of(message.amounts),
+        policy=policy_of(message.policy),
     )
 
 
@@ -527,3 +536,18 @@ def day_figures_of(reply: pb.DayFiguresReply) -> tuple[DayFigures, list[str]]:
     """A client's day, and its settlements' ids when asked for."""
     amounts = {name: getattr(reply.amounts, name) for name in AMOUNT_FIELDS}
     return DayFigures(reply.settlements, reply.reversals, amounts), list(reply.settlement_ids)
+
+
+def versions_message(versions: Mapping[str, str]) -> pb.Versions:
+    """The reference-data versions, by kind."""
+    mappings = {}
+    for kind, version in versions.items():
+        client_id = client_of_mapping_kind(kind)
+        if client_id is not None:
+            mappings[client_id] = version
+    return pb.Versions(
+        catalog=versions.get(CATALOG_KIND, ""),
+        clients=versions.get(CLIENTS_KIND, ""),
+        policies=versions.get(POLICIES_KIND, ""),
+        mappings=mappings,
+    )

@@ -1,59 +1,50 @@
--- Reverse one settlement: subtract exactly the increments it stored, once.
+-- Reverse one settlement: subtract exactly what it added, once.
+--
+-- The caller read the settlement's immutable part (who, what it added, its amounts) and
+-- passes the undo as field/value pairs; this script checks, atomically, that the settlement
+-- is still settled, applies the undo, and captures the member's figures right after it.
+-- Like the commit script it knows no field names (see onestop/storage/layout.py).
 --
 -- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream,
 --       6 the owner's day totals of the reversal day (Asia/Shanghai)
--- ARGV: 1 client id that asks ('' for the agency: any client), 2 reversal time (epoch ms)
--- Uses journal_id() from journal_id.lua, loaded in front of this script.
--- Returns {'OK', ytd} | {'ALREADY', ytd, reversed_at_ms} | {'NOTFOUND'}
--- where ytd is "bf,op,su,ci,as,ab,balance" of the settlement's year after the undo.
+-- ARGV: 1 the settlement's status field, 2 the status that means settled,
+--       3 the settlement id, 4 the visit's settlement-id field,
+--       5 the settlement's state-after field, 6 the reversal time (epoch ms),
+--       then six lists, each a count of pairs followed by that many pairs:
+--       member increments (HINCRBY), state to capture (name, member field),
+--       visit index (HSET, when it still names this settlement), settlement (HSET),
+--       journal entry (XADD), day totals (HINCRBY)
+-- Uses journal_id() and read_lists() from prelude.lua, loaded in front of this script.
+-- Returns {'OK', state} | {'ALREADY'} | {'NOTFOUND'}, state being the captured figures as a
+-- JSON object (name -> value).
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local status = redis.call('HGET', KEYS[1], ARGV[1])
+if not status then
   return {'NOTFOUND'}
 end
-local record = redis.call('HMGET', KEYS[1], 'st', 'c', 'y', 'd', 'ry', 'ra', 'vi', 'a', 'p', 'm')
-local status, client, year, increments_text = record[1], record[2], record[3], record[4]
-if ARGV[1] ~= '' and ARGV[1] ~= client then
-  return {'NOTFOUND'}
-end
-if status == 'reversed' then
-  return {'ALREADY', record[5], record[6]}
+if status ~= ARGV[2] then
+  return {'ALREADY'}
 end
 
-local fields = {'bf', 'op', 'su', 'ci', 'as', 'ab', 'ad'}
-local increments = {}
-for value in string.gmatch(increments_text, '[^,]+') do
-  increments[#increments + 1] = tonumber(value)
+local lists = read_lists(ARGV, 7, 6)
+local increments, capture, visit, settlement, entry, totals =
+  lists[1], lists[2], lists[3], lists[4], lists[5], lists[6]
+for index = 1, #increments, 2 do
+  redis.call('HINCRBY', KEYS[2], increments[index], increments[index + 1])
 end
-for index, name in ipairs(fields) do
-  if increments[index] ~= 0 then
-    redis.call('HINCRBY', KEYS[2], year .. ':' .. name, -increments[index])
-  end
-end
-if increments[8] ~= 0 then
-  redis.call('HINCRBY', KEYS[2], 'b', increments[8])
-end
-redis.call('HINCRBY', KEYS[2], 'v', 1)
-
-local settlement_id = string.match(KEYS[1], ':s:(.+)$')
-redis.call('HDEL', KEYS[3], settlement_id)
-if redis.call('HGET', KEYS[4], 'id') == settlement_id then
-  redis.call('HSET', KEYS[4], 'st', 'reversed')
+redis.call('HDEL', KEYS[3], ARGV[3])
+if redis.call('HGET', KEYS[4], ARGV[4]) == ARGV[3] then
+  redis.call('HSET', KEYS[4], unpack(visit))
 end
 
-local state = redis.call('HMGET', KEYS[2],
-  year .. ':bf', year .. ':op', year .. ':su', year .. ':ci', year .. ':as', year .. ':ab', 'b')
-for index = 1, #state do
-  state[index] = state[index] or '0'
+local state = {}
+for index = 1, #capture, 2 do
+  state[capture[index]] = redis.call('HGET', KEYS[2], capture[index + 1]) or '0'
 end
-local after = table.concat(state, ',')
-redis.call('HSET', KEYS[1], 'st', 'reversed', 'ra', ARGV[2], 'ry', after)
-redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[2]),
-  'k', 'R', 'id', settlement_id, 'c', client, 'm', record[10], 'v', record[7], 't', ARGV[2],
-  'a', record[8], 'p', record[9])
-redis.call('HINCRBY', KEYS[6], 'reversals', 1)
-local index = 0
-for value in string.gmatch(record[8], '[^,]+') do
-  index = index + 1
-  redis.call('HINCRBY', KEYS[6], 'r' .. index, tonumber(value))
+local after = cjson.encode(state)
+redis.call('HSET', KEYS[1], ARGV[5], after, unpack(settlement))
+redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[6]), unpack(entry))
+for index = 1, #totals, 2 do
+  redis.call('HINCRBY', KEYS[6], totals[index], totals[index + 1])
 end
 return {'OK', after}

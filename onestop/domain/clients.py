@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from onestop.domain.errors import Forbidden
 from onestop.domain.types import ClientKind, Code, HospitalLevel, Name
 
 
@@ -24,3 +25,13 @@ class Client(BaseModel):
         if self.kind is not ClientKind.AGENCY and (self.level is None or self.region is None):
             raise ValueError("hospitals and pharmacies need level and region")
         return self
+
+    def settling_level(self) -> HospitalLevel:
+        """The level that decides a visit's terms (hospitals and pharmacies have one).
+
+        Raises:
+            Forbidden: the client is the agency, which settles nothing.
+        """
+        if self.level is None:
+            raise Forbidden(f"{self.kind.value} client {self.client_id} settles no visits")
+        return self.level

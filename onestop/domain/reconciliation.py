@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from onestop.domain.engine import Amounts
+from onestop.domain.settlement import PolicyRef
 
-AMOUNT_FIELDS = tuple(Amounts.__dataclass_fields__)
+AMOUNT_FIELDS = tuple(amount.name for amount in fields(Amounts))
 """Every amount of a settlement, in the contract's order."""
 
 RECONCILED_FUNDS = (
@@ -21,29 +23,37 @@ RECONCILED_FUNDS = (
 """The amounts a day is reconciled on (contract section 6)."""
 
 
+class EntryKind(StrEnum):
+    """What a journal entry records."""
+
+    SETTLEMENT = "settlement"
+    REVERSAL = "reversal"
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One settlement or reversal, as the journal recorded it.
 
     Attributes:
-        amounts: the settlement's amounts in :data:`AMOUNT_FIELDS` order; a reversal carries
-            the amounts of the settlement it undoes.
-        policy: ``region|scheme|year|version``.
+        at_ms: when it was committed, milliseconds since the epoch.
+        amounts: the settlement's amounts; a reversal carries those of the settlement it
+            undoes.
+        policy: the policy the settlement applied.
     """
 
-    kind: str  # settlement | reversal
+    kind: EntryKind
     settlement_id: str
     client_id: str
     member_id: str
     visit_id: str
     at_ms: int
-    amounts: tuple[int, ...]
-    policy: str
+    amounts: Amounts
+    policy: PolicyRef
 
     def signed_amounts(self) -> dict[str, int]:
         """Amounts as they count for the day: a reversal subtracts."""
-        sign = 1 if self.kind == "settlement" else -1
-        return {name: sign * value for name, value in zip(AMOUNT_FIELDS, self.amounts, strict=True)}
+        sign = 1 if self.kind is EntryKind.SETTLEMENT else -1
+        return {name: sign * value for name, value in asdict(self.amounts).items()}
 
 
 @dataclass(frozen=True, slots=True)

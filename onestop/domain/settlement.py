@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import VisitType
 
-PREVIEW = "preview"
-SETTLED = "settled"
-REVERSED = "reversed"
+
+class SettlementStatus(StrEnum):
+    """Where a settlement stands (contract: ``status`` of a result)."""
+
+    PREVIEW = "preview"
+    """Computed as if committed; nothing was."""
+    SETTLED = "settled"
+    REVERSED = "reversed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +47,7 @@ class Settlement:
     visit_id: str
     member_id: str
     visit_type: VisitType
-    status: str
+    status: SettlementStatus
     settled_at: str | None
     policy: PolicyRef
     amounts: Amounts
@@ -57,7 +63,12 @@ class Settlement:
 
     def as_reversed(self, year_to_date: YearToDateView, reversed_at: str) -> Settlement:
         """The settlement after its reversal."""
-        return replace(self, status=REVERSED, year_to_date=year_to_date, reversed_at=reversed_at)
+        return replace(
+            self,
+            status=SettlementStatus.REVERSED,
+            year_to_date=year_to_date,
+            reversed_at=reversed_at,
+        )
 
     def to_contract(self) -> dict[str, Any]:
         """The result object of the contract (without ``signature``)."""
@@ -67,7 +78,7 @@ class Settlement:
             "visit_id": self.visit_id,
             "member_id": self.member_id,
             "visit_type": self.visit_type.value,
-            "status": self.status,
+            "status": self.status.value,
             "replayed": self.replayed,
             "settled_at": self.settled_at,
             "policy": asdict(self.policy),

@@ -12,6 +12,7 @@ cleanly before the new one starts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -40,6 +41,7 @@ from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
+from onestop.storage.migrate import run_migration
 from onestop.tooling.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
 
 log = logging.getLogger("onestop.tooling.serve")
@@ -230,6 +232,13 @@ class Supervisor:
                     self.data_dir / "redis", appendfsync=self.settings.appendfsync
                 )
             redis_url = self.redis.start(timeout=self.settings.ready_timeout_seconds)
+        # Data of an older layout (a data directory of an earlier version) is converted
+        # before any service reads it; with nothing to convert this is one SCAN.
+        asyncio.run(
+            run_migration(
+                redis_url, write=log.info, wait_seconds=self.settings.ready_timeout_seconds
+            )
+        )
         adjudicators: list[Child] = []
         targets: list[str] = []
         for number in range(self.settings.adjudicator_workers):

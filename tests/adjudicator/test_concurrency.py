@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import grpc
 import pytest
 
-from onestop import keys
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.storage.layout import journal_key, member_group, member_key, year_field
 from tests.support.adjudicator import Adjudicator, error_code
 from tests.support.redis import ON_BOTH, sync_client
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
@@ -41,7 +41,7 @@ async def test_fifty_concurrent_settlements_never_pass_the_cap(
     assert len(full) == CAP // 107000  # 23 paid in full, one in part, the rest nothing
     assert sorted({receipt.amounts.basic_fund for receipt in receipts}) == [0, CAP % 107000, 107000]
     client = sync_client(redis_url)
-    state = client.hget(keys.member("M000001"), "2026:bf")
+    state = client.hget(member_key("M000001"), year_field(2026, "basic_fund"))
     assert int(state or 0) == paid
     assert max(receipt.year_to_date.basic_fund for receipt in receipts) == CAP
     # every receipt's money adds up, whichever order the commits took
@@ -50,7 +50,7 @@ async def test_fifty_concurrent_settlements_never_pass_the_cap(
         assert money.total == money.basic_fund + money.supplementary + money.assistance + (
             money.personal_account + money.cash
         )
-    assert client.xlen(keys.journal(keys.member_group("M000001"))) == 50
+    assert client.xlen(journal_key(member_group("M000001"))) == 50
 
 
 async def test_twenty_identical_requests_settle_once(
@@ -68,8 +68,11 @@ async def test_twenty_identical_requests_settle_once(
         assert receipt.amounts == first.amounts
         assert receipt.year_to_date == first.year_to_date
     client = sync_client(redis_url)
-    assert int(client.hget(keys.member("M000002"), "2026:bf") or 0) == first.amounts.basic_fund
-    assert client.xlen(keys.journal(keys.member_group("M000002"))) == 1
+    assert (
+        int(client.hget(member_key("M000002"), year_field(2026, "basic_fund")) or 0)
+        == first.amounts.basic_fund
+    )
+    assert client.xlen(journal_key(member_group("M000002"))) == 1
 
 
 async def test_concurrent_overlapping_stays_settle_one(
@@ -114,10 +117,10 @@ async def test_reversal_twice_subtracts_once(adjudicator: Adjudicator, redis_url
         second.amounts.basic_fund
     }
     client = sync_client(redis_url)
-    member = client.hgetall(keys.member("M000004"))
-    assert int(member[b"2026:bf"]) == second.amounts.basic_fund
-    assert int(member[b"2026:ad"]) == 1
-    assert client.xlen(keys.journal(keys.member_group("M000004"))) == 3  # 2 settled, 1 reversed
+    member = client.hgetall(member_key("M000004"))
+    assert int(member[year_field(2026, "basic_fund").encode()]) == second.amounts.basic_fund
+    assert int(member[year_field(2026, "admissions").encode()]) == 1
+    assert client.xlen(journal_key(member_group("M000004"))) == 3  # 2 settled, 1 reversed
 
     again = await adjudicator.stub.GetSettlement(
         pb.GetSettlementRequest(client_id="ZZH3", settlement_id=first.settlement_id)

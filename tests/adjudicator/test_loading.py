@@ -8,11 +8,11 @@ from typing import Any
 import grpc
 import pytest
 
-from adjudicator.crypto import MemberCipher
 from adjudicator.settings import decode_member_key
-from onestop import keys
 from onestop.domain.mapping import MAPPING_COLUMNS, MappingTable, mapping_csv
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.storage.crypto import MemberCipher
+from onestop.storage.layout import MemberField, identity_index_key, member_key
 from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_mapping_rows
 from tests.support.adjudicator import Adjudicator, error_code, error_problems
 from tests.support.redis import ON_BOTH, dump_everything, sync_client
@@ -62,9 +62,9 @@ async def test_members_load_line_by_line_with_duplicate_enrolment_refused(
     )
     assert reply.loaded == 2, reply.rejected  # the first is no longer active: the second may be
     client = sync_client(redis_url)
-    assert client.hget(keys.member("M100001"), "b") == b"10000"
+    assert client.hget(member_key("M100001"), MemberField.BALANCE) == b"10000"
     cipher = MemberCipher(decode_member_key(adjudicator.settings.member_key.get_secret_value()))  # type: ignore[union-attr]
-    index = keys.identity_index(cipher.blind_index(first["id_number"]))
+    index = identity_index_key(cipher.blind_index(first["id_number"]))
     assert client.get(index) == b"M100002"
 
 

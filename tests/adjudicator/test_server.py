@@ -16,10 +16,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from adjudicator.server import LIVENESS_SERVICE, SERVICE_NAME, start
 from adjudicator.settings import AdjudicatorSettings
-from onestop import keys
+from adjudicator.store import CommitOutcome, NewSettlement
 from onestop.domain.policy import policy_to_document
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.storage.layout import journal_key, member_group
 from onestop.tooling.demo.regions import demo_policy
 from onestop.tooling.redis_server import RedisServer
 from tests.support.adjudicator import Adjudicator, error_code, member_key_text
@@ -73,11 +74,11 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
     waiting = 0
     gate = asyncio.Event()
 
-    async def held_commit(arguments: Any) -> str:
+    async def held_commit(new: NewSettlement) -> CommitOutcome:
         nonlocal waiting
         waiting += 1
         await gate.wait()
-        return await commit(arguments)
+        return await commit(new)
 
     store.commit = held_commit  # type: ignore[method-assign]
     requests = [
@@ -97,8 +98,8 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
     assert all(receipt.settlement_id for receipt in receipts)
     client = redis.Redis.from_url(redis_url)
     journaled = sum(
-        client.xlen(keys.journal(group))
-        for group in {keys.member_group(member["member_id"]) for member in members}
+        client.xlen(journal_key(group))
+        for group in {member_group(member["member_id"]) for member in members}
     )
     assert journaled == 20
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -8,8 +8,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 
-from adjudicator.crypto import MemberCipher
 from adjudicator.settings import AdjudicatorSettings
+from onestop.storage.crypto import MemberCipher
 
 GOOD = base64.b64encode(os.urandom(32)).decode()
 

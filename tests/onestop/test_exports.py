@@ -7,7 +7,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from onestop.domain.reconciliation import JournalEntry
+from onestop.domain.engine import Amounts
+from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.settlement import PolicyRef
 from onestop.exports import SETTLEMENTS, Signer, verify_export, write_export
 from onestop.signing import key_id, public_pem, sign
 
@@ -19,6 +21,22 @@ def _signer() -> Signer:
     )
 
 
+def _amounts(total: int, basic_fund: int) -> Amounts:
+    return Amounts(
+        total=total,
+        full_self_pay=0,
+        over_limit_self_pay=0,
+        pre_self_pay=0,
+        in_scope=total,
+        deductible=0,
+        basic_fund=basic_fund,
+        supplementary=0,
+        assistance=0,
+        personal_account=0,
+        cash=total - basic_fund,
+    )
+
+
 async def _entries(*entries: JournalEntry) -> AsyncIterator[JournalEntry]:
     for entry in entries:
         yield entry
@@ -26,14 +44,14 @@ async def _entries(*entries: JournalEntry) -> AsyncIterator[JournalEntry]:
 
 async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> None:
     hostile = JournalEntry(
-        "settlement",
+        EntryKind.SETTLEMENT,
         "S1",
         '=HYPERLINK("x")',
         "@M1",
         "+V1",
         1_772_000_000_000,
-        (100, 0, 0, 0, 100, 0, 50, 0, 0, 0, 50),
-        "410100|resident|2026|v1",
+        _amounts(100, 50),
+        PolicyRef("410100", "resident", 2026, "v1"),
     )
     await write_export(_entries(hostile), date(2026, 3, 1), tmp_path, _signer())
     with (tmp_path / SETTLEMENTS).open(newline="") as handle:
@@ -46,12 +64,15 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
 
 
 async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
-    amounts = (500, 0, 0, 0, 500, 0, 200, 0, 0, 0, 300)
+    amounts = _amounts(500, 200)
+    policy = PolicyRef("r", "s", 2026, "v")
     entries = (
         JournalEntry(
-            "settlement", "S1", "H1", "M1", "V1", 1_772_000_000_000, amounts, "r|s|2026|v"
+            EntryKind.SETTLEMENT, "S1", "H1", "M1", "V1", 1_772_000_000_000, amounts, policy
         ),
-        JournalEntry("reversal", "S1", "H1", "M1", "V1", 1_772_000_100_000, amounts, "r|s|2026|v"),
+        JournalEntry(
+            EntryKind.REVERSAL, "S1", "H1", "M1", "V1", 1_772_000_100_000, amounts, policy
+        ),
     )
     manifest = await write_export(_entries(*entries), date(2026, 3, 1), tmp_path, _signer())
     with (tmp_path / SETTLEMENTS).open(newline="") as handle:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from onestop import wire
 from onestop.domain import YearToDate, adjudicate
-from onestop.domain.settlement import PolicyRef, Settlement
+from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
 from onestop.domain.types import HospitalLevel, VisitType
 from tests.support.builders import line, make_item, make_member, make_policy, make_visit
 
@@ -34,7 +34,7 @@ def _settlement() -> Settlement:
         "V1",
         "M1",
         VisitType.INPATIENT,
-        "settled",
+        SettlementStatus.SETTLED,
         "2026-03-09T10:00:00.000+08:00",
         PolicyRef("410100", "resident", 2026, "v"),
         result.amounts,

@@ -47,7 +47,7 @@ class Adjudicator:
 async def open_adjudicator(redis_url: str, **overrides: Any) -> AsyncIterator[Adjudicator]:
     """A real adjudicator on a free port over ``redis_url``, stopped on leaving."""
     settings = AdjudicatorSettings(
-        port=0, redis_url=redis_url, member_key=member_key_text(), **overrides
+        port=0, redis_url=redis_url, **{"member_key": member_key_text(), **overrides}
     )
     running = await start(settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from onestop import keys
+from onestop.domain.reconciliation import EntryKind
+from onestop.storage.layout import (
+    SettlementField,
+    group_of_settlement,
+    member_key,
+    settlement_key,
+    year_field,
+)
 from tests.support.redis import sync_client
 from tests.support.serve import journal_entries
-
-BASIC_FUND = 6  # position of the basic fund in a journal entry's amounts
 
 
 def assert_ledger_consistent(
@@ -22,25 +27,26 @@ def assert_ledger_consistent(
     entries (settlements minus reversals).
     """
     entries = journal_entries(redis_url)
-    settlements = Counter(entry["id"] for entry in entries if entry["k"] == "S")
-    reversed_ids = {entry["id"] for entry in entries if entry["k"] != "S"}
+    settlements = Counter(
+        entry.settlement_id for entry in entries if entry.kind is EntryKind.SETTLEMENT
+    )
+    reversed_ids = {entry.settlement_id for entry in entries if entry.kind is EntryKind.REVERSAL}
     duplicated = [settlement_id for settlement_id, count in settlements.items() if count > 1]
     assert not duplicated, f"journaled twice: {duplicated}"
     missing = set(acknowledged) - set(settlements)
     assert not missing, f"acknowledged but not journaled: {sorted(missing)}"
     basic_by_member: dict[str, int] = defaultdict(int)
     for entry in entries:
-        sign = 1 if entry["k"] == "S" else -1
-        basic_by_member[entry["m"]] += sign * int(entry["a"].split(",")[BASIC_FUND])
+        basic_by_member[entry.member_id] += entry.signed_amounts()["basic_fund"]
     client = sync_client(redis_url)
     try:
         for member_id in member_ids:
-            state = int(client.hget(keys.member(member_id), f"{year}:bf") or 0)
+            state = int(client.hget(member_key(member_id), year_field(year, "basic_fund")) or 0)
             assert state == basic_by_member[member_id], member_id
         for settlement_id in settlements:
-            group = keys.group_of_settlement(settlement_id)
+            group = group_of_settlement(settlement_id)
             assert group is not None
-            status = client.hget(keys.settlement(group, settlement_id), "st")
+            status = client.hget(settlement_key(group, settlement_id), SettlementField.STATUS)
             expected = b"reversed" if settlement_id in reversed_ids else b"settled"
             assert status == expected, settlement_id
     finally:

@@ -15,7 +15,9 @@ from typing import Any, cast
 
 import pytest
 
-from onestop import keys
+from onestop.domain.reconciliation import JournalEntry
+from onestop.storage.layout import GROUPS, journal_key
+from onestop.storage.records import decode_journal_entry
 from tests.support.redis import sync_client
 
 
@@ -95,19 +97,14 @@ def start_serve(
     raise TimeoutError("onestop serve did not start")
 
 
-def journal_entries(redis_url: str) -> list[dict[str, str]]:
+def journal_entries(redis_url: str) -> list[JournalEntry]:
     """Every journal entry of every slot group."""
     client = sync_client(redis_url)
     try:
-        entries: list[dict[str, str]] = []
-        for group in range(keys.GROUPS):
-            stream = cast(
-                list[tuple[bytes, dict[bytes, bytes]]], client.xrange(keys.journal(group))
-            )
-            entries.extend(
-                {name.decode(): value.decode() for name, value in fields.items()}
-                for _, fields in stream
-            )
+        entries: list[JournalEntry] = []
+        for group in range(GROUPS):
+            stream = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(journal_key(group)))
+            entries.extend(decode_journal_entry(fields) for _, fields in stream)
         return entries
     finally:
         client.close()

@@ -15,9 +15,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from onestop import keys
 from onestop.domain.bill import VisitRequest
 from onestop.redis_client import RedisClient, connect
+from onestop.storage.layout import PREFIX
 
 
 def create_baseline(redis_url: str) -> FastAPI:
@@ -34,7 +34,7 @@ def create_baseline(redis_url: str) -> FastAPI:
 
     @app.post("/v1/settlements", status_code=201)
     async def settle(visit: VisitRequest) -> dict[str, Any]:
-        count = await state["redis"].incr(f"{keys.PREFIX}:bench:baseline")
+        count = await state["redis"].incr(f"{PREFIX}:bench:baseline")
         return {"visit_id": visit.visit_id, "count": count}
 
     return app

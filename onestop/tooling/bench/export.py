@@ -18,9 +18,13 @@ from pathlib import Path
 
 import redis
 
-from onestop import keys
 from onestop.admin import Connection, download_export
+from onestop.domain.engine import Amounts
+from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.settlement import PolicyRef
 from onestop.exports import verify_export
+from onestop.storage.layout import journal_key, member_group, new_settlement_id
+from onestop.storage.records import journal_fields
 from onestop.tooling.serve import ServeSettings, Supervisor
 
 DAY = date(2026, 3, 9)
@@ -68,24 +72,34 @@ def fill_journal(url: str, settlements: int, seed: int = 9) -> None:
         pipe = client.pipeline(transaction=False)
         for number in range(settlements):
             member = f"M{rng.randrange(10**7):07d}"
-            group = keys.member_group(member)
             at_ms = start + number * step
-            amounts = [rng.randrange(1000, 5_000_000)] + [0] * 10
-            amounts[4] = amounts[0]
-            amounts[6] = amounts[0] // 2
-            amounts[10] = amounts[0] - amounts[6]
+            total = rng.randrange(1000, 5_000_000)
+            basic = total // 2
+            entry = JournalEntry(
+                kind=EntryKind.SETTLEMENT,
+                settlement_id=new_settlement_id(member, at_ms),
+                client_id=f"H{rng.randrange(50):04d}",
+                member_id=member,
+                visit_id=f"V{number:09d}",
+                at_ms=at_ms,
+                amounts=Amounts(
+                    total=total,
+                    full_self_pay=0,
+                    over_limit_self_pay=0,
+                    pre_self_pay=0,
+                    in_scope=total,
+                    deductible=0,
+                    basic_fund=basic,
+                    supplementary=0,
+                    assistance=0,
+                    personal_account=0,
+                    cash=total - basic,
+                ),
+                policy=PolicyRef("410100", "resident", 2026, "bench"),
+            )
             pipe.xadd(
-                keys.journal(group),
-                {
-                    "k": "S",
-                    "id": keys.new_settlement_id(member, at_ms),
-                    "c": f"H{rng.randrange(50):04d}",
-                    "m": member,
-                    "v": f"V{number:09d}",
-                    "t": at_ms,
-                    "a": ",".join(map(str, amounts)),
-                    "p": "410100|resident|2026|bench",
-                },
+                journal_key(member_group(member)),
+                dict(journal_fields(entry)),
                 id=f"{at_ms}-{number}",
             )
             if number % 10_000 == 9_999:

@@ -20,11 +20,13 @@ from typing import Any
 
 import redis
 
-from adjudicator.crypto import MemberCipher
 from adjudicator.members import MemberLoader
-from adjudicator.records import YEAR_FIELDS
-from onestop import keys
+from adjudicator.store import Store
+from onestop.domain.state import StateDelta
 from onestop.redis_client import connect
+from onestop.storage.crypto import MemberCipher
+from onestop.storage.layout import member_key
+from onestop.storage.records import member_increments
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.redis_server import LocalRedisCluster, RedisServer
 
@@ -71,7 +73,7 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
     client = await connect(url, timeout_seconds=10, wait_seconds=10)
     try:
         cipher = MemberCipher(os.urandom(32))
-        loader = MemberLoader(client, cipher)
+        loader = MemberLoader(Store(client, cipher))
         baseline = used_memory(ports)
 
         async def lines() -> AsyncIterator[bytes]:
@@ -87,12 +89,18 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
         for start in range(0, len(member_ids), 1000):
             pipe = client.pipeline(transaction=False)
             for member_id in member_ids[start : start + 1000]:
-                fields: dict[str, int] = {
-                    f"{year}:{code}": rng.randrange(1, 3_000_000) for code, _ in YEAR_FIELDS
-                }
-                fields[f"{year}:ad"] = rng.randrange(1, 4)
-                fields["v"] = rng.randrange(1, 20)
-                pipe.hset(keys.member(member_id), mapping=fields)  # type: ignore[arg-type]
+                # Every figure of the year set, as commits leave them (the account untouched).
+                delta = StateDelta(
+                    basic_fund=rng.randrange(1, 3_000_000),
+                    outpatient_pooling=rng.randrange(1, 3_000_000),
+                    supplementary=rng.randrange(1, 3_000_000),
+                    critical_illness_base=rng.randrange(1, 3_000_000),
+                    assistance=rng.randrange(1, 3_000_000),
+                    assistance_base=rng.randrange(1, 3_000_000),
+                    admissions=rng.randrange(1, 4),
+                )
+                for field, increment in member_increments(year, delta):
+                    pipe.hincrby(member_key(member_id), field, int(increment))
             await pipe.execute()
         after_year = used_memory(ports)
         version = str(node_info(ports[:1], "server")[0]["redis_version"])

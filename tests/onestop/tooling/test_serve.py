@@ -17,7 +17,9 @@ import grpc
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.tooling.redis_server import find_redis_server
+from tests.support import round1
 from tests.support.ledger import assert_ledger_consistent
+from tests.support.redis import sync_client
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 from tests.support.serve import Served, start_serve
 
@@ -157,5 +159,30 @@ async def test_an_existing_redis_is_used_when_configured(tmp_path: Path, redis_u
             body = stay_body("E1", MEMBERS[0]["member_id"], date(2026, 3, 1), 1, 90_000)
             receipt = await stub.Settle(settle_request(tables, body))
         assert receipt.settlement_id
+    finally:
+        assert served.terminate() == 0
+
+
+async def test_serve_migrates_data_of_round_one_before_starting(
+    tmp_path: Path, redis_url: str
+) -> None:
+    round1.restore(redis_url)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "member.key").write_text(round1.member_key_text() + "\n")
+    (data_dir / "member.key").chmod(0o600)
+    served = start_serve(data_dir, ONESTOP_REDIS_URL=redis_url)
+    try:
+        first = round1.answers()[0]["body"]
+        async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+            stub = pb_grpc.AdjudicatorStub(channel)
+            read = await stub.GetSettlement(
+                pb.GetSettlementRequest(settlement_id=first["settlement_id"])
+            )
+        assert read.amounts.basic_fund == first["amounts"]["basic_fund"]
+        assert read.status == "reversed"  # as round 1 left it
+        client = sync_client(redis_url)
+        assert list(client.scan_iter(match="os1:*")) == []
+        client.close()
     finally:
         assert served.terminate() == 0

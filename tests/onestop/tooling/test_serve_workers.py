@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from onestop.client import SignedClient
+from onestop.domain.reconciliation import EntryKind
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.demo.walkthrough import load_region
 from tests.support.scenario import stay_body
@@ -76,7 +77,11 @@ async def test_a_killed_adjudicator_costs_at_most_a_retry(
         await asyncio.sleep(0.2)
     assert log.read_text().count('"listening"') == 2
     # every acknowledged settlement is in the journal exactly once
-    journaled = [entry["id"] for entry in journal_entries(served.redis_url) if entry["k"] == "S"]
+    journaled = [
+        entry.settlement_id
+        for entry in journal_entries(served.redis_url)
+        if entry.kind is EntryKind.SETTLEMENT
+    ]
     assert sorted(journaled) == sorted(answers.values())
     for client in clients.values():
         with contextlib.suppress(Exception):

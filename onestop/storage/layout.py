@@ -1,0 +1,379 @@
+"""What onestop keeps in Redis: every key, hash field, journal field and day-total field.
+
+This module is the one owner of the stored layout. What is stored outlives the code that
+wrote it, so:
+
+- every value is stored **by name** (a hash field, a stream field, a JSON object key), never
+  by position in a list whose order a later version could change;
+- the layout has a version, :data:`LAYOUT_VERSION`, carried in every key's prefix
+  (:data:`PREFIX`): data of two layouts never mix;
+- ``tests/onestop/storage/test_layout.py`` pins the layout against a golden file: changing a
+  name below fails it, on purpose. A change then needs a new layout version, a migration in
+  :mod:`onestop.storage.migrate` that converts the previous layout (tested on data the
+  previous version wrote), and an entry in ``CHANGELOG.md``.
+
+Members are spread over :data:`GROUPS` slot groups. Every key of one member (record, stays,
+visit index, settlements) and the journal and day totals of its group carry the group's hash
+tag, so every multi-key script touches one Redis Cluster slot. Reference data (policies,
+catalog, clients, mappings) and the blind index live under plain keys, read and written one
+key at a time.
+
+Layout history: ``os1`` (round 1) stored the member's profile, a settlement's increments and
+amounts, and the day totals by position; ``os2`` stores all of them by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import fields
+from enum import StrEnum
+
+from onestop.domain.reconciliation import AMOUNT_FIELDS, EntryKind
+from onestop.domain.settlement import SettlementStatus
+from onestop.domain.state import StateDelta, YearToDate
+
+LAYOUT_VERSION = 2
+"""The version of this layout; the previous one is converted by ``onestop migrate``."""
+
+PREFIX = f"os{LAYOUT_VERSION}"
+"""Every key starts with it."""
+
+GROUPS = 1024
+"""Slot groups for member data; each has its own journal stream and day totals."""
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def member_group(member_id: str) -> int:
+    """The slot group of a member (stable across processes and versions of Python)."""
+    return zlib.crc32(member_id.encode("utf-8")) % GROUPS
+
+
+def _tag(group: int) -> str:
+    return f"{PREFIX}:{{g{group:03x}}}"
+
+
+def member_key(member_id: str) -> str:
+    """Hash (:class:`MemberField`, :func:`year_field`): profile, identity, balance, figures."""
+    return f"{_tag(member_group(member_id))}:m:{member_id}"
+
+
+def stays_key(member_id: str) -> str:
+    """Hash: settlement id -> its active inpatient stay, ``YYYY-MM-DD/YYYY-MM-DD``."""
+    return f"{_tag(member_group(member_id))}:stays:{member_id}"
+
+
+def visit_key(member_id: str, client_id: str, visit_id: str) -> str:
+    """Hash (:class:`VisitField`): the settlement of one (client, visit)."""
+    return f"{_tag(member_group(member_id))}:v:{client_id}:{visit_id}"
+
+
+def settlement_key(group: int, settlement_id: str) -> str:
+    """Hash (:class:`SettlementField`): one settlement, its record and what it added."""
+    return f"{_tag(group)}:s:{settlement_id}"
+
+
+def journal_key(group: int) -> str:
+    """Stream (:class:`JournalField`, and the amounts by name): the group's journal.
+
+    Every settlement and reversal of the group's members, in commit order.
+    """
+    return f"{_tag(group)}:journal"
+
+
+def day_totals_key(group: int, day: str, client_id: str) -> str:
+    """Hash (:func:`day_total_fields`): one client's day (``YYYYMMDD``) in the group.
+
+    Written by the same scripts that write the journal, so it always agrees with it; summing
+    the hash over all groups gives the client's day without reading the journal.
+    """
+    return f"{_tag(group)}:day:{day}:{client_id}"
+
+
+def identity_index_key(blind_index: str) -> str:
+    """String: member id of the active enrolment with this id number (by HMAC, never clear)."""
+    return f"{PREFIX}:idx:{blind_index}"
+
+
+VERSIONS_KEY = f"{PREFIX}:versions"
+"""Hash: kind of reference data (:func:`mapping_kind` and the ``*_KIND`` names) -> version."""
+
+POLICIES_KEY = f"{PREFIX}:policies"
+"""Hash: :func:`policy_field` -> ``{"version", "document"}`` (JSON; the contract's policy)."""
+
+CATALOG_KEY = f"{PREFIX}:catalog"
+"""String: the current catalog as the contract's CSV (named columns)."""
+
+CLIENTS_KEY = f"{PREFIX}:clients"
+"""Hash: client id -> the client as JSON (kind, name, level, region, public key)."""
+
+
+def mapping_key(client_id: str) -> str:
+    """String: the client's current mapping as the contract's CSV (named columns)."""
+    return f"{PREFIX}:mapping:{client_id}"
+
+
+def mapping_audit_key(client_id: str) -> str:
+    """Stream (:class:`AuditField`): every change to the client's mapping."""
+    return f"{PREFIX}:mapaudit:{client_id}"
+
+
+def nonce_key(client_id: str, nonce: str) -> str:
+    """String with a time to live: a request nonce already seen."""
+    return f"{PREFIX}:nonce:{client_id}:{nonce}"
+
+
+# -- settlement ids --------------------------------------------------------------------------
+
+
+def new_settlement_id(member_id: str, now_ms: int) -> str:
+    """A settlement id that names its slot group, sortable by time within the group."""
+    return f"S{member_group(member_id):03x}{now_ms:012x}{os.urandom(8).hex()}"
+
+
+def group_of_settlement(settlement_id: str) -> int | None:
+    """The slot group named in a settlement id, or ``None`` if it is not one of ours."""
+    if len(settlement_id) != 32 or not settlement_id.startswith("S"):
+        return None
+    try:
+        group = int(settlement_id[1:4], 16)
+        int(settlement_id[4:], 16)
+    except ValueError:
+        return None
+    return group if group < GROUPS else None
+
+
+# -- fields ----------------------------------------------------------------------------------
+
+
+class MemberField(StrEnum):
+    """Fields of a member's hash. Short names: a province keeps a hundred million of them."""
+
+    BIRTH_DATE = "bd"
+    SEX = "sx"
+    REGION = "rg"
+    SCHEME = "sc"
+    STATUS = "st"
+    ENROLLED_SINCE = "es"
+    SUPPLEMENTARY_ENROLLED = "se"
+    """``1`` or ``0``."""
+    ASSISTANCE_CATEGORY = "ac"
+    """The category, or empty for none."""
+    GROUPS = "gr"
+    """A JSON list of the member's group tags."""
+    IDENTITY = "id"
+    """Id number and name, sealed (:class:`onestop.storage.crypto.MemberCipher`)."""
+    BALANCE = "ba"
+    """Personal account balance, fen."""
+    VERSION = "ve"
+    """Moved by every commit and reversal: a snapshot with this version is still true."""
+
+
+PROFILE_FIELDS = (
+    MemberField.BIRTH_DATE,
+    MemberField.SEX,
+    MemberField.REGION,
+    MemberField.SCHEME,
+    MemberField.STATUS,
+    MemberField.ENROLLED_SINCE,
+    MemberField.SUPPLEMENTARY_ENROLLED,
+    MemberField.ASSISTANCE_CATEGORY,
+    MemberField.GROUPS,
+)
+"""What a members-file import writes (with the identity, and the balance when given)."""
+
+YEAR_FIGURES: dict[str, str] = {
+    "basic_fund": "bf",
+    "outpatient_pooling": "op",
+    "supplementary": "su",
+    "critical_illness_base": "ci",
+    "assistance": "as",
+    "assistance_base": "ab",
+    "admissions": "ad",
+}
+"""A year's figures (:class:`~onestop.domain.state.YearToDate` field) -> field suffix."""
+
+
+def year_field(year: int, figure: str) -> str:
+    """The member-hash field of one year-to-date figure: ``2026:bf``."""
+    return f"{year}:{YEAR_FIGURES[figure]}"
+
+
+def year_of_field(field: str) -> tuple[int, str] | None:
+    """``(year, figure)`` of a year-to-date field, ``None`` for any other member field."""
+    year, separator, code = field.partition(":")
+    if not separator or not year.isdigit():
+        return None
+    for figure, suffix in YEAR_FIGURES.items():
+        if suffix == code:
+            return int(year), figure
+    return None
+
+
+class VisitField(StrEnum):
+    """Fields of a visit's hash: which settlement holds it."""
+
+    SETTLEMENT_ID = "settlement_id"
+    FINGERPRINT = "fingerprint"
+    """SHA-256 of the canonical request, hex: the identical request again is a replay."""
+    STATUS = "status"
+    """``settled`` or ``reversed`` (:class:`~onestop.domain.settlement.SettlementStatus`)."""
+
+
+class SettlementField(StrEnum):
+    """Fields of a settlement's hash."""
+
+    RECORD = "record"
+    """The settlement as answered: a serialized ``onestop.settlement.v1.Settlement``."""
+    STATUS = "status"
+    """``settled`` or ``reversed`` (:class:`~onestop.domain.settlement.SettlementStatus`)."""
+    FINGERPRINT = "fingerprint"
+    CLIENT_ID = "client_id"
+    MEMBER_ID = "member_id"
+    VISIT_ID = "visit_id"
+    POLICY_YEAR = "policy_year"
+    """The year whose figures the settlement added to."""
+    COMMITTED_MS = "committed_ms"
+    DELTA = "delta"
+    """What it added: a JSON object, :class:`~onestop.domain.state.StateDelta` field -> fen."""
+    REVERSED_MS = "reversed_ms"
+    STATE_AFTER = "state_after"
+    """After a reversal: a JSON object, :data:`STATE_AFTER_FIGURES` -> value at that moment."""
+
+
+STATE_AFTER_FIGURES = (
+    *(name for name in YEAR_FIGURES if name != "admissions"),
+    "personal_account_balance",
+)
+"""What a reversal captures of the member, atomically with the undo, to answer with."""
+
+
+class JournalField(StrEnum):
+    """Fields of a journal entry, besides the amounts (:data:`AMOUNT_FIELDS`, by name)."""
+
+    KIND = "kind"
+    """An :class:`~onestop.domain.reconciliation.EntryKind`."""
+    SETTLEMENT_ID = "settlement_id"
+    CLIENT_ID = "client_id"
+    MEMBER_ID = "member_id"
+    VISIT_ID = "visit_id"
+    AT_MS = "at_ms"
+    POLICY_REGION = "policy_region"
+    POLICY_SCHEME = "policy_scheme"
+    POLICY_YEAR = "policy_year"
+    POLICY_VERSION = "policy_version"
+
+
+# The amounts (:data:`~onestop.domain.reconciliation.AMOUNT_FIELDS`) are stored under the
+# contract's names in journal entries and, prefixed, in day totals; a name added later reads
+# as 0 in older data.
+
+DELTA_FIELDS = tuple(delta.name for delta in fields(StateDelta))
+"""The names of a settlement's ``delta`` object."""
+
+YEAR_TO_DATE_FIELDS = tuple(figure.name for figure in fields(YearToDate))
+
+
+class DayTotalField(StrEnum):
+    """Counting fields of a client's day totals."""
+
+    SETTLEMENTS = "settlements"
+    REVERSALS = "reversals"
+
+
+def settled_amount_field(amount: str) -> str:
+    """Day-total field: the sum of ``amount`` over the day's settlements."""
+    return f"settled:{amount}"
+
+
+def reversed_amount_field(amount: str) -> str:
+    """Day-total field: the sum of ``amount`` over the settlements reversed that day."""
+    return f"reversed:{amount}"
+
+
+class AuditField(StrEnum):
+    """Fields of a mapping-audit entry."""
+
+    AT = "at"
+    CHANGED_BY = "by"
+    VERSION = "version"
+    HIS_CODE = "his_code"
+    CHANGE = "change"
+    OLD = "old"
+    NEW = "new"
+    RISKY = "risky"
+    REASON = "reason"
+
+
+POLICIES_KIND = "policies"
+CATALOG_KIND = "catalog"
+CLIENTS_KIND = "clients"
+
+
+_MAPPING_KIND = "mapping:"
+
+
+def mapping_kind(client_id: str) -> str:
+    """The versions-hash field of a client's mapping."""
+    return f"{_MAPPING_KIND}{client_id}"
+
+
+def client_of_mapping_kind(kind: str) -> str | None:
+    """The client whose mapping a versions-hash field names, ``None`` for other kinds."""
+    return kind.removeprefix(_MAPPING_KIND) if kind.startswith(_MAPPING_KIND) else None
+
+
+def policy_field(region: str, scheme: str, year: int) -> str:
+    """The policies-hash field of one policy: a JSON array, so any region code is one key."""
+    return json.dumps([region, scheme, year], ensure_ascii=False, separators=(",", ":"))
+
+
+__all__ = [
+    "AMOUNT_FIELDS",
+    "CATALOG_KEY",
+    "CATALOG_KIND",
+    "CLIENTS_KEY",
+    "CLIENTS_KIND",
+    "DELTA_FIELDS",
+    "GROUPS",
+    "LAYOUT_VERSION",
+    "POLICIES_KEY",
+    "POLICIES_KIND",
+    "PREFIX",
+    "PROFILE_FIELDS",
+    "STATE_AFTER_FIGURES",
+    "VERSIONS_KEY",
+    "YEAR_FIGURES",
+    "YEAR_TO_DATE_FIELDS",
+    "AuditField",
+    "DayTotalField",
+    "EntryKind",
+    "JournalField",
+    "MemberField",
+    "SettlementField",
+    "SettlementStatus",
+    "VisitField",
+    "client_of_mapping_kind",
+    "day_totals_key",
+    "group_of_settlement",
+    "identity_index_key",
+    "journal_key",
+    "mapping_audit_key",
+    "mapping_key",
+    "mapping_kind",
+    "member_group",
+    "member_key",
+    "new_settlement_id",
+    "nonce_key",
+    "policy_field",
+    "reversed_amount_field",
+    "settled_amount_field",
+    "settlement_key",
+    "stays_key",
+    "visit_key",
+    "year_field",
+    "year_of_field",
+]

@@ -1,0 +1,494 @@
+"""Typed records of what is stored, and their one conversion to and from Redis values.
+
+The services read and write these records, never raw hash fields; every name comes from
+:mod:`onestop.storage.layout`. Reading is lenient where the layout allows growth (a figure or
+an amount a later version added reads as 0 in older data) and strict otherwise (a record
+missing a field it always had is corrupt, and says so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from onestop.domain.engine import Amounts
+from onestop.domain.member import Member
+from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
+from onestop.domain.settlement import PolicyRef, SettlementStatus
+from onestop.domain.state import StateDelta, YearToDate
+from onestop.storage.crypto import MemberCipher
+from onestop.storage.layout import (
+    DELTA_FIELDS,
+    STATE_AFTER_FIGURES,
+    AuditField,
+    DayTotalField,
+    JournalField,
+    MemberField,
+    SettlementField,
+    VisitField,
+    reversed_amount_field,
+    settled_amount_field,
+    year_field,
+    year_of_field,
+)
+
+RawHash = Mapping[bytes, bytes]
+"""A hash as Redis answers it."""
+
+Pairs = list[tuple[str, str | int | bytes]]
+"""Field/value pairs, in the order a script writes them."""
+
+
+class CorruptRecord(ValueError):
+    """A stored record lacks a field it always has, or holds a value that does not parse."""
+
+
+def _text(raw: RawHash, name: str, what: str) -> str:
+    value = raw.get(name.encode())
+    if value is None:
+        raise CorruptRecord(f"{what} has no field {name!r}")
+    return value.decode()
+
+
+def _int(raw: RawHash, name: str, default: int | None = None) -> int:
+    value = raw.get(name.encode())
+    if value is None:
+        if default is None:
+            raise CorruptRecord(f"no field {name!r}")
+        return default
+    return int(value)
+
+
+# -- members ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A member as stored: the person, the account, the version, the years' figures.
+
+    Attributes:
+        version: moved by every commit and reversal (0 before the first).
+        years: each policy year's figures.
+    """
+
+    member: Member
+    balance: int
+    version: int
+    years: Mapping[int, YearToDate]
+
+    def year(self, year: int) -> YearToDate:
+        """The figures of ``year`` (all zero before the member's first visit that year)."""
+        return self.years.get(year) or YearToDate()
+
+
+def member_fields(member: Member, cipher: MemberCipher) -> dict[str, str | int | bytes]:
+    """The hash fields a members-file line writes (the balance only when the line has one)."""
+    values: dict[str, str | int | bytes] = {
+        MemberField.BIRTH_DATE: member.birth_date.isoformat(),
+        MemberField.SEX: member.sex,
+        MemberField.REGION: member.region,
+        MemberField.SCHEME: member.scheme.value,
+        MemberField.STATUS: member.status.value,
+        MemberField.ENROLLED_SINCE: member.enrolled_since.isoformat(),
+        MemberField.SUPPLEMENTARY_ENROLLED: 1 if member.supplementary_enrolled else 0,
+        MemberField.ASSISTANCE_CATEGORY: (
+            member.assistance_category.value if member.assistance_category else ""
+        ),
+        MemberField.GROUPS: json.dumps(list(member.groups), ensure_ascii=False),
+        MemberField.IDENTITY: cipher.seal(member.member_id, member.id_number, member.name),
+    }
+    if member.personal_account_balance is not None:
+        values[MemberField.BALANCE] = member.personal_account_balance
+    return {str(name): value for name, value in values.items()}
+
+
+def decode_member(member_id: str, raw: RawHash, cipher: MemberCipher) -> MemberRecord | None:
+    """The member stored at ``member_id``'s key, ``None`` when there is none.
+
+    Raises:
+        CorruptRecord: the hash lacks a profile field.
+        cryptography.exceptions.InvalidTag: the identity does not open with this key.
+    """
+    if not raw:
+        return None
+    what = f"member {member_id}"
+    sealed = raw.get(MemberField.IDENTITY.encode())
+    if sealed is None:
+        raise CorruptRecord(f"{what} has no field {MemberField.IDENTITY.value!r}")
+    id_number, name = cipher.open(member_id, sealed)
+    member = Member.model_validate(
+        {
+            "member_id": member_id,
+            "id_number": id_number,
+            "name": name,
+            "birth_date": _text(raw, MemberField.BIRTH_DATE, what),
+            "sex": _text(raw, MemberField.SEX, what),
+            "region": _text(raw, MemberField.REGION, what),
+            "scheme": _text(raw, MemberField.SCHEME, what),
+            "status": _text(raw, MemberField.STATUS, what),
+            "enrolled_since": _text(raw, MemberField.ENROLLED_SINCE, what),
+            "supplementary_enrolled": _text(raw, MemberField.SUPPLEMENTARY_ENROLLED, what) == "1",
+            "assistance_category": _text(raw, MemberField.ASSISTANCE_CATEGORY, what) or None,
+            "groups": tuple(json.loads(_text(raw, MemberField.GROUPS, what))),
+        }
+    )
+    figures: dict[int, dict[str, int]] = {}
+    for key, value in raw.items():
+        parsed = year_of_field(key.decode())
+        if parsed is not None:
+            year, figure = parsed
+            figures.setdefault(year, {})[figure] = int(value)
+    return MemberRecord(
+        member=member,
+        balance=_int(raw, MemberField.BALANCE, 0),
+        version=_int(raw, MemberField.VERSION, 0),
+        years={year: YearToDate(**values) for year, values in figures.items()},
+    )
+
+
+def member_increments(year: int, delta: StateDelta, *, undo: bool = False) -> Pairs:
+    """What a settlement adds to the member's hash (or, ``undo``, takes back), by field.
+
+    The balance moves the other way from the account payment; the version moves by one
+    either way. Zero increments are left out.
+    """
+    sign = -1 if undo else 1
+    pairs: Pairs = [
+        (year_field(year, figure), sign * getattr(delta, figure))
+        for figure in YearToDate.__dataclass_fields__
+        if getattr(delta, figure)
+    ]
+    if delta.personal_account:
+        pairs.append((MemberField.BALANCE.value, -sign * delta.personal_account))
+    pairs.append((MemberField.VERSION.value, 1))
+    return pairs
+
+
+def state_capture(year: int) -> Pairs:
+    """What a reversal reads of the member after the undo: name -> member-hash field."""
+    return [
+        (
+            figure,
+            MemberField.BALANCE.value
+            if figure == "personal_account_balance"
+            else year_field(year, figure),
+        )
+        for figure in STATE_AFTER_FIGURES
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StateAfter:
+    """The member's figures of the settlement's year right after a reversal, and balance."""
+
+    year_to_date: YearToDate
+    balance: int
+
+
+def decode_state_after(text: str | bytes) -> StateAfter:
+    """The ``state_after`` a reversal stored (values missing from the member read as 0)."""
+    values = {name: int(value or 0) for name, value in json.loads(text).items()}
+    balance = values.pop("personal_account_balance", 0)
+    return StateAfter(YearToDate(**values), balance)
+
+
+# -- stays and visits ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stay:
+    """An active inpatient stay of a member, held by a settlement."""
+
+    settlement_id: str
+    admission: date
+    discharge: date
+
+
+def stay_value(admission: date, discharge: date) -> str:
+    """A stay as stored: an ISO 8601 interval of dates, ``2026-03-01/2026-03-09``."""
+    return f"{admission.isoformat()}/{discharge.isoformat()}"
+
+
+def decode_stays(raw: RawHash) -> tuple[Stay, ...]:
+    """Every active stay of a member."""
+    stays = []
+    for settlement_id, value in raw.items():
+        admission, _, discharge = value.decode().partition("/")
+        stays.append(
+            Stay(
+                settlement_id.decode(), date.fromisoformat(admission), date.fromisoformat(discharge)
+            )
+        )
+    return tuple(stays)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitIndex:
+    """Which settlement holds a (client, visit), and with which request."""
+
+    settlement_id: str
+    fingerprint: bytes
+    status: SettlementStatus
+
+
+def visit_fields(settlement_id: str, fingerprint: bytes) -> Pairs:
+    """The visit index of a new settlement."""
+    return [
+        (VisitField.SETTLEMENT_ID.value, settlement_id),
+        (VisitField.FINGERPRINT.value, fingerprint.hex()),
+        (VisitField.STATUS.value, SettlementStatus.SETTLED.value),
+    ]
+
+
+def decode_visit(raw: RawHash) -> VisitIndex | None:
+    """The visit index, ``None`` when the visit was never settled."""
+    if not raw:
+        return None
+    what = "a visit index"
+    return VisitIndex(
+        settlement_id=_text(raw, VisitField.SETTLEMENT_ID, what),
+        fingerprint=bytes.fromhex(_text(raw, VisitField.FINGERPRINT, what)),
+        status=SettlementStatus(_text(raw, VisitField.STATUS, what)),
+    )
+
+
+# -- settlements -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """A committed settlement as stored.
+
+    Attributes:
+        record: the settlement as answered (a serialized protobuf ``Settlement``).
+        delta: exactly what it added to the member's figures and took from the account.
+        reversed_ms: when it was reversed, if it was.
+        state_after: the member's figures right after the reversal, if it was reversed.
+    """
+
+    settlement_id: str
+    status: SettlementStatus
+    fingerprint: bytes
+    client_id: str
+    member_id: str
+    visit_id: str
+    policy_year: int
+    committed_ms: int
+    delta: StateDelta
+    record: bytes
+    reversed_ms: int | None = None
+    state_after: StateAfter | None = None
+
+
+def settlement_fields(settlement: SettlementRecord) -> Pairs:
+    """The hash fields a commit writes for a new settlement."""
+    return [
+        (SettlementField.RECORD.value, settlement.record),
+        (SettlementField.STATUS.value, settlement.status.value),
+        (SettlementField.FINGERPRINT.value, settlement.fingerprint.hex()),
+        (SettlementField.CLIENT_ID.value, settlement.client_id),
+        (SettlementField.MEMBER_ID.value, settlement.member_id),
+        (SettlementField.VISIT_ID.value, settlement.visit_id),
+        (SettlementField.POLICY_YEAR.value, settlement.policy_year),
+        (SettlementField.COMMITTED_MS.value, settlement.committed_ms),
+        (SettlementField.DELTA.value, delta_text(settlement.delta)),
+    ]
+
+
+def delta_text(delta: StateDelta) -> str:
+    """A settlement's increments as a JSON object, by name."""
+    return json.dumps(asdict(delta), separators=(",", ":"))
+
+
+def decode_delta(text: str | bytes) -> StateDelta:
+    """Increments stored by :func:`delta_text` (a name a later version added reads as 0)."""
+    values = json.loads(text)
+    return StateDelta(**{name: int(values.get(name, 0)) for name in DELTA_FIELDS})
+
+
+def decode_settlement(settlement_id: str, raw: RawHash) -> SettlementRecord | None:
+    """The settlement stored under ``settlement_id``, ``None`` when there is none.
+
+    Raises:
+        CorruptRecord: a field every settlement has is missing.
+    """
+    if not raw:
+        return None
+    what = f"settlement {settlement_id}"
+    record = raw.get(SettlementField.RECORD.encode())
+    if record is None:
+        raise CorruptRecord(f"{what} has no field {SettlementField.RECORD.value!r}")
+    state_after = raw.get(SettlementField.STATE_AFTER.encode())
+    reversed_ms = raw.get(SettlementField.REVERSED_MS.encode())
+    return SettlementRecord(
+        settlement_id=settlement_id,
+        status=SettlementStatus(_text(raw, SettlementField.STATUS, what)),
+        fingerprint=bytes.fromhex(_text(raw, SettlementField.FINGERPRINT, what)),
+        client_id=_text(raw, SettlementField.CLIENT_ID, what),
+        member_id=_text(raw, SettlementField.MEMBER_ID, what),
+        visit_id=_text(raw, SettlementField.VISIT_ID, what),
+        policy_year=int(_text(raw, SettlementField.POLICY_YEAR, what)),
+        committed_ms=int(_text(raw, SettlementField.COMMITTED_MS, what)),
+        delta=decode_delta(_text(raw, SettlementField.DELTA, what)),
+        record=record,
+        reversed_ms=int(reversed_ms) if reversed_ms is not None else None,
+        state_after=decode_state_after(state_after) if state_after is not None else None,
+    )
+
+
+def reversal_fields(reversed_ms: int) -> Pairs:
+    """What a reversal sets on the settlement (besides the state it captures)."""
+    return [
+        (SettlementField.STATUS.value, SettlementStatus.REVERSED.value),
+        (SettlementField.REVERSED_MS.value, reversed_ms),
+    ]
+
+
+# -- the journal and the day totals ----------------------------------------------------------
+
+
+def journal_fields(entry: JournalEntry) -> Pairs:
+    """A journal entry's fields: who, when, which policy, and every amount by name."""
+    pairs: Pairs = [
+        (JournalField.KIND.value, entry.kind.value),
+        (JournalField.SETTLEMENT_ID.value, entry.settlement_id),
+        (JournalField.CLIENT_ID.value, entry.client_id),
+        (JournalField.MEMBER_ID.value, entry.member_id),
+        (JournalField.VISIT_ID.value, entry.visit_id),
+        (JournalField.AT_MS.value, entry.at_ms),
+        (JournalField.POLICY_REGION.value, entry.policy.region),
+        (JournalField.POLICY_SCHEME.value, entry.policy.scheme),
+        (JournalField.POLICY_YEAR.value, entry.policy.year),
+        (JournalField.POLICY_VERSION.value, entry.policy.version),
+    ]
+    pairs.extend(asdict(entry.amounts).items())
+    return pairs
+
+
+def decode_journal_entry(raw: RawHash) -> JournalEntry:
+    """A journal entry (an amount a later version added reads as 0 in older entries).
+
+    Raises:
+        CorruptRecord: a field every entry has is missing.
+    """
+    what = "a journal entry"
+    return JournalEntry(
+        kind=EntryKind(_text(raw, JournalField.KIND, what)),
+        settlement_id=_text(raw, JournalField.SETTLEMENT_ID, what),
+        client_id=_text(raw, JournalField.CLIENT_ID, what),
+        member_id=_text(raw, JournalField.MEMBER_ID, what),
+        visit_id=_text(raw, JournalField.VISIT_ID, what),
+        at_ms=int(_text(raw, JournalField.AT_MS, what)),
+        amounts=Amounts(**{name: _int(raw, name, 0) for name in AMOUNT_FIELDS}),
+        policy=PolicyRef(
+            region=_text(raw, JournalField.POLICY_REGION, what),
+            scheme=_text(raw, JournalField.POLICY_SCHEME, what),
+            year=int(_text(raw, JournalField.POLICY_YEAR, what)),
+            version=_text(raw, JournalField.POLICY_VERSION, what),
+        ),
+    )
+
+
+def day_total_increments(kind: EntryKind, amounts: Amounts) -> Pairs:
+    """What one journal entry adds to its client's day totals."""
+    if kind is EntryKind.SETTLEMENT:
+        pairs: Pairs = [(DayTotalField.SETTLEMENTS.value, 1)]
+        named = settled_amount_field
+    else:
+        pairs = [(DayTotalField.REVERSALS.value, 1)]
+        named = reversed_amount_field
+    pairs.extend((named(name), value) for name, value in asdict(amounts).items() if value)
+    return pairs
+
+
+@dataclass
+class DayTotals:
+    """A client's day summed over the slot groups' day totals."""
+
+    settlements: int = 0
+    reversals: int = 0
+    settled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AMOUNT_FIELDS, 0))
+    reversed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AMOUNT_FIELDS, 0))
+
+    def add(self, raw: RawHash) -> None:
+        """Add one group's day-totals hash."""
+        self.settlements += _int(raw, DayTotalField.SETTLEMENTS, 0)
+        self.reversals += _int(raw, DayTotalField.REVERSALS, 0)
+        for name in AMOUNT_FIELDS:
+            self.settled[name] += _int(raw, settled_amount_field(name), 0)
+            self.reversed[name] += _int(raw, reversed_amount_field(name), 0)
+
+    def figures(self) -> DayFigures:
+        """Counts, and amounts settled minus amounts reversed."""
+        return DayFigures(
+            self.settlements,
+            self.reversals,
+            {name: self.settled[name] - self.reversed[name] for name in AMOUNT_FIELDS},
+        )
+
+
+def sum_day_totals(hashes: Iterable[RawHash]) -> DayFigures:
+    """A client's day from its day-totals hashes of every slot group."""
+    totals = DayTotals()
+    for raw in hashes:
+        if raw:
+            totals.add(raw)
+    return totals.figures()
+
+
+# -- the mapping audit trail -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change to a client's mapping: who, when, which code, the rows before and after.
+
+    Attributes:
+        change: ``added``, ``removed`` or ``changed``.
+        old: the code's rows before, as CSV lines (empty when added).
+        new: the code's rows after, as CSV lines (empty when removed).
+        risky: the code moved to an item of another kind or category (confirmed).
+    """
+
+    at: str
+    changed_by: str
+    version: str
+    his_code: str
+    change: str
+    old: str
+    new: str
+    risky: bool
+    reason: str
+
+
+def audit_fields(entry: AuditEntry) -> dict[str, str]:
+    """An audit entry's stream fields."""
+    return {
+        AuditField.AT.value: entry.at,
+        AuditField.CHANGED_BY.value: entry.changed_by,
+        AuditField.VERSION.value: entry.version,
+        AuditField.HIS_CODE.value: entry.his_code,
+        AuditField.CHANGE.value: entry.change,
+        AuditField.OLD.value: entry.old,
+        AuditField.NEW.value: entry.new,
+        AuditField.RISKY.value: "1" if entry.risky else "0",
+        AuditField.REASON.value: entry.reason,
+    }
+
+
+def decode_audit_entry(raw: RawHash) -> AuditEntry:
+    """An audit entry as stored."""
+    what = "a mapping audit entry"
+    return AuditEntry(
+        at=_text(raw, AuditField.AT, what),
+        changed_by=_text(raw, AuditField.CHANGED_BY, what),
+        version=_text(raw, AuditField.VERSION, what),
+        his_code=_text(raw, AuditField.HIS_CODE, what),
+        change=_text(raw, AuditField.CHANGE, what),
+        old=_text(raw, AuditField.OLD, what),
+        new=_text(raw, AuditField.NEW, what),
+        risky=_text(raw, AuditField.RISKY, what) == "1",
+        reason=_text(raw, AuditField.REASON, what),
+    )
