@@ -204,7 +204,7 @@ class SettlementService:
                 f"no policy for region {member.region}, scheme {member.scheme.value}, {year}"
             )
         policy, version = found
-        return policy, PolicyRef(policy.region, policy.scheme.value, policy.year, version)
+        return policy, PolicyRef(policy.region, policy.scheme, policy.year, version)
 
     @staticmethod
     def _check_stay(visit: Visit, snapshot: Snapshot) -> tuple[date, date] | None:
@@ -323,15 +323,13 @@ class SettlementService:
             member_id=member_id,
             name_masked=mask_name(member.name),
             id_number_masked=mask_id_number(member.id_number),
-            scheme=member.scheme.value,
+            scheme=member.scheme,
             region=member.region,
-            status=member.status.value,
+            status=member.status,
             waiting_until=rights.benefits_start.isoformat() if rights.benefits_start else None,
             in_waiting_period=rights.in_waiting_period,
             continuous_years=rights.continuous_years,
-            assistance_category=(
-                member.assistance_category.value if member.assistance_category else None
-            ),
+            assistance_category=member.assistance_category,
             supplementary_enrolled=member.supplementary_enrolled,
             personal_account_balance=record.balance,
             year_to_date=YearToDateView.of(

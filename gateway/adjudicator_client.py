@@ -14,7 +14,7 @@ from onestop import wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
 from onestop.domain.reconciliation import DayFigures, JournalEntry
-from onestop.domain.settlement import Eligibility, PolicyRef, Settlement
+from onestop.domain.settlement import PolicyRef
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 
@@ -84,7 +84,7 @@ class AdjudicatorClient:
         member_id: str,
         fingerprint: bytes,
         preview: bool = False,
-    ) -> Settlement:
+    ) -> pb.Settlement:
         """Settle (or preview) a mapped visit."""
         request = wire.settle_request_of(
             visit,
@@ -94,36 +94,31 @@ class AdjudicatorClient:
             fingerprint=fingerprint,
         )
         method = self.stub.Preview if preview else self.stub.Settle
-        message = await self._call(lambda: method(request, timeout=self.deadline))
-        return wire.settlement_of(message)
+        return await self._call(lambda: method(request, timeout=self.deadline))
 
     async def find(
         self, *, client_id: str, visit_id: str, member_id: str, fingerprint: bytes
-    ) -> Settlement:
+    ) -> pb.Settlement:
         """The settlement of an identical earlier request, as a replay."""
         request = pb.FindSettlementRequest(
             client_id=client_id, visit_id=visit_id, member_id=member_id, fingerprint=fingerprint
         )
-        message = await self._call(lambda: self.stub.FindSettlement(request, timeout=self.deadline))
-        return wire.settlement_of(message)
+        return await self._call(lambda: self.stub.FindSettlement(request, timeout=self.deadline))
 
-    async def get(self, settlement_id: str, client_id: str) -> Settlement:
+    async def get(self, settlement_id: str, client_id: str) -> pb.Settlement:
         """A settlement (``client_id`` empty: any client's)."""
         request = pb.GetSettlementRequest(client_id=client_id, settlement_id=settlement_id)
-        message = await self._call(lambda: self.stub.GetSettlement(request, timeout=self.deadline))
-        return wire.settlement_of(message)
+        return await self._call(lambda: self.stub.GetSettlement(request, timeout=self.deadline))
 
-    async def reverse(self, settlement_id: str, client_id: str) -> Settlement:
+    async def reverse(self, settlement_id: str, client_id: str) -> pb.Settlement:
         """Reverse a settlement (``client_id`` empty: any client's)."""
         request = pb.ReverseRequest(client_id=client_id, settlement_id=settlement_id)
-        message = await self._call(lambda: self.stub.Reverse(request, timeout=self.deadline))
-        return wire.settlement_of(message)
+        return await self._call(lambda: self.stub.Reverse(request, timeout=self.deadline))
 
-    async def eligibility(self, member_id: str, day: date) -> Eligibility:
+    async def eligibility(self, member_id: str, day: date) -> pb.EligibilityAnswer:
         """The member's entitlement on ``day``."""
         request = pb.EligibilityRequest(member_id=member_id, date=day.isoformat())
-        message = await self._call(lambda: self.stub.Eligibility(request, timeout=self.deadline))
-        return wire.eligibility_of(message)
+        return await self._call(lambda: self.stub.Eligibility(request, timeout=self.deadline))
 
     async def put_policy(self, document_json: bytes) -> PolicyRef:
         """Store a policy document; which policy and version it became."""
@@ -131,23 +126,20 @@ class AdjudicatorClient:
         reply = await self._call(lambda: self.stub.PutPolicy(request, timeout=self.deadline))
         return wire.policy_of(reply.policy)
 
-    async def put_catalog(self, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
-        """Replace the catalog with a CSV streamed in chunks: ``{"loaded", "version"}``."""
-        reply = await self._call(
+    async def put_catalog(self, chunks: AsyncIterator[bytes]) -> pb.PutCatalogReply:
+        """Replace the catalog with a CSV streamed in chunks."""
+        return await self._call(
             lambda: self.stub.PutCatalog(_messages(chunks), timeout=self.deadline * 30)
         )
-        return {"loaded": reply.loaded, "version": reply.version}
 
-    async def put_members(self, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def put_members(self, chunks: AsyncIterator[bytes]) -> pb.PutMembersReply:
         """Load a members file streamed in chunks (no deadline: a million lines take time)."""
-        reply = await self._call(lambda: self.stub.PutMembers(_messages(chunks)))
-        return wire.members_answer(reply)
+        return await self._call(lambda: self.stub.PutMembers(_messages(chunks)))
 
-    async def put_client(self, client: Client) -> Client:
+    async def put_client(self, client: Client) -> pb.Client:
         """Register or update a client."""
         message = wire.client_message(client)
-        stored = await self._call(lambda: self.stub.PutClient(message, timeout=self.deadline))
-        return wire.client_of(stored)
+        return await self._call(lambda: self.stub.PutClient(message, timeout=self.deadline))
 
     async def list_clients(self) -> tuple[list[Client], str]:
         """Every registered client, and the registry's version."""
@@ -158,13 +150,12 @@ class AdjudicatorClient:
 
     async def put_mapping(
         self, client_id: str, csv: bytes, *, confirm: bool, changed_by: str
-    ) -> dict[str, Any]:
-        """Replace a client's mapping: ``{"loaded", "version", "changes"}``."""
+    ) -> pb.PutMappingReply:
+        """Replace a client's mapping."""
         request = pb.PutMappingRequest(
             client_id=client_id, csv=csv, confirm=confirm, changed_by=changed_by
         )
-        reply = await self._call(lambda: self.stub.PutMapping(request, timeout=self.deadline * 10))
-        return wire.mapping_upload_answer(reply)
+        return await self._call(lambda: self.stub.PutMapping(request, timeout=self.deadline * 10))
 
     async def mapping_text(self, client_id: str) -> str:
         """A client's mapping as CSV."""
@@ -213,11 +204,10 @@ class AdjudicatorClient:
         except grpc.aio.AioRpcError as error:
             raise wire.refusal_from_rpc_error(error) from error
 
-    async def mapping_audit(self, client_id: str) -> list[dict[str, Any]]:
+    async def mapping_audit(self, client_id: str) -> pb.MappingAudit:
         """Every recorded change to a client's mapping, oldest first."""
         request = pb.GetMappingAuditRequest(client_id=client_id)
-        audit = await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
-        return wire.mapping_audit_answer(audit)
+        return await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
 
 
 async def _messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.TextChunk]:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.schemas import Problem as ProblemModel
 from onestop.domain.errors import (
     DomainError,
     ErrorCode,
@@ -129,3 +130,29 @@ class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         """UTF-8 JSON, compact."""
         return orjson.dumps(content)
+
+
+SIGNED = (ErrorCode.UNAUTHENTICATED, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE)
+"""What any signed call may be answered: a bad signature, a fault, a dependency down."""
+
+BODY = (ErrorCode.MALFORMED, ErrorCode.INVALID, ErrorCode.TOO_LARGE)
+"""What a call with a body may be answered besides."""
+
+
+def refusals(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of an operation that refuses with ``codes``.
+
+    Per status: the problem+json model and the codes with their titles (the OpenAPI document
+    moves the model under ``application/problem+json``, see :mod:`gateway.app`).
+    """
+    by_status: dict[int, list[ErrorCode]] = {}
+    for code in dict.fromkeys(codes):
+        by_status.setdefault(STATUS[code].http, []).append(code)
+    return {
+        status: {
+            "model": ProblemModel,
+            "description": "; ".join(f"`{code}`: {STATUS[code].title}" for code in listed),
+            "x-onestop-codes": [code.value for code in listed],
+        }
+        for status, listed in sorted(by_status.items())
+    }

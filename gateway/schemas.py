@@ -1,19 +1,35 @@
-"""Shapes of the HTTP API for the OpenAPI document, with an example for each.
+"""The shapes of the HTTP API: response models, the smaller request bodies, examples.
+
+Every answer is built as one of these models; each has an example.
 
 Requests that carry money or ratios are validated by the domain's own models
-(:class:`onestop.domain.bill.VisitRequest`, :class:`onestop.domain.policy.Policy`); the models
-here describe answers and the smaller bodies.
+(:class:`onestop.domain.bill.VisitRequest`, :class:`onestop.domain.policy.Policy`), and the
+answers reuse the domain's value types (``Amounts``, ``LineSplit``, ``YearToDateView``,
+``PolicyRef``): one definition each. Answers are built from the adjudicator's messages in one
+module, :mod:`gateway.convert`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from onestop.domain.engine import Amounts
+from onestop.domain.engine import Amounts, LineSplit, Note
+from onestop.domain.errors import ErrorCode
+from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import YearToDateView
-from onestop.domain.types import ClientKind, Code, HospitalLevel, IsoDate, Name
+from onestop.domain.types import (
+    AssistanceCategory,
+    ClientKind,
+    Code,
+    HospitalLevel,
+    IsoDate,
+    MemberStatus,
+    Name,
+    Scheme,
+    VisitType,
+)
 
 SETTLE_EXAMPLE: dict[str, Any] = {
     "visit_id": "ZY20260301001",
@@ -52,6 +68,13 @@ MAPPING_CSV_EXAMPLE = (
     "YP0002T,头孢呋辛酯(片),XB02,0.1,2020-01-01,\n"
 )
 
+MEMBERS_EXAMPLE = (
+    '{"member_id": "M0001", "id_number": "410102198001011234", "name": "张三", '
+    '"birth_date": "1980-01-01", "sex": "M", "region": "410100", "scheme": "resident", '
+    '"status": "active", "enrolled_since": "2020-01-01", "supplementary_enrolled": true, '
+    '"assistance_category": "dibao", "groups": [], "personal_account_balance": 5000}\n'
+)
+
 POLICY_EXAMPLE: dict[str, Any] = {
     "region": "410100",
     "scheme": "resident",
@@ -73,6 +96,13 @@ POLICY_EXAMPLE: dict[str, Any] = {
         "dibao": {"threshold": 300000, "ratio": "0.70", "annual_cap": 2000000},
         "tekun": {"threshold": 0, "ratio": "1.00", "annual_cap": None},
     },
+}
+
+POLICY_REF_EXAMPLE: dict[str, Any] = {
+    "region": "410100",
+    "scheme": "resident",
+    "year": 2026,
+    "version": "5b1f0c2e9a7d",
 }
 
 AMOUNTS_EXAMPLE: dict[str, Any] = {
@@ -109,7 +139,7 @@ RESULT_EXAMPLE: dict[str, Any] = {
     "status": "settled",
     "replayed": False,
     "settled_at": "2026-03-09T10:15:02.000+08:00",
-    "policy": {"region": "410100", "scheme": "resident", "year": 2026, "version": "5b1f0c2e9a7d"},
+    "policy": POLICY_REF_EXAMPLE,
     "amounts": AMOUNTS_EXAMPLE,
     "lines": [
         {
@@ -130,36 +160,6 @@ RESULT_EXAMPLE: dict[str, Any] = {
 }
 
 
-class LineResult(BaseModel):
-    """How one bill line divides (fen)."""
-
-    line_no: int
-    catalog_code: str
-    category: str
-    amount: int
-    full_self_pay: int
-    over_limit_self_pay: int
-    pre_self_pay: int
-    in_scope: int
-    reasons: list[str]
-
-
-class NoteOut(BaseModel):
-    """Something to tell the patient (``WAITING_PERIOD``, ``DIAGNOSIS_NOT_COVERED``...)."""
-
-    code: str
-    message: str
-
-
-class PolicyRef(BaseModel):
-    """The policy document applied."""
-
-    region: str
-    scheme: str
-    year: int
-    version: str
-
-
 class Signature(BaseModel):
     """Ed25519 signature of the result.
 
@@ -167,52 +167,76 @@ class Signature(BaseModel):
     JSON; the key is listed at ``GET /v1/keys``.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     key_id: str
-    algorithm: str
+    algorithm: Literal["ed25519"]
     value: str
 
 
-class SettlementResult(BaseModel):
-    """A settlement (or preview, or reversal)."""
+class UnsignedResult(BaseModel):
+    """A settlement (or preview, or reversal) before it is signed.
 
-    model_config = ConfigDict(json_schema_extra={"example": RESULT_EXAMPLE})
+    The signature covers all of it but ``replayed``.
+    """
 
-    settlement_id: str | None
+    model_config = ConfigDict(extra="forbid")
+
+    settlement_id: str | None = Field(description="null for a preview")
     client_id: str
     visit_id: str
     member_id: str
-    visit_type: str
-    status: str = Field(description="preview | settled | reversed")
-    replayed: bool
-    settled_at: str | None
-    reversed_at: str | None = None
+    visit_type: VisitType
+    status: SettlementStatus
+    replayed: bool = Field(
+        description="this answer repeats the original settlement of the identical request"
+    )
+    settled_at: str | None = Field(description="ISO 8601, Asia/Shanghai; null for a preview")
+    reversed_at: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="present once reversed: when (ISO 8601, Asia/Shanghai)",
+    )
     policy: PolicyRef
     amounts: Amounts = Field(
         description="every amount in fen; national interface names: medfee_sumamt, "
         "fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, "
         "hifp_pay, hifmi_pay, maf_pay, acct_pay, psn_cash_pay"
     )
-    lines: list[LineResult]
-    year_to_date: YearToDateView
-    notes: list[NoteOut]
+    lines: list[LineSplit]
+    year_to_date: YearToDateView = Field(
+        description="the member's year after this settlement (a preview: as if committed; a "
+        "reversal: after the undo)"
+    )
+    notes: list[Note]
+
+
+class SettlementResult(UnsignedResult):
+    """A settlement (or preview, or reversal), signed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": RESULT_EXAMPLE})
+
     signature: Signature
 
 
 class ProblemError(BaseModel):
     """One offending line, field or row."""
 
+    model_config = ConfigDict(extra="forbid")
+
     line_no: int | None
     his_code: str | None
     field: str | None
-    code: str
+    code: ErrorCode
     message: str
-    row: int | None = None
+    row: int | None = Field(default=None, description="the row or line of an upload")
 
 
 class Problem(BaseModel):
     """A refusal (``application/problem+json``): nothing was changed."""
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "example": {
                 "type": "urn:onestop:problem:UNMAPPED_CODES",
@@ -230,14 +254,14 @@ class Problem(BaseModel):
                     }
                 ],
             }
-        }
+        },
     )
 
-    type: str
+    type: str = Field(description="urn:onestop:problem:CODE")
     title: str
-    status: int
-    code: str
-    detail: str
+    status: int = Field(description="the HTTP status, again")
+    code: ErrorCode
+    detail: str = Field(description="what is wrong and how to fix it")
     errors: list[ProblemError]
 
 
@@ -245,6 +269,7 @@ class EligibilityResult(BaseModel):
     """A member's entitlement on a day, identity masked."""
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "example": {
                 "member_id": "M0001",
@@ -260,26 +285,21 @@ class EligibilityResult(BaseModel):
                 "supplementary_enrolled": True,
                 "personal_account_balance": 5000,
                 "year_to_date": YEAR_TO_DATE_EXAMPLE,
-                "policy": {
-                    "region": "410100",
-                    "scheme": "resident",
-                    "year": 2026,
-                    "version": "5b1f0c2e9a7d",
-                },
+                "policy": POLICY_REF_EXAMPLE,
             }
-        }
+        },
     )
 
     member_id: str
-    name: str
-    id_number: str
-    scheme: str
+    name: str = Field(description="masked: the first character")
+    id_number: str = Field(description="masked: the first and last four characters")
+    scheme: Scheme
     region: str
-    status: str
-    waiting_until: str | None
+    status: MemberStatus
+    waiting_until: str | None = Field(description="the first day the funds pay, if waiting")
     in_waiting_period: bool
     continuous_years: int
-    assistance_category: str | None
+    assistance_category: AssistanceCategory | None
     supplementary_enrolled: bool
     personal_account_balance: int
     year_to_date: YearToDateView
@@ -300,7 +320,7 @@ class PublicKey(BaseModel):
     )
 
     key_id: str
-    algorithm: str
+    algorithm: Literal["ed25519"]
     public_key: str
 
 
@@ -368,26 +388,6 @@ class ClientOut(ClientRegistration):
     client_id: str
 
 
-class PolicyLoaded(BaseModel):
-    """A stored policy."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "region": "410100",
-                "scheme": "resident",
-                "year": 2026,
-                "version": "5b1f0c2e9a7d",
-            }
-        }
-    )
-
-    region: str
-    scheme: str
-    year: int
-    version: str
-
-
 class CatalogLoaded(BaseModel):
     """A stored catalog."""
 
@@ -403,7 +403,7 @@ class MappingChangeOut(BaseModel):
     """How an upload changed one HIS code."""
 
     his_code: str
-    change: str
+    change: Literal["added", "removed", "changed"]
     old: list[str]
     new: list[str]
     risky: bool
@@ -452,7 +452,7 @@ class RejectedMember(BaseModel):
 
     line: int
     member_id: str | None
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -490,7 +490,7 @@ class Health(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"example": {"status": "ok"}})
 
-    status: str
+    status: Literal["ok"]
 
 
 class FundAmounts(BaseModel):
@@ -574,7 +574,7 @@ class ReconciliationResult(BaseModel):
         }
     )
 
-    result: str = Field(description="balanced | unbalanced")
+    result: Literal["balanced", "unbalanced"]
     gateway: DayFiguresOut
     differences: dict[str, int]
     only_in_gateway: list[str]

@@ -5,23 +5,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
 
 import orjson
 
+from gateway import convert
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
+from gateway.schemas import Signature
 from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
 from onestop.domain.clients import Client
 from onestop.domain.errors import BillRejected, NotFound
 from onestop.domain.mapping import map_bill
-from onestop.domain.settlement import Settlement
 from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
 from onestop.redis_client import RedisClient
+from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import canonical_json
 
 log = logging.getLogger("onestop.gateway")
@@ -45,15 +45,18 @@ class Gateway:
     signer: ReceiptSigner
     redis: RedisClient
 
-    def receipt(self, settlement: Settlement) -> dict[str, Any]:
-        """A settlement as the contract's result, signed."""
-        result = settlement.to_contract()
-        result["signature"] = self.signer.signature(result)
-        return result
+    def receipt(self, message: pb.Settlement) -> bytes:
+        """A settlement as the contract's result, signed, as the JSON body of the answer."""
+        # Enums, tuples and nested values as Python objects: orjson writes them as JSON, the
+        # same way for the signature's canonical bytes and for the answer.
+        result = convert.settlement_result(message).model_dump()
+        signature = Signature.model_validate(self.signer.signature(result))
+        result["signature"] = signature.model_dump()
+        return orjson.dumps(result)
 
     async def settle(
         self, client: Client, visit: VisitRequest, body: bytes, *, preview: bool
-    ) -> Settlement:
+    ) -> pb.Settlement:
         """Map and check the bill, then settle (or preview) it.
 
         Raises:
@@ -89,7 +92,7 @@ class Gateway:
 
     async def _earlier(
         self, client: Client, visit: VisitRequest, fingerprint: bytes
-    ) -> Settlement | None:
+    ) -> pb.Settlement | None:
         try:
             return await self.adjudicator.find(
                 client_id=client.client_id,
@@ -104,8 +107,3 @@ class Gateway:
     def owner_filter(client: Client) -> str:
         """The client whose settlements a caller may see: its own; the agency's, anyone's."""
         return "" if client.kind is ClientKind.AGENCY else client.client_id
-
-    async def eligibility(self, member_id: str, day: date) -> dict[str, Any]:
-        """The member's entitlement on ``day``, identity masked."""
-        answer = await self.adjudicator.eligibility(member_id, day)
-        return answer.to_contract()

@@ -23,3 +23,8 @@ def iso_from_ms(epoch_ms: int) -> str:
 def settlement_day(epoch_ms: int) -> date:
     """The Asia/Shanghai calendar day of a moment (the settlement day of reconciliation)."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(SHANGHAI).date()
+
+
+def today() -> date:
+    """Today in Asia/Shanghai (the settlement day now)."""
+    return settlement_day(now_ms())

@@ -101,7 +101,7 @@ async def write_export(
                         entry.visit_id,
                         entry.member_id,
                         policy.region,
-                        policy.scheme,
+                        policy.scheme.value,
                         policy.year,
                         policy.version,
                     )

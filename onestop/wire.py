@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import grpc
 
@@ -25,7 +24,7 @@ from onestop.domain.mapping import MappingChange, mapping_row_csv
 from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
-from onestop.domain.types import Category, ClientKind, HospitalLevel, VisitType
+from onestop.domain.types import Category, ClientKind, HospitalLevel, Scheme, VisitType
 from onestop.errors import InternalError, Unavailable, refusal_of
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.storage.layout import (
@@ -155,13 +154,13 @@ def year_to_date_of(message: pb.YearToDate) -> YearToDateView:
 def policy_message(policy: PolicyRef) -> pb.PolicyRef:
     """A policy reference."""
     return pb.PolicyRef(
-        region=policy.region, scheme=policy.scheme, year=policy.year, version=policy.version
+        region=policy.region, scheme=policy.scheme.value, year=policy.year, version=policy.version
     )
 
 
 def policy_of(message: pb.PolicyRef) -> PolicyRef:
     """A policy reference from its message."""
-    return PolicyRef(message.region, message.scheme, message.year, message.version)
+    return PolicyRef(message.region, Scheme(message.scheme), message.year, message.version)
 
 
 def amounts_message(amounts: Amounts) -> pb.Amounts:
@@ -215,28 +214,16 @@ def settlement_of(message: pb.Settlement) -> Settlement:
 
 
 def _line_splits_message(lines: tuple[LineSplit, ...]) -> pb.LineSplits:
-    columns = list(zip(*lines, strict=True)) if lines else [()] * 9
-    (
-        line_no,
-        catalog_code,
-        category,
-        amount,
-        full_self_pay,
-        over_limit,
-        pre_self_pay,
-        in_scope,
-        reasons,
-    ) = columns
     return pb.LineSplits(
-        line_no=line_no,
-        catalog_code=catalog_code,
-        category=[value.value for value in category],
-        amount=amount,
-        full_self_pay=full_self_pay,
-        over_limit_self_pay=over_limit,
-        pre_self_pay=pre_self_pay,
-        in_scope=in_scope,
-        reasons=[",".join(codes) for codes in reasons],
+        line_no=[line.line_no for line in lines],
+        catalog_code=[line.catalog_code for line in lines],
+        category=[line.category.value for line in lines],
+        amount=[line.amount for line in lines],
+        full_self_pay=[line.full_self_pay for line in lines],
+        over_limit_self_pay=[line.over_limit_self_pay for line in lines],
+        pre_self_pay=[line.pre_self_pay for line in lines],
+        in_scope=[line.in_scope for line in lines],
+        reasons=[",".join(line.reasons) for line in lines],
     )
 
 
@@ -299,37 +286,19 @@ def eligibility_message(answer: Eligibility) -> pb.EligibilityAnswer:
         member_id=answer.member_id,
         name_masked=answer.name_masked,
         id_number_masked=answer.id_number_masked,
-        scheme=answer.scheme,
+        scheme=answer.scheme.value,
         region=answer.region,
-        status=answer.status,
+        status=answer.status.value,
         waiting_until=answer.waiting_until or "",
         in_waiting_period=answer.in_waiting_period,
         continuous_years=answer.continuous_years,
-        assistance_category=answer.assistance_category or "",
+        assistance_category=(
+            answer.assistance_category.value if answer.assistance_category else ""
+        ),
         supplementary_enrolled=answer.supplementary_enrolled,
         personal_account_balance=answer.personal_account_balance,
         year_to_date=year_to_date_message(answer.year_to_date),
         policy=policy_message(answer.policy),
-    )
-
-
-def eligibility_of(message: pb.EligibilityAnswer) -> Eligibility:
-    """An eligibility answer from its message."""
-    return Eligibility(
-        member_id=message.member_id,
-        name_masked=message.name_masked,
-        id_number_masked=message.id_number_masked,
-        scheme=message.scheme,
-        region=message.region,
-        status=message.status,
-        waiting_until=message.waiting_until or None,
-        in_waiting_period=message.in_waiting_period,
-        continuous_years=message.continuous_years,
-        assistance_category=message.assistance_category or None,
-        supplementary_enrolled=message.supplementary_enrolled,
-        personal_account_balance=message.personal_account_balance,
-        year_to_date=year_to_date_of(message.year_to_date),
-        policy=policy_of(message.policy),
     )
 
 
@@ -442,56 +411,6 @@ def client_of(message: pb.Client) -> Client:
         region=message.region or None,
         public_key=message.public_key_pem,
     )
-
-
-def mapping_change_answer(change: pb.MappingChange) -> dict[str, Any]:
-    """One change of a mapping upload, as the HTTP API shows it."""
-    return {
-        "his_code": change.his_code,
-        "change": change.change,
-        "old": change.old_row.splitlines(),
-        "new": change.new_row.splitlines(),
-        "risky": change.risky,
-        "reason": change.reason,
-    }
-
-
-def mapping_upload_answer(reply: pb.PutMappingReply) -> dict[str, Any]:
-    """A mapping upload's answer: rows loaded, version, changes."""
-    return {
-        "loaded": reply.loaded,
-        "version": reply.version,
-        "changes": [mapping_change_answer(change) for change in reply.changes],
-    }
-
-
-def mapping_audit_answer(audit: pb.MappingAudit) -> list[dict[str, Any]]:
-    """A mapping's audit trail: who, when, old, new."""
-    return [
-        {
-            "at": entry.at,
-            "changed_by": entry.changed_by,
-            "version": entry.version,
-            **mapping_change_answer(entry.change),
-        }
-        for entry in audit.entries
-    ]
-
-
-def members_answer(reply: pb.PutMembersReply) -> dict[str, Any]:
-    """A members upload's answer: loaded, and each rejected line with its error."""
-    return {
-        "loaded": reply.loaded,
-        "rejected": [
-            {
-                "line": entry.line,
-                "member_id": entry.member_id or None,
-                "code": entry.code,
-                "message": entry.message,
-            }
-            for entry in reply.rejected
-        ],
-    }
 
 
 def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:

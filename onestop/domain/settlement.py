@@ -1,14 +1,17 @@
-"""A settlement as the contract shows it (contract section 4), without its signature."""
+"""A settlement as the settlement service produces it (contract section 4), unsigned.
+
+How it looks over HTTP is the gateway's response models' business (``gateway/schemas.py``),
+converted from the gRPC message in one place (``gateway/convert.py``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.state import YearToDateView
-from onestop.domain.types import VisitType
+from onestop.domain.types import AssistanceCategory, MemberStatus, Scheme, VisitType
 
 
 class SettlementStatus(StrEnum):
@@ -25,7 +28,7 @@ class PolicyRef:
     """Which policy document a settlement applied."""
 
     region: str
-    scheme: str
+    scheme: Scheme
     year: int
     version: str
 
@@ -70,40 +73,6 @@ class Settlement:
             reversed_at=reversed_at,
         )
 
-    def to_contract(self) -> dict[str, Any]:
-        """The result object of the contract (without ``signature``)."""
-        result: dict[str, Any] = {
-            "settlement_id": self.settlement_id,
-            "client_id": self.client_id,
-            "visit_id": self.visit_id,
-            "member_id": self.member_id,
-            "visit_type": self.visit_type.value,
-            "status": self.status.value,
-            "replayed": self.replayed,
-            "settled_at": self.settled_at,
-            "policy": asdict(self.policy),
-            "amounts": asdict(self.amounts),
-            "lines": [
-                {
-                    "line_no": split.line_no,
-                    "catalog_code": split.catalog_code,
-                    "category": split.category.value,
-                    "amount": split.amount,
-                    "full_self_pay": split.full_self_pay,
-                    "over_limit_self_pay": split.over_limit_self_pay,
-                    "pre_self_pay": split.pre_self_pay,
-                    "in_scope": split.in_scope,
-                    "reasons": list(split.reasons),
-                }
-                for split in self.lines
-            ],
-            "year_to_date": asdict(self.year_to_date),
-            "notes": [asdict(note) for note in self.notes],
-        }
-        if self.reversed_at is not None:
-            result["reversed_at"] = self.reversed_at
-        return result
-
 
 @dataclass(frozen=True, slots=True)
 class Eligibility:
@@ -112,21 +81,14 @@ class Eligibility:
     member_id: str
     name_masked: str
     id_number_masked: str
-    scheme: str
+    scheme: Scheme
     region: str
-    status: str
+    status: MemberStatus
     waiting_until: str | None
     in_waiting_period: bool
     continuous_years: int
-    assistance_category: str | None
+    assistance_category: AssistanceCategory | None
     supplementary_enrolled: bool
     personal_account_balance: int
     year_to_date: YearToDateView
     policy: PolicyRef
-
-    def to_contract(self) -> dict[str, Any]:
-        """The eligibility answer of the contract."""
-        answer = asdict(self)
-        answer["name"] = answer.pop("name_masked")
-        answer["id_number"] = answer.pop("id_number_masked")
-        return answer

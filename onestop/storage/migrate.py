@@ -26,6 +26,7 @@ from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import StateDelta
+from onestop.domain.types import Scheme
 from onestop.redis_client import RedisClient, connect
 from onestop.storage import layout
 from onestop.storage.layout import (
@@ -367,7 +368,7 @@ def _journal_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
         visit_id=fields[b"v"].decode(),
         at_ms=int(fields[b"t"]),
         amounts=Amounts(**_numbers(fields[b"a"], V1_AMOUNTS)),
-        policy=PolicyRef(region, scheme, int(year), version),
+        policy=PolicyRef(region, Scheme(scheme), int(year), version),
     )
     return dict(journal_fields(entry))
 

@@ -18,6 +18,7 @@ from onestop.domain.member import Member
 from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import StateDelta, YearToDate
+from onestop.domain.types import Scheme
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
     DELTA_FIELDS,
@@ -359,7 +360,7 @@ def journal_fields(entry: JournalEntry) -> Pairs:
         (JournalField.VISIT_ID.value, entry.visit_id),
         (JournalField.AT_MS.value, entry.at_ms),
         (JournalField.POLICY_REGION.value, entry.policy.region),
-        (JournalField.POLICY_SCHEME.value, entry.policy.scheme),
+        (JournalField.POLICY_SCHEME.value, entry.policy.scheme.value),
         (JournalField.POLICY_YEAR.value, entry.policy.year),
         (JournalField.POLICY_VERSION.value, entry.policy.version),
     ]
@@ -384,7 +385,7 @@ def decode_journal_entry(raw: RawHash) -> JournalEntry:
         amounts=Amounts(**{name: _int(raw, name, 0) for name in AMOUNT_FIELDS}),
         policy=PolicyRef(
             region=_text(raw, JournalField.POLICY_REGION, what),
-            scheme=_text(raw, JournalField.POLICY_SCHEME, what),
+            scheme=Scheme(_text(raw, JournalField.POLICY_SCHEME, what)),
             year=int(_text(raw, JournalField.POLICY_YEAR, what)),
             version=_text(raw, JournalField.POLICY_VERSION, what),
         ),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.receipts import signed_part
+from gateway.schemas import EligibilityResult, Problem, SettlementResult
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.signing import canonical_json, load_public_key, verify
@@ -140,6 +141,13 @@ async def test_case_over_http(case: Case, gateway: Gateway, redis_url: str) -> N
         else:
             pytest.fail(f"{where}: no action {step['action']}")
         body = answer.json()
+        # Every answer is exactly a response model of the API (unknown fields refused).
+        if answer.status_code >= 400:
+            Problem.model_validate(body)
+        elif step["action"] == "eligibility":
+            EligibilityResult.model_validate(body)
+        else:
+            SettlementResult.model_validate(body)
         if answer.status_code >= 400:
             assert answer.headers["content-type"].startswith("application/problem+json"), where
             assert body["status"] == answer.status_code, where

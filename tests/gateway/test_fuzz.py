@@ -24,6 +24,11 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from onestop.client import SignedClient, signature_headers
 from onestop.errors import STATUS
@@ -41,6 +46,7 @@ EXAMPLES = int(os.environ.get("ONESTOP_FUZZ_EXAMPLES", "40"))
 schemathesis.openapi.media_type("text/csv", csv_uploads())
 schemathesis.openapi.media_type("application/x-ndjson", jsonl_uploads())
 TIMEOUT_SECONDS = 30.0
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 KNOWN_CODES = {code.value for code in STATUS}
 
 
@@ -138,6 +144,9 @@ def _fuzz(operation: Any, http: httpx.Client, fuzzed: Fuzzed, seen: Counter[str]
         answer = _send(http, fuzzed, case)  # a hang fails here, on the timeout
         seen[f"{operation.method.upper()} {operation.path} {answer.status_code}"] += 1
         assert answer.status_code < 500, answer.text
+        # The answer is what the OpenAPI document says: a status it lists for this operation,
+        # its media type (problem+json for refusals), and a body valid against its schema.
+        case.validate_response(answer, checks=CONFORMANCE)
         if answer.status_code >= 400:
             assert answer.headers["content-type"].startswith("application/problem+json")
             problem = answer.json()

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef
+from onestop.domain.types import Scheme
 from onestop.exports import SETTLEMENTS, Signer, verify_export, write_export
 from onestop.signing import key_id, public_pem, sign
 
@@ -51,7 +52,7 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
         "+V1",
         1_772_000_000_000,
         _amounts(100, 50),
-        PolicyRef("410100", "resident", 2026, "v1"),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
     )
     await write_export(_entries(hostile), date(2026, 3, 1), tmp_path, _signer())
     with (tmp_path / SETTLEMENTS).open(newline="") as handle:
@@ -65,7 +66,7 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
 
 async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
     amounts = _amounts(500, 200)
-    policy = PolicyRef("r", "s", 2026, "v")
+    policy = PolicyRef("r", Scheme.EMPLOYEE, 2026, "v")
     entries = (
         JournalEntry(
             EntryKind.SETTLEMENT, "S1", "H1", "M1", "V1", 1_772_000_000_000, amounts, policy

@@ -8,7 +8,7 @@ from decimal import Decimal
 from onestop import wire
 from onestop.domain import YearToDate, adjudicate
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
-from onestop.domain.types import HospitalLevel, VisitType
+from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from tests.support.builders import line, make_item, make_member, make_policy, make_visit
 
 
@@ -36,7 +36,7 @@ def _settlement() -> Settlement:
         VisitType.INPATIENT,
         SettlementStatus.SETTLED,
         "2026-03-09T10:00:00.000+08:00",
-        PolicyRef("410100", "resident", 2026, "v"),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v"),
         result.amounts,
         result.lines,
         result.year_to_date,

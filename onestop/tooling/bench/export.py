@@ -22,6 +22,7 @@ from onestop.admin import Connection, download_export
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef
+from onestop.domain.types import Scheme
 from onestop.exports import verify_export
 from onestop.storage.layout import journal_key, member_group, new_settlement_id
 from onestop.storage.records import journal_fields
@@ -95,7 +96,7 @@ def fill_journal(url: str, settlements: int, seed: int = 9) -> None:
                     personal_account=0,
                     cash=total - basic,
                 ),
-                policy=PolicyRef("410100", "resident", 2026, "bench"),
+                policy=PolicyRef("410100", Scheme.RESIDENT, 2026, "bench"),
             )
             pipe.xadd(
                 journal_key(member_group(member)),

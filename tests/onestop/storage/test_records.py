@@ -8,7 +8,7 @@ from onestop.domain.reconciliation import EntryKind
 from onestop.storage.layout import AMOUNT_FIELDS, JournalField
 from onestop.storage.records import CorruptRecord, decode_delta, decode_journal_entry
 
-ENTRY = {
+ENTRY: dict[str, str] = {
     JournalField.KIND: "settlement",
     JournalField.SETTLEMENT_ID: "S1",
     JournalField.CLIENT_ID: "H1",

@@ -1,0 +1,130 @@
+"""The adjudicator's messages as the HTTP API's answers: the one place they are converted.
+
+Every answer is a response model of :mod:`gateway.schemas`, validated as it is built; a
+message that does not make one (a field the API does not know, a status it does not have) is
+a fault here, not a malformed answer to a hospital.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from gateway.schemas import (
+    AuditEntry,
+    CatalogLoaded,
+    ClientOut,
+    EligibilityResult,
+    MappingChangeOut,
+    MappingLoaded,
+    MembersLoaded,
+    UnsignedResult,
+)
+from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.wire import policy_of, settlement_of, year_to_date_of
+
+
+def settlement_result(message: pb.Settlement) -> UnsignedResult:
+    """A settlement, preview or reversal as the API answers it (before it is signed).
+
+    The message becomes the domain's settlement (:func:`onestop.wire.settlement_of`, the one
+    conversion of that message), whose fields are the answer's.
+    """
+    settlement = settlement_of(message)
+    return UnsignedResult.model_validate(
+        {field.name: getattr(settlement, field.name) for field in fields(settlement)}
+    )
+
+
+def eligibility_result(message: pb.EligibilityAnswer) -> EligibilityResult:
+    """A member's entitlement on a day, identity masked."""
+    return EligibilityResult.model_validate(
+        {
+            "member_id": message.member_id,
+            "name": message.name_masked,
+            "id_number": message.id_number_masked,
+            "scheme": message.scheme,
+            "region": message.region,
+            "status": message.status,
+            "waiting_until": message.waiting_until or None,
+            "in_waiting_period": message.in_waiting_period,
+            "continuous_years": message.continuous_years,
+            "assistance_category": message.assistance_category or None,
+            "supplementary_enrolled": message.supplementary_enrolled,
+            "personal_account_balance": message.personal_account_balance,
+            "year_to_date": year_to_date_of(message.year_to_date),
+            "policy": policy_of(message.policy),
+        }
+    )
+
+
+def client_out(message: pb.Client) -> ClientOut:
+    """A registered client."""
+    return ClientOut.model_validate(
+        {
+            "client_id": message.client_id,
+            "kind": message.kind,
+            "name": message.name,
+            "level": message.level or None,
+            "region": message.region or None,
+            "public_key": message.public_key_pem,
+        }
+    )
+
+
+def catalog_loaded(reply: pb.PutCatalogReply) -> CatalogLoaded:
+    """A catalog upload's answer."""
+    return CatalogLoaded(loaded=reply.loaded, version=reply.version)
+
+
+def _change(change: pb.MappingChange) -> dict[str, Any]:
+    return {
+        "his_code": change.his_code,
+        "change": change.change,
+        "old": change.old_row.splitlines(),
+        "new": change.new_row.splitlines(),
+        "risky": change.risky,
+        "reason": change.reason,
+    }
+
+
+def mapping_loaded(reply: pb.PutMappingReply) -> MappingLoaded:
+    """A mapping upload's answer: rows loaded, version, what changed."""
+    return MappingLoaded(
+        loaded=reply.loaded,
+        version=reply.version,
+        changes=[MappingChangeOut.model_validate(_change(change)) for change in reply.changes],
+    )
+
+
+def audit_entries(audit: pb.MappingAudit) -> list[AuditEntry]:
+    """A mapping's audit trail: who, when, old, new."""
+    return [
+        AuditEntry.model_validate(
+            {
+                "at": entry.at,
+                "changed_by": entry.changed_by,
+                "version": entry.version,
+                **_change(entry.change),
+            }
+        )
+        for entry in audit.entries
+    ]
+
+
+def members_loaded(reply: pb.PutMembersReply) -> MembersLoaded:
+    """A members upload's answer: loaded, and each rejected line with its error."""
+    return MembersLoaded.model_validate(
+        {
+            "loaded": reply.loaded,
+            "rejected": [
+                {
+                    "line": entry.line,
+                    "member_id": entry.member_id or None,
+                    "code": entry.code,
+                    "message": entry.message,
+                }
+                for entry in reply.rejected
+            ],
+        }
+    )

@@ -1,0 +1,236 @@
+"""The agency's administration: clients, policies, catalog, mappings, members, exports.
+
+Every route here takes :data:`~gateway.dependencies.AgencyDep` (or, for the streamed members
+upload, :data:`~gateway.dependencies.AgencyUploadDep`): only the agency may call them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path as FilePath
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.background import BackgroundTask
+
+from gateway import convert
+from gateway.dependencies import AgencyDep, AgencyUploadDep, GatewayDep
+from gateway.errors import BODY, SIGNED, refusals
+from gateway.schemas import (
+    MAPPING_CSV_EXAMPLE,
+    MEMBERS_EXAMPLE,
+    POLICY_EXAMPLE,
+    POLICY_REF_EXAMPLE,
+    AuditEntry,
+    CatalogLoaded,
+    ClientOut,
+    ClientRegistration,
+    MappingLoaded,
+    MembersLoaded,
+)
+from onestop.domain.clients import Client
+from onestop.domain.documents import validate_document
+from onestop.domain.errors import ErrorCode
+from onestop.domain.policy import Policy, policy_to_document
+from onestop.domain.settlement import PolicyRef
+from onestop.exports import write_export, zip_export
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+UPLOAD_CHUNK = 256 * 1024
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+"""Client ids: no ``:`` (keys join a client id and a visit id with one), no spaces."""
+
+ClientIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=CLIENT_ID_PATTERN)]
+AnyClientIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+CATALOG_CSV_EXAMPLE = (
+    "code,name,kind,category,self_pay_ratio,price_cap,unit,max_level,max_daily_qty\n"
+    "XB02,头孢呋辛酯片,drug,B,0.10,5000,box,,\n"
+)
+
+
+def _csv_body(example: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": example}},
+        }
+    }
+
+
+@router.put(
+    "/clients/{client_id}",
+    response_model=ClientOut,
+    responses=refusals(*SIGNED, *BODY, ErrorCode.FORBIDDEN),
+)
+async def put_client(
+    client_id: ClientIdPath,
+    registration: ClientRegistration,
+    caller: AgencyDep,
+    gateway: GatewayDep,
+) -> ClientOut:
+    """Register or update a hospital, pharmacy or agency client and its public key."""
+    client = validate_document(
+        Client, {"client_id": client_id, **registration.model_dump()}, what="client"
+    )
+    return convert.client_out(await gateway.adjudicator.put_client(client))
+
+
+@router.get(
+    "/clients",
+    response_model=list[ClientOut],
+    responses=refusals(*SIGNED, ErrorCode.FORBIDDEN),
+)
+async def list_clients(caller: AgencyDep, gateway: GatewayDep) -> list[ClientOut]:
+    """Every registered client."""
+    listed, _ = await gateway.adjudicator.list_clients()
+    return [ClientOut.model_validate(client.model_dump()) for client in listed]
+
+
+@router.put(
+    "/policies",
+    response_model=PolicyRef,
+    responses={
+        200: {
+            "description": "the policy stored: which region, scheme and year, and the "
+            "version that settlements under it will name",
+            "content": {"application/json": {"example": POLICY_REF_EXAMPLE}},
+        },
+        **refusals(*SIGNED, *BODY, ErrorCode.FORBIDDEN),
+    },
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": POLICY_EXAMPLE}}}},
+)
+async def put_policy(policy: Policy, caller: AgencyDep, gateway: GatewayDep) -> PolicyRef:
+    """Store the policy of one region, scheme and year (unknown keys are refused)."""
+    document = json.dumps(policy_to_document(policy), ensure_ascii=False).encode()
+    return await gateway.adjudicator.put_policy(document)
+
+
+@router.put(
+    "/catalog",
+    response_model=CatalogLoaded,
+    responses=refusals(*SIGNED, *BODY, ErrorCode.FORBIDDEN),
+    openapi_extra=_csv_body(CATALOG_CSV_EXAMPLE),
+)
+async def put_catalog(request: Request, caller: AgencyDep, gateway: GatewayDep) -> CatalogLoaded:
+    """Replace the catalog (CSV); faulty rows are listed with their numbers."""
+    body = await request.body()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    return convert.catalog_loaded(await gateway.adjudicator.put_catalog(chunks()))
+
+
+@router.put(
+    "/clients/{client_id}/mappings",
+    response_model=MappingLoaded,
+    responses=refusals(*SIGNED, *BODY, ErrorCode.FORBIDDEN, ErrorCode.RISKY_MAPPING_CHANGE),
+    openapi_extra=_csv_body(MAPPING_CSV_EXAMPLE),
+)
+async def put_mapping(
+    request: Request,
+    client_id: AnyClientIdPath,
+    caller: AgencyDep,
+    gateway: GatewayDep,
+    confirm: Annotated[bool, Query(description="accept risky changes")] = False,
+) -> MappingLoaded:
+    """Replace a client's mapping (CSV). Risky changes are refused unless confirmed."""
+    reply = await gateway.adjudicator.put_mapping(
+        client_id, await request.body(), confirm=confirm, changed_by=caller.client_id
+    )
+    return convert.mapping_loaded(reply)
+
+
+@router.get(
+    "/clients/{client_id}/mappings",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "the mapping as CSV",
+            "content": {"text/csv": {"example": MAPPING_CSV_EXAMPLE}},
+        },
+        **refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
+    },
+)
+async def get_mapping(
+    client_id: AnyClientIdPath, caller: AgencyDep, gateway: GatewayDep
+) -> PlainTextResponse:
+    """A client's current mapping (CSV)."""
+    text = await gateway.adjudicator.mapping_text(client_id)
+    return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+
+
+@router.get(
+    "/clients/{client_id}/mappings/audit",
+    response_model=list[AuditEntry],
+    responses=refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
+)
+async def mapping_audit(
+    client_id: AnyClientIdPath, caller: AgencyDep, gateway: GatewayDep
+) -> list[AuditEntry]:
+    """Every change to a client's mapping: who, when, old, new."""
+    return convert.audit_entries(await gateway.adjudicator.mapping_audit(client_id))
+
+
+@router.post(
+    "/members",
+    response_model=MembersLoaded,
+    responses=refusals(*SIGNED, ErrorCode.MALFORMED, ErrorCode.TOO_LARGE, ErrorCode.FORBIDDEN),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}, "example": MEMBERS_EXAMPLE}
+            },
+        }
+    },
+)
+async def put_members(upload: AgencyUploadDep, gateway: GatewayDep) -> MembersLoaded:
+    """Load members (JSON Lines). Each bad line is reported; the rest loads."""
+    reply = await gateway.adjudicator.put_members(_chunks(upload.body))
+    return convert.members_loaded(reply)
+
+
+async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := spool.read(UPLOAD_CHUNK):
+        yield chunk
+
+
+@router.get(
+    "/exports/{day}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "a zip of settlements.csv, summary.csv and manifest.json",
+            "content": {"application/zip": {"example": "(binary zip)"}},
+        },
+        **refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
+    },
+)
+async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileResponse:
+    """The day's signed files for the agency, as one zip."""
+    scratch = FilePath(tempfile.mkdtemp(prefix="onestop-export-"))
+    try:
+        await write_export(
+            gateway.adjudicator.read_journal(day),
+            day,
+            scratch / "files",
+            gateway.signer.export_signer(),
+        )
+        zip_export(scratch / "files", scratch / "export.zip")
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return FileResponse(
+        scratch / "export.zip",
+        media_type="application/zip",
+        filename=f"onestop-{day.isoformat()}.zip",
+        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+    )

@@ -1,0 +1,51 @@
+"""What operators and verifiers call: health probes and the receipt-signing keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from gateway.dependencies import CallerDep, GatewayDep
+from gateway.errors import SIGNED, problem_response, refusals
+from gateway.schemas import Health, Keys
+from onestop.domain.errors import ErrorCode
+from onestop.errors import Unavailable
+from onestop.redis_client import REDIS_ERRORS
+
+router = APIRouter()
+
+
+@router.get(
+    "/health",
+    tags=["operations"],
+    response_model=Health,
+    responses=refusals(ErrorCode.INVALID, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE),
+)
+async def health(
+    gateway: GatewayDep,
+    scope: Annotated[
+        Literal["settle", "process"],
+        Query(
+            description="settle (default): the adjudicator and Redis answer too; process: "
+            "this process serves requests (a liveness probe: a Redis outage must not "
+            "restart the gateways)"
+        ),
+    ] = "settle",
+) -> Any:
+    """200 once the gateway can settle (the adjudicator and Redis answer)."""
+    if scope == "process":
+        return Health(status="ok")
+    try:
+        redis_ok = bool(await gateway.redis.ping())
+    except REDIS_ERRORS:
+        redis_ok = False
+    if redis_ok and await gateway.adjudicator.serving():
+        return Health(status="ok")
+    return problem_response(Unavailable("the adjudicator or Redis is down"))
+
+
+@router.get("/v1/keys", tags=["receipts"], response_model=Keys, responses=refusals(*SIGNED))
+async def receipt_keys(caller: CallerDep, gateway: GatewayDep) -> Keys:
+    """Every key that ever signed a receipt, to verify any receipt."""
+    return Keys.model_validate({"keys": gateway.signer.published()})

@@ -1,0 +1,69 @@
+"""The application's shape: every agency route is the agency's, refusals are problem+json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from gateway.app import create_app
+from gateway.dependencies import AGENCY_DEPENDENCIES, CallerDep
+from gateway.routers import FEATURES
+from gateway.settings import GatewaySettings
+
+
+def _routes() -> list[APIRoute]:
+    return [
+        route
+        for feature in FEATURES
+        for route in feature.router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
+def _calls(dependant: Dependant) -> set[Any]:
+    found = {dependant.call}
+    for child in dependant.dependencies:
+        found |= _calls(child)
+    return found
+
+
+def test_every_admin_route_depends_on_the_agency() -> None:
+    admin_routes = [route for route in _routes() if route.path.startswith("/v1/admin")]
+    assert len(admin_routes) >= 9
+    for route in admin_routes:
+        assert _calls(route.dependant) & set(AGENCY_DEPENDENCIES), (route.path, route.methods)
+
+
+def test_every_route_but_health_is_signed() -> None:
+    caller = CallerDep.__metadata__[0].dependency  # type: ignore[attr-defined]
+    for route in _routes():
+        if route.path == "/health":
+            continue
+        calls = _calls(route.dependant)
+        assert caller in calls or AGENCY_DEPENDENCIES[1] in calls, route.path
+
+
+def test_refusals_are_documented_as_problem_json_only(tmp_path: Path) -> None:
+    app = create_app(
+        GatewaySettings(
+            adjudicator="127.0.0.1:1", redis_url="redis://127.0.0.1:1", key_dir=tmp_path
+        )
+    )
+    schema = app.openapi()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert set(response["content"]) == {"application/problem+json"}, (
+                        path,
+                        method,
+                        status,
+                    )
+                    assert response["x-onestop-codes"], (path, method, status)
+            if path != "/health":
+                assert {"401", "500", "503"} <= statuses, (path, method)
