@@ -12,7 +12,7 @@ from datetime import date
 from typing import cast
 
 from adjudicator.store import redis_calls
-from onestop.clock import SHANGHAI
+from onestop.clock import SHANGHAI_OFFSET
 from onestop.domain.reconciliation import DayFigures, EntryKind, JournalEntry
 from onestop.redis_client import RedisClient
 from onestop.storage.layout import GROUPS, day_totals_key, journal_key
@@ -35,9 +35,8 @@ def day_bounds_ms(day: date) -> tuple[int, int]:
     Integer arithmetic, so that any date the calendar has (year 1 to 9999) has bounds, even
     where a timezone-aware datetime would leave the representable range.
     """
-    offset = SHANGHAI.utcoffset(None)
-    assert offset is not None
-    start = (day.toordinal() - _EPOCH_ORDINAL) * _DAY_MS - int(offset.total_seconds() * 1000)
+    offset_ms = int(SHANGHAI_OFFSET.total_seconds() * 1000)
+    start = (day.toordinal() - _EPOCH_ORDINAL) * _DAY_MS - offset_ms
     return start, start + _DAY_MS
 
 

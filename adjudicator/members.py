@@ -12,7 +12,7 @@ from typing import cast
 
 from adjudicator.store import Store, lua_script, redis_calls
 from onestop.domain.errors import ErrorCode
-from onestop.domain.member import Member, MemberLine, parse_member_line
+from onestop.domain.member import Member, MemberLine, RejectedLine, parse_member_line
 from onestop.domain.types import MemberStatus
 from onestop.redis_client import RedisPipeline, run_pipeline
 from onestop.storage.layout import MemberField, identity_index_key, member_key
@@ -80,8 +80,7 @@ class MemberLoader:
     async def _load_batch(self, batch: list[MemberLine], report: LoadReport) -> None:
         members: list[tuple[int, Member]] = []
         for entry in batch:
-            if entry.member is None:
-                assert entry.problem is not None
+            if isinstance(entry, RejectedLine):
                 report.rejected.append(
                     Rejection(
                         entry.line, entry.member_id, entry.problem.code, entry.problem.message

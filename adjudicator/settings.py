@@ -70,5 +70,6 @@ class AdjudicatorSettings(BaseSettings):
         """The member-data key, decoded and checked."""
         if self.member_key is not None:
             return decode_member_key(self.member_key.get_secret_value())
-        assert self.member_key_file is not None
-        return decode_member_key(self.member_key_file.read_text(encoding="ascii"))
+        if self.member_key_file is not None:
+            return decode_member_key(self.member_key_file.read_text(encoding="ascii"))
+        raise ValueError("set exactly one of member_key and member_key_file")

@@ -80,14 +80,14 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
 
 async def http_error_handler(request: Request, error: Exception) -> JSONResponse:
     """Routing refusals (no such path, wrong method) as problem+json too."""
-    assert isinstance(error, StarletteHTTPException)
     refusal: DomainError
-    if error.status_code == 404:
+    status = error.status_code if isinstance(error, StarletteHTTPException) else 400
+    if status == 404:
         refusal = NotFound(f"no such path: {request.url.path}")
-    elif error.status_code == 405:
+    elif status == 405:
         refusal = MethodNotAllowed(f"{request.url.path} does not take {request.method}")
     else:
-        refusal = MalformedDocument(str(error.detail))
+        refusal = MalformedDocument(str(getattr(error, "detail", error)))
     return problem_response(refusal)
 
 
@@ -97,7 +97,8 @@ async def validation_error_handler(request: Request, error: Exception) -> JSONRe
     FastAPI's check of the request, or a model validated inside a route (a registration
     that the domain's rules refuse), both with the offending fields.
     """
-    assert isinstance(error, RequestValidationError | ValidationError)
+    if not isinstance(error, RequestValidationError | ValidationError):  # pragma: no cover
+        raise TypeError(f"not a validation error: {error!r}")  # registered for those only
     details = list(error.errors())
     for detail in details:
         whole_body = tuple(detail.get("loc", ())) == ("body",)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from onestop.client import SignedClient
-from onestop.domain.documents import read_structured_file
+from onestop.domain.documents import parse_document_text
 from onestop.domain.policy import parse_policy, policy_to_document
 
 
@@ -105,7 +105,8 @@ async def load_policies(connection: Connection, files: list[Path]) -> list[Any]:
     answers = []
     async with connection.client() as client:
         for path in files:
-            document = policy_to_document(parse_policy(read_structured_file(path)))
+            text = path.read_text(encoding="utf-8")
+            document = policy_to_document(parse_policy(parse_document_text(text, path.name)))
             answers.append(
                 _result(await client.request("PUT", "/v1/admin/policies", json_body=document))
             )

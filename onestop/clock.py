@@ -6,7 +6,8 @@ import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 # China has kept UTC+8 without daylight saving since 1991: a fixed offset needs no tz database.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+SHANGHAI_OFFSET = timedelta(hours=8)
+SHANGHAI = timezone(SHANGHAI_OFFSET, "Asia/Shanghai")
 
 
 def now_ms() -> int:

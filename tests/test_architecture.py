@@ -57,3 +57,28 @@ def test_the_domain_imports_no_transport_storage_or_settings() -> None:
 def test_the_services_do_not_import_the_tooling(service: str) -> None:
     loaded = _under(_modules_loaded_by(service), "onestop.tooling")
     assert not loaded, f"{service} imports {sorted(loaded)}"
+
+
+def test_the_domain_reads_no_files() -> None:
+    """The rules get text and values (in-memory streams at most); files are the callers'."""
+    import ast
+
+    from tests.support.cases import REPO_ROOT
+
+    forbidden_calls = {"open", "read_text", "read_bytes", "write_text", "write_bytes"}
+    for path in sorted((REPO_ROOT / "onestop" / "domain").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                for module in modules:
+                    assert module.split(".")[0] not in {"os", "pathlib", "shutil", "tempfile"}, (
+                        f"{path.name} imports {module}"
+                    )
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                assert name not in forbidden_calls, f"{path.name}:{node.lineno} calls {name}"

@@ -35,7 +35,7 @@ from onestop.domain.errors import (
 from onestop.domain.mapping import MappingRow, MappingTable, map_bill, parse_mapping_csv
 from onestop.domain.member import Member, mask_id_number, mask_name, parse_members_jsonl
 from onestop.domain.money import round_half_up
-from onestop.domain.policy import Policy, load_policy_file, parse_policy
+from onestop.domain.policy import Policy, parse_policy
 from onestop.domain.state import StateDelta, YearToDate, YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import (
@@ -94,7 +94,6 @@ __all__ = [
     "adjudicate",
     "check_client_may_settle",
     "entitlement",
-    "load_policy_file",
     "map_bill",
     "mask_id_number",
     "mask_name",

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, StrictBool, model_validator
 
 from onestop.domain.errors import VisitNotAllowed
 from onestop.domain.types import ClientKind, Code, IsoDate, Quantity, VisitType
@@ -49,6 +49,8 @@ class VisitRequest(BaseModel):
     use_personal_account: StrictBool = False
     lines: tuple[BillLine, ...] = Field(min_length=1)
 
+    _days: tuple[date, date] = PrivateAttr()
+
     @model_validator(mode="after")
     def _dates_fit_the_visit_type(self) -> VisitRequest:
         if self.visit_type is VisitType.INPATIENT:
@@ -58,26 +60,24 @@ class VisitRequest(BaseModel):
                 raise ValueError("an inpatient visit has no service_date")
             if self.discharge_date < self.admission_date:
                 raise ValueError("discharge_date is before admission_date")
+            self._days = (self.admission_date, self.discharge_date)
         else:
             if self.service_date is None:
                 raise ValueError(f"a {self.visit_type.value} visit needs service_date")
             if self.admission_date is not None or self.discharge_date is not None:
                 raise ValueError(f"a {self.visit_type.value} visit has no admission dates")
+            self._days = (self.service_date, self.service_date)
         return self
 
     @property
     def first_day(self) -> date:
         """Admission date, or the service date."""
-        first = self.admission_date if self.visit_type is VisitType.INPATIENT else self.service_date
-        assert first is not None  # guaranteed by the model validator
-        return first
+        return self._days[0]
 
     @property
     def last_day(self) -> date:
         """Discharge date, or the service date: its year is the policy year."""
-        last = self.discharge_date if self.visit_type is VisitType.INPATIENT else self.service_date
-        assert last is not None  # guaranteed by the model validator
-        return last
+        return self._days[1]
 
 
 class CodedLine(NamedTuple):

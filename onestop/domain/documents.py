@@ -1,10 +1,9 @@
-"""Reading agency documents exactly: JSON and YAML without binary floats, errors with paths."""
+"""Parsing agency documents exactly: JSON and YAML without binary floats, errors with paths."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -76,10 +75,17 @@ def parse_yaml(text: str) -> Any:
         raise MalformedDocument(f"not valid YAML: {error}") from error
 
 
-def read_structured_file(path: Path) -> Any:
-    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) file exactly."""
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() in {".yaml", ".yml"}:
+def parse_document_text(text: str, file_name: str) -> Any:
+    """Parse a document's text exactly, as the name of its file says: YAML or JSON.
+
+    YAML when the name ends ``.yaml``/``.yml``, JSON otherwise. The caller reads the file;
+    nothing here does I/O.
+
+    Raises:
+        MalformedDocument: the text is not JSON (or YAML).
+    """
+    text = text.removeprefix("\ufeff")
+    if file_name.lower().endswith((".yaml", ".yml")):
         return parse_yaml(text)
     return parse_json(text)
 

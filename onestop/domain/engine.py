@@ -25,7 +25,7 @@ from onestop.domain.money import (
     format_yuan,
     round_half_up,
 )
-from onestop.domain.policy import BeyondCap, CriticalIllness, Policy
+from onestop.domain.policy import BeyondCap, CriticalIllness, OutpatientPooling, Policy
 from onestop.domain.state import StateDelta, YearToDate, YearToDateView
 from onestop.domain.types import Category, HospitalLevel, VisitType
 
@@ -137,9 +137,10 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
             over_limit = 0
     rest = amount - over_limit
     pre_self_pay = 0
-    if category is _B:
-        assert item.self_pay_ratio is not None  # the catalog model requires it for B
-        pre_self_pay = round_half_up(exact_mul(rest, item.self_pay_ratio))
+    # Set for category B and only B (the catalog refuses anything else).
+    self_pay_ratio = item.self_pay_ratio
+    if self_pay_ratio is not None:
+        pre_self_pay = round_half_up(exact_mul(rest, self_pay_ratio))
         if pre_self_pay:
             reasons = (*reasons, SELF_PAY_FIRST)
     return LineSplit(
@@ -155,7 +156,7 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
     )
 
 
-_B, _C = Category.B, Category.C
+_C = Category.C
 _C_REASONS = (CATEGORY_C,)
 _RESTRICTED_REASONS = (LEVEL_RESTRICTED,)
 _OVER_CAP_REASONS = (OVER_PRICE_CAP,)
@@ -170,7 +171,7 @@ def adjudicate(
     year_state: YearToDate,
     account_balance: int,
 ) -> Adjudication:
-    """Settle a visit on paper: every rule of domain.md steps 2 to 7.
+    """Settle a visit on paper: every rule of domain.md steps 2 to 7, in their order.
 
     Args:
         visit: the visit with catalog-coded lines (see :func:`onestop.domain.mapping.map_bill`).
@@ -189,6 +190,55 @@ def adjudicate(
         ValueError: the policy is not the one for this member and visit (a caller's bug).
     """
     require_active(member)
+    _require_policy_of(policy, member, visit)
+    lines, bill = classify_lines(visit, catalog, hospital_level)  # step 2
+    rights = entitlement(policy, member, visit.first_day)  # step 3
+    rule, notes = basic_fund_rule(visit, hospital_level, member, policy, rights)
+    basic = pay_basic_fund(rule, bill.in_scope, year_state, rights)  # step 4
+    notes += basic.notes
+    supplementary = pay_supplementary(rule, basic, member, policy, year_state, bill.in_scope)
+    assistance = pay_assistance(
+        member, policy, year_state, bill.in_scope - basic.paid - supplementary.paid
+    )  # step 6
+    after_funds = bill.total - basic.paid - supplementary.paid - assistance.paid
+    personal_account = pay_personal_account(visit, policy, bill, after_funds, account_balance)
+
+    delta = StateDelta(
+        basic_fund=basic.paid if isinstance(rule, UnderAnnualCap) else 0,
+        outpatient_pooling=basic.paid if isinstance(rule, OutpatientPooling) else 0,
+        supplementary=supplementary.paid,
+        critical_illness_base=supplementary.critical_illness_base,
+        assistance=assistance.paid,
+        assistance_base=assistance.base,
+        admissions=1 if visit.visit_type is VisitType.INPATIENT else 0,
+        personal_account=personal_account,
+    )
+    return Adjudication(
+        policy_year=visit.policy_year,
+        amounts=Amounts(
+            total=bill.total,
+            full_self_pay=bill.full_self_pay,
+            over_limit_self_pay=bill.over_limit_self_pay,
+            pre_self_pay=bill.pre_self_pay,
+            in_scope=bill.in_scope,
+            deductible=basic.deductible,
+            basic_fund=basic.paid,
+            supplementary=supplementary.paid,
+            assistance=assistance.paid,
+            personal_account=personal_account,
+            cash=after_funds - personal_account,
+        ),
+        lines=lines,
+        notes=notes,
+        delta=delta,
+        year_to_date=YearToDateView.of(
+            year_state.plus(delta), rights.annual_cap, account_balance - personal_account
+        ),
+        entitlement=rights,
+    )
+
+
+def _require_policy_of(policy: Policy, member: Member, visit: Visit) -> None:
     if (policy.region, policy.scheme, policy.year) != (
         member.region,
         member.scheme,
@@ -199,6 +249,25 @@ def adjudicate(
             f"{member.region}/{member.scheme.value} member in {visit.policy_year}"
         )
 
+
+# -- step 2: classify the lines --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BillTotals:
+    """The visit's totals of the line values (fen); ``in_scope`` is the ``S`` of the rules."""
+
+    total: int
+    full_self_pay: int
+    over_limit_self_pay: int
+    pre_self_pay: int
+    in_scope: int
+
+
+def classify_lines(
+    visit: Visit, catalog: Mapping[str, CatalogItem], hospital_level: HospitalLevel
+) -> tuple[tuple[LineSplit, ...], BillTotals]:
+    """Every line split (:func:`classify_line`), and the visit's totals."""
     splits = []
     full_self_pay = over_limit_self_pay = pre_self_pay = in_scope = 0
     level_rank = hospital_level.rank
@@ -209,166 +278,212 @@ def adjudicate(
         over_limit_self_pay += split.over_limit_self_pay
         pre_self_pay += split.pre_self_pay
         in_scope += split.in_scope
-    total = full_self_pay + over_limit_self_pay + pre_self_pay + in_scope
-
-    rights = entitlement(policy, member, visit.first_day)
-    notes: list[Note] = []
-    if rights.in_waiting_period:
-        notes.append(
-            Note(
-                WAITING_PERIOD,
-                f"In the waiting period: the basic fund and the supplementary layer pay from "
-                f"{rights.benefits_start.isoformat() if rights.benefits_start else ''}.",
-            )
-        )
-
-    # Layer 1: the basic fund.
-    visit_type = visit.visit_type
-    deductible_applied = basic = uncapped = 0
-    terms = _annual_cap_terms(visit, hospital_level, member, policy, rights)
-    # The inpatient or covered outpatient-special rule ran: the annual cap and layer 2 apply.
-    under_annual_cap = terms is not None and not rights.in_waiting_period
-    general_outpatient = visit_type is VisitType.OUTPATIENT or (
-        visit_type is VisitType.OUTPATIENT_SPECIAL and terms is None
-    )
-    if general_outpatient and visit_type is VisitType.OUTPATIENT_SPECIAL:
-        notes.append(
-            Note(
-                DIAGNOSIS_NOT_COVERED,
-                "No diagnosis is on the outpatient special-disease list: settled as a "
-                "general outpatient visit.",
-            )
-        )
-    if under_annual_cap and terms is not None:
-        deductible, ratio = terms
-        deductible_applied = min(deductible, in_scope)
-        uncapped = round_half_up(exact_mul(in_scope - deductible_applied, ratio))
-        basic = min(uncapped, max(0, rights.annual_cap - year_state.basic_fund))
-        if basic < uncapped:
-            notes.append(
-                Note(
-                    BASIC_CAP_REACHED,
-                    "The basic fund's annual cap is reached: it pays "
-                    f"{format_yuan(basic)} of {format_yuan(uncapped)} yuan.",
-                )
-            )
-    elif (
-        general_outpatient
-        and not rights.in_waiting_period
-        and policy.outpatient_pooling is not None
-    ):
-        pooling = policy.outpatient_pooling
-        pooling_remaining = max(0, pooling.annual_cap - year_state.outpatient_pooling)
-        basic = min(round_half_up(exact_mul(in_scope, pooling.ratio)), pooling_remaining)
-
-    # Layer 2: the supplementary layer.
-    supplementary = critical_illness_base = 0
-    layer2 = policy.supplementary
-    if (
-        under_annual_cap
-        and layer2 is not None
-        and (member.supplementary_enrolled or not layer2.requires_enrollment)
-    ):
-        supplementary_remaining = (
-            max(0, layer2.annual_cap - year_state.supplementary)
-            if (layer2.annual_cap is not None)
-            else None
-        )
-        if isinstance(layer2, BeyondCap):
-            assert supplementary_remaining is not None
-            supplementary = min(uncapped - basic, supplementary_remaining)
-        else:
-            critical_illness_base = in_scope - basic
-            supplementary = _critical_illness_payment(
-                layer2,
-                member,
-                before=year_state.critical_illness_base,
-                personal_share=critical_illness_base,
-                remaining=supplementary_remaining,
-            )
-
-    # Layer 3: medical assistance, also in the waiting period.
-    assistance = assistance_base = 0
-    category = member.assistance_category
-    rule = policy.assistance.get(category) if category is not None else None
-    if rule is not None:
-        assistance_base = in_scope - basic - supplementary
-        before = year_state.assistance_base
-        eligible = max(0, before + assistance_base - max(rule.threshold, before))
-        assistance = round_half_up(exact_mul(eligible, rule.ratio))
-        if rule.annual_cap is not None:
-            assistance = min(assistance, max(0, rule.annual_cap - year_state.assistance))
-
-    # Layer 4: the personal account, then cash.
-    personal_account = 0
-    after_funds = total - basic - supplementary - assistance
-    if visit.use_personal_account or visit_type is VisitType.PHARMACY:
-        payable = after_funds
-        if not policy.pays_self_pay_items:
-            payable -= full_self_pay + over_limit_self_pay
-        personal_account = min(max(0, account_balance), max(0, payable))
-    cash = after_funds - personal_account
-
-    delta = StateDelta(
-        basic_fund=basic if under_annual_cap else 0,
-        outpatient_pooling=0 if under_annual_cap else basic,
-        supplementary=supplementary,
-        critical_illness_base=critical_illness_base,
-        assistance=assistance,
-        assistance_base=assistance_base,
-        admissions=1 if visit_type is VisitType.INPATIENT else 0,
-        personal_account=personal_account,
-    )
-    return Adjudication(
-        policy_year=visit.policy_year,
-        amounts=Amounts(
-            total=total,
-            full_self_pay=full_self_pay,
-            over_limit_self_pay=over_limit_self_pay,
-            pre_self_pay=pre_self_pay,
-            in_scope=in_scope,
-            deductible=deductible_applied,
-            basic_fund=basic,
-            supplementary=supplementary,
-            assistance=assistance,
-            personal_account=personal_account,
-            cash=cash,
-        ),
-        lines=tuple(splits),
-        notes=tuple(notes),
-        delta=delta,
-        year_to_date=YearToDateView.of(
-            year_state.plus(delta), rights.annual_cap, account_balance - personal_account
-        ),
-        entitlement=rights,
+    return tuple(splits), BillTotals(
+        total=full_self_pay + over_limit_self_pay + pre_self_pay + in_scope,
+        full_self_pay=full_self_pay,
+        over_limit_self_pay=over_limit_self_pay,
+        pre_self_pay=pre_self_pay,
+        in_scope=in_scope,
     )
 
 
-def _annual_cap_terms(
+# -- steps 3 and 4: which rule of the basic fund, and what it pays ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnderAnnualCap:
+    """The rule under the annual cap: an inpatient stay, or a covered special-disease visit.
+
+    A deductible, a ratio with the continuous-enrolment bonus, the annual cap; the
+    supplementary layer follows.
+    """
+
+    deductible: int
+    ratio: Decimal
+
+
+BasicFundRule = UnderAnnualCap | OutpatientPooling | None
+"""What settles a visit in the basic fund: the rule under the annual cap, general outpatient
+pooling, or nothing (a pharmacy swipe, a visit in the waiting period, an outpatient visit
+where the policy has no pooling)."""
+
+
+def basic_fund_rule(
     visit: Visit,
     hospital_level: HospitalLevel,
     member: Member,
     policy: Policy,
     rights: Entitlement,
-) -> tuple[int, Decimal] | None:
-    """Deductible and bonus-raised ratio where a rule under the annual cap applies.
-
-    That is an inpatient stay, or an outpatient special-disease visit whose diagnosis is on the
-    policy's list; for the other visits, ``None``.
-    """
-    if visit.visit_type is VisitType.INPATIENT:
+) -> tuple[BasicFundRule, tuple[Note, ...]]:
+    """The rule of step 4 that applies, and the notes choosing it gives the cashier."""
+    notes: list[Note] = []
+    if rights.in_waiting_period:
+        start = rights.benefits_start.isoformat() if rights.benefits_start else ""
+        notes.append(
+            Note(
+                WAITING_PERIOD,
+                "In the waiting period: the basic fund and the supplementary layer pay from "
+                f"{start}.",
+            )
+        )
+    rule: BasicFundRule = None
+    visit_type = visit.visit_type
+    if visit_type is VisitType.INPATIENT:
         deductible = policy.inpatient.deductible.for_level(hospital_level)
         if member.belongs_to_any(policy.inpatient.halved_deductible_groups):
             deductible = round_half_up(exact_div(deductible, 2))
-        return deductible, rights.raised_ratio(policy.inpatient.ratio.for_level(hospital_level))
-    special = policy.outpatient_special
+        ratio = rights.raised_ratio(policy.inpatient.ratio.for_level(hospital_level))
+        rule = UnderAnnualCap(deductible, ratio)
+    elif visit_type is VisitType.OUTPATIENT_SPECIAL:
+        special = policy.outpatient_special
+        if special is not None and special.covers(visit.diagnoses):
+            rule = UnderAnnualCap(special.deductible, rights.raised_ratio(special.ratio))
+        else:
+            notes.append(
+                Note(
+                    DIAGNOSIS_NOT_COVERED,
+                    "No diagnosis is on the outpatient special-disease list: settled as a "
+                    "general outpatient visit.",
+                )
+            )
+            rule = policy.outpatient_pooling
+    elif visit_type is VisitType.OUTPATIENT:
+        rule = policy.outpatient_pooling
+    # Layers 1 and 2 pay nothing, and nothing accumulates toward them, while waiting.
+    return (None if rights.in_waiting_period else rule), tuple(notes)
+
+
+@dataclass(frozen=True, slots=True)
+class BasicFundPayment:
+    """What the basic fund pays (step 4).
+
+    Attributes:
+        uncapped: what the ratio gives before the annual cap (what ``beyond_cap`` looks at).
+        deductible: the deductible applied (``amounts.deductible``).
+    """
+
+    paid: int = 0
+    uncapped: int = 0
+    deductible: int = 0
+    notes: tuple[Note, ...] = ()
+
+
+def pay_basic_fund(
+    rule: BasicFundRule, in_scope: int, year_state: YearToDate, rights: Entitlement
+) -> BasicFundPayment:
+    """Step 4: the deductible, the ratio and the annual cap, or outpatient pooling."""
+    if isinstance(rule, UnderAnnualCap):
+        deductible = min(rule.deductible, in_scope)
+        uncapped = round_half_up(exact_mul(in_scope - deductible, rule.ratio))
+        paid = min(uncapped, max(0, rights.annual_cap - year_state.basic_fund))
+        notes: tuple[Note, ...] = ()
+        if paid < uncapped:
+            notes = (
+                Note(
+                    BASIC_CAP_REACHED,
+                    "The basic fund's annual cap is reached: it pays "
+                    f"{format_yuan(paid)} of {format_yuan(uncapped)} yuan.",
+                ),
+            )
+        return BasicFundPayment(paid, uncapped, deductible, notes)
+    if isinstance(rule, OutpatientPooling):
+        remaining = max(0, rule.annual_cap - year_state.outpatient_pooling)
+        return BasicFundPayment(min(round_half_up(exact_mul(in_scope, rule.ratio)), remaining))
+    return BasicFundPayment()
+
+
+# -- step 5: the supplementary layer ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SupplementaryPayment:
+    """What the supplementary layer pays.
+
+    Attributes:
+        critical_illness_base: the personal share it adds to the year's critical-illness base.
+    """
+
+    paid: int = 0
+    critical_illness_base: int = 0
+
+
+def pay_supplementary(
+    rule: BasicFundRule,
+    basic: BasicFundPayment,
+    member: Member,
+    policy: Policy,
+    year_state: YearToDate,
+    in_scope: int,
+) -> SupplementaryPayment:
+    """Step 5: what the annual cap cut off (``beyond_cap``), or critical illness by bands."""
+    layer = policy.supplementary
     if (
-        visit.visit_type is VisitType.OUTPATIENT_SPECIAL
-        and special is not None
-        and special.covers(visit.diagnoses)
+        not isinstance(rule, UnderAnnualCap)
+        or layer is None
+        or (layer.requires_enrollment and not member.supplementary_enrolled)
     ):
-        return special.deductible, rights.raised_ratio(special.ratio)
-    return None
+        return SupplementaryPayment()
+    if isinstance(layer, BeyondCap):
+        remaining = max(0, layer.annual_cap - year_state.supplementary)
+        return SupplementaryPayment(min(basic.uncapped - basic.paid, remaining))
+    personal_share = in_scope - basic.paid
+    remaining_or_none = (
+        None if layer.annual_cap is None else max(0, layer.annual_cap - year_state.supplementary)
+    )
+    paid = _critical_illness_payment(
+        layer,
+        member,
+        before=year_state.critical_illness_base,
+        personal_share=personal_share,
+        remaining=remaining_or_none,
+    )
+    return SupplementaryPayment(paid, personal_share)
+
+
+# -- step 6: medical assistance --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssistancePayment:
+    """What medical assistance pays, and the share it adds to the year's assistance base."""
+
+    paid: int = 0
+    base: int = 0
+
+
+def pay_assistance(
+    member: Member, policy: Policy, year_state: YearToDate, personal_share: int
+) -> AssistancePayment:
+    """Step 6: medical assistance, in the waiting period too.
+
+    Above the threshold of the year's in-scope personal share, at the category's ratio,
+    within its annual cap.
+    """
+    category = member.assistance_category
+    rule = policy.assistance.get(category) if category is not None else None
+    if rule is None:
+        return AssistancePayment()
+    before = year_state.assistance_base
+    eligible = max(0, before + personal_share - max(rule.threshold, before))
+    paid = round_half_up(exact_mul(eligible, rule.ratio))
+    if rule.annual_cap is not None:
+        paid = min(paid, max(0, rule.annual_cap - year_state.assistance))
+    return AssistancePayment(paid, personal_share)
+
+
+# -- step 7: the personal account, then cash -------------------------------------------------
+
+
+def pay_personal_account(
+    visit: Visit, policy: Policy, bill: BillTotals, after_funds: int, balance: int
+) -> int:
+    """Step 7: what the personal account pays of what the funds left (cash pays the rest)."""
+    if not (visit.use_personal_account or visit.visit_type is VisitType.PHARMACY):
+        return 0
+    payable = after_funds
+    if not policy.pays_self_pay_items:
+        payable -= bill.full_self_pay + bill.over_limit_self_pay
+    return min(max(0, balance), max(0, payable))
 
 
 def _critical_illness_payment(

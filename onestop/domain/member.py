@@ -74,13 +74,24 @@ def mask_name(name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class MemberLine:
-    """One line of a members file: the member, or the problem that rejects the line."""
+class AcceptedLine:
+    """A line of a members file that holds a valid member."""
 
     line: int
-    member: Member | None
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """A line of a members file that does not: its problem (and its member id, if readable)."""
+
+    line: int
     member_id: str | None
-    problem: Problem | None
+    problem: Problem
+
+
+MemberLine = AcceptedLine | RejectedLine
+"""One non-blank line of a members file."""
 
 
 def parse_members_jsonl(lines: Iterable[str | bytes]) -> Iterator[MemberLine]:
@@ -99,7 +110,7 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
     """One line of a members file: the member, or the problem that rejects it.
 
     Returns:
-        ``None`` for a blank line; otherwise a valid member, or the line's problem
+        ``None`` for a blank line; otherwise the member, or the rejected line with its problem
         (``MALFORMED`` for broken JSON, ``INVALID`` for a record that breaks the rules).
     """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -110,15 +121,12 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
     try:
         data = json.loads(text, parse_float=Decimal)
     except ValueError as error:
-        return MemberLine(
-            number, None, None, Problem(ErrorCode.MALFORMED, f"not JSON: {error}", row=number)
+        return RejectedLine(
+            number, None, Problem(ErrorCode.MALFORMED, f"not JSON: {error}", row=number)
         )
     if not isinstance(data, dict):
-        return MemberLine(
-            number,
-            None,
-            None,
-            Problem(ErrorCode.MALFORMED, "a line must be a JSON object", row=number),
+        return RejectedLine(
+            number, None, Problem(ErrorCode.MALFORMED, "a line must be a JSON object", row=number)
         )
     member_id = data.get("member_id")
     member_id = member_id if isinstance(member_id, str) else None
@@ -127,7 +135,7 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
     except ValidationError as error:
         first = validation_problems(error, row=number)[0]
         message = f"{first.field}: {first.message}"
-        return MemberLine(
-            number, None, member_id, Problem(ErrorCode.INVALID, message, first.field, row=number)
+        return RejectedLine(
+            number, member_id, Problem(ErrorCode.INVALID, message, first.field, row=number)
         )
-    return MemberLine(number, member, member.member_id, None)
+    return AcceptedLine(number, member)

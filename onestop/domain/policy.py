@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
 
-from onestop.domain.documents import read_structured_file, validate_document
+from onestop.domain.documents import validate_document
 from onestop.domain.types import (
     AssistanceCategory,
     Code,
@@ -173,15 +172,6 @@ def parse_policy(data: Any) -> Policy:
         InvalidDocument: listing every field at fault by its path.
     """
     return validate_document(Policy, data, what="policy")
-
-
-def load_policy_file(path: Path) -> Policy:
-    """Read a policy from a JSON or YAML file.
-
-    Raises:
-        InvalidDocument: the file is not JSON/YAML or not a valid policy.
-    """
-    return parse_policy(read_structured_file(path))
 
 
 def policy_to_document(policy: Policy) -> dict[str, Any]:

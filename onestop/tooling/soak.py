@@ -211,8 +211,8 @@ class FaultInjector:
         ]
         if alive:
             victim = self.rng.choice(alive)
-            assert victim.process is not None
-            os.kill(victim.process.pid, signal.SIGKILL)
+            if victim.process is not None:
+                os.kill(victim.process.pid, signal.SIGKILL)
             self.injected["adjudicator killed"] += 1
 
 

@@ -127,7 +127,8 @@ def measure_export(settlements: int = 1_000_000) -> ExportFigures:
             manifest = asyncio.run(download_export(connection, DAY.isoformat(), out))
             seconds = time.perf_counter() - started
             pids = addresses["pids"]
-            assert isinstance(pids, dict)
+            if not isinstance(pids, dict):
+                raise TypeError(f"serve reported no process ids: {addresses}")
             return ExportFigures(
                 settlements=settlements,
                 seconds=seconds,

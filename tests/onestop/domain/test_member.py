@@ -5,6 +5,7 @@ import json
 import pytest
 
 from onestop.domain import mask_id_number, mask_name, parse_members_jsonl
+from onestop.domain.member import AcceptedLine, RejectedLine
 from tests.support.builders import make_member
 
 CONTRACT_MEMBER = {
@@ -37,19 +38,16 @@ def test_members_file_loads_good_lines_and_reports_bad_ones() -> None:
     ]
     parsed = list(parse_members_jsonl(lines))
     assert [entry.line for entry in parsed] == [1, 3, 4, 5, 6, 7]
-    good = [entry for entry in parsed if entry.member is not None]
-    assert [entry.member_id for entry in good] == ["M0001", "M0004"]
-    assert good[1].member is not None
+    good = [entry for entry in parsed if isinstance(entry, AcceptedLine)]
+    assert [entry.member.member_id for entry in good] == ["M0001", "M0004"]
     assert good[1].member.personal_account_balance is None
-    bad = {entry.line: entry for entry in parsed if entry.problem is not None}
-    assert bad[3].problem is not None
+    bad = {entry.line: entry for entry in parsed if isinstance(entry, RejectedLine)}
+    assert set(bad) == {3, 4, 6, 7}
     assert bad[3].problem.code == "MALFORMED"
     assert bad[4].member_id == "M0003"
-    assert bad[4].problem is not None
     assert bad[4].problem.field == "id_number"
-    assert bad[6].problem is not None
     assert bad[6].problem.field == "nickname"
-    assert bad[7].problem is not None
+    assert bad[7].problem.code == "MALFORMED"
     assert bad[7].member_id is None
 
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from onestop.domain import InvalidDocument, MalformedDocument, load_policy_file, parse_policy
-from onestop.domain.documents import parse_json, parse_yaml
+from onestop.domain import InvalidDocument, MalformedDocument, parse_policy
+from onestop.domain.documents import parse_document_text, parse_json, parse_yaml
 from onestop.domain.policy import BeyondCap, CriticalIllness, policy_to_document
 from tests.support.builders import policy_document
 
@@ -153,28 +154,23 @@ def test_invalid_policies_name_the_field_at_fault(document: dict[str, Any], fiel
     assert field in _fields_at_fault(document)
 
 
-def test_yaml_reads_ratios_exactly(tmp_path: Path) -> None:
-    path = tmp_path / "plan.yaml"
-    path.write_text(
+def test_yaml_reads_ratios_exactly() -> None:
+    text = (
         "region: '410100'\nscheme: resident\nyear: 2026\nname: plan\n"
         "inpatient:\n"
         "  deductible: {community: 1, level1: 1, level2: 1, level3: 1}\n"
         "  ratio: {community: 0.60, level1: 0.1, level2: 0.55, level3: 0.5}\n"
-        "annual_cap: 100\n",
-        encoding="utf-8",
+        "annual_cap: 100\n"
     )
-    policy = load_policy_file(path)
+    policy = parse_policy(parse_document_text(text, "plan.yaml"))
     assert policy.inpatient.ratio.level1 == Decimal("0.1")  # not 0.1000000000000000055...
     assert str(policy.inpatient.ratio.community) == "0.60"
 
 
-def test_json_file_round_trips(tmp_path: Path) -> None:
+def test_json_file_round_trips() -> None:
     policy = parse_policy(parse_json(CONTRACT_EXAMPLE))
-    path = tmp_path / "plan.json"
-    import json
-
-    path.write_text(json.dumps(policy_to_document(policy)), encoding="utf-8")
-    assert load_policy_file(path) == policy
+    text = "\ufeff" + json.dumps(policy_to_document(policy))  # as a spreadsheet tool saves it
+    assert parse_policy(parse_document_text(text, "PLAN.JSON")) == policy
 
 
 def test_broken_files_are_malformed(tmp_path: Path) -> None:
