@@ -255,11 +255,7 @@ class SettlementService:
         Raises:
             NotFound: no such settlement, or another client's.
         """
-        stored = await self._own_settlement(settlement_id, client_id)
-        settlement = record_of(stored.record)
-        if stored.state_after is not None and stored.reversed_ms is not None:
-            settlement = self._reversed_view(settlement, stored.state_after, stored.reversed_ms)
-        return settlement
+        return self._as_stored(await self._own_settlement(settlement_id, client_id))
 
     async def find(
         self, client_id: str, visit_id: str, member_id: str, fingerprint: bytes
@@ -286,9 +282,9 @@ class SettlementService:
             NotFound: no such settlement, or another client's.
         """
         stored = await self._own_settlement(settlement_id, client_id)
+        if stored.status is SettlementStatus.REVERSED:
+            return self._as_stored(stored)
         settlement = record_of(stored.record)
-        if stored.state_after is not None and stored.reversed_ms is not None:
-            return self._reversed_view(settlement, stored.state_after, stored.reversed_ms)
         outcome = await self.store.reverse(
             stored, settlement.amounts, settlement.policy, self.clock()
         )
@@ -297,6 +293,13 @@ class SettlementService:
         if not outcome.already:
             log.info("reversed", extra={"settlement_id": settlement_id, "client_id": client_id})
         return self._reversed_view(settlement, outcome.state_after, outcome.reversed_ms)
+
+    def _as_stored(self, stored: SettlementRecord) -> Settlement:
+        """The settlement as it stands: as committed, or as its reversal left it."""
+        settlement = record_of(stored.record)
+        if stored.state_after is not None and stored.reversed_ms is not None:
+            return self._reversed_view(settlement, stored.state_after, stored.reversed_ms)
+        return settlement
 
     @staticmethod
     def _reversed_view(settlement: Settlement, after: StateAfter, reversed_ms: int) -> Settlement:

@@ -174,15 +174,8 @@ class Store:
         """Run the commit script: everything of ``new`` is written, or nothing."""
         record = new.settlement
         group = layout.member_group(record.member_id)
-        entry = JournalEntry(
-            kind=EntryKind.SETTLEMENT,
-            settlement_id=record.settlement_id,
-            client_id=record.client_id,
-            member_id=record.member_id,
-            visit_id=record.visit_id,
-            at_ms=record.committed_ms,
-            amounts=new.amounts,
-            policy=new.policy,
+        entry = _journal_entry(
+            record, EntryKind.SETTLEMENT, record.committed_ms, new.amounts, new.policy
         )
         stay: Pairs = [] if new.stay is None else [(record.settlement_id, stay_value(*new.stay))]
         async with redis_calls():
@@ -235,16 +228,7 @@ class Store:
             now_ms: the reversal's time.
         """
         group = layout.member_group(record.member_id)
-        entry = JournalEntry(
-            kind=EntryKind.REVERSAL,
-            settlement_id=record.settlement_id,
-            client_id=record.client_id,
-            member_id=record.member_id,
-            visit_id=record.visit_id,
-            at_ms=now_ms,
-            amounts=amounts,
-            policy=policy,
-        )
+        entry = _journal_entry(record, EntryKind.REVERSAL, now_ms, amounts, policy)
         async with redis_calls():
             answer = await self._reverse(
                 self.client,
@@ -311,6 +295,21 @@ class Store:
             else:
                 await self.client.hset(key, field, value)
             await self.client.hset(layout.VERSIONS_KEY, kind, version)
+
+
+def _journal_entry(
+    record: SettlementRecord, kind: EntryKind, at_ms: int, amounts: Amounts, policy: PolicyRef
+) -> JournalEntry:
+    return JournalEntry(
+        kind=kind,
+        settlement_id=record.settlement_id,
+        client_id=record.client_id,
+        member_id=record.member_id,
+        visit_id=record.visit_id,
+        at_ms=at_ms,
+        amounts=amounts,
+        policy=policy,
+    )
 
 
 def day_key(epoch_ms: int) -> str:
