@@ -16,6 +16,8 @@ from enum import StrEnum
 from importlib import resources
 from typing import cast
 
+import orjson
+
 from onestop.clock import settlement_day
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
@@ -69,14 +71,13 @@ async def redis_calls() -> AsyncIterator[None]:
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
 
 
-def _lists(*lists: Pairs) -> list[str | int | bytes]:
-    """Field/value lists as the scripts read them: each a count of pairs, then the pairs."""
-    flat: list[str | int | bytes] = []
-    for pairs in lists:
-        flat.append(len(pairs))
-        for name, value in pairs:
-            flat.extend((name, value))
-    return flat
+def _lists(*lists: Pairs) -> list[bytes]:
+    """Field/value lists as the scripts read them: one argument each.
+
+    Each is a JSON array of text, ``[name, value, name, value, ...]``: values travel as text
+    because Lua numbers are exact only to 2^53, while ``HINCRBY`` reads text exactly.
+    """
+    return [orjson.dumps([str(item) for pair in pairs for item in pair]) for pairs in lists]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,8 @@ class Store:
                     VisitField.STATUS.value,
                     SettlementStatus.SETTLED.value,
                     record.committed_ms,
+                    SettlementField.RECORD.value,
+                    record.record,
                     *_lists(
                         member_increments(record.policy_year, record.delta),
                         stay,

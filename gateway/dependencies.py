@@ -24,7 +24,11 @@ from onestop.domain.types import ClientKind
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
-def get_gateway(request: Request) -> Gateway:
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a thread hand-off per request for what is an attribute read.
+
+
+async def get_gateway(request: Request) -> Gateway:
     """The gateway's parts, made once per process at start."""
     gateway: Gateway = request.app.state.gateway
     return gateway
@@ -42,7 +46,7 @@ async def caller(request: Request, gateway: GatewayDep) -> Client:
 CallerDep = Annotated[Client, Depends(caller)]
 
 
-def provider(client: CallerDep) -> Client:
+async def provider(client: CallerDep) -> Client:
     """A hospital or a pharmacy; anyone else is refused 403."""
     require_kind(client, ClientKind.HOSPITAL, ClientKind.PHARMACY)
     return client
@@ -51,7 +55,7 @@ def provider(client: CallerDep) -> Client:
 ProviderDep = Annotated[Client, Depends(provider)]
 
 
-def agency(client: CallerDep) -> Client:
+async def agency(client: CallerDep) -> Client:
     """The agency; anyone else is refused 403."""
     require_kind(client, ClientKind.AGENCY)
     return client

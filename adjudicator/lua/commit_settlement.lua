@@ -14,10 +14,11 @@
 -- ARGV: 1 the member's version field, 2 the version the computation read,
 --       3 the visit's status field, 4 the status that means settled,
 --       5 the commit time (epoch ms), keying the journal entry,
---       then six lists, each a count of pairs followed by that many field/value pairs:
+--       6 the settlement's record field, 7 the record (binary),
+--       8-13 six lists of field/value pairs, each a JSON array of text [field, value, ...]:
 --       member increments (HINCRBY), stay (HSET), visit index (HSET), settlement (HSET),
 --       journal entry (XADD), day totals (HINCRBY)
--- Uses journal_id() and read_lists() from prelude.lua, loaded in front of this script.
+-- Uses journal_id() from prelude.lua, loaded in front of this script.
 -- Returns {'OK'} | {'CONFLICT'} | {'SETTLED'} | {'NOMEMBER'}
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -30,9 +31,9 @@ if redis.call('HGET', KEYS[3], ARGV[3]) == ARGV[4] then
   return {'SETTLED'}
 end
 
-local lists = read_lists(ARGV, 6, 6)
 local increments, stay, visit, settlement, entry, totals =
-  lists[1], lists[2], lists[3], lists[4], lists[5], lists[6]
+  cjson.decode(ARGV[8]), cjson.decode(ARGV[9]), cjson.decode(ARGV[10]),
+  cjson.decode(ARGV[11]), cjson.decode(ARGV[12]), cjson.decode(ARGV[13])
 -- Increments travel as text: HINCRBY reads them as 64-bit integers, exactly.
 for index = 1, #increments, 2 do
   redis.call('HINCRBY', KEYS[1], increments[index], increments[index + 1])
@@ -41,7 +42,7 @@ if #stay > 0 then
   redis.call('HSET', KEYS[2], unpack(stay))
 end
 redis.call('HSET', KEYS[3], unpack(visit))
-redis.call('HSET', KEYS[4], unpack(settlement))
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[7], unpack(settlement))
 redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[5]), unpack(entry))
 for index = 1, #totals, 2 do
   redis.call('HINCRBY', KEYS[6], totals[index], totals[index + 1])

@@ -12,20 +12,3 @@ local function journal_id(stream, at_ms)
   end
   return at_ms .. '-0'
 end
-
--- The field/value lists of ARGV from position ``first`` on: ``count`` lists, each a number
--- of pairs followed by that many pairs. Returns the lists as flat arrays.
-local function read_lists(args, first, count)
-  local lists = {}
-  local position = first
-  for list = 1, count do
-    local pairs_count = tonumber(args[position])
-    local values = {}
-    for index = 1, pairs_count * 2 do
-      values[index] = args[position + index]
-    end
-    lists[list] = values
-    position = position + pairs_count * 2 + 1
-  end
-  return lists
-end

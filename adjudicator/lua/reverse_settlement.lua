@@ -10,11 +10,11 @@
 -- ARGV: 1 the settlement's status field, 2 the status that means settled,
 --       3 the settlement id, 4 the visit's settlement-id field,
 --       5 the settlement's state-after field, 6 the reversal time (epoch ms),
---       then six lists, each a count of pairs followed by that many pairs:
+--       7-12 six lists of pairs, each a JSON array of text [first, second, ...]:
 --       member increments (HINCRBY), state to capture (name, member field),
 --       visit index (HSET, when it still names this settlement), settlement (HSET),
 --       journal entry (XADD), day totals (HINCRBY)
--- Uses journal_id() and read_lists() from prelude.lua, loaded in front of this script.
+-- Uses journal_id() from prelude.lua, loaded in front of this script.
 -- Returns {'OK', state} | {'ALREADY'} | {'NOTFOUND'}, state being the captured figures as a
 -- JSON object (name -> value).
 
@@ -26,9 +26,9 @@ if status ~= ARGV[2] then
   return {'ALREADY'}
 end
 
-local lists = read_lists(ARGV, 7, 6)
 local increments, capture, visit, settlement, entry, totals =
-  lists[1], lists[2], lists[3], lists[4], lists[5], lists[6]
+  cjson.decode(ARGV[7]), cjson.decode(ARGV[8]), cjson.decode(ARGV[9]),
+  cjson.decode(ARGV[10]), cjson.decode(ARGV[11]), cjson.decode(ARGV[12])
 for index = 1, #increments, 2 do
   redis.call('HINCRBY', KEYS[2], increments[index], increments[index + 1])
 end

@@ -197,6 +197,9 @@ YEAR_FIGURES: dict[str, str] = {
 """A year's figures (:class:`~onestop.domain.state.YearToDate` field) -> field suffix."""
 
 
+_FIGURE_OF_SUFFIX = {suffix: figure for figure, suffix in YEAR_FIGURES.items()}
+
+
 def year_field(year: int, figure: str) -> str:
     """The member-hash field of one year-to-date figure: ``2026:bf``."""
     return f"{year}:{YEAR_FIGURES[figure]}"
@@ -205,12 +208,8 @@ def year_field(year: int, figure: str) -> str:
 def year_of_field(field: str) -> tuple[int, str] | None:
     """``(year, figure)`` of a year-to-date field, ``None`` for any other member field."""
     year, separator, code = field.partition(":")
-    if not separator or not year.isdigit():
-        return None
-    for figure, suffix in YEAR_FIGURES.items():
-        if suffix == code:
-            return int(year), figure
-    return None
+    figure = _FIGURE_OF_SUFFIX.get(code) if separator and year.isdigit() else None
+    return None if figure is None else (int(year), figure)
 
 
 class VisitField(StrEnum):

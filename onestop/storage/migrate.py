@@ -351,6 +351,7 @@ async def _settlement(client: RedisClient, old: str, new: str) -> None:
         record=raw[b"r"],
     )
     values: dict[str, Any] = dict(settlement_fields(record))
+    values[SettlementField.RECORD] = record.record
     if b"ra" in raw:
         values[SettlementField.REVERSED_MS] = raw[b"ra"]
     if b"ry" in raw:

@@ -38,8 +38,8 @@ from onestop.storage.layout import (
 RawHash = Mapping[bytes, bytes]
 """A hash as Redis answers it."""
 
-Pairs = list[tuple[str, str | int | bytes]]
-"""Field/value pairs, in the order a script writes them."""
+Pairs = list[tuple[str, str | int]]
+"""Field/value pairs of text and numbers, in the order a script writes them."""
 
 
 class CorruptRecord(ValueError):
@@ -284,9 +284,11 @@ class SettlementRecord:
 
 
 def settlement_fields(settlement: SettlementRecord) -> Pairs:
-    """The hash fields a commit writes for a new settlement."""
+    """The hash fields a commit writes for a new settlement, but its binary record.
+
+    The record is written under :attr:`SettlementField.RECORD` beside these.
+    """
     return [
-        (SettlementField.RECORD.value, settlement.record),
         (SettlementField.STATUS.value, settlement.status.value),
         (SettlementField.FINGERPRINT.value, settlement.fingerprint.hex()),
         (SettlementField.CLIENT_ID.value, settlement.client_id),
