@@ -53,6 +53,20 @@ SETTLE_EXAMPLE: dict[str, Any] = {
 
 PUBLIC_KEY_EXAMPLE = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n-----END PUBLIC KEY-----\n"
 
+CLIENT_EXAMPLE: dict[str, Any] = {
+    "kind": "hospital",
+    "name": "省人民医院",
+    "level": "level3",
+    "region": "410100",
+    "public_key": PUBLIC_KEY_EXAMPLE,
+}
+
+RECEIPT_KEY_EXAMPLE: dict[str, Any] = {
+    "key_id": "3f2a9c0d1e4b5a67",
+    "algorithm": "ed25519",
+    "public_key": PUBLIC_KEY_EXAMPLE,
+}
+
 MAPPING_CHANGE_EXAMPLE: dict[str, Any] = {
     "his_code": "HC0001",
     "change": "changed",
@@ -309,15 +323,7 @@ class EligibilityResult(BaseModel):
 class PublicKey(BaseModel):
     """A receipt-signing key."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "key_id": "3f2a9c0d1e4b5a67",
-                "algorithm": "ed25519",
-                "public_key": PUBLIC_KEY_EXAMPLE,
-            }
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"example": RECEIPT_KEY_EXAMPLE})
 
     key_id: str
     algorithm: Literal["ed25519"]
@@ -327,19 +333,7 @@ class PublicKey(BaseModel):
 class Keys(BaseModel):
     """Every key that ever signed a receipt."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "keys": [
-                    {
-                        "key_id": "3f2a9c0d1e4b5a67",
-                        "algorithm": "ed25519",
-                        "public_key": PUBLIC_KEY_EXAMPLE,
-                    }
-                ]
-            }
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"example": {"keys": [RECEIPT_KEY_EXAMPLE]}})
 
     keys: list[PublicKey]
 
@@ -350,14 +344,7 @@ class ClientRegistration(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "example": {
-                "kind": "hospital",
-                "name": "省人民医院",
-                "level": "level3",
-                "region": "410100",
-                "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n"
-                "-----END PUBLIC KEY-----\n",
-            }
+            "example": CLIENT_EXAMPLE,
         },
     )
 
@@ -373,15 +360,7 @@ class ClientOut(ClientRegistration):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "client_id": "H0001",
-                "kind": "hospital",
-                "name": "省人民医院",
-                "level": "level3",
-                "region": "410100",
-                "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA...\n"
-                "-----END PUBLIC KEY-----\n",
-            }
+            "example": {"client_id": "H0001", **CLIENT_EXAMPLE},
         }
     )
 
