@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -119,18 +118,10 @@ async def internal_error_handler(request: Request, error: Exception) -> JSONResp
     """A failure of the gateway itself: problem+json too, never a bare text page.
 
     The traceback goes to the log (the server re-raises after answering); the caller learns
-    that it failed and that nothing was settled.
+    only that it failed, and that the same request may be sent again safely.
     """
     log.error("internal error", exc_info=error, extra={"path": request.url.path})
     return problem_response(InternalError("the gateway failed; the failure is in its log"))
-
-
-class FastJSONResponse(JSONResponse):
-    """A JSON answer rendered by orjson (receipts carry hundreds of lines)."""
-
-    def render(self, content: Any) -> bytes:
-        """UTF-8 JSON, compact."""
-        return orjson.dumps(content)
 
 
 SIGNED = (ErrorCode.UNAUTHENTICATED, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE)

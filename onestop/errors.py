@@ -100,7 +100,7 @@ STATUS: Mapping[ErrorCode, Status] = {
     ErrorCode.INTERNAL_ERROR: Status(
         500,
         grpc.StatusCode.INTERNAL,
-        "The service failed; the failure is logged and nothing was settled",
+        "The service failed and logged why; the same request may be sent again safely",
     ),
     ErrorCode.UNAVAILABLE: Status(
         503,
@@ -137,7 +137,7 @@ class DuplicateEnrollment(DomainError):
 class InternalError(DomainError):
     """A service failed in a way no request explains; the failure is logged where it happened.
 
-    Nothing was settled, and retrying the same request settles at most once.
+    Whether the request took effect is not known; sending it again settles at most once.
     """
 
     code = ErrorCode.INTERNAL_ERROR

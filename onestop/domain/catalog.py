@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -64,11 +63,6 @@ class CatalogItem(BaseModel):
         if self.category is not Category.B and self.self_pay_ratio is not None:
             raise ValueError("self_pay_ratio is for category-B items only")
         return self
-
-    @property
-    def pre_self_pay_ratio(self) -> Decimal | None:
-        """The self-pay-first ratio when the item is category B, else ``None``."""
-        return self.self_pay_ratio if self.category is Category.B else None
 
 
 def parse_catalog_items(records: Iterable[tuple[int, Mapping[str, Any]]]) -> list[CatalogItem]:

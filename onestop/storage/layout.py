@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from onestop.domain.reconciliation import AMOUNT_FIELDS, EntryKind
 from onestop.domain.settlement import SettlementStatus
-from onestop.domain.state import StateDelta, YearToDate
+from onestop.domain.state import StateDelta
 
 LAYOUT_VERSION = 2
 """The version of this layout; the previous one is converted by ``onestop migrate``."""
@@ -172,19 +172,6 @@ class MemberField(StrEnum):
     """Moved by every commit and reversal: a snapshot with this version is still true."""
 
 
-PROFILE_FIELDS = (
-    MemberField.BIRTH_DATE,
-    MemberField.SEX,
-    MemberField.REGION,
-    MemberField.SCHEME,
-    MemberField.STATUS,
-    MemberField.ENROLLED_SINCE,
-    MemberField.SUPPLEMENTARY_ENROLLED,
-    MemberField.ASSISTANCE_CATEGORY,
-    MemberField.GROUPS,
-)
-"""What a members-file import writes (with the identity, and the balance when given)."""
-
 YEAR_FIGURES: dict[str, str] = {
     "basic_fund": "bf",
     "outpatient_pooling": "op",
@@ -273,8 +260,6 @@ class JournalField(StrEnum):
 DELTA_FIELDS = tuple(delta.name for delta in fields(StateDelta))
 """The names of a settlement's ``delta`` object."""
 
-YEAR_TO_DATE_FIELDS = tuple(figure.name for figure in fields(YearToDate))
-
 
 class DayTotalField(StrEnum):
     """Counting fields of a client's day totals."""
@@ -342,11 +327,9 @@ __all__ = [
     "POLICIES_KEY",
     "POLICIES_KIND",
     "PREFIX",
-    "PROFILE_FIELDS",
     "STATE_AFTER_FIGURES",
     "VERSIONS_KEY",
     "YEAR_FIGURES",
-    "YEAR_TO_DATE_FIELDS",
     "AuditField",
     "DayTotalField",
     "EntryKind",
