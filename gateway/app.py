@@ -24,7 +24,8 @@ from gateway.errors import (
     internal_error_handler,
     validation_error_handler,
 )
-from gateway.middleware import BodyLimit
+from gateway.limits import RequestLimiter, UploadSlots
+from gateway.middleware import Authentication, BodyLimit
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.routers import FEATURES
@@ -72,7 +73,10 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # Starlette runs the middleware added last first: the headers are checked and the client
+    # claimed before the body guard lets any of the body through.
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(Authentication, settings=settings)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ValidationError, validation_error_handler)
@@ -151,11 +155,18 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         raise
     adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)
     reference = GatewayReference(adjudicator)
+    limiter = RequestLimiter(
+        per_client_rate=settings.rate_per_client,
+        per_client_burst=settings.burst_per_client,
+        refusals_rate=settings.refusals_per_address,
+        refusals_burst=10 * settings.refusals_per_address,
+    )
     auth = Authenticator(
         redis,
         reference,
         clock_skew_seconds=settings.clock_skew_seconds,
         nonce_ttl_seconds=settings.nonce_ttl_seconds,
+        limiter=limiter,
     )
     return Gateway(
         adjudicator,
@@ -163,4 +174,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         auth,
         ReceiptSigner(settings.key_dir, settings.signing_key_id),
         redis,
+        UploadSlots(settings.uploads_in_flight, per_client=1),
     )

@@ -1,22 +1,31 @@
 r"""Who may call (contract section 2): Ed25519-signed requests, a clock window, single-use nonces.
 
 The signed string is ``METHOD \\n PATH_AND_QUERY \\n X-Timestamp \\n X-Nonce \\n`` followed by
-the lowercase hex SHA-256 of the body. A nonce is remembered in Redis for the nonce window
-after the signature verifies, so a captured request cannot be sent again.
+the lowercase hex SHA-256 of the body.
+
+Authentication costs an unauthenticated caller nothing it could abuse, in two steps:
+
+1. :meth:`Authenticator.claim`, before the body is read: the four headers are there and
+   small, of the right shape, the timestamp is in the window, and the client is registered.
+   Nothing is written, nothing echoed.
+2. :meth:`Authenticator.prove`, once the body is read (bounded) and hashed: the signature
+   verifies; only then is the nonce remembered in Redis, so that the request cannot be sent
+   again. A forged request writes nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import cast
 
 from starlette.requests import Request
 
+from gateway.limits import RequestLimiter
 from gateway.reference import GatewayReference
 from onestop.domain.clients import Client
 from onestop.domain.errors import Forbidden
@@ -26,9 +35,19 @@ from onestop.redis_client import REDIS_ERRORS, RedisClient
 from onestop.signing import UnusableKey, load_public_key, verify
 from onestop.storage.layout import VERSIONS_KEY, nonce_key
 
+CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A client id: what ``PUT /v1/admin/clients/{client_id}`` accepts."""
+
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[A-Za-z0-9+/]{86}==")  # 64 bytes, standard base64, padded
 HEADERS = ("x-client-id", "x-timestamp", "x-nonce", "x-signature")
+MAX_SIGNATURE_HEADER = 128
+"""No signature header is longer than this many bytes (the longest, a nonce, is 64)."""
+
+NOT_VERIFIED = "the signature does not verify for this client id"
+"""One answer for an unknown client and a bad signature: a refusal tells nobody which ids
+exist."""
 
 
 def signing_string(
@@ -46,8 +65,19 @@ def path_and_query(request: Request) -> str:
     return f"{text}?{query.decode('latin-1')}" if query else text
 
 
-def _refuse(reason: str) -> Unauthenticated:
-    return Unauthenticated(reason)
+def body_digest(body: bytes) -> str:
+    """Lowercase hex SHA-256."""
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who a request says it is from: headers checked, client registered, signature unverified."""
+
+    client: Client
+    timestamp: str
+    nonce: str
+    signature: str
 
 
 class Authenticator:
@@ -60,78 +90,111 @@ class Authenticator:
         *,
         clock_skew_seconds: int,
         nonce_ttl_seconds: int,
+        limiter: RequestLimiter,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.reference = reference
         self.clock_skew = clock_skew_seconds
         self.nonce_ttl = nonce_ttl_seconds
+        self.limiter = limiter
         self.clock = clock
 
-    async def authenticate(self, request: Request, body_sha256_hex: str) -> Client:
-        """The client that signed the request.
+    async def claim(self, headers: Mapping[str, str], address: str) -> Claim:
+        """Check what the headers claim, before anything else of the request is read.
+
+        Args:
+            headers: the request's headers (names lower-case).
+            address: the network address it came from.
 
         Raises:
-            Unauthenticated: a missing header, an unknown client, a bad signature, a
-                timestamp out of the window or a nonce seen before.
-            Unavailable: Redis cannot remember the nonce.
+            RateLimited: the address's recent requests were refused too often.
+            Unauthenticated: a header missing, too long or of the wrong shape, a timestamp
+                out of the window, or a client that is not registered. No input is echoed.
+            Unavailable: the registry's version cannot be read.
         """
-        headers = request.headers
+        self.limiter.admit_address(address)
+        try:
+            return await self._claim(headers)
+        except Unauthenticated:
+            self.limiter.refused(address)
+            raise
+
+    async def _claim(self, headers: Mapping[str, str]) -> Claim:
         missing = [name for name in HEADERS if not headers.get(name)]
         if missing:
-            raise _refuse(f"missing header(s): {', '.join(missing)}")
-        client_id = headers["x-client-id"]
-        timestamp = headers["x-timestamp"]
-        nonce = headers["x-nonce"]
+            raise Unauthenticated(f"missing header(s): {', '.join(missing)}")
+        if any(len(headers[name]) > MAX_SIGNATURE_HEADER for name in HEADERS):
+            raise Unauthenticated(
+                f"a signature header is longer than {MAX_SIGNATURE_HEADER} characters"
+            )
+        client_id, timestamp = headers["x-client-id"], headers["x-timestamp"]
+        nonce, signature = headers["x-nonce"], headers["x-signature"]
+        if not CLIENT_ID.fullmatch(client_id):
+            raise Unauthenticated("X-Client-Id must be 1 to 64 characters of [A-Za-z0-9_.-]")
         if not _TIMESTAMP.fullmatch(timestamp):
-            raise _refuse("X-Timestamp must be unix seconds")
+            raise Unauthenticated("X-Timestamp must be unix seconds")
         if abs(self.clock() - int(timestamp)) > self.clock_skew:
-            raise _refuse(f"X-Timestamp is more than {self.clock_skew} s from the server's clock")
+            raise Unauthenticated(
+                f"X-Timestamp is more than {self.clock_skew} s from the server's clock"
+            )
         if not _NONCE.fullmatch(nonce):
-            raise _refuse("X-Nonce must be 16 to 64 characters of [A-Za-z0-9_-]")
-
-        # Remember the nonce and read the reference versions in one round trip. The nonce is
-        # only kept once the signature below verifies; a forged request frees it again.
-        # The value is this check's own: when a lost connection makes the client send the
-        # SET again, the second SET finds the key, and the value tells that it was ours.
-        remembered = nonce_key(client_id, nonce)
-        claim = secrets.token_bytes(12)
+            raise Unauthenticated("X-Nonce must be 16 to 64 characters of [A-Za-z0-9_-]")
+        if not _SIGNATURE.fullmatch(signature):
+            raise Unauthenticated("X-Signature must be 64 bytes in standard, padded base64")
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.set(remembered, claim, nx=True, ex=self.nonce_ttl)
-            pipe.hgetall(VERSIONS_KEY)
-            fresh, versions = await pipe.execute()
-            if not fresh:
-                fresh = await self.redis.get(remembered) == claim
+            versions = await self.redis.hgetall(VERSIONS_KEY)
         except REDIS_ERRORS as error:
             raise Unavailable("Redis is unavailable; retry") from error
-        self.reference.observe(versions)
-
+        self.reference.observe(cast(dict[bytes, bytes], versions))
         client = await self.reference.client(client_id)
         if client is None:
-            await self._forget(remembered, fresh)
-            raise _refuse(f"unknown client {client_id}")
-        try:
-            public_key = load_public_key(client.public_key)
-        except UnusableKey as error:  # pragma: no cover - keys are checked at registration
-            raise _refuse("the client's key is unusable") from error
-        message = signing_string(
-            request.method, path_and_query(request), timestamp, nonce, body_sha256_hex
-        )
-        if not verify(public_key, message, headers["x-signature"]):
-            await self._forget(remembered, fresh)
-            raise _refuse("the signature does not verify")
-        if not fresh:
-            raise _refuse(
-                "this nonce was used in the last "
-                f"{self.nonce_ttl} s; sign every request with a new one"
-            )
-        return client
+            raise Unauthenticated(NOT_VERIFIED)
+        return Claim(client, timestamp, nonce, signature)
 
-    async def _forget(self, remembered: str, fresh: bool) -> None:
-        if fresh:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self.redis.delete(remembered)
+    async def prove(
+        self, claim: Claim, method: str, target: str, body_sha256_hex: str, address: str
+    ) -> Client:
+        """Verify the signature; admit the request under the client's rate; spend the nonce.
+
+        Args:
+            claim: what :meth:`claim` found in the headers.
+            method: the request's method.
+            target: the path and query exactly as sent (:func:`path_and_query`).
+            body_sha256_hex: the body's SHA-256, lowercase hex.
+            address: the network address the request came from.
+
+        Raises:
+            Unauthenticated: the signature does not verify, or the nonce was used before.
+            RateLimited: the client is over its rate (the nonce is not spent).
+            Unavailable: Redis cannot remember the nonce.
+        """
+        try:
+            public_key = load_public_key(claim.client.public_key)
+        except UnusableKey as error:  # pragma: no cover - keys are checked at registration
+            raise Unauthenticated(NOT_VERIFIED) from error
+        message = signing_string(method, target, claim.timestamp, claim.nonce, body_sha256_hex)
+        if not verify(public_key, message, claim.signature):
+            self.limiter.refused(address)
+            raise Unauthenticated(NOT_VERIFIED)
+        self.limiter.admit_client(claim.client.client_id)
+        # Only a verified request is remembered. The value is this check's own: when a lost
+        # connection makes the client send the SET again, the second SET finds the key, and
+        # the value tells that it was ours.
+        remembered = nonce_key(claim.client.client_id, claim.nonce)
+        mark = secrets.token_bytes(12)
+        try:
+            fresh = await self.redis.set(remembered, mark, nx=True, ex=self.nonce_ttl)
+            if not fresh:
+                fresh = await self.redis.get(remembered) == mark
+        except REDIS_ERRORS as error:
+            raise Unavailable("Redis is unavailable; retry") from error
+        if not fresh:
+            raise Unauthenticated(
+                f"this nonce was used in the last {self.nonce_ttl} s; "
+                "sign every request with a new one"
+            )
+        return claim.client
 
 
 def require_kind(client: Client, *kinds: ClientKind) -> None:
@@ -143,8 +206,3 @@ def require_kind(client: Client, *kinds: ClientKind) -> None:
     if client.kind not in kinds:
         allowed = " or ".join(kind.value for kind in kinds)
         raise Forbidden(f"only {allowed} clients may do this")
-
-
-def body_digest(body: bytes) -> str:
-    """Lowercase hex SHA-256."""
-    return hashlib.sha256(body).hexdigest()

@@ -16,10 +16,12 @@ from typing import IO, Annotated
 
 from fastapi import Depends, Request
 
-from gateway.auth import body_digest, require_kind
+from gateway.auth import Claim, body_digest, path_and_query, require_kind
+from gateway.middleware import CLAIM
 from gateway.service import Gateway
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
+from onestop.errors import Unauthenticated
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
@@ -37,10 +39,24 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+def _claim(request: Request) -> Claim:
+    claim = getattr(request.state, CLAIM, None)
+    if not isinstance(claim, Claim):  # every signed path passes the middleware
+        raise Unauthenticated("the request was not checked for a signature")
+    return claim
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 async def caller(request: Request, gateway: GatewayDep) -> Client:
     """The client that signed the request (the body is read once, hashed and checked)."""
+    claim = _claim(request)
     body = await request.body()
-    return await gateway.auth.authenticate(request, body_digest(body))
+    return await gateway.auth.prove(
+        claim, request.method, path_and_query(request), body_digest(body), _address(request)
+    )
 
 
 CallerDep = Annotated[Client, Depends(caller)]
@@ -73,17 +89,25 @@ class Upload:
 
 
 async def agency_upload(request: Request, gateway: GatewayDep) -> AsyncIterator[Upload]:
-    """The agency's streamed upload, authenticated.
+    """The agency's upload, authenticated as it streams in.
 
-    The body is spooled (to disk past a few megabytes) and hashed as it arrives, then the
-    signature is checked over the hash; the spool is gone once the answer is sent.
+    The headers were checked (a registered agency client) before any of it was read; the
+    body is then spooled (to disk past a few megabytes) and hashed as it arrives, within an
+    upload slot (a few in flight per process, one per client), and the signature is checked
+    over the hash. The spool is gone once the answer is sent.
     """
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+    claim = _claim(request)
+    with (
+        gateway.uploads.slot(claim.client.client_id),
+        tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool,
+    ):
         digest = hashlib.sha256()
         async for chunk in request.stream():
             digest.update(chunk)
             spool.write(chunk)
-        client = await gateway.auth.authenticate(request, digest.hexdigest())
+        client = await gateway.auth.prove(
+            claim, request.method, path_and_query(request), digest.hexdigest(), _address(request)
+        )
         require_kind(client, ClientKind.AGENCY)
         spool.seek(0)
         yield Upload(client, spool)

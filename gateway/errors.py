@@ -8,6 +8,7 @@ from the adjudicator's answer.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import Request
@@ -25,7 +26,7 @@ from onestop.domain.errors import (
     NotFound,
     Problem,
 )
-from onestop.errors import STATUS, InternalError, MethodNotAllowed
+from onestop.errors import STATUS, InternalError, MethodNotAllowed, RateLimited
 
 log = logging.getLogger("onestop.gateway")
 
@@ -60,7 +61,11 @@ def problem_body(error: DomainError) -> dict[str, Any]:
 def problem_response(error: DomainError) -> JSONResponse:
     """A refusal as an HTTP answer."""
     body = problem_body(error)
-    headers = {"Retry-After": "1"} if error.code is ErrorCode.UNAVAILABLE else None
+    headers = None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    elif error.code is ErrorCode.UNAVAILABLE:
+        headers = {"Retry-After": "1"}
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -124,11 +129,21 @@ async def internal_error_handler(request: Request, error: Exception) -> JSONResp
     return problem_response(InternalError("the gateway failed; the failure is in its log"))
 
 
-SIGNED = (ErrorCode.UNAUTHENTICATED, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE)
-"""What any signed call may be answered: a bad signature, a fault, a dependency down."""
+SIGNED = (
+    ErrorCode.UNAUTHENTICATED,
+    ErrorCode.HEADERS_TOO_LARGE,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.INTERNAL_ERROR,
+    ErrorCode.UNAVAILABLE,
+)
+"""What any signed call may be answered: a bad signature or oversized headers, a client over
+its rate, a fault, a dependency down."""
 
-BODY = (ErrorCode.MALFORMED, ErrorCode.INVALID, ErrorCode.TOO_LARGE)
+BODY = (ErrorCode.MALFORMED, ErrorCode.INVALID, ErrorCode.TOO_LARGE, ErrorCode.REQUEST_TIMEOUT)
 """What a call with a body may be answered besides."""
+
+UPLOAD = (ErrorCode.FORBIDDEN, ErrorCode.TOO_LARGE, ErrorCode.REQUEST_TIMEOUT)
+"""What an agency upload may be answered besides (another client, too big, too slow)."""
 
 
 def refusals(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:

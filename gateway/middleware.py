@@ -1,24 +1,85 @@
-"""What every request passes through before a route: the body-size guard."""
+"""What every request passes through before a route.
+
+The header and body guards, and the first half of authentication.
+
+Both run before a byte of the body is read: a request that is too large, or whose headers
+do not claim a registered client, costs the gateway nothing more.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import require_kind
 from gateway.errors import problem_response
 from gateway.settings import GatewaySettings
-from onestop.errors import TooLarge
+from onestop.domain.errors import DomainError
+from onestop.domain.types import ClientKind
+from onestop.errors import HeadersTooLarge, RequestTimeout, TooLarge
+
+CLAIM = "claim"
+"""Where :class:`Authentication` leaves the request's claim (``request.state.claim``)."""
+
+SIGNED_PREFIX = "/v1/"
+"""Every path under it is signed (contract section 2); ``/health`` and the API's own
+documentation are not."""
+
+
+class Authentication:
+    """Check the signature headers and the client before the request is read any further.
+
+    The claim (:class:`gateway.auth.Claim`) is left in the request's state; a route's
+    dependency proves it once the body is read. Only the agency may call ``/v1/admin/*``:
+    another client is refused here, before its upload is read.
+    """
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+        self.app = app
+        self.max_header_bytes = settings.max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Claim, or refuse."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("headers", [])
+        try:
+            if sum(len(name) + len(value) + 4 for name, value in raw) > self.max_header_bytes:
+                raise HeadersTooLarge(
+                    f"the request's headers may not exceed {self.max_header_bytes} bytes"
+                )
+            if scope["path"].startswith(SIGNED_PREFIX):
+                await self._claim(scope, raw)
+        except DomainError as refusal:
+            await problem_response(refusal)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _claim(scope: Scope, raw: list[tuple[bytes, bytes]]) -> None:
+        gateway = scope["app"].state.gateway
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+        client = scope.get("client")
+        claim = await gateway.auth.claim(headers, client[0] if client else "")
+        if scope["path"].startswith("/v1/admin/"):
+            require_kind(claim.client, ClientKind.AGENCY)
+        scope.setdefault("state", {})[CLAIM] = claim
 
 
 class BodyLimit:
-    """Refuse bodies over the limit with 413 before they are read into memory.
+    """Refuse bodies over the limit (413) before they are read, and bodies that stall (408).
 
     The limit depends on the path: a members file may be gigabytes (streamed), a catalog or a
-    mapping hundreds of megabytes, everything else (bills, policies) ten megabytes.
+    mapping hundreds of megabytes, everything else (bills, policies) ten megabytes. Between
+    two parts of a body at most ``body_timeout_seconds`` may pass.
     """
 
     def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
         self.app = app
         self.settings = settings
+        self.timeout = settings.body_timeout_seconds
 
     def limit(self, path: str) -> int:
         """The most bytes a body sent to ``path`` may have."""
@@ -29,25 +90,59 @@ class BodyLimit:
         return self.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, counting its body."""
+        """Pass the request on, counting its body and timing its parts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit(scope["path"])
-        too_large = TooLarge(f"the body may not exceed {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
+                # Refused before a byte is read; the connection stays open, so that a client
+                # still sending its body reads the answer when it is done.
+                too_large = TooLarge(f"the body may not exceed {limit} bytes")
                 await problem_response(too_large)(scope, receive, send)
                 return
         seen = 0
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
+            # The refusal is answered here, and the application is told the client left: an
+            # exception raised into it would become whatever its body parser makes of it.
+            nonlocal seen, refused
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                refusal: DomainError = RequestTimeout(
+                    f"no part of the body arrived for {self.timeout:g} s; send it again"
+                )
+            else:
+                if message["type"] != "http.request":
+                    return message
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise too_large
-            return message
+                if seen <= limit:
+                    return message
+                refusal = TooLarge(f"the body may not exceed {limit} bytes")
+            if not refused:
+                refused = True
+                await _refuse(refusal, scope, send)
+            return {"type": "http.disconnect"}
 
-        await self.app(scope, counted, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+
+async def _refuse(refusal: DomainError, scope: Scope, send: Send) -> None:
+    """Answer a refusal and close the connection.
+
+    The rest of a body that stalls, or grows past the limit, is not read.
+    """
+    response = problem_response(refusal)
+    response.headers["connection"] = "close"
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, nothing, send)

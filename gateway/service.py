@@ -11,6 +11,7 @@ import orjson
 from gateway import convert
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
+from gateway.limits import UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.schemas import Signature
@@ -44,6 +45,7 @@ class Gateway:
     auth: Authenticator
     signer: ReceiptSigner
     redis: RedisClient
+    uploads: UploadSlots
 
     def receipt(self, message: pb.Settlement) -> bytes:
         """A settlement as the contract's result, signed, as the JSON body of the answer."""

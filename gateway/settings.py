@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,43 @@ class GatewaySettings(BaseSettings):
     max_members_bytes: int = Field(
         default=8 * 1024**3, ge=1024, description="a members file: streamed, spooled to disk"
     )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="all of a request's headers"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="from a connection's first byte (or the previous answer) to its request's "
+        "last header; a slower client is disconnected",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="the longest pause between two parts of a body"
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="how long an idle connection is kept open"
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="open connections per process; one more is closed at once",
+    )
+    rate_per_client: float = Field(
+        default=200.0, gt=0, description="requests a second one client may send, per process"
+    )
+    burst_per_client: float = Field(
+        default=400.0, ge=1, description="requests one client may send at once, per process"
+    )
+    refusals_per_address: float = Field(
+        default=2.0,
+        gt=0,
+        description="refused authentications a second one network address may cause (a "
+        "burst of 20): beyond, its requests are answered 429 before they are read",
+    )
+    uploads_in_flight: int = Field(
+        default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
+    )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
@@ -57,3 +94,15 @@ class GatewaySettings(BaseSettings):
         if value < 300:
             raise ValueError("nonces must be remembered for at least 300 s")
         return value
+
+    @model_validator(mode="after")
+    def _nonces_outlive_both_sides_of_the_window(self) -> GatewaySettings:
+        # A timestamp is accepted from clock_skew before to clock_skew after the server's
+        # time: a request stays acceptable for twice the skew, and so must its nonce.
+        if self.nonce_ttl_seconds < 2 * self.clock_skew_seconds:
+            raise ValueError(
+                f"nonce_ttl_seconds ({self.nonce_ttl_seconds}) must be at least twice "
+                f"clock_skew_seconds ({self.clock_skew_seconds}): a signed request stays "
+                "acceptable that long, and would replay once its nonce is forgotten"
+            )
+        return self

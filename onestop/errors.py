@@ -63,6 +63,9 @@ STATUS: Mapping[ErrorCode, Status] = {
     ErrorCode.METHOD_NOT_ALLOWED: Status(
         405, grpc.StatusCode.UNIMPLEMENTED, "This path does not take this method"
     ),
+    ErrorCode.REQUEST_TIMEOUT: Status(
+        408, grpc.StatusCode.DEADLINE_EXCEEDED, "The request was not sent in time"
+    ),
     ErrorCode.VISIT_ALREADY_SETTLED: Status(
         409,
         grpc.StatusCode.ALREADY_EXISTS,
@@ -82,6 +85,9 @@ STATUS: Mapping[ErrorCode, Status] = {
     ErrorCode.TOO_LARGE: Status(
         413, grpc.StatusCode.RESOURCE_EXHAUSTED, "The request is too large"
     ),
+    ErrorCode.HEADERS_TOO_LARGE: Status(
+        431, grpc.StatusCode.RESOURCE_EXHAUSTED, "The request's headers are too large"
+    ),
     ErrorCode.INVALID: Status(422, grpc.StatusCode.INVALID_ARGUMENT, "The request is invalid"),
     ErrorCode.UNMAPPED_CODES: Status(
         422, grpc.StatusCode.INVALID_ARGUMENT, "Some HIS codes have no mapping"
@@ -96,6 +102,9 @@ STATUS: Mapping[ErrorCode, Status] = {
     ),
     ErrorCode.DATE_OUT_OF_VISIT: Status(
         422, grpc.StatusCode.INVALID_ARGUMENT, "Some lines are dated outside the visit"
+    ),
+    ErrorCode.RATE_LIMITED: Status(
+        429, grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many requests: wait, then send again"
     ),
     ErrorCode.INTERNAL_ERROR: Status(
         500,
@@ -126,6 +135,28 @@ class TooLarge(DomainError):
     """The body or the bill is over the limit."""
 
     code = ErrorCode.TOO_LARGE
+
+
+class HeadersTooLarge(DomainError):
+    """The request's headers, or one of the signature headers, are over the limit."""
+
+    code = ErrorCode.HEADERS_TOO_LARGE
+
+
+class RequestTimeout(DomainError):
+    """The request's body did not arrive in time."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
+
+
+class RateLimited(DomainError):
+    """The client sent more than its share; ``retry_after`` says when to send again."""
+
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DuplicateEnrollment(DomainError):
@@ -169,6 +200,9 @@ _CLASSES: dict[ErrorCode, type[DomainError]] = {
         RiskyMappingChange,
         DuplicateEnrollment,
         TooLarge,
+        HeadersTooLarge,
+        RequestTimeout,
+        RateLimited,
         InternalError,
         Unavailable,
     )

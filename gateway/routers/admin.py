@@ -14,13 +14,13 @@ from datetime import date
 from pathlib import Path as FilePath
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
 from gateway import convert
 from gateway.dependencies import AgencyDep, AgencyUploadDep, GatewayDep
-from gateway.errors import BODY, SIGNED, refusals
+from gateway.errors import BODY, SIGNED, UPLOAD, refusals
 from gateway.schemas import (
     MAPPING_CSV_EXAMPLE,
     MEMBERS_EXAMPLE,
@@ -115,17 +115,12 @@ async def put_policy(policy: Policy, caller: AgencyDep, gateway: GatewayDep) -> 
 @router.put(
     "/catalog",
     response_model=CatalogLoaded,
-    responses=refusals(*SIGNED, *BODY, ErrorCode.FORBIDDEN),
+    responses=refusals(*SIGNED, *BODY, *UPLOAD),
     openapi_extra=_csv_body(CATALOG_CSV_EXAMPLE),
 )
-async def put_catalog(request: Request, caller: AgencyDep, gateway: GatewayDep) -> CatalogLoaded:
+async def put_catalog(upload: AgencyUploadDep, gateway: GatewayDep) -> CatalogLoaded:
     """Replace the catalog (CSV); faulty rows are listed with their numbers."""
-    body = await request.body()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body
-
-    return convert.catalog_loaded(await gateway.adjudicator.put_catalog(chunks()))
+    return convert.catalog_loaded(await gateway.adjudicator.put_catalog(_chunks(upload.body)))
 
 
 @router.put(
@@ -135,15 +130,14 @@ async def put_catalog(request: Request, caller: AgencyDep, gateway: GatewayDep) 
     openapi_extra=_csv_body(MAPPING_CSV_EXAMPLE),
 )
 async def put_mapping(
-    request: Request,
     client_id: AnyClientIdPath,
-    caller: AgencyDep,
+    upload: AgencyUploadDep,
     gateway: GatewayDep,
     confirm: Annotated[bool, Query(description="accept risky changes")] = False,
 ) -> MappingLoaded:
     """Replace a client's mapping (CSV). Risky changes are refused unless confirmed."""
     reply = await gateway.adjudicator.put_mapping(
-        client_id, await request.body(), confirm=confirm, changed_by=caller.client_id
+        client_id, upload.body.read(), confirm=confirm, changed_by=upload.caller.client_id
     )
     return convert.mapping_loaded(reply)
 
@@ -182,7 +176,7 @@ async def mapping_audit(
 @router.post(
     "/members",
     response_model=MembersLoaded,
-    responses=refusals(*SIGNED, ErrorCode.MALFORMED, ErrorCode.TOO_LARGE, ErrorCode.FORBIDDEN),
+    responses=refusals(*SIGNED, *UPLOAD, ErrorCode.MALFORMED),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -13,6 +13,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.app import create_app
+from gateway.server import GatewayConfig
 from gateway.settings import GatewaySettings
 from onestop.client import SignedClient
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -85,14 +86,7 @@ async def start_gateway(
         key_dir=key_dir,
         **overrides,  # type: ignore[arg-type]
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    config = GatewayConfig(create_app(settings), settings, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

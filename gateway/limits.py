@@ -1,0 +1,162 @@
+"""Limits on what one caller may ask of a gateway process.
+
+Requests per client, refused authentications per address, uploads in flight.
+
+All of them live in the process (a gateway of N processes allows N times the rates; the
+settings say per process). They cost no Redis call and keep a bounded amount of state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from onestop.errors import RateLimited, Unavailable
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class TokenBuckets:
+    """A token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Keys that have not been seen for longest are forgotten beyond ``max_keys`` (a forgotten
+    key starts again with a full bucket, which only ever favours the caller).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """Seconds until ``key`` may spend ``cost`` (0 when it may now); nothing is spent."""
+        bucket = self._refilled(key)
+        return 0.0 if bucket.tokens >= cost else (cost - bucket.tokens) / self.rate
+
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """Spend ``cost`` of ``key``'s tokens if it has them: 0 then, else the seconds to wait."""
+        bucket = self._refilled(key)
+        if bucket.tokens >= cost:
+            bucket.tokens -= cost
+            return 0.0
+        return (cost - bucket.tokens) / self.rate
+
+    def _refilled(self, key: str) -> _Bucket:
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(self.burst, now)
+            self._buckets[key] = bucket
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+            self._buckets.move_to_end(key)
+        return bucket
+
+
+class RequestLimiter:
+    """Requests per client, and refused authentications per network address.
+
+    A client over its rate is answered 429 with the seconds to wait; an address that keeps
+    failing authentication (a forger, or a terminal with a wrong key) is answered 429 before
+    its request is even read.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_client_rate: float,
+        per_client_burst: float,
+        refusals_rate: float,
+        refusals_burst: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clients = TokenBuckets(per_client_rate, per_client_burst, clock=clock)
+        self.refusals = TokenBuckets(refusals_rate, refusals_burst, clock=clock)
+
+    def admit_address(self, address: str) -> None:
+        """Refuse an address whose refusals used up its allowance.
+
+        Raises:
+            RateLimited: too many refused requests from this address lately.
+        """
+        wait = self.refusals.wait(address)
+        if wait:
+            raise RateLimited(
+                "too many refused requests from this address; check the client's key and "
+                "clock, then send again",
+                wait,
+            )
+
+    def refused(self, address: str) -> None:
+        """Count a refused authentication against the address."""
+        self.refusals.take(address)
+
+    def admit_client(self, client_id: str) -> None:
+        """Spend one of the client's requests.
+
+        Raises:
+            RateLimited: the client is over its rate.
+        """
+        wait = self.clients.take(client_id)
+        if wait:
+            raise RateLimited(
+                f"more requests than {self.clients.rate:g} a second (bursts of "
+                f"{self.clients.burst:g}) from this client; send again after Retry-After",
+                wait,
+            )
+
+
+class UploadSlots:
+    """How many large uploads may be read at once: in all, and per client.
+
+    A members file is spooled to disk and a catalog or mapping to memory before its signature
+    can be checked; bounding the uploads in flight bounds what that can cost.
+    """
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self._in_flight: dict[str, int] = {}
+
+    @contextmanager
+    def slot(self, client_id: str) -> Iterator[None]:
+        """Hold one upload slot for ``client_id`` while the body is read and used.
+
+        Raises:
+            RateLimited: the client already has its uploads in flight.
+            Unavailable: the process already reads as many uploads as it may.
+        """
+        if self._in_flight.get(client_id, 0) >= self.per_client:
+            raise RateLimited(
+                f"this client already has {self.per_client} upload(s) in progress; send the "
+                "next when it is answered",
+                5,
+            )
+        if sum(self._in_flight.values()) >= self.total:
+            raise Unavailable("the gateway is reading as many uploads as it may; retry later")
+        self._in_flight[client_id] = self._in_flight.get(client_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._in_flight[client_id] -= 1
+            if not self._in_flight[client_id]:
+                del self._in_flight[client_id]
