@@ -94,7 +94,12 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     cipher = MemberCipher(settings.member_key_bytes())
     store = Store(client, cipher)
     reference = Reference(store)
-    service = SettlementService(store, reference, settings.commit_attempts)
+    service = SettlementService(
+        store,
+        reference,
+        settings.commit_attempts,
+        lookup_audit_seconds=settings.lookup_audit_days * 86_400,
+    )
     servicer = AdjudicatorServicer(service, LoadingService(reference), MemberLoader(store))
 
     server = grpc.aio.server(

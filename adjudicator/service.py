@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from adjudicator.reference import Reference
-from adjudicator.store import CommitOutcome, NewSettlement, Snapshot, Store
+from adjudicator.store import CommitOutcome, NewSettlement, Snapshot, Store, day_key
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
@@ -37,7 +37,13 @@ from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
 from onestop.errors import Unavailable
 from onestop.storage.layout import new_settlement_id
-from onestop.storage.records import MemberRecord, SettlementRecord, StateAfter
+from onestop.storage.records import (
+    LookupEntry,
+    LookupKind,
+    MemberRecord,
+    SettlementRecord,
+    StateAfter,
+)
 from onestop.wire import record_bytes, record_of, replayed_record
 
 log = logging.getLogger("onestop.adjudicator")
@@ -62,6 +68,7 @@ class SettlementService:
     reference: Reference
     commit_attempts: int = 200
     clock: Callable[[], int] = now_ms
+    lookup_audit_seconds: int = 400 * 86_400
 
     async def preview(self, command: SettleCommand) -> Settlement:
         """Compute as if committed; change nothing."""
@@ -213,9 +220,11 @@ class SettlementService:
         stay = (visit.first_day, visit.last_day)
         for other in snapshot.stays:
             if stays_overlap(stay, (other.admission, other.discharge)):
+                # What the window needs to act, and nothing of another hospital's: neither
+                # its settlement nor the patient's dates there.
                 raise OverlappingStay(
-                    f"the stay {stay[0]} to {stay[1]} overlaps settlement {other.settlement_id} "
-                    f"({other.admission} to {other.discharge})"
+                    f"the member has an active inpatient stay that overlaps {stay[0]} to "
+                    f"{stay[1]}: check the dates, or settle once that stay is reversed"
                 )
         return stay
 
@@ -309,21 +318,80 @@ class SettlementService:
             YearToDateView.of(after.year_to_date, cap, after.balance), iso_from_ms(reversed_ms)
         )
 
-    async def eligibility(self, member_id: str, day: date) -> Eligibility:
-        """The member's entitlement on ``day``, identity masked.
+    async def eligibility(self, member_id: str, day: date, client_id: str) -> Eligibility:
+        """The member's entitlement on ``day``, identity masked; kept in the audit trail.
 
         Raises:
             UnknownMember, NoPolicy.
         """
         record = await self.store.member(member_id)
+        await self._audit(client_id, LookupKind.ELIGIBILITY, member_id, record, day)
         if record is None:
             raise UnknownMember(f"no member {member_id}")
+        return await self._eligibility(record, day)
+
+    async def lookup(self, id_number: str, day: date, client_id: str) -> Eligibility:
+        """The entitlement of the active member with this id number (what the patient shows).
+
+        The audit trail keeps the id number's blind index, never the number; a refusal does
+        not repeat it.
+
+        Raises:
+            UnknownMember, NoPolicy.
+        """
+        member_id = await self.store.member_id_of(id_number)
+        record = await self.store.member(member_id) if member_id else None
+        await self._audit(
+            client_id,
+            LookupKind.LOOKUP,
+            member_id or "",
+            record,
+            day,
+            self.store.cipher.blind_index(id_number),
+        )
+        if record is None:
+            raise UnknownMember("no active member is enrolled with this id number")
+        return await self._eligibility(record, day)
+
+    async def lookups(self, day: date, client_ids: list[str]) -> list[LookupEntry]:
+        """The audit trail of ``day`` (Asia/Shanghai) of these clients (empty: all of them)."""
+        if not client_ids:
+            await self.reference.refresh()
+            client_ids = sorted(self.reference.clients)
+        entries = await self.store.lookups(day.strftime("%Y%m%d"), client_ids)
+        return sorted(entries, key=lambda entry: entry.at)
+
+    async def _audit(
+        self,
+        client_id: str,
+        kind: LookupKind,
+        member_id: str,
+        record: MemberRecord | None,
+        day: date,
+        blind_index: str = "",
+    ) -> None:
+        now = self.clock()
+        await self.store.record_lookup(
+            LookupEntry(
+                at=iso_from_ms(now),
+                client_id=client_id,
+                kind=kind,
+                member_id=member_id if record is not None else "",
+                found=record is not None,
+                asked_date=day.isoformat(),
+                blind_index=blind_index,
+            ),
+            day_key(now),
+            self.lookup_audit_seconds,
+        )
+
+    async def _eligibility(self, record: MemberRecord, day: date) -> Eligibility:
         await self.reference.refresh()
         member = record.member
         policy, policy_ref = self._policy(member, day.year)
         rights = entitlement(policy, member, day)
         return Eligibility(
-            member_id=member_id,
+            member_id=member.member_id,
             name_masked=mask_name(member.name),
             id_number_masked=mask_id_number(member.id_number),
             scheme=member.scheme,

@@ -139,10 +139,33 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         answer = await _answer(
             context,
             lambda: self.service.eligibility(
-                request.member_id, convert.day_of(request.date, "date")
+                request.member_id, convert.day_of(request.date, "date"), request.client_id
             ),
         )
         return convert.eligibility_message(answer)
+
+    async def LookupMember(  # noqa: N802, D102
+        self, request: pb.LookupMemberRequest, context: Context
+    ) -> pb.EligibilityAnswer:
+        answer = await _answer(
+            context,
+            lambda: self.service.lookup(
+                request.id_number, convert.day_of(request.date, "date"), request.client_id
+            ),
+        )
+        return convert.eligibility_message(answer)
+
+    async def ListLookups(  # noqa: N802, D102
+        self, request: pb.ListLookupsRequest, context: Context
+    ) -> pb.LookupAudit:
+        entries = await _answer(
+            context,
+            lambda: self.service.lookups(
+                convert.day_of(request.date, "date"),
+                [request.client_id] if request.client_id else [],
+            ),
+        )
+        return pb.LookupAudit(entries=[convert.lookup_entry_message(entry) for entry in entries])
 
     async def PutPolicy(  # noqa: N802, D102
         self, request: pb.PutPolicyRequest, context: Context

@@ -52,6 +52,12 @@ class AdjudicatorSettings(BaseSettings):
     member_key: SecretStr | None = None
     member_key_file: Path | None = None
     commit_attempts: int = Field(default=200, ge=1, le=10_000)
+    lookup_audit_days: int = Field(
+        default=400,
+        ge=1,
+        le=3650,
+        description="how long each day's trail of eligibility checks and lookups is kept",
+    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"

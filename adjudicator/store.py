@@ -34,6 +34,7 @@ from onestop.storage import layout
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import MemberField, SettlementField, VisitField
 from onestop.storage.records import (
+    LookupEntry,
     MemberRecord,
     Pairs,
     SettlementRecord,
@@ -41,12 +42,14 @@ from onestop.storage.records import (
     Stay,
     VisitIndex,
     day_total_increments,
+    decode_lookup_entry,
     decode_member,
     decode_settlement,
     decode_state_after,
     decode_stays,
     decode_visit,
     journal_fields,
+    lookup_fields,
     member_increments,
     reversal_fields,
     settlement_fields,
@@ -270,6 +273,34 @@ class Store:
         if again is None or again.state_after is None or again.reversed_ms is None:
             return None
         return ReversalOutcome(True, again.state_after, again.reversed_ms)
+
+    # -- members by id number, and the lookup audit trail --------------------------------------
+
+    async def member_id_of(self, id_number: str) -> str | None:
+        """The active member enrolled with this id number, found by its blind index."""
+        async with redis_calls():
+            holder = await self.client.get(
+                layout.identity_index_key(self.cipher.blind_index(id_number))
+            )
+        return cast(bytes, holder).decode() if holder else None
+
+    async def record_lookup(self, entry: LookupEntry, day: str, keep_seconds: int) -> None:
+        """Append a lookup to its client's audit trail of ``day`` (kept ``keep_seconds``)."""
+        key = layout.lookups_key(day, entry.client_id)
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(key, lookup_fields(entry))  # type: ignore[arg-type]
+            pipe.expire(key, keep_seconds)  # from the day's last entry (EXPIRE NX is Redis 7)
+            await pipe.execute()
+
+    async def lookups(self, day: str, client_ids: Sequence[str]) -> list[LookupEntry]:
+        """The audit trail of ``day`` of these clients, each client's in time order."""
+        async with redis_calls():
+            pipe = self.client.pipeline(transaction=False)
+            for client_id in client_ids:
+                pipe.xrange(layout.lookups_key(day, client_id))
+            streams = cast(list[list[tuple[bytes, dict[bytes, bytes]]]], await pipe.execute())
+        return [decode_lookup_entry(fields) for stream in streams for _, fields in stream]
 
     # -- reference data -----------------------------------------------------------------------
 

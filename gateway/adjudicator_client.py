@@ -115,10 +115,24 @@ class AdjudicatorClient:
         request = pb.ReverseRequest(client_id=client_id, settlement_id=settlement_id)
         return await self._call(lambda: self.stub.Reverse(request, timeout=self.deadline))
 
-    async def eligibility(self, member_id: str, day: date) -> pb.EligibilityAnswer:
-        """The member's entitlement on ``day``."""
-        request = pb.EligibilityRequest(member_id=member_id, date=day.isoformat())
+    async def eligibility(self, member_id: str, day: date, client_id: str) -> pb.EligibilityAnswer:
+        """The member's entitlement on ``day``, as ``client_id`` asks (the audit trail)."""
+        request = pb.EligibilityRequest(
+            member_id=member_id, date=day.isoformat(), client_id=client_id
+        )
         return await self._call(lambda: self.stub.Eligibility(request, timeout=self.deadline))
+
+    async def lookup(self, id_number: str, day: date, client_id: str) -> pb.EligibilityAnswer:
+        """The entitlement of the member with this id number, as ``client_id`` asks."""
+        request = pb.LookupMemberRequest(
+            id_number=id_number, date=day.isoformat(), client_id=client_id
+        )
+        return await self._call(lambda: self.stub.LookupMember(request, timeout=self.deadline))
+
+    async def lookups(self, day: date, client_id: str) -> pb.LookupAudit:
+        """The lookup audit trail of ``day`` (of one client, or of all when empty)."""
+        request = pb.ListLookupsRequest(date=day.isoformat(), client_id=client_id)
+        return await self._call(lambda: self.stub.ListLookups(request, timeout=self.deadline))
 
     async def put_policy(self, document_json: bytes) -> PolicyRef:
         """Store a policy document; which policy and version it became."""

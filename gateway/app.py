@@ -24,7 +24,7 @@ from gateway.errors import (
     internal_error_handler,
     validation_error_handler,
 )
-from gateway.limits import RequestLimiter, UploadSlots
+from gateway.limits import RequestLimiter, UnknownMemberGuard, UploadSlots
 from gateway.middleware import Authentication, BodyLimit
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
@@ -175,4 +175,7 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         ReceiptSigner(settings.key_dir, settings.signing_key_id),
         redis,
         UploadSlots(settings.uploads_in_flight, per_client=1),
+        UnknownMemberGuard(
+            redis, settings.unknown_members_limit, settings.unknown_members_window_seconds
+        ),
     )

@@ -15,6 +15,7 @@ from gateway.schemas import (
     CatalogLoaded,
     ClientOut,
     EligibilityResult,
+    LookupOut,
     MappingChangeOut,
     MappingLoaded,
     MembersLoaded,
@@ -128,3 +129,20 @@ def members_loaded(reply: pb.PutMembersReply) -> MembersLoaded:
             ],
         }
     )
+
+
+def lookup_entries(audit: pb.LookupAudit) -> list[LookupOut]:
+    """The lookup audit trail."""
+    return [
+        LookupOut.model_validate(
+            {
+                "at": entry.at,
+                "client_id": entry.client_id,
+                "kind": entry.kind,
+                "member_id": entry.member_id or None,
+                "found": entry.found,
+                "asked_date": entry.asked_date,
+            }
+        )
+        for entry in audit.entries
+    ]

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from onestop.errors import RateLimited, Unavailable
+from onestop.redis_client import REDIS_ERRORS, RedisClient
+from onestop.storage.layout import unknown_members_key
 
 
 @dataclass
@@ -103,7 +105,7 @@ class RequestLimiter:
             raise RateLimited(
                 "too many refused requests from this address; check the client's key and "
                 "clock, then send again",
-                wait,
+                retry_after=wait,
             )
 
     def refused(self, address: str) -> None:
@@ -121,7 +123,7 @@ class RequestLimiter:
             raise RateLimited(
                 f"more requests than {self.clients.rate:g} a second (bursts of "
                 f"{self.clients.burst:g}) from this client; send again after Retry-After",
-                wait,
+                retry_after=wait,
             )
 
 
@@ -149,7 +151,7 @@ class UploadSlots:
             raise RateLimited(
                 f"this client already has {self.per_client} upload(s) in progress; send the "
                 "next when it is answered",
-                5,
+                retry_after=5,
             )
         if sum(self._in_flight.values()) >= self.total:
             raise Unavailable("the gateway is reading as many uploads as it may; retry later")
@@ -160,3 +162,66 @@ class UploadSlots:
             self._in_flight[client_id] -= 1
             if not self._in_flight[client_id]:
                 del self._in_flight[client_id]
+
+
+class UnknownMemberGuard:
+    """How often each client names a member id nobody has, counted in Redis for every process.
+
+    A client past ``limit`` unknown ids in a window gets 429 for its eligibility checks,
+    lookups and previews until the window ends, whatever member they name: trying ids one by
+    one cannot tell which exist. Settlements naming an unknown member are answered 429 then
+    too, instead of 404.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        limit: int,
+        window_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.limit = limit
+        self.window = window_seconds
+        self.clock = clock
+
+    def _key(self) -> tuple[int, float]:
+        now = self.clock()
+        window = int(now // self.window)
+        return window, (window + 1) * self.window - now
+
+    async def check(self, client_id: str) -> None:
+        """Refuse a client past its limit.
+
+        Raises:
+            RateLimited: too many unknown member ids this window.
+            Unavailable: Redis cannot be asked.
+        """
+        window, remaining = self._key()
+        try:
+            count = await self.redis.get(unknown_members_key(client_id, window))
+        except REDIS_ERRORS as error:
+            raise Unavailable("Redis is unavailable; retry") from error
+        if count is not None and int(count) >= self.limit:
+            raise self._refusal(remaining)
+
+    async def record(self, client_id: str) -> RateLimited | None:
+        """Count one unknown member id; the refusal to answer instead, once past the limit."""
+        window, remaining = self._key()
+        key = unknown_members_key(client_id, window)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, self.window + 60)
+            count, _ = await pipe.execute()
+        except REDIS_ERRORS as error:
+            raise Unavailable("Redis is unavailable; retry") from error
+        return self._refusal(remaining) if int(count) > self.limit else None
+
+    def _refusal(self, remaining: float) -> RateLimited:
+        return RateLimited(
+            f"more than {self.limit} unknown member ids in {self.window} s from this client: "
+            "check how the member id is read at the window; member lookups wait until the "
+            "limit resets",
+            retry_after=remaining,
+        )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import ErrorCode
+from onestop.domain.member import IdNumber
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import (
@@ -318,6 +319,43 @@ class EligibilityResult(BaseModel):
     personal_account_balance: int
     year_to_date: YearToDateView
     policy: PolicyRef
+
+
+class LookupRequest(BaseModel):
+    """A member looked up by the id number the patient shows."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"id_number": "410102198001011234", "date": "2026-03-09"}},
+    )
+
+    id_number: IdNumber = Field(description="the resident identity card number, 18 characters")
+    date: IsoDate | None = Field(default=None, description="YYYY-MM-DD (today)")
+
+
+class LookupOut(BaseModel):
+    """One eligibility check or lookup in the audit trail."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "at": "2026-03-09T10:14:55.120+08:00",
+                "client_id": "H0001",
+                "kind": "lookup",
+                "member_id": "M0001",
+                "found": True,
+                "asked_date": "2026-03-09",
+            }
+        },
+    )
+
+    at: str
+    client_id: str
+    kind: Literal["eligibility", "lookup"]
+    member_id: str | None = Field(description="null when no member was found")
+    found: bool
+    asked_date: str
 
 
 class PublicKey(BaseModel):

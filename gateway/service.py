@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
@@ -11,13 +13,13 @@ import orjson
 from gateway import convert
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
-from gateway.limits import UploadSlots
+from gateway.limits import UnknownMemberGuard, UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.schemas import Signature
 from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
 from onestop.domain.clients import Client
-from onestop.domain.errors import BillRejected, NotFound
+from onestop.domain.errors import BillRejected, NotFound, UnknownMember
 from onestop.domain.mapping import map_bill
 from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
@@ -46,6 +48,7 @@ class Gateway:
     signer: ReceiptSigner
     redis: RedisClient
     uploads: UploadSlots
+    unknown_members: UnknownMemberGuard
 
     def receipt(self, message: pb.Settlement) -> bytes:
         """A settlement as the contract's result, signed, as the JSON body of the answer."""
@@ -70,6 +73,8 @@ class Gateway:
                 f"a bill may have at most {MAX_BILL_LINES} lines, not {len(visit.lines)}"
             )
         check_client_may_settle(client.kind, visit.visit_type)
+        if preview:
+            await self.unknown_members.check(client.client_id)
         fingerprint = request_fingerprint(body)
         catalog = await self.reference.catalog()
         mapping = await self.reference.mapping(client.client_id)
@@ -83,14 +88,30 @@ class Gateway:
                 if earlier is not None:
                     return earlier
             raise
-        return await self.adjudicator.settle(
-            coded,
-            client_id=client.client_id,
-            visit_id=visit.visit_id,
-            member_id=visit.member_id,
-            fingerprint=fingerprint,
-            preview=preview,
-        )
+        async with self.counting_unknown_members(client):
+            return await self.adjudicator.settle(
+                coded,
+                client_id=client.client_id,
+                visit_id=visit.visit_id,
+                member_id=visit.member_id,
+                fingerprint=fingerprint,
+                preview=preview,
+            )
+
+    @contextlib.asynccontextmanager
+    async def counting_unknown_members(self, client: Client) -> AsyncIterator[None]:
+        """Count the unknown member a call names; past the client's limit, answer 429.
+
+        Raises:
+            RateLimited: in place of ``UnknownMember``, once the client is past its limit.
+        """
+        try:
+            yield
+        except UnknownMember:
+            refusal = await self.unknown_members.record(client.client_id)
+            if refusal is not None:
+                raise refusal from None
+            raise
 
     async def _earlier(
         self, client: Client, visit: VisitRequest, fingerprint: bytes

@@ -76,6 +76,13 @@ class GatewaySettings(BaseSettings):
         description="refused authentications a second one network address may cause (a "
         "burst of 20): beyond, its requests are answered 429 before they are read",
     )
+    unknown_members_limit: int = Field(
+        default=60,
+        ge=1,
+        description="unknown member ids one client may name in a window (every process "
+        "together); past it, its member lookups and previews are answered 429",
+    )
+    unknown_members_window_seconds: int = Field(default=3600, ge=10, le=86_400)
     uploads_in_flight: int = Field(
         default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
     )

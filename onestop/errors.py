@@ -154,8 +154,10 @@ class RateLimited(DomainError):
 
     code = ErrorCode.RATE_LIMITED
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, problems: tuple[Problem, ...] = (), *, retry_after: float = 1.0
+    ) -> None:
+        super().__init__(message, problems)
         self.retry_after = retry_after
 
 

@@ -33,7 +33,7 @@ from onestop.storage.layout import (
     POLICIES_KIND,
     client_of_mapping_kind,
 )
-from onestop.storage.records import AuditEntry
+from onestop.storage.records import AuditEntry, LookupEntry
 
 REFUSAL_CODE_KEY = "onestop-code"
 """Trailing metadata: the refusal's :class:`ErrorCode`."""
@@ -469,4 +469,16 @@ def versions_message(versions: Mapping[str, str]) -> pb.Versions:
         clients=versions.get(CLIENTS_KIND, ""),
         policies=versions.get(POLICIES_KIND, ""),
         mappings=mappings,
+    )
+
+
+def lookup_entry_message(entry: LookupEntry) -> pb.LookupEntry:
+    """One entry of the lookup audit trail (its blind index stays in storage)."""
+    return pb.LookupEntry(
+        at=entry.at,
+        client_id=entry.client_id,
+        kind=entry.kind.value,
+        member_id=entry.member_id,
+        found=entry.found,
+        asked_date=entry.asked_date,
     )

@@ -30,6 +30,7 @@ from gateway.schemas import (
     CatalogLoaded,
     ClientOut,
     ClientRegistration,
+    LookupOut,
     MappingLoaded,
     MembersLoaded,
 )
@@ -195,6 +196,23 @@ async def put_members(upload: AgencyUploadDep, gateway: GatewayDep) -> MembersLo
 async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
     while chunk := spool.read(UPLOAD_CHUNK):
         yield chunk
+
+
+@router.get(
+    "/lookups",
+    response_model=list[LookupOut],
+    responses=refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
+)
+async def lookups(
+    caller: AgencyDep,
+    gateway: GatewayDep,
+    day: Annotated[date, Query(alias="date", description="YYYY-MM-DD (Asia/Shanghai)")],
+    client_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="one client's only")
+    ] = None,
+) -> list[LookupOut]:
+    """Every eligibility check and member lookup of a day: who asked, when, for whom, found."""
+    return convert.lookup_entries(await gateway.adjudicator.lookups(day, client_id or ""))
 
 
 @router.get(

@@ -67,10 +67,11 @@ def mask_id_number(id_number: str) -> str:
 
 
 def mask_name(name: str) -> str:
-    """Show only the first character of a name (``张三 -> 张*``)."""
-    if not name:
-        return name
-    return name[0] + "*" * max(1, len(name) - 1)
+    """Show only the first character of a name (``张三 -> 张*``, ``欧阳娜娜 -> 欧*``).
+
+    One star whatever the name's length: a mask that kept the length would tell it.
+    """
+    return name[:1] + "*" if name else name
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,22 @@ def mapping_audit_key(client_id: str) -> str:
     return f"{PREFIX}:mapaudit:{client_id}"
 
 
+def lookups_key(day: str, client_id: str) -> str:
+    """Stream (:class:`LookupField`): a client's member lookups of one day (``YYYYMMDD``).
+
+    Eligibility checks by member id and lookups by id number, kept for the agency's audit.
+    """
+    return f"{PREFIX}:lookups:{day}:{client_id}"
+
+
+def unknown_members_key(client_id: str, window: int) -> str:
+    """String counter with a time to live: a client's unknown member ids in one window.
+
+    ``window`` is the window's number since the epoch.
+    """
+    return f"{PREFIX}:unknownmembers:{client_id}:{window}"
+
+
 def nonce_key(client_id: str, nonce: str) -> str:
     """String with a time to live: a request nonce already seen."""
     return f"{PREFIX}:nonce:{client_id}:{nonce}"
@@ -292,6 +308,21 @@ class AuditField(StrEnum):
     REASON = "reason"
 
 
+class LookupField(StrEnum):
+    """Fields of a lookup-audit entry."""
+
+    AT = "at"
+    CLIENT_ID = "client_id"
+    KIND = "kind"
+    """``eligibility`` (by member id) or ``lookup`` (by id number)."""
+    MEMBER_ID = "member_id"
+    """Empty when no member was found."""
+    FOUND = "found"
+    ASKED_DATE = "asked_date"
+    BLIND_INDEX = "blind_index"
+    """For a lookup by id number: its keyed digest (the number itself is never kept)."""
+
+
 POLICIES_KIND = "policies"
 CATALOG_KIND = "catalog"
 CLIENTS_KIND = "clients"
@@ -334,6 +365,7 @@ __all__ = [
     "DayTotalField",
     "EntryKind",
     "JournalField",
+    "LookupField",
     "MemberField",
     "SettlementField",
     "SettlementStatus",
@@ -343,6 +375,7 @@ __all__ = [
     "group_of_settlement",
     "identity_index_key",
     "journal_key",
+    "lookups_key",
     "mapping_audit_key",
     "mapping_key",
     "mapping_kind",
@@ -355,6 +388,7 @@ __all__ = [
     "settled_amount_field",
     "settlement_key",
     "stays_key",
+    "unknown_members_key",
     "visit_key",
     "year_field",
     "year_of_field",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from enum import StrEnum
 
 from onestop.domain.engine import Amounts
 from onestop.domain.member import Member
@@ -26,6 +27,7 @@ from onestop.storage.layout import (
     AuditField,
     DayTotalField,
     JournalField,
+    LookupField,
     MemberField,
     SettlementField,
     VisitField,
@@ -494,4 +496,61 @@ def decode_audit_entry(raw: RawHash) -> AuditEntry:
         new=_text(raw, AuditField.NEW, what),
         risky=_text(raw, AuditField.RISKY, what) == "1",
         reason=_text(raw, AuditField.REASON, what),
+    )
+
+
+# -- the lookup audit trail ------------------------------------------------------------------
+
+
+class LookupKind(StrEnum):
+    """How a member was looked up."""
+
+    ELIGIBILITY = "eligibility"
+    """By member id (``GET /v1/members/{id}/eligibility``)."""
+    LOOKUP = "lookup"
+    """By id number (``POST /v1/members/lookup``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupEntry:
+    """One eligibility check or member lookup, as the audit trail keeps it.
+
+    Attributes:
+        member_id: the member found, or empty.
+        blind_index: for a lookup by id number, its keyed digest (never the number).
+    """
+
+    at: str
+    client_id: str
+    kind: LookupKind
+    member_id: str
+    found: bool
+    asked_date: str
+    blind_index: str = ""
+
+
+def lookup_fields(entry: LookupEntry) -> dict[str, str]:
+    """A lookup-audit entry's stream fields."""
+    return {
+        LookupField.AT.value: entry.at,
+        LookupField.CLIENT_ID.value: entry.client_id,
+        LookupField.KIND.value: entry.kind.value,
+        LookupField.MEMBER_ID.value: entry.member_id,
+        LookupField.FOUND.value: "1" if entry.found else "0",
+        LookupField.ASKED_DATE.value: entry.asked_date,
+        LookupField.BLIND_INDEX.value: entry.blind_index,
+    }
+
+
+def decode_lookup_entry(raw: RawHash) -> LookupEntry:
+    """A lookup-audit entry as stored."""
+    what = "a lookup audit entry"
+    return LookupEntry(
+        at=_text(raw, LookupField.AT, what),
+        client_id=_text(raw, LookupField.CLIENT_ID, what),
+        kind=LookupKind(_text(raw, LookupField.KIND, what)),
+        member_id=_text(raw, LookupField.MEMBER_ID, what),
+        found=_text(raw, LookupField.FOUND, what) == "1",
+        asked_date=_text(raw, LookupField.ASKED_DATE, what),
+        blind_index=raw.get(LookupField.BLIND_INDEX.encode(), b"").decode(),
     )

@@ -47,6 +47,6 @@ async def test_a_refusal_of_the_adjudicator_keeps_its_type(adjudicator: Adjudica
     client = AdjudicatorClient(adjudicator.target, deadline_seconds=5)
     try:
         with pytest.raises(UnknownMember, match="M-NOBODY"):
-            await client.eligibility("M-NOBODY", date(2026, 3, 1))
+            await client.eligibility("M-NOBODY", date(2026, 3, 1), "H1")
     finally:
         await client.close()

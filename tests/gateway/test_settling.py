@@ -121,7 +121,7 @@ async def test_eligibility_masks_identity(gateway: Gateway) -> None:
     )
     assert answer.status_code == 200
     body = answer.json()
-    assert body["name"] == "李**"
+    assert body["name"] == "李*"
     assert body["id_number"] == record["id_number"][:4] + "**********" + record["id_number"][-4:]
     assert body["assistance_category"] == "dibao"
     assert body["continuous_years"] == 7

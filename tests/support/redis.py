@@ -81,9 +81,19 @@ def dump_everything(url: str) -> dict[bytes, bytes]:
         client.close()
 
 
+OPERATIONAL = (b":nonce:", b":unknownmembers:", b":lookups:")
+"""Keys that record that a request was made, not what it did: spent nonces, the count of
+unknown member ids, the lookup audit trail. A refused request may touch them."""
+
+
+def state_of(dump: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A dump without the operational keys: the data a refused request must leave unchanged."""
+    return {key: value for key, value in dump.items() if not any(m in key for m in OPERATIONAL)}
+
+
 def dump_state(url: str) -> dict[bytes, bytes]:
-    """Every key but spent nonces: what a refused request must leave unchanged."""
-    return {key: value for key, value in dump_everything(url).items() if b":nonce:" not in key}
+    """Every key but the operational ones (:data:`OPERATIONAL`)."""
+    return state_of(dump_everything(url))
 
 
 def data_dir(tmp_path: Path) -> Path:

@@ -513,21 +513,133 @@ class EligibilityRequest(_message.Message):
 
     MEMBER_ID_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
     member_id: _builtins.str
     date: _builtins.str
+    client_id: _builtins.str
+    """who asks, for the audit trail"""
     def __init__(
         self,
         *,
         member_id: _builtins.str = ...,
         date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "member_id", b"member_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date", "member_id", b"member_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EligibilityRequest: _TypeAlias = EligibilityRequest  # noqa: Y015
+
+@_typing.final
+class LookupMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    id_number: _builtins.str
+    date: _builtins.str
+    client_id: _builtins.str
+    """who asks, for the audit trail"""
+    def __init__(
+        self,
+        *,
+        id_number: _builtins.str = ...,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date", "id_number", b"id_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupMemberRequest: _TypeAlias = LookupMemberRequest  # noqa: Y015
+
+@_typing.final
+class ListLookupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD, Asia/Shanghai"""
+    client_id: _builtins.str
+    """empty: every client"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLookupsRequest: _TypeAlias = ListLookupsRequest  # noqa: Y015
+
+@_typing.final
+class LookupEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    ASKED_DATE_FIELD_NUMBER: _builtins.int
+    at: _builtins.str
+    """ISO 8601, Asia/Shanghai"""
+    client_id: _builtins.str
+    kind: _builtins.str
+    """eligibility | lookup"""
+    member_id: _builtins.str
+    """empty when no member was found"""
+    found: _builtins.bool
+    asked_date: _builtins.str
+    """the day the entitlement was asked for"""
+    def __init__(
+        self,
+        *,
+        at: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        found: _builtins.bool = ...,
+        asked_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asked_date", b"asked_date", "at", b"at", "client_id", b"client_id", "found", b"found", "kind", b"kind", "member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupEntry: _TypeAlias = LookupEntry  # noqa: Y015
+
+@_typing.final
+class LookupAudit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LookupEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LookupEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupAudit: _TypeAlias = LookupAudit  # noqa: Y015
 
 @_typing.final
 class EligibilityAnswer(_message.Message):

@@ -64,6 +64,16 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.FromString,
                 _registered_method=True)
+        self.LookupMember = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/LookupMember',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupMemberRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.FromString,
+                _registered_method=True)
+        self.ListLookups = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/ListLookups',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListLookupsRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupAudit.FromString,
+                _registered_method=True)
         self.PutPolicy = channel.unary_unary(
                 '/onestop.settlement.v1.Adjudicator/PutPolicy',
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.PutPolicyRequest.SerializeToString,
@@ -166,7 +176,22 @@ class AdjudicatorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Eligibility(self, request, context):
-        """待遇检查.
+        """待遇检查 by member id; every check is kept in the lookup audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupMember(self, request, context):
+        """待遇检查 by what the patient presents (the id number); kept in the audit trail too, with
+        the id number's blind index, never the number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLookups(self, request, context):
+        """The audit trail of one day's eligibility checks and lookups (of one client, or all).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +307,16 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     servicer.Eligibility,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.SerializeToString,
+            ),
+            'LookupMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupMember,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupMemberRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.SerializeToString,
+            ),
+            'ListLookups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLookups,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListLookupsRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupAudit.SerializeToString,
             ),
             'PutPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.PutPolicy,
@@ -506,6 +541,60 @@ class Adjudicator:
             '/onestop.settlement.v1.Adjudicator/Eligibility',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityRequest.SerializeToString,
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/LookupMember',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupMemberRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLookups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ListLookups',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListLookupsRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.LookupAudit.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,7 +52,13 @@ class AdjudicatorStub:
     lines no longer map still finds its original answer).
     """
     Eligibility: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.EligibilityRequest, _adjudicator_pb2.EligibilityAnswer]
-    """待遇检查."""
+    """待遇检查 by member id; every check is kept in the lookup audit trail."""
+    LookupMember: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.LookupMemberRequest, _adjudicator_pb2.EligibilityAnswer]
+    """待遇检查 by what the patient presents (the id number); kept in the audit trail too, with
+    the id number's blind index, never the number.
+    """
+    ListLookups: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListLookupsRequest, _adjudicator_pb2.LookupAudit]
+    """The audit trail of one day's eligibility checks and lookups (of one client, or all)."""
     PutPolicy: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.PutPolicyRequest, _adjudicator_pb2.PutPolicyReply]
     """Reference data, loaded by the agency."""
     PutCatalog: _grpc.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutCatalogReply]
@@ -91,7 +97,13 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     lines no longer map still finds its original answer).
     """
     Eligibility: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.EligibilityRequest, _adjudicator_pb2.EligibilityAnswer]  # type: ignore[assignment]
-    """待遇检查."""
+    """待遇检查 by member id; every check is kept in the lookup audit trail."""
+    LookupMember: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.LookupMemberRequest, _adjudicator_pb2.EligibilityAnswer]  # type: ignore[assignment]
+    """待遇检查 by what the patient presents (the id number); kept in the audit trail too, with
+    the id number's blind index, never the number.
+    """
+    ListLookups: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListLookupsRequest, _adjudicator_pb2.LookupAudit]  # type: ignore[assignment]
+    """The audit trail of one day's eligibility checks and lookups (of one client, or all)."""
     PutPolicy: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.PutPolicyRequest, _adjudicator_pb2.PutPolicyReply]  # type: ignore[assignment]
     """Reference data, loaded by the agency."""
     PutCatalog: _aio.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutCatalogReply]  # type: ignore[assignment]
@@ -163,7 +175,25 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
         request: _adjudicator_pb2.EligibilityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_adjudicator_pb2.EligibilityAnswer, _abc.Awaitable[_adjudicator_pb2.EligibilityAnswer]]:
-        """待遇检查."""
+        """待遇检查 by member id; every check is kept in the lookup audit trail."""
+
+    @_abc_1.abstractmethod
+    def LookupMember(
+        self,
+        request: _adjudicator_pb2.LookupMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.EligibilityAnswer, _abc.Awaitable[_adjudicator_pb2.EligibilityAnswer]]:
+        """待遇检查 by what the patient presents (the id number); kept in the audit trail too, with
+        the id number's blind index, never the number.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLookups(
+        self,
+        request: _adjudicator_pb2.ListLookupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.LookupAudit, _abc.Awaitable[_adjudicator_pb2.LookupAudit]]:
+        """The audit trail of one day's eligibility checks and lookups (of one client, or all)."""
 
     @_abc_1.abstractmethod
     def PutPolicy(

@@ -59,8 +59,10 @@ def test_id_numbers_are_masked(id_number: str, masked: str) -> None:
     assert mask_id_number(id_number) == masked
 
 
-@pytest.mark.parametrize(("name", "masked"), [("张三", "张*"), ("李秀英", "李**"), ("王", "王*")])
-def test_names_are_masked(name: str, masked: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "masked"), [("张三", "张*"), ("李秀英", "李*"), ("王", "王*"), ("欧阳娜娜", "欧*")]
+)
+def test_names_are_masked_without_telling_their_length(name: str, masked: str) -> None:
     assert mask_name(name) == masked
 
 
