@@ -1,7 +1,8 @@
 """Reading the journal for reconciliation and exports.
 
 A day's entries come from every slot group, merged in time order; a client's day figures come
-from the totals the commit and reversal scripts keep beside the journal.
+from the totals the commit and reversal scripts keep beside the journal, and its settlement ids
+from the per-client lists the commit script keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from adjudicator.store import redis_calls
 from onestop.clock import SHANGHAI_OFFSET
 from onestop.domain.reconciliation import DayFigures, EntryKind, JournalEntry
 from onestop.redis_client import RedisClient
-from onestop.storage.layout import GROUPS, day_totals_key, journal_key
+from onestop.storage.layout import GROUPS, day_settlements_key, day_totals_key, journal_key
 from onestop.storage.records import decode_journal_entry, sum_day_totals
 
 # Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
@@ -89,6 +90,21 @@ async def day_entries(
         *_, group, entry = heapq.heappop(heap)
         yield entry
         await advance(group)
+
+
+async def day_settlement_ids(client: RedisClient, client_id: str, day: date) -> list[str]:
+    """Ids of the settlements ``client_id`` committed on ``day``, from the per-client lists.
+
+    One read per group of the caller's own list: the cost does not grow with other clients'
+    settlements of the day.
+    """
+    day_text = day.strftime("%Y%m%d")
+    async with redis_calls():
+        pipe = client.pipeline(transaction=False)
+        for group in range(GROUPS):
+            pipe.lrange(day_settlements_key(group, day_text, client_id), 0, -1)
+        lists = cast(list[list[bytes]], await pipe.execute())
+    return [settlement_id.decode() for ids in lists for settlement_id in ids]
 
 
 async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigures:

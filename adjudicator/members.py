@@ -90,15 +90,22 @@ class MemberLoader:
                 members.append((entry.line, entry.member))
         if not members:
             return
-        indexes = [self.cipher.blind_index(member.id_number) for _, member in members]
+        # Every configured key's index is read: during a key rotation an id number may still
+        # be indexed under a previous key. The current key's index is the one claimed.
+        all_indexes = [self.cipher.blind_indexes(member.id_number) for _, member in members]
+        indexes = [each[0] for each in all_indexes]
         async with redis_calls():
             pipe = self.client.pipeline(transaction=False)
-            for (_, member), index in zip(members, indexes, strict=True):
-                pipe.get(identity_index_key(index))
+            for (_, member), each in zip(members, all_indexes, strict=True):
+                for index in each:
+                    pipe.get(identity_index_key(index))
                 pipe.hget(member_key(member.member_id), MemberField.IDENTITY.value)
             answers = await pipe.execute()
-        holders = [cast(bytes | None, answer) for answer in answers[::2]]
-        previous_sealed = [cast(bytes | None, answer) for answer in answers[1::2]]
+        width = len(all_indexes[0]) + 1
+        rows = [answers[start : start + width] for start in range(0, len(answers), width)]
+        current_holders = [cast(bytes | None, row[0]) for row in rows]
+        holders = [next((cast(bytes, found) for found in row[:-1] if found), None) for row in rows]
+        previous_sealed = [cast(bytes | None, row[-1]) for row in rows]
 
         # A holder other than the member itself still blocks only while it is an active
         # member whose id number is this one (its record may have moved to another id).
@@ -114,10 +121,12 @@ class MemberLoader:
         index_holder: dict[str, str] = {}
         batch_members: dict[str, Member] = {}
         candidates: list[tuple[int, Member, str, str, bytes | None]] = []
-        for (line, member), index, holder, sealed in zip(
-            members, indexes, holders, previous_sealed, strict=True
+        for (line, member), index, holder, current, sealed in zip(
+            members, indexes, holders, current_holders, previous_sealed, strict=True
         ):
             seen = index_holder.get(index, holder.decode() if holder is not None else "")
+            # What the claim compares with: the holder of the current key's entry.
+            expected = index_holder.get(index, current.decode() if current is not None else "")
             if seen and seen != member.member_id and member.status is MemberStatus.ACTIVE:
                 earlier = batch_members.get(seen)
                 if earlier is not None:
@@ -140,7 +149,7 @@ class MemberLoader:
             if member.status is MemberStatus.ACTIVE:
                 index_holder[index] = member.member_id
             batch_members[member.member_id] = member
-            candidates.append((line, member, index, seen, sealed))
+            candidates.append((line, member, index, expected, sealed))
 
         # Claim the index for active members (a compare-and-set, so two lines or two loads
         # racing for one id number cannot both win), then write the members that may be.
@@ -157,7 +166,7 @@ class MemberLoader:
         lost = {
             entry[1].member_id for entry, claimed in zip(active, claims, strict=True) if not claimed
         }
-        writes: list[tuple[Member, str | None]] = []
+        writes: list[tuple[Member, list[str]]] = []
         for line, member, _, _, sealed in candidates:
             if member.member_id in lost:
                 report.rejected.append(
@@ -169,17 +178,20 @@ class MemberLoader:
                     )
                 )
                 continue
-            released: str | None = None
+            released: list[str] = []
             if sealed is not None:
                 old_id_number, _ = self.cipher.open(member.member_id, sealed)
                 if old_id_number != member.id_number:
-                    released = identity_index_key(self.cipher.blind_index(old_id_number))
+                    released = [
+                        identity_index_key(index)
+                        for index in self.cipher.blind_indexes(old_id_number)
+                    ]
             writes.append((member, released))
 
         def write(pipe: RedisPipeline) -> None:
             for member, released in writes:
-                if released is not None:
-                    self._release.queue(pipe, [released], [member.member_id])
+                for index_key in released:
+                    self._release.queue(pipe, [index_key], [member.member_id])
                 pipe.hset(
                     member_key(member.member_id),
                     mapping=member_fields(member, self.cipher),  # type: ignore[arg-type]

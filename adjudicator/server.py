@@ -25,6 +25,7 @@ from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.migrate import require_current_layout
+from onestop.tls import server_credentials
 
 log = logging.getLogger("onestop.adjudicator")
 
@@ -85,13 +86,14 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         settings.redis_url,
         timeout_seconds=settings.redis_timeout_seconds,
         wait_seconds=settings.redis_wait_seconds,
+        login=settings.redis_login(),
     )
     try:
         await require_current_layout(client)
     except BaseException:
         await client.aclose()
         raise
-    cipher = MemberCipher(settings.member_key_bytes())
+    cipher = MemberCipher(settings.member_key_bytes(), settings.previous_member_keys())
     store = Store(client, cipher)
     reference = Reference(store)
     service = SettlementService(
@@ -115,7 +117,12 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    tls = settings.tls()
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}")
     for name in ("", SERVICE_NAME):

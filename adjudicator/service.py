@@ -341,6 +341,10 @@ class SettlementService:
         """
         member_id = await self.store.member_id_of(id_number)
         record = await self.store.member(member_id) if member_id else None
+        if record is not None and record.member.id_number != id_number:
+            # An index entry left behind (the member's id number changed while a key
+            # rotation moved its index): it names someone else now.
+            member_id, record = None, None
         await self._audit(
             client_id,
             LookupKind.LOOKUP,

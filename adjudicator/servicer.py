@@ -289,11 +289,7 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
             totals = await journal.day_figures(client, request.client_id, day)
             ids: list[str] = []
             if request.with_settlement_ids:
-                ids = [
-                    entry.settlement_id
-                    async for entry in journal.day_entries(client, day, request.client_id)
-                    if entry.kind == "settlement"
-                ]
+                ids = await journal.day_settlement_ids(client, request.client_id, day)
             return convert.day_figures_message(totals, ids)
 
         return await _answer(context, figures)

@@ -6,12 +6,21 @@ import base64
 import binascii
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from onestop.redis_client import RedisLogin, login_of
+from onestop.tls import TlsFiles
+
 MIN_KEY_BYTES = 32
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only."""
+    return host in LOOPBACK or host.startswith("127.")
 
 
 def new_member_key() -> bytes:
@@ -51,6 +60,12 @@ class AdjudicatorSettings(BaseSettings):
     redis_url: str = Field(pattern=r"^rediss?://")
     member_key: SecretStr | None = None
     member_key_file: Path | None = None
+    member_previous_key_files: list[Path] = Field(
+        default_factory=list,
+        description="keys being rotated away from (a JSON list of files): they open values "
+        "sealed under them and find their id numbers until `onestop keys rotate-member` "
+        "has re-sealed everything under the current key; then remove them",
+    )
     commit_attempts: int = Field(default=200, ge=1, le=10_000)
     lookup_audit_days: int = Field(
         default=400,
@@ -58,19 +73,76 @@ class AdjudicatorSettings(BaseSettings):
         le=3650,
         description="how long each day's trail of eligibility checks and lookups is kept",
     )
+    redis_username: str | None = Field(
+        default=None, description="the Redis user this service logs in as"
+    )
+    redis_password_file: Path | None = Field(
+        default=None, description="a file holding that user's password (mode 0600)"
+    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    tls_cert_file: Path | None = Field(
+        default=None, description="the adjudicator's certificate (PEM); with tls_key_file"
+    )
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="the CA every client's certificate must be signed by (mutual TLS)",
+    )
+    insecure_transport: bool = Field(
+        default=False,
+        description="listen without TLS on an address other than loopback: only behind a "
+        "network that authenticates both ends itself (a service mesh with mutual TLS)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _redis_login_whole(self) -> Self:
+        if (self.redis_username is None) != (self.redis_password_file is None):
+            raise ValueError("give both redis_username and redis_password_file, or neither")
+        return self
+
+    def redis_login(self) -> RedisLogin | None:
+        """The Redis user and password to log in with, when a password file is given."""
+        return login_of(self.redis_username, self.redis_password_file)
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> AdjudicatorSettings:
+        files = (self.tls_cert_file, self.tls_key_file, self.tls_ca_file)
+        if any(files) and not all(files):
+            raise ValueError("set all of tls_cert_file, tls_key_file and tls_ca_file, or none")
+        if not any(files) and not is_loopback(self.host) and not self.insecure_transport:
+            raise ValueError(
+                f"the adjudicator would listen on {self.host} without TLS: anyone who can "
+                "reach it could register clients and read settlements. Give tls_cert_file, "
+                "tls_key_file and tls_ca_file (onestop keys tls makes them), or set "
+                "insecure_transport when a service mesh authenticates both ends"
+            )
+        return self
+
+    def tls(self) -> TlsFiles | None:
+        """The adjudicator's TLS files, when it serves mutual TLS."""
+        if self.tls_cert_file and self.tls_key_file and self.tls_ca_file:
+            return TlsFiles(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        return None
 
     @model_validator(mode="after")
     def _one_valid_key(self) -> AdjudicatorSettings:
         if (self.member_key is None) == (self.member_key_file is None):
             raise ValueError("set exactly one of member_key and member_key_file")
         self.member_key_bytes()
+        self.previous_member_keys()
         return self
+
+    def previous_member_keys(self) -> list[bytes]:
+        """The keys being rotated away from, decoded and checked."""
+        return [
+            decode_member_key(path.read_text(encoding="ascii"))
+            for path in self.member_previous_key_files
+        ]
 
     def member_key_bytes(self) -> bytes:
         """The member-data key, decoded and checked."""

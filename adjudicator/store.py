@@ -192,6 +192,9 @@ class Store:
                     layout.settlement_key(group, record.settlement_id),
                     layout.journal_key(group),
                     layout.day_totals_key(group, day_key(record.committed_ms), record.client_id),
+                    layout.day_settlements_key(
+                        group, day_key(record.committed_ms), record.client_id
+                    ),
                 ],
                 [
                     MemberField.VERSION.value,
@@ -209,6 +212,7 @@ class Store:
                         journal_fields(entry),
                         day_total_increments(EntryKind.SETTLEMENT, new.amounts),
                     ),
+                    record.settlement_id,
                 ],
             )
         return CommitOutcome(answer[0].decode())
@@ -277,12 +281,17 @@ class Store:
     # -- members by id number, and the lookup audit trail --------------------------------------
 
     async def member_id_of(self, id_number: str) -> str | None:
-        """The active member enrolled with this id number, found by its blind index."""
+        """The active member enrolled with this id number, found by its blind index.
+
+        During a key rotation the index may still be under a previous key: each configured
+        key's index is asked, the current key's first.
+        """
         async with redis_calls():
-            holder = await self.client.get(
-                layout.identity_index_key(self.cipher.blind_index(id_number))
-            )
-        return cast(bytes, holder).decode() if holder else None
+            pipe = self.client.pipeline(transaction=False)
+            for index in self.cipher.blind_indexes(id_number):
+                pipe.get(layout.identity_index_key(index))
+            holders = cast(list[bytes | None], await pipe.execute())
+        return next((holder.decode() for holder in holders if holder), None)
 
     async def record_lookup(self, entry: LookupEntry, day: str, keep_seconds: int) -> None:
         """Append a lookup to its client's audit trail of ``day`` (kept ``keep_seconds``)."""

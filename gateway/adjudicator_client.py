@@ -17,6 +17,7 @@ from onestop.domain.reconciliation import DayFigures, JournalEntry
 from onestop.domain.settlement import PolicyRef
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.tls import TlsFiles, aio_channel
 
 T = TypeVar("T")
 
@@ -27,7 +28,13 @@ CHUNK_BYTES = 256 * 1024
 class AdjudicatorClient:
     """A channel to the adjudicator and typed calls over it."""
 
-    def __init__(self, target: str, deadline_seconds: float) -> None:
+    def __init__(
+        self,
+        target: str,
+        deadline_seconds: float,
+        tls: TlsFiles | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.target = target
         self.deadline = deadline_seconds
         options: list[tuple[str, object]] = [
@@ -53,7 +60,9 @@ class AdjudicatorClient:
                     ),
                 )
             )
-        self.channel = grpc.aio.insecure_channel(target, options=options)
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self.channel = aio_channel(target, tls, options)
         self.stub = pb_grpc.AdjudicatorStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 

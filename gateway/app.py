@@ -147,13 +147,19 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.redis_url,
         timeout_seconds=settings.redis_timeout_seconds,
         wait_seconds=settings.redis_wait_seconds,
+        login=settings.redis_login(),
     )
     try:
         await require_current_layout(redis)
     except BaseException:
         await redis.aclose()
         raise
-    adjudicator = AdjudicatorClient(settings.adjudicator, settings.adjudicator_deadline_seconds)
+    adjudicator = AdjudicatorClient(
+        settings.adjudicator,
+        settings.adjudicator_deadline_seconds,
+        settings.adjudicator_tls(),
+        settings.adjudicator_tls_server_name,
+    )
     reference = GatewayReference(adjudicator)
     limiter = RequestLimiter(
         per_client_rate=settings.rate_per_client,

@@ -19,7 +19,7 @@ from gateway.reference import GatewayReference
 from gateway.schemas import Signature
 from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
 from onestop.domain.clients import Client
-from onestop.domain.errors import BillRejected, NotFound, UnknownMember
+from onestop.domain.errors import BillRejected, MalformedDocument, NotFound, UnknownMember
 from onestop.domain.mapping import map_bill
 from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
@@ -34,8 +34,17 @@ def request_fingerprint(body: bytes) -> bytes:
     """SHA-256 of the request body in canonical JSON (sorted keys, no spaces).
 
     The same request sent again matches however its JSON was spaced or its keys ordered.
+
+    Raises:
+        MalformedDocument: the body is not UTF-8 (FastAPI's parser also accepts UTF-16 and
+            UTF-32, which the contract does not).
     """
-    return hashlib.sha256(canonical_json(orjson.loads(body))).digest()
+    try:
+        return hashlib.sha256(canonical_json(orjson.loads(body))).digest()
+    except orjson.JSONDecodeError as error:
+        raise MalformedDocument(
+            "the body is not UTF-8 JSON; send JSON encoded as UTF-8 (RFC 8259)"
+        ) from error
 
 
 @dataclass

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from onestop.redis_client import RedisLogin, login_of
+from onestop.tls import TlsFiles
 
 
 class GatewaySettings(BaseSettings):
@@ -24,6 +27,18 @@ class GatewaySettings(BaseSettings):
         description="host:port of the adjudicator's gRPC service; several (comma-separated "
         "IP:port, or dns:///NAME:PORT resolving to one address per process) are balanced "
         "round-robin over the healthy ones"
+    )
+    adjudicator_tls_ca_file: Path | None = Field(
+        default=None, description="the CA the adjudicator's certificate is signed by"
+    )
+    adjudicator_tls_cert_file: Path | None = Field(
+        default=None, description="the gateway's client certificate for the adjudicator"
+    )
+    adjudicator_tls_key_file: Path | None = None
+    adjudicator_tls_server_name: str | None = Field(
+        default=None,
+        description="the name the adjudicator's certificate carries, when the target names "
+        "it otherwise (an IP address, a list of processes)",
     )
     workers: int = Field(default=1, ge=1, le=64, description="gateway processes on one port")
     redis_url: str = Field(pattern=r"^rediss?://", description="for nonces and versions")
@@ -87,6 +102,12 @@ class GatewaySettings(BaseSettings):
         default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
     )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    redis_username: str | None = Field(
+        default=None, description="the Redis user this service logs in as"
+    )
+    redis_password_file: Path | None = Field(
+        default=None, description="a file holding that user's password (mode 0600)"
+    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
@@ -101,6 +122,39 @@ class GatewaySettings(BaseSettings):
         if value < 300:
             raise ValueError("nonces must be remembered for at least 300 s")
         return value
+
+    @model_validator(mode="after")
+    def _redis_login_whole(self) -> Self:
+        if (self.redis_username is None) != (self.redis_password_file is None):
+            raise ValueError("give both redis_username and redis_password_file, or neither")
+        return self
+
+    def redis_login(self) -> RedisLogin | None:
+        """The Redis user and password to log in with, when a password file is given."""
+        return login_of(self.redis_username, self.redis_password_file)
+
+    @model_validator(mode="after")
+    def _all_tls_files_or_none(self) -> GatewaySettings:
+        files = (
+            self.adjudicator_tls_ca_file,
+            self.adjudicator_tls_cert_file,
+            self.adjudicator_tls_key_file,
+        )
+        if any(files) and not all(files):
+            raise ValueError(
+                "set all of adjudicator_tls_ca_file, adjudicator_tls_cert_file and "
+                "adjudicator_tls_key_file, or none"
+            )
+        return self
+
+    def adjudicator_tls(self) -> TlsFiles | None:
+        """The gateway's TLS files for the adjudicator, when it speaks mutual TLS."""
+        ca, cert, key = (
+            self.adjudicator_tls_ca_file,
+            self.adjudicator_tls_cert_file,
+            self.adjudicator_tls_key_file,
+        )
+        return TlsFiles(ca, cert, key) if ca and cert and key else None
 
     @model_validator(mode="after")
     def _nonces_outlive_both_sides_of_the_window(self) -> GatewaySettings:

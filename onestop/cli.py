@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ def _bench_export(args: argparse.Namespace) -> int:
         f"export: {export.settlements} settlements of one day -> {export.rows} rows "
         f"in {export.seconds:.1f} s; peak memory gateway {export.gateway_peak_mb:.0f} MB, "
         f"adjudicator {export.adjudicator_peak_mb:.0f} MB; verified: {export.verified}"
+    )
+    print(
+        f"reconciliation by detail of one hospital: {export.reconcile_quiet_seconds * 1000:.1f}"
+        f" ms on a quiet day, {export.reconcile_busy_seconds * 1000:.1f} ms with the other "
+        f"clients' {export.settlements} settlements in the journal"
     )
     return 0
 
@@ -171,8 +177,89 @@ def _keys_member(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate_member(args: argparse.Namespace) -> int:
+    from adjudicator.rotation import RotationReport, rotate_member_key
+    from adjudicator.settings import decode_member_key
+    from onestop.redis_client import connect, login_of, without_credentials
+    from onestop.storage.crypto import MemberCipher, member_key_id
+
+    try:
+        login = login_of(args.redis_user, args.redis_password_file)
+        current = decode_member_key(args.key.read_text(encoding="ascii"))
+        previous = [decode_member_key(path.read_text(encoding="ascii")) for path in args.previous]
+    except (ValueError, OSError) as error:
+        print(f"onestop keys rotate-member: {error}", file=sys.stderr)
+        return 2
+    cipher = MemberCipher(current, previous)
+    print(
+        f"re-sealing every member under key {cipher.key_id} (from "
+        f"{', '.join(member_key_id(key) for key in previous) or 'no previous key'}) in "
+        f"{without_credentials(args.redis_url)}",
+        file=sys.stderr,
+    )
+
+    def progress(report: RotationReport) -> None:
+        print(
+            f"rotate-member: {report.scanned} members read, {report.resealed} re-sealed, "
+            f"{report.indexes_moved} index entries moved",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def rotate() -> RotationReport:
+        client = await connect(args.redis_url, timeout_seconds=10, wait_seconds=10, login=login)
+        try:
+            return await rotate_member_key(client, cipher, progress)
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(rotate())
+    for member_id, why in sorted(report.unreadable.items())[:20]:
+        print(f"NOT rotated: member {member_id}: {why}", file=sys.stderr)
+    if report.complete:
+        print(
+            f"every identity is sealed under key {cipher.key_id} ({report.resealed} re-sealed "
+            f"now, {report.current} already); remove the previous keys from "
+            "ONESTOP_ADJUDICATOR_MEMBER_PREVIOUS_KEY_FILES, restart, and retire them"
+        )
+        return 0
+    print(
+        f"{len(report.unreadable)} members are not under key {cipher.key_id}: keep the "
+        "previous keys, give the missing ones with --previous, and run again"
+    )
+    return 1
+
+
+def _keys_tls(args: argparse.Namespace) -> int:
+    from onestop.tls import ROLES, make_tls_material
+
+    try:
+        written = make_tls_material(args.dir, args.host)
+    except FileExistsError as error:
+        print(f"onestop keys tls: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    print(
+        f"a CA and certificates for {', '.join(ROLES)}; give each service only its own "
+        "key (docs/security.md); keep ca.key offline"
+    )
+    return 0
+
+
+def _keys_redis(args: argparse.Namespace) -> int:
+    from onestop.redis_users import USERS, make_redis_users, password_file
+
+    acl = make_redis_users(args.dir)
+    for user in USERS:
+        print(f"{user:<12} {password_file(args.dir, user)} (mode 0600)")
+    print(f"ACL file     {acl} (Redis: aclfile {acl.name}; holds only password hashes)")
+    return 0
+
+
 def _bootstrap_agency(args: argparse.Namespace) -> int:
     from onestop.signing import UnusableKey, load_public_key
+    from onestop.tls import TlsFiles
     from onestop.tooling.serve import register_agency
 
     public = args.public_key.read_text(encoding="ascii")
@@ -181,7 +268,8 @@ def _bootstrap_agency(args: argparse.Namespace) -> int:
     except UnusableKey as error:
         print(f"onestop bootstrap-agency: {args.public_key}: {error}", file=sys.stderr)
         return 1
-    register_agency(args.adjudicator, public, timeout=args.timeout)
+    tls = TlsFiles.of(args.tls_dir, "operator") if args.tls_dir else None
+    register_agency(args.adjudicator, public, timeout=args.timeout, tls=tls)
     print(f"the agency's key is registered with {args.adjudicator}")
     return 0
 
@@ -206,9 +294,15 @@ def _soak(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from onestop.redis_client import login_of
     from onestop.storage.migrate import run_migration
 
-    report = asyncio.run(run_migration(args.redis_url, write=print))
+    try:
+        login = login_of(args.redis_user, args.redis_password_file)
+    except (ValueError, OSError) as error:
+        print(f"onestop migrate: {error}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_migration(args.redis_url, write=print, login=login))
     if args.json:
         print(json.dumps({"converted": report.converted, "dropped": report.dropped}))
     return 0
@@ -217,7 +311,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     from onestop.probe import probe
 
-    return probe(args.http, args.grpc, args.timeout)
+    return probe(args.http, args.grpc, args.timeout, args.tls_dir, args.grpc_service)
 
 
 def _connection(args: argparse.Namespace) -> Any:
@@ -284,7 +378,25 @@ def _verify_export(args: argparse.Namespace) -> int:
     from onestop.exports import verify_export
 
     key = args.public_key.read_text() if args.public_key else None
-    result = verify_export(args.directory, key)
+    published = None
+    if args.keys is not None:
+        try:
+            listed = json.loads(args.keys.read_text(encoding="utf-8"))
+            published = [dict(entry) for entry in listed["keys"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(
+                f"onestop verify-export: {args.keys}: not a GET /v1/keys answer ({error})",
+                file=sys.stderr,
+            )
+            return 2
+    day = None
+    if args.date is not None:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            print(f"onestop verify-export: --date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
+            return 2
+    result = verify_export(args.source, key, published_keys=published, day=day)
     for check in result.checks:
         print(f"ok    {check}")
     for failure in result.failures:
@@ -370,7 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    keys = commands.add_parser("keys", help="client key pairs, receipt and member-data keys")
+    keys = commands.add_parser(
+        "keys", help="client key pairs; receipt, member-data, TLS and Redis secrets"
+    )
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = key_commands.add_parser("new", help="write an Ed25519 key pair: OUT.key and OUT.pub")
     new.add_argument("--out", required=True, help="file name prefix")
@@ -385,6 +499,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     member_key.add_argument("--out", type=Path, required=True)
     member_key.set_defaults(handler=_keys_member)
+    rotate = key_commands.add_parser(
+        "rotate-member",
+        help="re-seal every member's identity under a new member-data key, online",
+        description="Run while the adjudicators serve with the new key as "
+        "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE and the old one in "
+        "ONESTOP_ADJUDICATOR_MEMBER_PREVIOUS_KEY_FILES (docs/operations.md). Resumable.",
+    )
+    rotate.add_argument("--redis-url", required=True, help="any node of the Redis (or cluster)")
+    rotate.add_argument("--redis-user", help="the Redis user to log in as (admin)")
+    rotate.add_argument("--redis-password-file", type=Path, help="that user's password file")
+    rotate.add_argument("--key", type=Path, required=True, help="the new (current) key file")
+    rotate.add_argument(
+        "--previous",
+        type=Path,
+        action="append",
+        default=[],
+        help="a key being retired (repeatable)",
+    )
+    rotate.set_defaults(handler=_keys_rotate_member)
+    tls = key_commands.add_parser(
+        "tls",
+        help="write a CA and mutual-TLS certificates for adjudicator, gateway, operator",
+    )
+    tls.add_argument("--dir", type=Path, required=True, help="made mode 0700; never overwritten")
+    tls.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="a name or address the adjudicator is reached by (repeatable; localhost and "
+        "127.0.0.1 are always in)",
+    )
+    tls.set_defaults(handler=_keys_tls)
+    redis_users = key_commands.add_parser(
+        "redis", help="write a Redis password per service and the ACL file Redis loads"
+    )
+    redis_users.add_argument("--dir", type=Path, required=True, help="existing passwords are kept")
+    redis_users.set_defaults(handler=_keys_redis)
 
     bootstrap = commands.add_parser(
         "bootstrap-agency",
@@ -392,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bootstrap.add_argument("--adjudicator", required=True, help="host:port of an adjudicator")
     bootstrap.add_argument("--public-key", type=Path, required=True, help="PEM public key file")
+    bootstrap.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="the operator's certificate (operator.pem/.key and ca.pem, onestop keys tls) "
+        "for an adjudicator that requires mutual TLS",
+    )
     bootstrap.add_argument("--timeout", type=float, default=120, help="seconds to wait for it")
     bootstrap.set_defaults(handler=_bootstrap_agency)
 
@@ -405,6 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
     )
+    migrate.add_argument("--redis-user", help="the Redis user to log in as (admin)")
+    migrate.add_argument(
+        "--redis-password-file", type=Path, help="a file holding that user's password"
+    )
     migrate.add_argument("--json", action="store_true", help="a last line of JSON")
     migrate.set_defaults(handler=_migrate)
 
@@ -413,6 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--http", help="a gateway's base URL (default: from ONESTOP_GATEWAY_*)")
     probe.add_argument("--grpc", help="an adjudicator's host:port (from ONESTOP_ADJUDICATOR_*)")
+    probe.add_argument(
+        "--tls-dir", type=Path, help="ask with the operator's certificate of this directory"
+    )
+    probe.add_argument(
+        "--grpc-service",
+        default="",
+        help="the gRPC health service to ask: '' (ready: Redis answers too) or "
+        "onestop.liveness (the process serves; for liveness probes)",
+    )
     probe.add_argument("--timeout", type=float, default=3)
     probe.set_defaults(handler=_probe)
 
@@ -456,11 +626,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection(export)
     export.set_defaults(handler=_export)
 
-    verify = commands.add_parser("verify-export", help="check an export's hashes and signature")
-    verify.add_argument("directory", type=Path)
-    verify.add_argument(
+    verify = commands.add_parser(
+        "verify-export", help="check an export's hashes, date, files and signature"
+    )
+    verify.add_argument("source", type=Path, help="the export's directory or its zip")
+    trust = verify.add_mutually_exclusive_group()
+    trust.add_argument(
         "--public-key", type=Path, help="the gateway key to trust (PEM); without it: integrity only"
     )
+    trust.add_argument(
+        "--keys",
+        type=Path,
+        help="the gateway's published keys (the JSON GET /v1/keys answers); the manifest's "
+        "key id picks one",
+    )
+    verify.add_argument("--date", help="the day asked for (YYYY-MM-DD): the export must be of it")
     verify.set_defaults(handler=_verify_export)
 
     gen = commands.add_parser(

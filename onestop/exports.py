@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import shutil
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS, EntryKind, JournalEntry
 from onestop.domain.tables import neutralise_formula
-from onestop.signing import canonical_json, load_public_key, verify
+from onestop.signing import canonical_json, key_id, load_public_key, verify
 
 FORMAT = "onestop-export-1"
 SETTLEMENTS = "settlements.csv"
 SUMMARY = "summary.csv"
 MANIFEST = "manifest.json"
 FILES = (SETTLEMENTS, SUMMARY)
+CHUNK_BYTES = 1 << 20
 
 SETTLEMENT_COLUMNS = (
     "event",
@@ -153,16 +158,29 @@ def zip_export(directory: Path, target: Path) -> None:
             archive.write(directory / name, arcname=name)
 
 
+def _check_members(names: list[str]) -> None:
+    """Refuse a zip whose members are not exactly the three files, each once."""
+    expected = sorted((*FILES, MANIFEST))
+    if sorted(names) != expected:
+        raise ValueError(
+            f"the zip holds {sorted(names)}; an export holds exactly {expected}, each once"
+        )
+
+
 def unzip_export(archive_path: Path, directory: Path) -> None:
-    """Extract an export zip, refusing any member that is not one of the three files."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Extract an export zip, refusing anything but the three files, each exactly once.
+
+    Raises:
+        ValueError: a member is missing, repeated (a second ``settlements.csv`` would shadow
+            the first) or unexpected.
+        zipfile.BadZipFile: not a zip.
+    """
     with zipfile.ZipFile(archive_path) as archive:
-        names = set(archive.namelist())
-        expected = {*FILES, MANIFEST}
-        if names != expected:
-            raise ValueError(f"the zip holds {sorted(names)}, not {sorted(expected)}")
-        for name in sorted(expected):
-            (directory / name).write_bytes(archive.read(name))
+        _check_members(archive.namelist())
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (*FILES, MANIFEST):
+            with archive.open(name) as source, (directory / name).open("wb") as target:
+                shutil.copyfileobj(source, target, CHUNK_BYTES)
 
 
 @dataclass
@@ -178,62 +196,185 @@ class Verification:
         return not self.failures
 
 
-def _count_rows(path: Path) -> int:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+class _Files:
+    """The export's files, in a directory or in a zip, read as streams."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.directory = source if source.is_dir() else None
+        self.archive = None if source.is_dir() else zipfile.ZipFile(source)
+        if self.archive is not None:
+            try:
+                _check_members(self.archive.namelist())
+            except ValueError:
+                self.archive.close()
+                raise
+
+    def exists(self, name: str) -> bool:
+        if self.directory is not None:
+            return (self.directory / name).is_file()
+        return True  # the members were checked on opening
+
+    def open(self, name: str) -> IO[bytes]:
+        if self.archive is not None:
+            return self.archive.open(name)
+        return (self.source / name).open("rb")
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
 
 
-def verify_export(directory: Path, public_key_pem: str | None = None) -> Verification:
-    """Check every hash, row count and the manifest's signature.
+def _digest_and_rows(handle: IO[bytes]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    lines = io.TextIOWrapper(
+        io.BufferedReader(_Tee(handle, digest), CHUNK_BYTES), encoding="utf-8", newline=""
+    )
+    rows = max(0, sum(1 for _ in csv.reader(lines)) - 1)
+    return digest.hexdigest(), rows
+
+
+class _Tee(io.RawIOBase):
+    """Reads through ``source``, hashing every byte on the way."""
+
+    def __init__(self, source: IO[bytes], digest: Any) -> None:
+        self.source = source
+        self.digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.source.read(len(buffer))
+        self.digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _trusted_key(
+    manifest: dict[str, Any],
+    public_key_pem: str | None,
+    published: Sequence[Mapping[str, str]] | None,
+    result: Verification,
+) -> tuple[Ed25519PublicKey, str] | None:
+    """The key to check the signature with, bound to the manifest's ``key_id``, and whence."""
+    named = str(manifest.get("key_id", ""))
+    if public_key_pem is not None:
+        candidates, origin = [public_key_pem], "the given public key"
+    elif published is not None:
+        candidates = [key["public_key"] for key in published if key.get("key_id") == named]
+        origin = "the gateway's published key " + named
+        if not candidates:
+            result.failures.append(f"signature: key {named!r} is not among the published keys")
+            return None
+    else:
+        candidates, origin = [str(manifest.get("public_key", ""))], "the key in the manifest"
+    try:
+        key = load_public_key(candidates[0])
+    except ValueError:
+        result.failures.append("signature: no usable public key")
+        return None
+    # The key id is the key's fingerprint: a manifest re-signed with another key cannot
+    # keep the gateway's id, and a given key that is not the named one is not trusted.
+    if key_id(key) != named:
+        result.failures.append(
+            f"signature: the manifest names key {named!r}, but {origin} is {key_id(key)!r}"
+        )
+        return None
+    return key, origin
+
+
+def verify_export(
+    source: Path,
+    public_key_pem: str | None = None,
+    *,
+    published_keys: Sequence[Mapping[str, str]] | None = None,
+    day: date | None = None,
+) -> Verification:
+    """Check every hash, row count, the date, and the manifest's signature.
 
     Args:
-        directory: where the three files are.
-        public_key_pem: the gateway key to trust. Without it the key named in the manifest is
-            used: that proves the files are intact, not who made them.
+        source: the directory with the three files, or the export's zip (which must hold
+            exactly the three files, each once).
+        public_key_pem: the gateway key to trust.
+        published_keys: the gateway's keys as ``GET /v1/keys`` lists them; the one named by
+            the manifest's ``key_id`` is used.
+        day: the day asked for; the manifest must be of that day.
+
+    Without a key (given or published) the key in the manifest is used, bound to its
+    ``key_id``: that proves the files are intact, not who made them.
     """
     result = Verification()
-    manifest_path = directory / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        files = _Files(source)
+    except (ValueError, zipfile.BadZipFile, OSError) as error:
+        result.failures.append(f"{source.name}: {error}")
+        return result
+    try:
+        _verify(files, public_key_pem, published_keys, day, result)
+    finally:
+        files.close()
+    return result
+
+
+def _verify(
+    files: _Files,
+    public_key_pem: str | None,
+    published: Sequence[Mapping[str, str]] | None,
+    day: date | None,
+    result: Verification,
+) -> None:
+    try:
+        with files.open(MANIFEST) as handle:
+            manifest = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError, KeyError) as error:
         result.failures.append(f"{MANIFEST}: unreadable ({error})")
-        return result
-    if manifest.get("format") != FORMAT:
+        return
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         result.failures.append(f"{MANIFEST}: not an {FORMAT} manifest")
-        return result
+        return
+    if day is not None:
+        if manifest.get("date") != day.isoformat():
+            result.failures.append(
+                f"date: the export is of {manifest.get('date')!r}, not of {day.isoformat()}"
+            )
+        else:
+            result.checks.append(f"date: {day.isoformat()}")
+    listed = manifest.get("files")
+    listed = listed if isinstance(listed, dict) else {}
     for name in FILES:
-        path = directory / name
-        expected = manifest.get("files", {}).get(name)
-        if expected is None:
+        expected = listed.get(name)
+        if not isinstance(expected, dict):
             result.failures.append(f"{name}: not in the manifest")
             continue
-        if not path.exists():
+        if not files.exists(name):
             result.failures.append(f"{name}: missing")
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            with files.open(name) as handle:
+                digest, rows = _digest_and_rows(handle)
+        except (UnicodeDecodeError, csv.Error) as error:
+            result.failures.append(f"{name}: not a UTF-8 CSV file ({error})")
+            continue
         if digest != expected.get("sha256"):
             result.failures.append(f"{name}: SHA-256 {digest} is not the manifest's")
         else:
             result.checks.append(f"{name}: SHA-256 matches")
-        rows = _count_rows(path)
         if rows != expected.get("rows"):
             result.failures.append(f"{name}: {rows} rows, the manifest says {expected.get('rows')}")
         else:
             result.checks.append(f"{name}: {rows} rows")
-    key_pem = public_key_pem or manifest.get("public_key", "")
-    signed = {key: value for key, value in manifest.items() if key != "signature"}
-    try:
-        key = load_public_key(key_pem)
-    except ValueError:
-        result.failures.append("signature: no usable public key")
-        return result
+    trusted = _trusted_key(manifest, public_key_pem, published, result)
+    if trusted is None:
+        return
+    key, origin = trusted
+    signed = {name: value for name, value in manifest.items() if name != "signature"}
     if not verify(key, canonical_json(signed), str(manifest.get("signature", ""))):
         result.failures.append("signature: does not verify")
-    elif public_key_pem is None:
+    elif public_key_pem is None and published is None:
         result.checks.append(
-            "signature: verifies with the key named in the manifest (integrity, not origin: "
-            "give --public-key to prove who signed)"
+            f"signature: verifies with {origin}, whose fingerprint is its key id (integrity, "
+            "not origin: give --public-key or --keys to prove who signed)"
         )
     else:
-        result.checks.append("signature: verifies with the given public key")
-    return result
+        result.checks.append(f"signature: verifies with {origin}")

@@ -14,7 +14,10 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -56,19 +59,69 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
 CONNECT_PAUSE_SECONDS = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class RedisLogin:
+    """A Redis user name and its password."""
+
+    username: str
+    password: str = ""
+
+    @classmethod
+    def from_file(cls, username: str, password_file: Path) -> RedisLogin:
+        """The login whose password is the first line of ``password_file``."""
+        return cls(username, password_file.read_text(encoding="utf-8").strip())
+
+    def url(self, url: str) -> str:
+        """``url`` with this login in it (for tools that take one URL; never logged)."""
+        parts = urlsplit(url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        credentials = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def login_of(username: str | None, password_file: Path | None) -> RedisLogin | None:
+    """The login a service's settings name: a user and a password file, or neither.
+
+    Raises:
+        ValueError: only one of them is given.
+        OSError: the password file cannot be read.
+    """
+    if username is None and password_file is None:
+        return None
+    if username is None or password_file is None:
+        raise ValueError("a Redis user needs its password file, and a password file its user")
+    return RedisLogin.from_file(username, password_file)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any user name and password removed (for logs and messages)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
 class RedisUnreachable(RuntimeError):
     """Redis did not answer within the time allowed for starting up."""
 
 
-async def is_cluster(url: str, timeout_seconds: float) -> bool:
+def login_options(login: RedisLogin | None) -> dict[str, Any]:
+    """The client options that log in as ``login`` (none: the URL's own, if any)."""
+    if login is None:
+        return {}
+    return {"username": login.username, "password": login.password}
+
+
+async def is_cluster(url: str, timeout_seconds: float, login: RedisLogin | None = None) -> bool:
     """Whether the server at ``url`` is a node of a Redis Cluster.
 
     Raises:
-        redis.exceptions.RedisError: the server cannot be asked.
+        redis.exceptions.RedisError: the server cannot be asked (or refuses the login).
         OSError: nothing listens there.
     """
     probe = aioredis.Redis.from_url(
-        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        **login_options(login),
     )
     try:
         info = await probe.info("cluster")
@@ -83,6 +136,7 @@ async def connect(
     timeout_seconds: float,
     wait_seconds: float,
     max_connections: int = 512,
+    login: RedisLogin | None = None,
 ) -> RedisClient:
     """A client for ``url``: a cluster client when it is a cluster node, else a plain one.
 
@@ -93,6 +147,7 @@ async def connect(
         wait_seconds: how long to keep asking when Redis does not answer yet (a service
             started before its Redis waits for it instead of guessing its kind).
         max_connections: pool size (per node for a cluster).
+        login: the Redis user to log in as; ``None`` uses the URL's credentials, if any.
 
     Raises:
         RedisUnreachable: Redis did not answer within ``wait_seconds``.
@@ -100,7 +155,7 @@ async def connect(
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            clustered = await is_cluster(url, timeout_seconds)
+            clustered = await is_cluster(url, timeout_seconds, login)
             break
         except UNAVAILABLE_ERRORS as error:
             if time.monotonic() >= deadline:
@@ -118,6 +173,7 @@ async def connect(
         "socket_connect_timeout": timeout_seconds,
         "health_check_interval": 10,
         "max_connections": max_connections,
+        **login_options(login),
     }
     if clustered:
         log.info("Redis Cluster detected")

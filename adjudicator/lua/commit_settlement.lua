@@ -4,20 +4,23 @@
 -- The version moves with every commit and reversal of the member (year-to-date figures,
 -- balance, stays), so an unchanged version means every figure the computation assumed still
 -- holds. Then, and only if the visit is not settled meanwhile, everything is applied: state,
--- stay, visit index, settlement record, journal entry and day totals.
+-- stay, visit index, settlement record, journal entry, day totals and the day's list of the
+-- client's settlement ids.
 --
 -- The script knows no field names: the caller (adjudicator/store.py, names from
 -- onestop/storage/layout.py) passes every name with its value.
 --
 -- KEYS: 1 member hash, 2 stays hash, 3 visit hash, 4 settlement hash, 5 journal stream,
---       6 the client's day totals of the commit day (Asia/Shanghai)
+--       6 the client's day totals of the commit day (Asia/Shanghai),
+--       7 the client's list of settlement ids of that day
 -- ARGV: 1 the member's version field, 2 the version the computation read,
 --       3 the visit's status field, 4 the status that means settled,
 --       5 the commit time (epoch ms), keying the journal entry,
 --       6 the settlement's record field, 7 the record (binary),
 --       8-13 six lists of field/value pairs, each a JSON array of text [field, value, ...]:
 --       member increments (HINCRBY), stay (HSET), visit index (HSET), settlement (HSET),
---       journal entry (XADD), day totals (HINCRBY)
+--       journal entry (XADD), day totals (HINCRBY),
+--       14 the settlement id
 -- Uses journal_id() from prelude.lua, loaded in front of this script.
 -- Returns {'OK'} | {'CONFLICT'} | {'SETTLED'} | {'NOMEMBER'}
 
@@ -47,4 +50,5 @@ redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[5]), unpack(entry))
 for index = 1, #totals, 2 do
   redis.call('HINCRBY', KEYS[6], totals[index], totals[index + 1])
 end
+redis.call('RPUSH', KEYS[7], ARGV[14])
 return {'OK'}

@@ -183,18 +183,75 @@ Quantity = Annotated[
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 """A calendar date written ``YYYY-MM-DD``."""
 
-# No control characters anywhere, no white space at either end: codes are compared byte for
-# byte, and a stray tab or NUL from a HIS export must not create a second, invisible code. No
-# code starts like a spreadsheet formula (= + - @): codes end up in the agency's exports.
-_CODE_PATTERN = r"^[^\s\x00-\x1f\x7f=+\-@](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# Characters no code, id or name may hold: C0 and C1 controls, DEL; bidirectional controls
+# (U+061C, U+200E/F, U+202A-E, U+2066-9), which make text display in another order than it is
+# stored; zero-width characters (U+200B-D, U+2060, U+FEFF), which make two codes look alike;
+# line and paragraph separators (U+2028/9), which split a line in logs and files.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\u2028\u2029\ufeff]"
+)
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def _unsafe_character(value: str) -> str | None:
+    found = _UNSAFE.search(value)
+    if found is None:
+        return None
+    return (
+        f"holds U+{ord(found.group()):04X} at position {found.start() + 1}: control, "
+        "bidirectional, zero-width and line-separator characters are not allowed"
+    )
+
+
+def _plain_code(value: str) -> str:
+    problem = _unsafe_character(value)
+    if problem is not None:
+        raise ValueError(problem)
+    if value != value.strip():
+        raise ValueError("starts or ends with white space")
+    if value.startswith(_FORMULA_START):
+        raise ValueError(f"starts with {value[0]!r}, which a spreadsheet would run as a formula")
+    return value
+
+
+def _plain_name(value: str) -> str:
+    problem = _unsafe_character(value)
+    if problem is not None:
+        raise ValueError(problem)
+    if value.startswith(_FORMULA_START):
+        # Names come back in CSV files (mappings, catalogs) that are opened in spreadsheets.
+        raise ValueError(
+            f"starts with {value[0]!r}, which a spreadsheet would run as a formula; write it "
+            "without, e.g. with a leading space removed or a word first"
+        )
+    return value
+
+
+# Codes are compared byte for byte: a stray tab or NUL from a HIS export, or an invisible
+# character, must not create a second code. No code starts like a spreadsheet formula: codes
+# end up in the agency's exports. The pattern is the same rule for the OpenAPI schema.
+_CODE_PATTERN = (
+    r"^[^\s\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069"
+    r"\u2028\u2029\ufeff=+\-@](?:[^\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
+    r"\u2060\u2066-\u2069\u2028\u2029\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f"
+    r"\u202a-\u202e\u2060\u2066-\u2069\u2028\u2029\ufeff])?$"
+)
 
 Code = Annotated[
-    str, Strict(), StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_plain_code),
+    Field(json_schema_extra={"pattern": _CODE_PATTERN}),
 ]
-"""A code or identifier: 1 to 64 characters, no control characters, no outer white space,
-no leading ``=``, ``+``, ``-`` or ``@``."""
+"""A code or identifier: 1 to 64 characters, no control, bidirectional, zero-width or line
+separator characters, no outer white space, no leading ``=``, ``+``, ``-`` or ``@``."""
 
 Name = Annotated[
-    str, Strict(), StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_plain_name),
 ]
-"""A human-readable name."""
+"""A human-readable name: no control, bidirectional, zero-width or line separator characters,
+no leading ``=``, ``+``, ``-`` or ``@``."""

@@ -61,6 +61,15 @@ def member_key(member_id: str) -> str:
     return f"{_tag(member_group(member_id))}:m:{member_id}"
 
 
+MEMBER_KEY_PATTERN = f"{PREFIX}:{{g*}}:m:*"
+"""Every member hash (for a SCAN)."""
+
+
+def member_id_of_key(key: str) -> str:
+    """The member id a :func:`member_key` names."""
+    return key.split("}:m:", 1)[1]
+
+
 def stays_key(member_id: str) -> str:
     """Hash: settlement id -> its active inpatient stay, ``YYYY-MM-DD/YYYY-MM-DD``."""
     return f"{_tag(member_group(member_id))}:stays:{member_id}"
@@ -91,6 +100,16 @@ def day_totals_key(group: int, day: str, client_id: str) -> str:
     the hash over all groups gives the client's day without reading the journal.
     """
     return f"{_tag(group)}:day:{day}:{client_id}"
+
+
+def day_settlements_key(group: int, day: str, client_id: str) -> str:
+    """List: ids of the settlements one client committed on a day (``YYYYMMDD``) in the group.
+
+    Appended by the commit script beside the journal entry (a later reversal leaves the id:
+    the settlement was committed that day). Reconciliation by detail reads these lists, so its
+    cost follows the caller's own volume, never the other clients' of the day.
+    """
+    return f"{_tag(group)}:dayids:{day}:{client_id}"
 
 
 def identity_index_key(blind_index: str) -> str:
@@ -140,6 +159,14 @@ def unknown_members_key(client_id: str, window: int) -> str:
 def nonce_key(client_id: str, nonce: str) -> str:
     """String with a time to live: a request nonce already seen."""
     return f"{PREFIX}:nonce:{client_id}:{nonce}"
+
+
+GATEWAY_KEY_PATTERNS = (
+    f"{PREFIX}:nonce:*",
+    f"{PREFIX}:unknownmembers:*",
+    VERSIONS_KEY,
+)
+"""The keys the gateway's Redis user may touch (:mod:`onestop.redis_users`); no others."""
 
 
 # -- settlement ids --------------------------------------------------------------------------
@@ -353,8 +380,10 @@ __all__ = [
     "CLIENTS_KEY",
     "CLIENTS_KIND",
     "DELTA_FIELDS",
+    "GATEWAY_KEY_PATTERNS",
     "GROUPS",
     "LAYOUT_VERSION",
+    "MEMBER_KEY_PATTERN",
     "POLICIES_KEY",
     "POLICIES_KIND",
     "PREFIX",
@@ -371,6 +400,7 @@ __all__ = [
     "SettlementStatus",
     "VisitField",
     "client_of_mapping_kind",
+    "day_settlements_key",
     "day_totals_key",
     "group_of_settlement",
     "identity_index_key",
@@ -380,6 +410,7 @@ __all__ = [
     "mapping_key",
     "mapping_kind",
     "member_group",
+    "member_id_of_key",
     "member_key",
     "new_settlement_id",
     "nonce_key",

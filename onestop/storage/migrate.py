@@ -22,12 +22,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from onestop.clock import settlement_day
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import StateDelta
 from onestop.domain.types import Scheme
-from onestop.redis_client import RedisClient, connect
+from onestop.redis_client import RedisClient, RedisLogin, connect
 from onestop.storage import layout
 from onestop.storage.layout import (
     MemberField,
@@ -36,7 +37,12 @@ from onestop.storage.layout import (
     reversed_amount_field,
     settled_amount_field,
 )
-from onestop.storage.records import SettlementRecord, journal_fields, settlement_fields
+from onestop.storage.records import (
+    SettlementRecord,
+    decode_journal_entry,
+    journal_fields,
+    settlement_fields,
+)
 
 OLD_PREFIX = "os1"
 """The key prefix of layout 1."""
@@ -217,7 +223,7 @@ def _conversion(name: str) -> tuple[str, str, Writer | None]:
         if kind == "s":
             return "settlement", layout.settlement_key(group, ident), _settlement
         if rest == "journal":
-            return "journal", layout.journal_key(group), _journal
+            return "journal", layout.journal_key(group), _journal_of(group)
         if kind == "day":
             day, _, client_id = ident.partition(":")
             return "day totals", layout.day_totals_key(group, day, client_id), _day_totals
@@ -374,8 +380,33 @@ def _journal_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
     return dict(journal_fields(entry))
 
 
-async def _journal(client: RedisClient, old: str, new: str) -> None:
-    await _rewrite_stream(client, old, new, _journal_entry)
+def _journal_of(group: int) -> Writer:
+    async def journal(client: RedisClient, old: str, new: str) -> None:
+        await _rewrite_stream(client, old, new, _journal_entry)
+        await _index_day_settlements(client, group, new)
+
+    return journal
+
+
+async def _index_day_settlements(client: RedisClient, group: int, journal: str) -> None:
+    """Build the group's per-client lists of a day's settlement ids from its journal.
+
+    Each list is written whole (delete, then push), so a run cut short and done again
+    leaves the same lists.
+    """
+    lists: dict[str, list[str]] = {}
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
+    for _, fields in entries:
+        entry = decode_journal_entry(fields)
+        if entry.kind is EntryKind.SETTLEMENT:
+            day = settlement_day(entry.at_ms).strftime("%Y%m%d")
+            key = layout.day_settlements_key(group, day, entry.client_id)
+            lists.setdefault(key, []).append(entry.settlement_id)
+    pipe = client.pipeline(transaction=False)
+    for key, ids in lists.items():
+        pipe.delete(key)
+        pipe.rpush(key, *ids)
+    await pipe.execute()
 
 
 async def _day_totals(client: RedisClient, old: str, new: str) -> None:
@@ -402,10 +433,14 @@ async def _policies(client: RedisClient, old: str, new: str) -> None:
 
 
 async def run_migration(
-    redis_url: str, *, write: Callable[[str], None] | None = None, wait_seconds: float = 30
+    redis_url: str,
+    *,
+    write: Callable[[str], None] | None = None,
+    wait_seconds: float = 30,
+    login: RedisLogin | None = None,
 ) -> MigrationReport:
-    """Connect to ``redis_url`` and migrate, reporting as it goes (the command's work)."""
-    client = await connect(redis_url, timeout_seconds=10, wait_seconds=wait_seconds)
+    """Connect to ``redis_url`` (as ``login``) and migrate, reporting as it goes."""
+    client = await connect(redis_url, timeout_seconds=10, wait_seconds=wait_seconds, login=login)
 
     def progress(report: MigrationReport) -> None:
         if write is not None:

@@ -22,6 +22,8 @@ from typing import Literal
 import redis
 
 from onestop.process import die_with_parent
+from onestop.redis_client import RedisLogin
+from onestop.redis_users import ADMIN, make_redis_users, password_file
 
 AppendFsync = Literal["always", "everysec"]
 
@@ -95,6 +97,9 @@ class RedisServer:
         appendfsync: ``always`` (default: nothing acknowledged is lost) or ``everysec``
             (faster; a power cut may lose up to a second of acknowledged writes).
         extra_config: more ``redis.conf`` lines (cluster tests use this).
+        users_dir: where the services' Redis users live (:func:`make_redis_users`): when
+            given, the server admits only them (the default user is off) and this object
+            logs in as ``admin``; without it the server is open to anyone on loopback (tests).
     """
 
     def __init__(
@@ -104,8 +109,10 @@ class RedisServer:
         port: int | None = None,
         appendfsync: AppendFsync = "always",
         extra_config: tuple[str, ...] = (),
+        users_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.users_dir = users_dir
         self.port = port
         self.appendfsync = appendfsync
         self.extra_config = extra_config
@@ -131,10 +138,30 @@ class RedisServer:
         """The ``redis://`` URL of the server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def _client(self) -> redis.Redis:
+    @property
+    def admin_url(self) -> str:
+        """The URL with the operator's login in it, when the server has users (never log it)."""
+        login = self.admin_login()
+        return login.url(self.url) if login else self.url
+
+    def client(self) -> redis.Redis:
+        """A blocking client of this server, logged in as the operator when it has users."""
         if self.port is None:
             raise RedisStartError("the server has no port yet")
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        login = self.admin_login()
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=5,
+            username=login.username if login else None,
+            password=login.password if login else None,
+        )
+
+    def admin_login(self) -> RedisLogin | None:
+        """The operator's login, when the server has users."""
+        if self.users_dir is None:
+            return None
+        return RedisLogin.from_file(ADMIN, password_file(self.users_dir, ADMIN))
 
     def start(self, timeout: float = 60.0) -> str:
         """Start the server (after stopping a stale one of the same directory).
@@ -145,12 +172,13 @@ class RedisServer:
         Raises:
             RedisStartError: it did not come up within ``timeout`` seconds.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._stop_stale()
         if self.port is None:
             self.port = free_port()
+        acl_file = make_redis_users(self.users_dir) if self.users_dir is not None else None
         config = self.data_dir / "redis.conf"
-        config.write_text(self._config_text(), encoding="utf-8")
+        config.write_text(self._config_text(acl_file), encoding="utf-8")
         log = open(self.data_dir / "redis.stdout", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [find_redis_server(), str(config)],
@@ -159,13 +187,15 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent(),
+            # The append-only file holds members' birth dates and regions: owner only.
+            umask=0o077,
         )
         log.close()
         self.port_file.write_text(str(self.port), encoding="utf-8")
         self._wait_ready(timeout)
         return self.url
 
-    def _config_text(self) -> str:
+    def _config_text(self, acl_file: Path | None) -> str:
         lines = [
             f"port {self.port}",
             "bind 127.0.0.1",
@@ -185,11 +215,13 @@ class RedisServer:
             "hash-max-ziplist-value 256",
             *self.extra_config,
         ]
+        if acl_file is not None:
+            lines.append(f"aclfile {acl_file.resolve()}")
         return "\n".join(lines) + "\n"
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        client = self._client()
+        client = self.client()
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -284,9 +316,17 @@ class LocalRedisCluster:
         data_dir: parent directory of the nodes' directories.
         masters: how many primaries (shards); no replicas.
         appendfsync: as for :class:`RedisServer`.
+        users_dir: as for :class:`RedisServer` (every node admits the same users).
     """
 
-    def __init__(self, data_dir: Path, masters: int, *, appendfsync: AppendFsync = "always"):
+    def __init__(
+        self,
+        data_dir: Path,
+        masters: int,
+        *,
+        appendfsync: AppendFsync = "always",
+        users_dir: Path | None = None,
+    ):
         if masters < 1:
             raise ValueError("a cluster needs at least one primary")
         self.data_dir = data_dir
@@ -301,13 +341,28 @@ class LocalRedisCluster:
             port_file = node_dir / "redis.port"
             port = int(port_file.read_text()) if port_file.exists() else free_cluster_port()
             self.nodes.append(
-                RedisServer(node_dir, port=port, appendfsync=appendfsync, extra_config=config)
+                RedisServer(
+                    node_dir,
+                    port=port,
+                    appendfsync=appendfsync,
+                    extra_config=config,
+                    users_dir=users_dir,
+                )
             )
 
     @property
     def url(self) -> str:
         """The URL of the first node (any node's URL reaches the whole cluster)."""
         return self.nodes[0].url
+
+    @property
+    def admin_url(self) -> str:
+        """The first node's URL with the operator's login in it (never log it)."""
+        return self.nodes[0].admin_url
+
+    def admin_login(self) -> RedisLogin | None:
+        """The operator's login, when the nodes have users."""
+        return self.nodes[0].admin_login()
 
     def start(self, timeout: float = 60.0) -> str:
         """Start every node, form the cluster if it is new, wait until it serves every slot.
@@ -317,7 +372,7 @@ class LocalRedisCluster:
         """
         for node in self.nodes:
             node.start(timeout=timeout)
-        clients = [node._client() for node in self.nodes]
+        clients = [node.client() for node in self.nodes]
         try:
             states = [_cluster_info(client) for client in clients]
             if all(

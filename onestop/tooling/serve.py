@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -39,9 +40,12 @@ from onestop import wire
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
 from onestop.process import die_with_parent
+from onestop.redis_client import RedisLogin
+from onestop.redis_users import ADJUDICATOR, GATEWAY, password_file
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
 from onestop.storage.migrate import run_migration
+from onestop.tls import TlsFiles, channel, make_tls_material
 from onestop.tooling.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
 
 log = logging.getLogger("onestop.tooling.serve")
@@ -74,6 +78,47 @@ class ServeSettings(BaseSettings):
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
+    service_environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="more ONESTOP_GATEWAY_* / ONESTOP_ADJUDICATOR_* variables for the services "
+        "(the benchmark lifts the per-client rate limit with them)",
+    )
+
+
+def _tls_environment(prefix: str, files: TlsFiles) -> dict[str, str]:
+    return {
+        f"{prefix}CA_FILE": str(files.ca),
+        f"{prefix}CERT_FILE": str(files.cert),
+        f"{prefix}KEY_FILE": str(files.key),
+    }
+
+
+def _redis_user_environment(prefix: str, users_dir: Path | None, user: str) -> dict[str, str]:
+    if users_dir is None:
+        return {}  # an external Redis: its URL carries whatever login it needs
+    return {
+        f"{prefix}REDIS_USERNAME": user,
+        f"{prefix}REDIS_PASSWORD_FILE": str(password_file(users_dir, user)),
+    }
+
+
+def tighten_permissions(directory: Path) -> int:
+    """Make ``directory`` and what it holds owner-only (0700/0600); how many were changed.
+
+    A data directory of an earlier version may hold world-readable files (the append-only
+    file, logs); only files this user owns are touched, symbolic links never followed.
+    """
+    changed = 0
+    for path in (directory, *directory.rglob("*")):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        if info.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+            changed += 1
+    if changed:
+        log.warning("made %d files of %s readable by their owner only", changed, directory)
+    return changed
 
 
 class AlreadyServing(RuntimeError):
@@ -132,11 +177,11 @@ class Child:
             self._log = None
 
 
-def wait_serving(target: str, timeout: float) -> None:
+def wait_serving(target: str, timeout: float, tls: TlsFiles | None = None) -> None:
     """Wait until the gRPC health service at ``target`` answers SERVING."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)
+    with channel(target, tls) as connection:
+        stub: Any = health_pb2_grpc.HealthStub(connection)
         while time.monotonic() < deadline:
             with contextlib.suppress(grpc.RpcError):
                 answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -162,24 +207,27 @@ def wait_http_healthy(base_url: str, timeout: float, child: Child | None = None)
 AGENCY_CLIENT_ID = "agency"
 
 
-def bootstrap_agency(adjudicator: str, key_path: Path) -> None:
+def bootstrap_agency(adjudicator: str, key_path: Path, tls: TlsFiles | None = None) -> None:
     """Create the agency's key on first start (mode 0600) and register the agency client.
 
     The private key is written to ``DIR/agency.key`` (PEM, PKCS8); the gateway keeps only the
     public key, through the client registry.
     """
     ensure_secret_file(key_path, lambda: private_pem(Ed25519PrivateKey.generate()))
-    register_agency(adjudicator, public_pem(load_private_key(key_path).public_key()))
+    register_agency(adjudicator, public_pem(load_private_key(key_path).public_key()), tls=tls)
 
 
-def register_agency(adjudicator: str, public: str, timeout: float = 30) -> None:
+def register_agency(
+    adjudicator: str, public: str, timeout: float = 30, tls: TlsFiles | None = None
+) -> None:
     """Register (or re-key) the agency client directly with an adjudicator.
 
-    The one step that cannot go through the signed HTTP API, which needs the agency first.
+    The one step that cannot go through the signed HTTP API, which needs the agency first:
+    it takes the operator's TLS certificate (``tls``) where the adjudicator requires one.
     Waits up to ``timeout`` seconds for the adjudicator to answer.
     """
-    with grpc.insecure_channel(adjudicator) as channel:
-        stub = pb_grpc.AdjudicatorStub(channel)
+    with channel(adjudicator, tls) as connection:
+        stub = pb_grpc.AdjudicatorStub(connection)
         agency = Client(
             client_id=AGENCY_CLIENT_ID,
             kind=ClientKind.AGENCY,
@@ -201,7 +249,7 @@ class Supervisor:
         self._stopping = False
 
     def _take_lock(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = open(self.data_dir / "serve.lock", "wb")  # noqa: SIM115 - held until exit
         try:
             # The kernel drops the lock when the holder dies, even by kill -9.
@@ -217,26 +265,44 @@ class Supervisor:
         Raises:
             AlreadyServing: another supervisor holds the directory (nothing was started).
         """
+        # Whatever this process and its children create (keys, logs, Redis's append-only
+        # file with members' birth dates) is readable by its owner only.
+        os.umask(0o077)
         self._take_lock()
+        tighten_permissions(self.data_dir)
         member_key = ensure_secret_file(self.data_dir / "member.key", new_member_key)
+        tls_dir = self.data_dir / "tls"
+        if not (tls_dir / "ca.pem").exists():
+            make_tls_material(tls_dir)
+        operator_tls = TlsFiles.of(tls_dir, "operator")
         redis_url = self.settings.redis_url
+        users_dir: Path | None = None
+        admin: RedisLogin | None = None
         if redis_url is None:
+            users_dir = self.data_dir / "redis-users"
             if self.settings.redis_shards > 1:
                 self.redis = LocalRedisCluster(
                     self.data_dir / "redis-cluster",
                     self.settings.redis_shards,
                     appendfsync=self.settings.appendfsync,
+                    users_dir=users_dir,
                 )
             else:
                 self.redis = RedisServer(
-                    self.data_dir / "redis", appendfsync=self.settings.appendfsync
+                    self.data_dir / "redis",
+                    appendfsync=self.settings.appendfsync,
+                    users_dir=users_dir,
                 )
             redis_url = self.redis.start(timeout=self.settings.ready_timeout_seconds)
+            admin = self.redis.admin_login()
         # Data of an older layout (a data directory of an earlier version) is converted
         # before any service reads it; with nothing to convert this is one SCAN.
         asyncio.run(
             run_migration(
-                redis_url, write=log.info, wait_seconds=self.settings.ready_timeout_seconds
+                redis_url,
+                write=log.info,
+                wait_seconds=self.settings.ready_timeout_seconds,
+                login=admin,
             )
         )
         adjudicators: list[Child] = []
@@ -249,11 +315,14 @@ class Supervisor:
             )
             environment = {
                 **os.environ,
+                **self.settings.service_environment,
                 "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
                 "ONESTOP_ADJUDICATOR_PORT": str(port),
                 "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
                 "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
                 "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
+                **_tls_environment("ONESTOP_ADJUDICATOR_TLS_", TlsFiles.of(tls_dir, "adjudicator")),
+                **_redis_user_environment("ONESTOP_ADJUDICATOR_", users_dir, ADJUDICATOR),
             }
             environment.pop("ONESTOP_ADJUDICATOR_MEMBER_KEY", None)
             suffix = f"-{number + 1}" if self.settings.adjudicator_workers > 1 else ""
@@ -268,9 +337,9 @@ class Supervisor:
             adjudicators.append(adjudicator)
             targets.append(f"{self.settings.host}:{port}")
         for target in targets:
-            wait_serving(target, self.settings.ready_timeout_seconds)
+            wait_serving(target, self.settings.ready_timeout_seconds, operator_tls)
         target = ",".join(targets)
-        bootstrap_agency(targets[0], self.data_dir / "agency.key")
+        bootstrap_agency(targets[0], self.data_dir / "agency.key", operator_tls)
 
         gateway_port = self.settings.port or free_port()
         gateway = Child(
@@ -278,6 +347,7 @@ class Supervisor:
             [sys.executable, "-m", "gateway"],
             {
                 **os.environ,
+                **self.settings.service_environment,
                 "ONESTOP_GATEWAY_HOST": self.settings.host,
                 "ONESTOP_GATEWAY_PORT": str(gateway_port),
                 "ONESTOP_GATEWAY_ADJUDICATOR": target,
@@ -285,6 +355,13 @@ class Supervisor:
                 "ONESTOP_GATEWAY_KEY_DIR": str(self.data_dir / "gateway-keys"),
                 "ONESTOP_GATEWAY_LOG_LEVEL": self.settings.log_level,
                 "ONESTOP_GATEWAY_WORKERS": str(self.settings.gateway_workers),
+                **_tls_environment(
+                    "ONESTOP_GATEWAY_ADJUDICATOR_TLS_", TlsFiles.of(tls_dir, "gateway")
+                ),
+                # Several adjudicators are one target of addresses; the certificate names
+                # the machine.
+                "ONESTOP_GATEWAY_ADJUDICATOR_TLS_SERVER_NAME": "localhost",
+                **_redis_user_environment("ONESTOP_GATEWAY_", users_dir, GATEWAY),
             },
             self.data_dir / "gateway.log",
         )
@@ -297,6 +374,10 @@ class Supervisor:
             "data_dir": str(self.data_dir),
             "gateway": gateway_url,
             "redis_url": redis_url,
+            # The operator's login (this file is the owner's only, like agency.key).
+            "redis_admin_url": admin.url(redis_url) if admin else redis_url,
+            "redis_users": str(users_dir) if users_dir else None,
+            "tls_dir": str(tls_dir),
             "adjudicator": target,
             "agency_key": str(self.data_dir / "agency.key"),
             "pids": {

@@ -5,11 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 
 from adjudicator.settings import AdjudicatorSettings
-from onestop.storage.crypto import MemberCipher
 
 GOOD = base64.b64encode(os.urandom(32)).decode()
 
@@ -48,24 +46,3 @@ def test_settings_from_the_environment_and_a_key_file(
     settings = AdjudicatorSettings()
     assert settings.member_key_bytes() == base64.b64decode(GOOD)
     assert settings.port == 0
-
-
-def test_member_identity_is_sealed_to_its_member() -> None:
-    cipher = MemberCipher(os.urandom(32))
-    sealed = cipher.seal("M1", "410102198001011234", "张三")
-    assert b"410102198001011234" not in sealed
-    assert cipher.open("M1", sealed) == ("410102198001011234", "张三")
-    assert cipher.seal("M1", "410102198001011234", "张三") != sealed  # a fresh nonce each time
-    with pytest.raises(InvalidTag):
-        cipher.open("M2", sealed)  # copied onto another member
-    with pytest.raises(InvalidTag):
-        MemberCipher(os.urandom(32)).open("M1", sealed)
-
-
-def test_blind_index_is_keyed_and_stable() -> None:
-    key = os.urandom(32)
-    index = MemberCipher(key).blind_index("410102198001011234")
-    assert index == MemberCipher(key).blind_index("410102198001011234")
-    assert index != MemberCipher(os.urandom(32)).blind_index("410102198001011234")
-    assert "410102" not in index
-    assert len(index) == 22

@@ -118,6 +118,39 @@ async def test_control_and_look_alike_characters_in_codes(
     assert problem["errors"][0]["field"] in ("lines.0.his_code", "his_code")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("visit_id", "ZY\u202e100", "U+202E"),  # displays as ZY001 in a right-to-left run
+        ("visit_id", "ZY\u2028100", "U+2028"),  # a line separator: splits log lines
+        ("member_id", "M9000\x8501", "U+0085"),  # a C1 control
+    ],
+)
+async def test_ids_with_hidden_characters_are_refused_naming_the_character(
+    hospital: SignedClient, redis_url: str, field: str, value: str, named: str
+) -> None:
+    before = dump_state(redis_url)
+    body = stay_body("HID1", "M900001", date(2026, 3, 1), 1, 10_000)
+    body[field] = value
+    problem = _refusal(
+        await hospital.request("POST", "/v1/settlements", json_body=body), 422, "INVALID"
+    )
+    assert any(error["field"] == field and named in error["message"] for error in problem["errors"])
+    assert dump_state(redis_url) == before
+
+
+async def test_a_body_in_utf16_is_malformed_not_a_server_error(hospital: SignedClient) -> None:
+    body = stay_body("U16", "M900001", date(2026, 3, 1), 1, 10_000)
+    for encoding in ("utf-16", "utf-32"):
+        answer = await hospital.request(
+            "POST",
+            "/v1/settlements",
+            content=json.dumps(body).encode(encoding),
+            content_type="application/json",
+        )
+        assert "UTF-8" in _refusal(answer, 400, "MALFORMED")["detail"]
+
+
 async def test_unicode_in_free_text_is_kept_exactly(hospital: SignedClient) -> None:
     body = stay_body("UNI-OK-欧阳", "M900001", date(2026, 3, 1), 1, 10_000)
     answer = await hospital.request("POST", "/v1/settlements", json_body=body)

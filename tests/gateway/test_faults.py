@@ -26,6 +26,7 @@ from tests.support.adjudicator import Adjudicator, open_adjudicator
 from tests.support.faults import slow_link
 from tests.support.gateway import open_gateway
 from tests.support.ledger import assert_ledger_consistent
+from tests.support.redis import redis_port, through
 from tests.support.scenario import member_record, stay_body
 from tests.support.serve import start_serve
 from tests.support.world import load_demo_over_http
@@ -119,10 +120,10 @@ async def test_redis_restarted_mid_stream(tmp_path: Path, own_redis: RedisServer
 async def test_a_nonce_remembered_by_a_lost_answer_is_still_this_request(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    port = redis_port(redis_url)
     async with (
-        slow_link(f"127.0.0.1:{redis_port}") as link,
-        open_gateway(adjudicator, f"redis://127.0.0.1:{link.port}/0", tmp_path / "keys") as gateway,
+        slow_link(f"127.0.0.1:{port}") as link,
+        open_gateway(adjudicator, through(redis_url, link.port), tmp_path / "keys") as gateway,
     ):
         assert (await gateway.agency.request("GET", "/v1/keys")).status_code == 200
         # Redis stores the nonce, the answer is lost, the client sends the SET again and

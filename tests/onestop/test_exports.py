@@ -1,18 +1,34 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import warnings
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from onestop.cli import main
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef
 from onestop.domain.types import Scheme
-from onestop.exports import SETTLEMENTS, Signer, verify_export, write_export
-from onestop.signing import key_id, public_pem, sign
+from onestop.exports import (
+    MANIFEST,
+    SETTLEMENTS,
+    SUMMARY,
+    Signer,
+    unzip_export,
+    verify_export,
+    write_export,
+    zip_export,
+)
+from onestop.signing import canonical_json, key_id, public_pem, sign
 
 
 def _signer() -> Signer:
@@ -82,3 +98,119 @@ async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
     assert manifest["files"]["summary.csv"]["rows"] == 1
     summary = (tmp_path / "summary.csv").read_text().splitlines()
     assert summary[1] == "H1,1,1,0,0,0,0,0,0"
+
+
+def _published(signer: Signer) -> dict[str, str]:
+    """The key as ``GET /v1/keys`` lists it."""
+    return {"key_id": signer.key_id, "algorithm": "ed25519", "public_key": signer.public_key_pem}
+
+
+async def _one_day(directory: Path, signer: Signer) -> dict[str, Any]:
+    entry = JournalEntry(
+        EntryKind.SETTLEMENT,
+        "S1",
+        "H1",
+        "M1",
+        "V1",
+        1_772_000_000_000,
+        _amounts(900, 600),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
+    )
+    return await write_export(_entries(entry), date(2026, 3, 1), directory, signer)
+
+
+async def test_a_manifest_re_signed_with_another_key_under_the_gateways_id_is_refused(
+    tmp_path: Path,
+) -> None:
+    gateway = _signer()
+    manifest = await _one_day(tmp_path, gateway)
+    published = [
+        {"key_id": gateway.key_id, "algorithm": "ed25519", "public_key": gateway.public_key_pem}
+    ]
+    assert verify_export(tmp_path, published_keys=published).ok
+
+    # The forger changes a figure, fixes the hash, embeds its own key and re-signs, keeping
+    # the gateway's key id.
+    forger = Ed25519PrivateKey.generate()
+    settlements = (tmp_path / SETTLEMENTS).read_text().replace(",900,", ",90,")
+    (tmp_path / SETTLEMENTS).write_text(settlements)
+    forged = {name: value for name, value in manifest.items() if name != "signature"}
+    forged["files"][SETTLEMENTS]["sha256"] = hashlib.sha256(settlements.encode()).hexdigest()
+    forged["public_key"] = public_pem(forger.public_key())
+    forged["signature"] = sign(forger, canonical_json(forged))
+    (tmp_path / MANIFEST).write_text(json.dumps(forged))
+
+    for result in (
+        verify_export(tmp_path),
+        verify_export(tmp_path, published_keys=published),
+        verify_export(tmp_path, gateway.public_key_pem),
+    ):
+        assert not result.ok
+    assert any(
+        f"names key '{gateway.key_id}'" in failure for failure in verify_export(tmp_path).failures
+    )
+
+
+async def test_the_day_asked_for_is_checked(tmp_path: Path) -> None:
+    await _one_day(tmp_path, _signer())
+    assert verify_export(tmp_path, day=date(2026, 3, 1)).ok
+    wrong = verify_export(tmp_path, day=date(2026, 3, 2))
+    assert wrong.failures == ["date: the export is of '2026-03-01', not of 2026-03-02"]
+
+
+async def test_a_zip_must_hold_the_three_files_each_once(tmp_path: Path) -> None:
+    await _one_day(tmp_path / "files", _signer())
+    good = tmp_path / "good.zip"
+    zip_export(tmp_path / "files", good)
+    assert verify_export(good).ok
+    unzip_export(good, tmp_path / "out")
+    assert verify_export(tmp_path / "out").ok
+
+    twice = tmp_path / "twice.zip"
+    extra = tmp_path / "extra.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is told to write
+        with zipfile.ZipFile(twice, "w") as archive:
+            for name in (SETTLEMENTS, SUMMARY, MANIFEST):
+                archive.write(tmp_path / "files" / name, arcname=name)
+            archive.writestr(SETTLEMENTS, "event,at\n")
+    with zipfile.ZipFile(extra, "w") as archive:
+        for name in (SETTLEMENTS, SUMMARY, MANIFEST, "../notes.txt"):
+            archive.writestr(name, "x")
+    for bad in (twice, extra):
+        result = verify_export(bad)
+        assert not result.ok
+        assert "each once" in result.failures[0]
+        with pytest.raises(ValueError, match="each once"):
+            unzip_export(bad, tmp_path / bad.stem)
+        assert not (tmp_path / bad.stem).exists()
+
+
+async def test_the_command_checks_key_date_and_zip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway = _signer()
+    await _one_day(tmp_path / "files", gateway)
+    zip_export(tmp_path / "files", tmp_path / "day.zip")
+    keys = tmp_path / "keys.json"
+    keys.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {
+                        "key_id": gateway.key_id,
+                        "algorithm": "ed25519",
+                        "public_key": gateway.public_key_pem,
+                    }
+                ]
+            }
+        )
+    )
+    day_zip = str(tmp_path / "day.zip")
+    assert main(["verify-export", day_zip, "--keys", str(keys), "--date", "2026-03-01"]) == 0
+    assert "verifies with the gateway's published key" in capsys.readouterr().out
+    assert main(["verify-export", day_zip, "--keys", str(keys), "--date", "2026-03-02"]) == 1
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"keys": []}))
+    assert main(["verify-export", day_zip, "--keys", str(other)]) == 1
+    assert "not among the published keys" in capsys.readouterr().out

@@ -102,6 +102,9 @@ async def test_probe_tells_up_from_down(
 
     assert await probe("--http", gateway.base_url) == 0
     assert await probe("--grpc", adjudicator.target) == 0
+    live = ("--grpc", adjudicator.target, "--grpc-service", "onestop.liveness")
+    assert await probe(*live) == 0
+    assert await probe("--grpc", adjudicator.target, "--grpc-service", "no.such.service") == 1
     dead = f"127.0.0.1:{free_port()}"
     assert await probe("--http", f"http://{dead}") == 1
     assert await probe("--grpc", dead) == 1

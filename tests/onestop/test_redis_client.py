@@ -19,8 +19,8 @@ COUNT_AND_ECHO = LuaScript("local n = redis.call('INCR', KEYS[1])\nreturn {n, AR
 async def test_the_kind_of_redis_is_detected(
     redis_server: RedisServer, redis_cluster: LocalRedisCluster
 ) -> None:
-    standalone = await connect(redis_server.url, timeout_seconds=2, wait_seconds=0)
-    cluster = await connect(redis_cluster.nodes[2].url, timeout_seconds=2, wait_seconds=0)
+    standalone = await connect(redis_server.admin_url, timeout_seconds=2, wait_seconds=0)
+    cluster = await connect(redis_cluster.nodes[2].admin_url, timeout_seconds=2, wait_seconds=0)
     try:
         assert type(standalone) is aioredis.Redis
         assert isinstance(cluster, aioredis.RedisCluster)

@@ -19,9 +19,11 @@ from adjudicator.settings import AdjudicatorSettings, new_member_key
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.domain.policy import parse_policy, policy_to_document
+from onestop.redis_users import ADJUDICATOR
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import public_pem
+from tests.support.redis import service_redis
 
 
 def member_key_text() -> str:
@@ -47,7 +49,8 @@ class Adjudicator:
 async def open_adjudicator(redis_url: str, **overrides: Any) -> AsyncIterator[Adjudicator]:
     """A real adjudicator on a free port over ``redis_url``, stopped on leaving."""
     settings = AdjudicatorSettings(
-        port=0, redis_url=redis_url, **{"member_key": member_key_text(), **overrides}
+        port=0,
+        **{**service_redis(redis_url, ADJUDICATOR), "member_key": member_key_text(), **overrides},
     )
     running = await start(settings)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")

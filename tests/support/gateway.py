@@ -16,10 +16,12 @@ from gateway.app import create_app
 from gateway.server import GatewayConfig
 from gateway.settings import GatewaySettings
 from onestop.client import SignedClient
+from onestop.redis_users import GATEWAY
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import public_pem
 from onestop.tooling.redis_server import free_port
 from tests.support.adjudicator import Adjudicator
+from tests.support.redis import service_redis
 
 AGENCY = "agency"
 
@@ -82,9 +84,8 @@ async def start_gateway(
     settings = GatewaySettings(
         port=free_port(),
         adjudicator=target or adjudicator.target,
-        redis_url=redis_url,
         key_dir=key_dir,
-        **overrides,  # type: ignore[arg-type]
+        **{**service_redis(redis_url, GATEWAY), **overrides},
     )
     config = GatewayConfig(create_app(settings), settings, lifespan="on")
     server = uvicorn.Server(config)

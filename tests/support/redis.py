@@ -3,27 +3,80 @@
 ``redis_url`` is the standalone server unless a test asks for the cluster with
 ``@pytest.mark.parametrize("redis_url", ["standalone", "cluster"], indirect=True)``
 (or ``pytestmark``): the same test then runs on both.
+
+Both admit only the services' Redis users (:mod:`onestop.redis_users`), as in production:
+``redis_url`` carries the operator's login (tests inspect everything), and the services the
+tests start log in as their own users (:func:`service_redis`), so every test also shows that
+each service's ACL rules allow what it does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 
+from onestop.redis_client import without_credentials
+from onestop.redis_users import password_file
 from onestop.tooling.redis_server import LocalRedisCluster, RedisServer
 
 ON_BOTH = pytest.mark.parametrize("redis_url", ["standalone", "cluster"], indirect=True)
 """Run a test on the standalone server and on the cluster."""
 
 
+_USERS_OF: dict[str, Path] = {}
+"""host:port of a server with users -> its users' directory."""
+
+
+def _address(url: str) -> str:
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+def service_redis(url: str, user: str) -> dict[str, Any]:
+    """The settings that connect a service to ``url`` as its Redis ``user``.
+
+    For a server without users (a test's own), the URL as it is.
+    """
+    users_dir = _USERS_OF.get(_address(url))
+    if users_dir is None:
+        return {"redis_url": url}
+    return {
+        "redis_url": without_credentials(url),
+        "redis_username": user,
+        "redis_password_file": password_file(users_dir, user),
+    }
+
+
+def through(url: str, port: int) -> str:
+    """``url`` reached through a proxy on ``port`` of loopback (same users, same login)."""
+    parts = urlsplit(url)
+    credentials, _, _ = parts.netloc.rpartition("@")
+    address = f"127.0.0.1:{port}"
+    if _address(url) in _USERS_OF:
+        _USERS_OF[address] = _USERS_OF[_address(url)]
+    netloc = f"{credentials}@{address}" if credentials else address
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_port(url: str) -> int:
+    """The port ``url`` names."""
+    return int(_address(url).rsplit(":", 1)[1])
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the session (everysec: these tests are not about fsync)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="everysec")
+    server = RedisServer(
+        tmp_path_factory.mktemp("redis"),
+        appendfsync="everysec",
+        users_dir=tmp_path_factory.mktemp("redis-users"),
+    )
     server.start()
+    _USERS_OF[_address(server.url)] = cast(Path, server.users_dir)
     yield server
     server.stop()
 
@@ -31,8 +84,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
     """A real Redis Cluster of three primaries on loopback, for the session."""
-    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), 3, appendfsync="everysec")
+    users_dir = tmp_path_factory.mktemp("redis-cluster-users")
+    cluster = LocalRedisCluster(
+        tmp_path_factory.mktemp("redis-cluster"), 3, appendfsync="everysec", users_dir=users_dir
+    )
     cluster.start()
+    for node in cluster.nodes:
+        _USERS_OF[_address(node.url)] = users_dir
     yield cluster
     cluster.stop()
 
@@ -51,9 +109,9 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     """The session's Redis (or, when parametrized with "cluster", its cluster), emptied."""
     kind = getattr(request, "param", "standalone")
     if kind == "cluster":
-        url = request.getfixturevalue("redis_cluster").url
+        url = request.getfixturevalue("redis_cluster").admin_url
     else:
-        url = request.getfixturevalue("redis_server").url
+        url = request.getfixturevalue("redis_server").admin_url
     client = sync_client(url)
     client.flushall()
     client.close()

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import grpc
 import pytest
 
 from onestop.domain.reconciliation import JournalEntry
 from onestop.storage.layout import GROUPS, journal_key
 from onestop.storage.records import decode_journal_entry
+from onestop.tls import TlsFiles, aio_channel
 from tests.support.redis import sync_client
 
 
@@ -35,7 +37,17 @@ class Served:
 
     @property
     def redis_url(self) -> str:
-        return str(self.addresses["redis_url"])
+        """The operator's URL (with the admin login of the embedded Redis)."""
+        return str(self.addresses["redis_admin_url"])
+
+    @property
+    def operator_tls(self) -> TlsFiles:
+        """The operator's certificate for the adjudicator's mutual TLS."""
+        return TlsFiles.of(Path(self.addresses["tls_dir"]), "operator")
+
+    def adjudicator_channel(self) -> grpc.aio.Channel:
+        """A channel to the (first) adjudicator over mutual TLS, as the operator."""
+        return aio_channel(self.adjudicator.split(",")[0], self.operator_tls)
 
     def pid(self, name: str) -> int:
         return int(self.addresses["pids"][name])

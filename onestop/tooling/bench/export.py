@@ -4,6 +4,10 @@ Starts ``onestop serve`` on a temporary directory, writes a day of N synthetic j
 entries straight into its Redis (the field layout the commit script writes, spread over the
 slot groups), then downloads the day's export as the agency (``GET /v1/admin/exports``),
 verifies it, and reads the peak resident memory of the gateway and the adjudicator.
+
+It also times one hospital's reconciliation by detail (``settlement_ids``) of the day before
+and after the other clients' N entries were written: the ratio shows that a hospital's
+reconciliation does not pay for the rest of the region's day.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from datetime import date
 from pathlib import Path
 
 import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from onestop.admin import Connection, download_export
+from onestop.admin import Connection, download_export, register_client
+from onestop.client import SignedClient
 from onestop.domain.engine import Amounts
-from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.reconciliation import RECONCILED_FUNDS, EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef
 from onestop.domain.types import Scheme
 from onestop.exports import verify_export
+from onestop.signing import public_pem
 from onestop.storage.layout import journal_key, member_group, new_settlement_id
 from onestop.storage.records import journal_fields
 from onestop.tooling.serve import ServeSettings, Supervisor
@@ -41,6 +48,8 @@ class ExportFigures:
     gateway_peak_mb: float
     adjudicator_peak_mb: float
     verified: bool
+    reconcile_quiet_seconds: float
+    reconcile_busy_seconds: float
 
     def as_dict(self) -> dict[str, float | int | bool]:
         """JSON-ready."""
@@ -51,6 +60,11 @@ class ExportFigures:
             "gateway_peak_mb": round(self.gateway_peak_mb, 1),
             "adjudicator_peak_mb": round(self.adjudicator_peak_mb, 1),
             "verified": self.verified,
+            "reconcile_quiet_ms": round(self.reconcile_quiet_seconds * 1000, 1),
+            "reconcile_busy_ms": round(self.reconcile_busy_seconds * 1000, 1),
+            "reconcile_busy_over_quiet": round(
+                self.reconcile_busy_seconds / max(self.reconcile_quiet_seconds, 1e-9), 2
+            ),
         }
 
 
@@ -110,6 +124,45 @@ def fill_journal(url: str, settlements: int, seed: int = 9) -> None:
         client.close()
 
 
+RECONCILING_CLIENT = "BENCHREC1"
+
+
+async def _register_hospital(connection: Connection, key_dir: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    public = key_dir / f"{RECONCILING_CLIENT}.pub"
+    public.write_text(public_pem(key.public_key()))
+    await register_client(
+        connection,
+        RECONCILING_CLIENT,
+        kind="hospital",
+        name="reconciliation bench",
+        level="level3",
+        region="410100",
+        public_key=public,
+    )
+    return key
+
+
+async def _reconcile_seconds(url: str, key: Ed25519PrivateKey, repeats: int = 5) -> float:
+    """The fastest of ``repeats`` reconciliations by detail of :data:`DAY` (seconds)."""
+    body = {
+        "date": DAY.isoformat(),
+        "settlements": 0,
+        "reversals": 0,
+        "amounts": dict.fromkeys(RECONCILED_FUNDS, 0),
+        "settlement_ids": [],
+    }
+    fastest = float("inf")
+    async with SignedClient(url, RECONCILING_CLIENT, key) as hospital:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = await hospital.request("POST", "/v1/reconciliation", json_body=body)
+            fastest = min(fastest, time.perf_counter() - started)
+            if answer.status_code != 200:
+                raise RuntimeError(f"reconciliation refused: {answer.status_code} {answer.text}")
+    return fastest
+
+
 def measure_export(settlements: int = 1_000_000) -> ExportFigures:
     """Run the whole measurement (see the module's description)."""
     with tempfile.TemporaryDirectory(prefix="onestop-export-bench-") as scratch:
@@ -118,10 +171,13 @@ def measure_export(settlements: int = 1_000_000) -> ExportFigures:
         )
         try:
             addresses = supervisor.start()
-            fill_journal(str(addresses["redis_url"]), settlements)
             connection = Connection(
                 str(addresses["gateway"]), "agency", Path(str(addresses["agency_key"]))
             )
+            key = asyncio.run(_register_hospital(connection, Path(scratch)))
+            quiet = asyncio.run(_reconcile_seconds(connection.url, key))
+            fill_journal(str(addresses["redis_admin_url"]), settlements)
+            busy = asyncio.run(_reconcile_seconds(connection.url, key))
             out = Path(scratch) / "export"
             started = time.perf_counter()
             manifest = asyncio.run(download_export(connection, DAY.isoformat(), out))
@@ -135,7 +191,9 @@ def measure_export(settlements: int = 1_000_000) -> ExportFigures:
                 rows=int(manifest["files"]["settlements.csv"]["rows"]),
                 gateway_peak_mb=_peak_mb(int(pids["gateway"])),
                 adjudicator_peak_mb=_peak_mb(int(pids["adjudicator"])),
-                verified=verify_export(out).ok,
+                verified=verify_export(out, day=DAY).ok,
+                reconcile_quiet_seconds=quiet,
+                reconcile_busy_seconds=busy,
             )
         finally:
             supervisor.stop()

@@ -13,12 +13,10 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import redis
 
 from adjudicator.members import MemberLoader
 from adjudicator.store import Store
@@ -52,11 +50,11 @@ class MemoryFigures:
         }
 
 
-def node_info(ports: list[int], section: str) -> list[dict[str, Any]]:
-    """One ``INFO`` section of each Redis server on 127.0.0.1 (each node of a cluster)."""
+def node_info(servers: Sequence[RedisServer], section: str) -> list[dict[str, Any]]:
+    """One ``INFO`` section of each Redis server (each node of a cluster)."""
     sections = []
-    for port in ports:
-        node = redis.Redis(host="127.0.0.1", port=port)
+    for server in servers:
+        node = server.client()
         try:
             sections.append(node.info(section))
         finally:
@@ -64,17 +62,19 @@ def node_info(ports: list[int], section: str) -> list[dict[str, Any]]:
     return sections
 
 
-def used_memory(ports: list[int]) -> int:
+def used_memory(servers: Sequence[RedisServer]) -> int:
     """Bytes Redis uses for data, summed over the servers (the primaries of a cluster)."""
-    return sum(int(info["used_memory"]) for info in node_info(ports, "memory"))
+    return sum(int(info["used_memory"]) for info in node_info(servers, "memory"))
 
 
-async def _measure(url: str, ports: list[int], members: int, year: int) -> MemoryFigures:
+async def _measure(
+    url: str, servers: Sequence[RedisServer], members: int, year: int
+) -> MemoryFigures:
     client = await connect(url, timeout_seconds=10, wait_seconds=10)
     try:
         cipher = MemberCipher(os.urandom(32))
         loader = MemberLoader(Store(client, cipher))
-        baseline = used_memory(ports)
+        baseline = used_memory(servers)
 
         async def lines() -> AsyncIterator[bytes]:
             for record in crowd(members, seed=99):
@@ -82,7 +82,7 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
 
         report = await loader.load(lines())
         loaded = report.loaded
-        after_records = used_memory(ports)
+        after_records = used_memory(servers)
 
         rng = random.Random(5)
         member_ids = [record["member_id"] for record in crowd(members, seed=99)]
@@ -102,8 +102,8 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
                 for field, increment in member_increments(year, delta):
                     pipe.hincrby(member_key(member_id), field, int(increment))
             await pipe.execute()
-        after_year = used_memory(ports)
-        version = str(node_info(ports[:1], "server")[0]["redis_version"])
+        after_year = used_memory(servers)
+        version = str(node_info(servers[:1], "server")[0]["redis_version"])
     finally:
         await client.aclose()
     return MemoryFigures(
@@ -111,7 +111,7 @@ async def _measure(url: str, ports: list[int], members: int, year: int) -> Memor
         record_bytes=(after_records - baseline) / loaded,
         with_year_bytes=(after_year - baseline) / loaded,
         redis_version=version,
-        shards=len(ports),
+        shards=len(servers),
     )
 
 
@@ -126,8 +126,8 @@ def measure_member_memory(
         else:
             server = RedisServer(Path(scratch), appendfsync="everysec")
         url = server.start()
-        ports = [node.port for node in server.nodes if node.port is not None]
+        servers = server.nodes
         try:
-            return asyncio.run(_measure(url, ports, members, year))
+            return asyncio.run(_measure(url, servers, members, year))
         finally:
             server.stop()

@@ -62,6 +62,7 @@ def _names() -> dict[str, Any]:
             "settlement": layout.settlement_key(group, "S" + "0" * 31),
             "journal": layout.journal_key(group),
             "day_totals": layout.day_totals_key(group, "20260301", "H1"),
+            "day_settlements": layout.day_settlements_key(group, "20260301", "H1"),
             "identity_index": layout.identity_index_key("abc"),
             "versions": layout.VERSIONS_KEY,
             "policies": layout.POLICIES_KEY,
@@ -70,7 +71,11 @@ def _names() -> dict[str, Any]:
             "mapping": layout.mapping_key("H1"),
             "mapping_audit": layout.mapping_audit_key("H1"),
             "nonce": layout.nonce_key("H1", "n" * 16),
+            "lookups": layout.lookups_key("20260301", "H1"),
+            "unknown_members": layout.unknown_members_key("H1", 491_000),
         },
+        "gateway_key_patterns": list(layout.GATEWAY_KEY_PATTERNS),
+        "lookup_fields": {field.name: field.value for field in layout.LookupField},
         "member_fields": {field.name: field.value for field in layout.MemberField},
         "year_figures": layout.YEAR_FIGURES,
         "visit_fields": {field.name: field.value for field in layout.VisitField},
@@ -88,7 +93,8 @@ def _names() -> dict[str, Any]:
 def _shown(key: str, field: str, value: bytes) -> Any:
     """A stored value as the golden file shows it: readable, with what is random masked."""
     if field == layout.MemberField.IDENTITY and ":m:" in key:
-        return f"<sealed identity, {len(value)} bytes>"
+        # The key is the test's own (random); the format and the length are the layout's.
+        return f"<sealed identity, format {value[1]}, {len(value)} bytes>"
     if field == layout.SettlementField.RECORD:
         return MessageToDict(pb.Settlement.FromString(value), preserving_proto_field_name=True)
     if key == layout.VERSIONS_KEY and field in (layout.POLICIES_KIND, layout.CLIENTS_KIND):
@@ -116,6 +122,9 @@ def _dump(url: str) -> dict[str, Any]:
                 }
             elif kind == "string":
                 stored[key] = _shown(key, "", cast(bytes, client.get(raw_key)))
+            elif kind == "list":
+                items = cast(list[bytes], client.lrange(raw_key, 0, -1))
+                stored[key] = [_shown(key, "", item) for item in items]
             else:
                 entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(raw_key))
                 stored[key] = [

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from onestop.domain.member import Member
 from onestop.domain.reconciliation import EntryKind
+from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import AMOUNT_FIELDS, JournalField
-from onestop.storage.records import CorruptRecord, decode_delta, decode_journal_entry
+from onestop.storage.records import (
+    CorruptRecord,
+    decode_delta,
+    decode_journal_entry,
+    decode_member,
+    member_fields,
+)
+from tests.support.scenario import member_record
 
 ENTRY: dict[str, str] = {
     JournalField.KIND: "settlement",
@@ -44,3 +55,26 @@ def test_a_field_every_entry_has_is_never_guessed() -> None:
 def test_a_delta_reads_by_name_whatever_the_order() -> None:
     delta = decode_delta('{"personal_account": 7, "basic_fund": 3}')
     assert (delta.basic_fund, delta.personal_account, delta.admissions) == (3, 7, 0)
+
+
+def test_profile_fields_are_stored_apart_whatever_they_hold() -> None:
+    # Round 1 joined the profile with "|" and groups with ",": a region "410100|x" shifted
+    # every later field. Each field is its own hash field now, groups a JSON list.
+    cipher = MemberCipher(os.urandom(32))
+    member = Member.model_validate(
+        member_record(
+            "M1",
+            region="410100|x",
+            groups=["a,b", "c|d", '"]'],
+            name="欧阳|娜娜,1",
+        )
+    )
+    fields = member_fields(member, cipher)
+    raw = {
+        str(name).encode(): str(value).encode() if not isinstance(value, bytes) else value
+        for name, value in fields.items()
+    }
+    record = decode_member("M1", raw, cipher)
+    assert record is not None
+    assert record.member == member.model_copy(update={"personal_account_balance": None})
+    assert record.balance == member.personal_account_balance

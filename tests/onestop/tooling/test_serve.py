@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
+import pytest
+import redis
 
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -30,7 +32,7 @@ async def _stream_until_killed(
     served: Served, acknowledged: list[pb.Settlement], kill_after: int
 ) -> None:
     """Settle a stream of stays on 4 lanes; kill -9 Redis, adjudicator and serve mid-stream."""
-    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+    async with served.adjudicator_channel() as channel:
         stub = pb_grpc.AdjudicatorStub(channel)
         tables = await load_demo_world(stub, MEMBERS)
         killed = asyncio.Event()
@@ -65,7 +67,7 @@ def _check_consistent(served: Served, acknowledged: list[pb.Settlement]) -> None
 
 
 async def _read_back(served: Served, acknowledged: list[pb.Settlement]) -> None:
-    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+    async with served.adjudicator_channel() as channel:
         stub = pb_grpc.AdjudicatorStub(channel)
         for receipt in acknowledged:
             stored = await stub.GetSettlement(
@@ -95,7 +97,7 @@ async def test_restart_over_a_stale_redis_still_running(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     served = start_serve(data_dir)
     acknowledged: list[pb.Settlement] = []
-    async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+    async with served.adjudicator_channel() as channel:
         stub = pb_grpc.AdjudicatorStub(channel)
         tables = await load_demo_world(stub, MEMBERS[:1])
         for n in range(5):
@@ -153,7 +155,7 @@ async def test_an_existing_redis_is_used_when_configured(tmp_path: Path, redis_u
         assert served.redis_url == redis_url
         assert served.addresses["pids"]["redis"] is None
         assert not (data_dir / "redis").exists()
-        async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+        async with served.adjudicator_channel() as channel:
             stub = pb_grpc.AdjudicatorStub(channel)
             tables = await load_demo_world(stub, MEMBERS[:1])
             body = stay_body("E1", MEMBERS[0]["member_id"], date(2026, 3, 1), 1, 90_000)
@@ -174,7 +176,7 @@ async def test_serve_migrates_data_of_round_one_before_starting(
     served = start_serve(data_dir, ONESTOP_REDIS_URL=redis_url)
     try:
         first = round1.answers()[0]["body"]
-        async with grpc.aio.insecure_channel(served.adjudicator) as channel:
+        async with served.adjudicator_channel() as channel:
             stub = pb_grpc.AdjudicatorStub(channel)
             read = await stub.GetSettlement(
                 pb.GetSettlementRequest(settlement_id=first["settlement_id"])
@@ -184,5 +186,43 @@ async def test_serve_migrates_data_of_round_one_before_starting(
         client = sync_client(redis_url)
         assert list(client.scan_iter(match="os1:*")) == []
         client.close()
+    finally:
+        assert served.terminate() == 0
+
+
+async def test_the_data_directory_is_owners_only_and_every_hop_authenticated(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    # A data directory of an earlier version: readable by anyone.
+    (data_dir / "gateway.log").write_text("an old log\n")
+    (data_dir / "gateway.log").chmod(0o644)
+    served = start_serve(data_dir)
+    try:
+        assert (data_dir / "redis" / "appendonly.aof").exists()
+        readable = [
+            f"{path} {path.stat().st_mode & 0o777:o}"
+            for path in (data_dir, *data_dir.rglob("*"))
+            if not path.is_symlink() and path.stat().st_mode & 0o077
+        ]
+        assert readable == []
+
+        address = served.addresses["redis_url"]
+        assert "@" not in address, "serve.json's plain URL carries no password"
+        anonymous = redis.Redis.from_url(address)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.get("os2:versions")
+        anonymous.close()
+
+        async with grpc.aio.insecure_channel(served.adjudicator) as plain:
+            stub = pb_grpc.AdjudicatorStub(plain)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ListClients(pb.ListClientsRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        async with served.adjudicator_channel() as channel:
+            clients = await pb_grpc.AdjudicatorStub(channel).ListClients(pb.ListClientsRequest())
+        assert [client.client_id for client in clients.clients] == ["agency"]
     finally:
         assert served.terminate() == 0
