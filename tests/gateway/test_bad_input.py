@@ -195,6 +195,13 @@ async def test_mapping_uploads_as_spreadsheets_save_them(gateway: Gateway) -> No
         (2, "his_name"),
         (3, "his_code"),
     }
+    # a name a spreadsheet would run: refused, so the mapping never serves it back as a formula
+    formula = f'{header}\nX3,"=HYPERLINK(""http://x"",""y"")",FA02,1,2026-01-01,\n'
+    problem = _refusal(await put(formula.encode()), 422, "INVALID")
+    assert [(error["row"], error["field"]) for error in problem["errors"]] == [(2, "his_name")]
+    assert "formula" in problem["errors"][0]["message"]
+    saved = await agency.request("GET", "/v1/admin/clients/ZZH3/mappings")
+    assert "HYPERLINK" not in saved.text
 
 
 async def test_members_files_with_bom_crlf_and_broken_lines(gateway: Gateway) -> None:

@@ -17,7 +17,7 @@ from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify
 from onestop.signing import public_pem
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway
-from tests.support.redis import ON_BOTH
+from tests.support.redis import ON_BOTH, sync_client
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
 
@@ -155,6 +155,40 @@ async def _export(gateway: Gateway, day: str, out: Path) -> dict[str, Any]:
     unzip_export(out.parent / "export.zip", out)
     manifest: dict[str, Any] = json.loads((out / MANIFEST).read_text())
     return manifest
+
+
+async def test_detail_reads_the_callers_own_ids_never_the_journal(
+    gateway: Gateway, clock: Clock, redis_url: str
+) -> None:
+    clients = await load_demo_over_http(gateway, [member_record("M800004")])
+    clock.now = at("2026-05-21T09:00:00")
+    body = stay_body("J1", "M800004", date(2026, 5, 11), 2, 30_000)
+    settled = await clients["ZZH3"].request("POST", "/v1/settlements", json_body=body)
+    assert settled.status_code == 201, settled.text
+
+    def journal_reads() -> int:
+        client = sync_client(redis_url)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return int(stats.get("cmdstat_xrange", {}).get("calls", 0))
+
+    before = journal_reads()
+    answer = await clients["ZZH3"].request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-05-21",
+            "settlements": 1,
+            "reversals": 0,
+            "amounts": {fund: settled.json()["amounts"][fund] for fund in FUNDS},
+            "settlement_ids": [settled.json()["settlement_id"]],
+        },
+    )
+    assert answer.json()["result"] == "balanced", answer.json()
+    # Reading the journal made the call's cost grow with every client's volume of the day.
+    assert journal_reads() == before
 
 
 @ON_BOTH
