@@ -6,12 +6,12 @@ import base64
 import binascii
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from onestop.redis_client import RedisLogin, login_of
+from onestop.redis_client import RedisLoginSettings
 from onestop.tls import TlsFiles
 
 MIN_KEY_BYTES = 32
@@ -45,7 +45,7 @@ def decode_member_key(text: str) -> bytes:
     return key
 
 
-class AdjudicatorSettings(BaseSettings):
+class AdjudicatorSettings(RedisLoginSettings):
     """How one adjudicator process runs.
 
     The member-data key (AES-GCM encryption of id numbers and names, and the HMAC of the
@@ -73,12 +73,6 @@ class AdjudicatorSettings(BaseSettings):
         le=3650,
         description="how long each day's trail of eligibility checks and lookups is kept",
     )
-    redis_username: str | None = Field(
-        default=None, description="the Redis user this service logs in as"
-    )
-    redis_password_file: Path | None = Field(
-        default=None, description="a file holding that user's password (mode 0600)"
-    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
@@ -98,16 +92,6 @@ class AdjudicatorSettings(BaseSettings):
         "network that authenticates both ends itself (a service mesh with mutual TLS)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @model_validator(mode="after")
-    def _redis_login_whole(self) -> Self:
-        if (self.redis_username is None) != (self.redis_password_file is None):
-            raise ValueError("give both redis_username and redis_password_file, or neither")
-        return self
-
-    def redis_login(self) -> RedisLogin | None:
-        """The Redis user and password to log in with, when a password file is given."""
-        return login_of(self.redis_username, self.redis_password_file)
 
     @model_validator(mode="after")
     def _tls_or_loopback(self) -> AdjudicatorSettings:

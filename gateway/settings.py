@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from onestop.redis_client import RedisLogin, login_of
+from onestop.redis_client import RedisLoginSettings
 from onestop.tls import TlsFiles
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(RedisLoginSettings):
     """How one gateway process runs.
 
     ``key_dir`` holds the receipt-signing keys (made on first start, mode 0600); every key that
@@ -102,12 +102,6 @@ class GatewaySettings(BaseSettings):
         default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
     )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
-    redis_username: str | None = Field(
-        default=None, description="the Redis user this service logs in as"
-    )
-    redis_password_file: Path | None = Field(
-        default=None, description="a file holding that user's password (mode 0600)"
-    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
@@ -122,16 +116,6 @@ class GatewaySettings(BaseSettings):
         if value < 300:
             raise ValueError("nonces must be remembered for at least 300 s")
         return value
-
-    @model_validator(mode="after")
-    def _redis_login_whole(self) -> Self:
-        if (self.redis_username is None) != (self.redis_password_file is None):
-            raise ValueError("give both redis_username and redis_password_file, or neither")
-        return self
-
-    def redis_login(self) -> RedisLogin | None:
-        """The Redis user and password to log in with, when a password file is given."""
-        return login_of(self.redis_username, self.redis_password_file)
 
     @model_validator(mode="after")
     def _all_tls_files_or_none(self) -> GatewaySettings:

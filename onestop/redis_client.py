@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings
 from redis import exceptions as redis_errors
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
@@ -97,6 +99,30 @@ def without_credentials(url: str) -> str:
     """``url`` with any user name and password removed (for logs and messages)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+class RedisLoginSettings(BaseSettings):
+    """The Redis login of a service's settings (``REDIS_USERNAME``, ``REDIS_PASSWORD_FILE``).
+
+    A base of each service's settings class, which gives the environment prefix.
+    """
+
+    redis_username: str | None = Field(
+        default=None, description="the Redis user this service logs in as"
+    )
+    redis_password_file: Path | None = Field(
+        default=None, description="a file holding that user's password (mode 0600)"
+    )
+
+    @model_validator(mode="after")
+    def _redis_login_whole(self) -> Self:
+        if (self.redis_username is None) != (self.redis_password_file is None):
+            raise ValueError("give both redis_username and redis_password_file, or neither")
+        return self
+
+    def redis_login(self) -> RedisLogin | None:
+        """The Redis user and password to log in with, when a password file is given."""
+        return login_of(self.redis_username, self.redis_password_file)
 
 
 class RedisUnreachable(RuntimeError):

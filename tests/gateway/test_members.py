@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
@@ -14,14 +12,6 @@ from tests.support.gateway import Gateway, open_gateway
 from tests.support.redis import dump_everything
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
-
-
-@contextlib.asynccontextmanager
-async def _gateway(
-    adjudicator: Adjudicator, redis_url: str, tmp_path: Path, **overrides: object
-) -> AsyncIterator[Gateway]:
-    async with open_gateway(adjudicator, redis_url, tmp_path / "keys", None, **overrides) as handle:
-        yield handle
 
 
 async def test_a_patient_is_found_by_the_id_number_they_show(
@@ -86,7 +76,9 @@ async def test_every_check_is_in_the_agency_audit_trail(gateway: Gateway) -> Non
 async def test_member_ids_cannot_be_tried_one_by_one(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(adjudicator, redis_url, tmp_path, unknown_members_limit=3) as gateway:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", unknown_members_limit=3
+    ) as gateway:
         clients = await load_demo_over_http(gateway, [member_record("M810003")])
         pharmacy = clients["ZZP1"]
         statuses = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
@@ -24,14 +23,6 @@ from tests.support.gateway import Gateway, open_gateway
 from tests.support.redis import dump_everything
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
-
-
-@contextlib.asynccontextmanager
-async def _gateway(
-    adjudicator: Adjudicator, redis_url: str, tmp_path: Path, **overrides: object
-) -> AsyncIterator[Gateway]:
-    async with open_gateway(adjudicator, redis_url, tmp_path / "keys", None, **overrides) as handle:
-        yield handle
 
 
 def _port(gateway: Gateway) -> int:
@@ -191,7 +182,9 @@ def test_nonces_must_outlive_twice_the_clock_window(tmp_path: Path) -> None:
 async def test_half_sent_headers_are_cut_off_and_health_still_answers(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(adjudicator, redis_url, tmp_path, header_timeout_seconds=1.0) as gateway:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", header_timeout_seconds=1.0
+    ) as gateway:
         connections = [await _open(gateway) for _ in range(50)]
         for _, writer in connections:
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -216,7 +209,9 @@ async def test_half_sent_headers_are_cut_off_and_health_still_answers(
 async def test_a_stalled_body_is_answered_408(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(adjudicator, redis_url, tmp_path, body_timeout_seconds=1.0) as gateway:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", body_timeout_seconds=1.0
+    ) as gateway:
         await load_demo_over_http(gateway, [member_record("M800001")])
         body = json_bytes(stay_body("SLOW1", "M800001", date(2026, 3, 1), 2, 10_000))
         headers = signature_headers(gateway.keys["ZZH3"], "ZZH3", "POST", "/v1/settlements", body)
@@ -237,7 +232,9 @@ async def test_a_stalled_body_is_answered_408(
 async def test_connections_past_the_cap_are_closed_at_once(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(adjudicator, redis_url, tmp_path, max_connections=5) as gateway:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", max_connections=5
+    ) as gateway:
         held = [await _open(gateway) for _ in range(5)]
         await asyncio.sleep(0.2)
         reader, writer = await _open(gateway)
@@ -252,8 +249,8 @@ async def test_connections_past_the_cap_are_closed_at_once(
 async def test_a_client_over_its_rate_is_answered_429(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(
-        adjudicator, redis_url, tmp_path, rate_per_client=1.0, burst_per_client=3.0
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", rate_per_client=1.0, burst_per_client=3.0
     ) as gateway:
         answers = [await gateway.agency.request("GET", "/v1/keys") for _ in range(5)]
         statuses = [answer.status_code for answer in answers]
@@ -268,7 +265,9 @@ async def test_a_client_over_its_rate_is_answered_429(
 async def test_an_address_that_keeps_failing_is_refused_before_being_read(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
-    async with _gateway(adjudicator, redis_url, tmp_path, refusals_per_address=0.1) as gateway:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", refusals_per_address=0.1
+    ) as gateway:
         forged = signature_headers(
             gateway.keys["agency"], "agency", "GET", "/v1/keys", b"", body_sha256_hex="0" * 64
         )
