@@ -206,6 +206,24 @@ async def test_half_sent_headers_are_cut_off_and_health_still_answers(
         writer.close()
 
 
+async def test_an_idle_kept_alive_connection_is_closed_after_its_time(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> None:
+    async with open_gateway(
+        adjudicator, redis_url, tmp_path / "keys", keep_alive_seconds=1, header_timeout_seconds=30
+    ) as gateway:
+        reader, writer = await _open(gateway)
+        writer.write(b"GET /health?scope=process HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        started = time.monotonic()
+        # The answer, then nothing until the server closes the idle connection: well before
+        # the 30 s a client has for its next request's headers.
+        received = await _answer(reader, seconds=10)
+        writer.close()
+        assert received.startswith(b"HTTP/1.1 200"), received[:200]
+        assert time.monotonic() - started < 5
+
+
 async def test_a_stalled_body_is_answered_408(
     adjudicator: Adjudicator, redis_url: str, tmp_path: Path
 ) -> None:
