@@ -2,22 +2,31 @@
 
 A day's entries come from every slot group, merged in time order; a client's day figures come
 from the totals the commit and reversal scripts keep beside the journal, and its settlement ids
-from the per-client lists the commit script keeps.
+from the per-client lists the commit and reversal scripts keep.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
 from adjudicator.store import redis_calls
 from onestop.clock import SHANGHAI_OFFSET
 from onestop.domain.reconciliation import DayFigures, EntryKind, JournalEntry
 from onestop.redis_client import RedisClient
-from onestop.storage.layout import GROUPS, day_settlements_key, day_totals_key, journal_key
-from onestop.storage.records import decode_journal_entry, sum_day_totals
+from onestop.storage.layout import (
+    GROUPS,
+    day_reversals_key,
+    day_settlements_key,
+    day_text,
+    day_totals_key,
+    journal_key,
+    settlement_id_ms,
+)
+from onestop.storage.records import CorruptRecord, decode_journal_entry, sum_day_totals
 
 # Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
 # clocks differ, an id may run a little ahead of its entry's time. Read an hour past the day
@@ -98,21 +107,64 @@ async def day_settlement_ids(client: RedisClient, client_id: str, day: date) -> 
     One read per group of the caller's own list: the cost does not grow with other clients'
     settlements of the day.
     """
-    day_text = day.strftime("%Y%m%d")
+    text = day_text(day)
     async with redis_calls():
         pipe = client.pipeline(transaction=False)
         for group in range(GROUPS):
-            pipe.lrange(day_settlements_key(group, day_text, client_id), 0, -1)
+            pipe.lrange(day_settlements_key(group, text, client_id), 0, -1)
         lists = cast(list[list[bytes]], await pipe.execute())
     return [settlement_id.decode() for ids in lists for settlement_id in ids]
 
 
-async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigures:
-    """A client's day from the per-group day totals the commit and reversal scripts keep."""
-    day_text = day.strftime("%Y%m%d")
+@dataclass(frozen=True, slots=True, order=True)
+class DayEvent:
+    """A settlement or a reversal one client committed on a day, ordered by commit time."""
+
+    ms: int
+    """When it was committed (epoch ms; a settlement's is the time its id names)."""
+    is_reversal: bool
+    """A reversal of the settlement (``False``: the settlement itself)."""
+    settlement_id: str
+
+    @property
+    def kind(self) -> EntryKind:
+        """Settlement or reversal, as the journal names it."""
+        return EntryKind.REVERSAL if self.is_reversal else EntryKind.SETTLEMENT
+
+
+async def day_events(client: RedisClient, client_id: str, day: date) -> list[DayEvent]:
+    """A client's settlements and reversals committed on ``day``, in commit order.
+
+    Reads the client's per-group day lists (never the journal): the cost follows the client's
+    own volume of the day.
+    """
+    text = day_text(day)
     async with redis_calls():
         pipe = client.pipeline(transaction=False)
         for group in range(GROUPS):
-            pipe.hgetall(day_totals_key(group, day_text, client_id))
+            pipe.lrange(day_settlements_key(group, text, client_id), 0, -1)
+            pipe.zrange(day_reversals_key(group, text, client_id), 0, -1, withscores=True)
+        answers: list[Any] = await pipe.execute()
+    events: list[DayEvent] = []
+    for index in range(0, len(answers), 2):
+        for raw_id in answers[index]:
+            settlement_id = raw_id.decode()
+            ms = settlement_id_ms(settlement_id)
+            if ms is None:
+                raise CorruptRecord(f"day list entry {settlement_id!r} is not a settlement id")
+            events.append(DayEvent(ms, False, settlement_id))
+        for raw_id, score in answers[index + 1]:
+            events.append(DayEvent(int(score), True, raw_id.decode()))
+    events.sort()
+    return events
+
+
+async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigures:
+    """A client's day from the per-group day totals the commit and reversal scripts keep."""
+    text = day_text(day)
+    async with redis_calls():
+        pipe = client.pipeline(transaction=False)
+        for group in range(GROUPS):
+            pipe.hgetall(day_totals_key(group, text, client_id))
         totals = cast(list[dict[bytes, bytes]], await pipe.execute())
     return sum_day_totals(totals)

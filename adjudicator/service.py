@@ -7,25 +7,40 @@ them directly. Storage gives and takes typed records (:mod:`onestop.storage.reco
 from __future__ import annotations
 
 import asyncio
+import base64
+import bisect
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from adjudicator.journal import DayEvent, day_events
 from adjudicator.reference import Reference
-from adjudicator.store import CommitOutcome, NewSettlement, Snapshot, Store, day_key
+from adjudicator.store import (
+    ClaimAnswer,
+    CommitOutcome,
+    NewSettlement,
+    Snapshot,
+    Store,
+    day_key,
+)
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
 from onestop.domain.eligibility import entitlement
 from onestop.domain.engine import Adjudication, adjudicate
 from onestop.domain.errors import (
+    DomainError,
+    ErrorCode,
     Forbidden,
+    InvalidDocument,
     NoPolicy,
     NotFound,
     OverlappingStay,
+    Problem,
     UnknownMember,
     VisitAlreadySettled,
 )
@@ -36,13 +51,15 @@ from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
 from onestop.errors import Unavailable
-from onestop.storage.layout import new_settlement_id
+from onestop.storage import layout
+from onestop.storage.layout import new_settlement_id, settlement_id_ms
 from onestop.storage.records import (
     LookupEntry,
     LookupKind,
     MemberRecord,
     SettlementRecord,
     StateAfter,
+    VisitClaim,
 )
 from onestop.wire import record_bytes, record_of, replayed_record
 
@@ -58,6 +75,27 @@ class SettleCommand:
     member_id: str
     visit: Visit
     fingerprint: bytes
+    resettle_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldClaim:
+    """A claim this request made: what it replaced, and whether it added a claimant."""
+
+    previous: VisitClaim | None
+    new_claimant: bool
+
+
+LIST_PAGE_SIZE = 100
+"""Events a page of ``GET /v1/settlements?date=`` holds at most."""
+
+CLAIM_STALE_MS = 60_000
+"""How long another member's claim on a visit stands without that member settling it.
+
+A request that claimed a visit and died (its process killed between claim and commit) leaves
+its claim; after this long another member's request may take it over. A request itself gives
+up before committing once half of it has passed, so a claim is never taken from a request
+that could still commit (docs/adr/0008)."""
 
 
 @dataclass
@@ -71,11 +109,30 @@ class SettlementService:
     lookup_audit_seconds: int = 400 * 86_400
 
     async def preview(self, command: SettleCommand) -> Settlement:
-        """Compute as if committed; change nothing."""
+        """Compute as if committed; change nothing.
+
+        Every check settle makes is made, in the same order, with the same refusal: an invalid
+        ``resettle_of``, a visit settled with another request or for another member, the
+        member's eligibility and policy, an overlapping stay. A preview is never a replay: a
+        visit already settled (with this very request too) is refused, naming its settlement.
+        """
+        await self._check_resettle_of(command)
         snapshot = await self.store.snapshot(command.member_id, command.client_id, command.visit_id)
         await self.reference.refresh(snapshot.versions)
         client = self._client(command)
+        await self._check_not_another_members(command)
+        visit = snapshot.visit
+        if visit is not None and visit.status is SettlementStatus.SETTLED:
+            if visit.fingerprint != command.fingerprint:
+                raise self._settled_with_another_request(command, visit.settlement_id)
+            # Settle would replay it; a preview is never a replay, and computing it again
+            # would count the visit twice. Tell the cashier where the settled result is.
+            raise VisitAlreadySettled(
+                f"visit {command.visit_id} is already settled as {visit.settlement_id} with "
+                f"this request: GET /v1/settlements/{visit.settlement_id} reads it"
+            )
         result, policy_ref = self._compute(command, client, self._member(command, snapshot))
+        self._check_stay(command.visit, snapshot)
         return self._settlement(command, result, policy_ref, None, SettlementStatus.PREVIEW, None)
 
     async def settle(self, command: SettleCommand) -> tuple[Settlement, bytes]:
@@ -95,6 +152,20 @@ class SettlementService:
             Unavailable: Redis is down, or the member's state kept moving; nothing was written.
         """
         started = time.perf_counter()
+        await self._check_resettle_of(command)
+        token = secrets.token_hex(8)
+        claimed_ms = self.clock()
+        claim = await self._claim_visit(command, token, claimed_ms)
+        try:
+            return await self._settle_claimed(command, started, claimed_ms)
+        except DomainError:
+            if claim is not None:
+                await self._release_visit(command, token, claim)
+            raise
+
+    async def _settle_claimed(
+        self, command: SettleCommand, started: float, claimed_ms: int
+    ) -> tuple[Settlement, bytes]:
         for attempt in range(1, self.commit_attempts + 1):
             snapshot = await self.store.snapshot(
                 command.member_id, command.client_id, command.visit_id
@@ -118,6 +189,10 @@ class SettlementService:
                 iso_from_ms(now),
             )
             record = record_bytes(settlement)
+            if now - claimed_ms >= CLAIM_STALE_MS // 2:
+                # Past half the claim's life another member's request could soon take the
+                # visit over: give up rather than commit on a claim that may not hold.
+                raise Unavailable("settling took too long; nothing was settled, retry")
             outcome = await self.store.commit(
                 NewSettlement(
                     settlement=SettlementRecord(
@@ -163,18 +238,138 @@ class SettlementService:
     async def _earlier_settlement(
         self, command: SettleCommand, snapshot: Snapshot
     ) -> tuple[Settlement, bytes] | None:
+        """The answer when the visit was settled before: a replay, or a refusal.
+
+        A request identical to one that settled the visit is answered with that settlement,
+        replayed: as it stands, also when it has since been reversed (domain section 15: a
+        late retry never settles a visit the cashier undid). Another request for a settled
+        visit is refused.
+        """
         visit = snapshot.visit
-        if visit is None or visit.status is not SettlementStatus.SETTLED:
+        if visit is None:
             return None
-        if visit.fingerprint == command.fingerprint:
-            stored = await self.store.settlement(visit.settlement_id)
-            if stored is not None:
+        earlier_id = visit.requests.get(command.fingerprint)
+        if earlier_id is not None:
+            stored = await self.store.settlement(earlier_id)
+            if stored is not None and stored.status is SettlementStatus.SETTLED:
                 replayed = replayed_record(stored.record)
                 return record_of(replayed), replayed
-        raise VisitAlreadySettled(
-            f"visit {command.visit_id} is settled as {visit.settlement_id} with another "
-            "request; reverse it first to settle it again"
+            if stored is not None:
+                answer = self._as_stored(stored).as_replay()
+                return answer, record_bytes(answer)
+        if visit.status is SettlementStatus.SETTLED:
+            raise self._settled_with_another_request(command, visit.settlement_id)
+        return None
+
+    @staticmethod
+    def _settled_with_another_request(
+        command: SettleCommand, settlement_id: str
+    ) -> VisitAlreadySettled:
+        return VisitAlreadySettled(
+            f"visit {command.visit_id} is settled as {settlement_id} with another request; "
+            "reverse it first to settle it again"
         )
+
+    async def _check_resettle_of(self, command: SettleCommand) -> None:
+        """``resettle_of`` must name the caller's reversed settlement of the same visit.
+
+        Raises:
+            InvalidDocument: it names anything else (422, before any visit-state check).
+        """
+        if command.resettle_of is None:
+            return
+        stored = await self.store.settlement(command.resettle_of)
+        if (
+            stored is None
+            or stored.client_id != command.client_id
+            or stored.visit_id != command.visit_id
+            or stored.member_id != command.member_id
+        ):
+            problem = "is not a settlement of this visit"
+        elif stored.status is not SettlementStatus.REVERSED:
+            problem = "is not reversed: reverse it first"
+        else:
+            return
+        raise InvalidDocument(
+            f"resettle_of {command.resettle_of} {problem}",
+            (
+                Problem(
+                    ErrorCode.INVALID,
+                    f"resettle_of must name your reversed settlement of visit "
+                    f"{command.visit_id}: {command.resettle_of} {problem}",
+                    field="resettle_of",
+                ),
+            ),
+        )
+
+    async def _claim_visit(self, command: SettleCommand, token: str, now: int) -> _HeldClaim | None:
+        """Claim the (client, visit) for the request's member.
+
+        Returns:
+            What this request's claim replaced, to restore on a refusal; ``None`` when the
+            member held the visit already (this request claimed nothing).
+
+        Raises:
+            VisitAlreadySettled: another member's request settled the visit (and it stands).
+            Unavailable: another member's request is settling it right now; retry.
+        """
+        take_over: VisitClaim | None = None
+        for _ in range(3):
+            outcome = await self.store.claim_visit(
+                command.client_id,
+                command.visit_id,
+                VisitClaim(command.member_id, token, now),
+                take_over.token if take_over is not None else "",
+            )
+            if outcome.answer is ClaimAnswer.CLAIMED:
+                return _HeldClaim(take_over, outcome.new_claimant)
+            if outcome.answer is ClaimAnswer.OWN or outcome.holder is None:
+                return None
+            holder = outcome.holder
+            theirs = await self.store.visit(holder.member_id, command.client_id, command.visit_id)
+            if theirs is not None and theirs.status is SettlementStatus.SETTLED:
+                # The visit is this client's own: saying it is another patient's is no leak.
+                raise VisitAlreadySettled(
+                    f"visit {command.visit_id} is settled for another member: a visit id names "
+                    "one visit of one patient; use this patient's own visit id, or reverse "
+                    "that settlement first"
+                )
+            if theirs is None and now - holder.claimed_ms < CLAIM_STALE_MS:
+                raise Unavailable(
+                    f"another request for visit {command.visit_id} (another member) is being "
+                    "settled right now; nothing was settled, retry in a moment"
+                )
+            take_over = holder  # reversed, or left by a request that died
+        raise Unavailable(f"visit {command.visit_id} kept changing hands; retry")
+
+    async def _release_visit(self, command: SettleCommand, token: str, claim: _HeldClaim) -> None:
+        """Give up the claim of a request that was refused, as if it never claimed (best effort).
+
+        A claim left behind only delays another member's request until it is stale.
+        """
+        try:
+            await self.store.release_visit(
+                command.client_id,
+                command.visit_id,
+                token,
+                previous=claim.previous,
+                claimant=command.member_id if claim.new_claimant else None,
+            )
+        except Unavailable:
+            log.warning("could not release a visit claim", extra={"visit_id": command.visit_id})
+
+    async def _check_not_another_members(self, command: SettleCommand) -> None:
+        """Refuse, as settle would, a visit another member's request settled."""
+        claim = await self.store.visit_claim(command.client_id, command.visit_id)
+        if claim is None or claim.member_id == command.member_id:
+            return
+        theirs = await self.store.visit(claim.member_id, command.client_id, command.visit_id)
+        if theirs is not None and theirs.status is SettlementStatus.SETTLED:
+            raise VisitAlreadySettled(
+                f"visit {command.visit_id} is settled for another member: a visit id names one "
+                "visit of one patient; use this patient's own visit id, or reverse that "
+                "settlement first"
+            )
 
     def _client(self, command: SettleCommand) -> Client:
         client = self.reference.clients.get(command.client_id)
@@ -266,22 +461,56 @@ class SettlementService:
         """
         return self._as_stored(await self._own_settlement(settlement_id, client_id))
 
+    async def visit_settlements(self, client_id: str, visit_id: str) -> list[Settlement]:
+        """Every settlement of one of the client's visits, newest first, reversed ones too.
+
+        What a terminal that lost an answer asks (单边账): whichever member the visit was
+        settled for, and however often it was reversed and settled again.
+        """
+        ids: set[str] = set()
+        for member_id in await self.store.claimants(client_id, visit_id):
+            index = await self.store.visit(member_id, client_id, visit_id)
+            if index is not None:
+                ids.add(index.settlement_id)
+                ids.update(index.requests.values())
+        records = await self.store.settlements(sorted(ids))
+        found = [self._as_stored(record) for record in records if record.client_id == client_id]
+        return sorted(found, key=_commit_order, reverse=True)
+
+    async def day_settlements(
+        self, client_id: str, day: date, cursor: str | None, limit: int = LIST_PAGE_SIZE
+    ) -> tuple[list[Settlement], str | None]:
+        """One page of a client's settlements and reversals committed on ``day``.
+
+        In commit order; a settlement reversed the same day appears at both events. The
+        cursor names the last event of the previous page (opaque to callers).
+
+        Raises:
+            InvalidDocument: the cursor is not one this call gave.
+        """
+        events = await day_events(self.store.client, client_id, day)
+        start = 0
+        if cursor is not None:
+            start = bisect.bisect_right(events, _event_of_cursor(cursor))
+        page = events[start : start + limit]
+        records = await self.store.settlements([event.settlement_id for event in page])
+        items = [self._as_stored(record) for record in records]
+        more = start + limit < len(events)
+        return items, (_cursor_of(page[-1]) if more and page else None)
+
     async def find(
         self, client_id: str, visit_id: str, member_id: str, fingerprint: bytes
     ) -> Settlement:
-        """The active settlement of a visit when the fingerprint matches, as a replay.
+        """The settlement an identical earlier request made, as it stands, as a replay.
 
         Raises:
-            NotFound: no active settlement of the visit with this fingerprint.
+            NotFound: no request with this fingerprint settled the visit.
         """
         snapshot = await self.store.snapshot(member_id, client_id, visit_id)
         visit = snapshot.visit
-        if (
-            visit is not None
-            and visit.status is SettlementStatus.SETTLED
-            and visit.fingerprint == fingerprint
-        ):
-            return (await self.get(visit.settlement_id, client_id)).as_replay()
+        earlier_id = visit.requests.get(fingerprint) if visit is not None else None
+        if earlier_id is not None:
+            return (await self.get(earlier_id, client_id)).as_replay()
         raise NotFound(f"no settlement of visit {visit_id} for this request")
 
     async def reverse(self, settlement_id: str, client_id: str) -> Settlement:
@@ -362,7 +591,7 @@ class SettlementService:
         if not client_ids:
             await self.reference.refresh()
             client_ids = sorted(self.reference.clients)
-        entries = await self.store.lookups(day.strftime("%Y%m%d"), client_ids)
+        entries = await self.store.lookups(layout.day_text(day), client_ids)
         return sorted(entries, key=lambda entry: entry.at)
 
     async def _audit(
@@ -412,3 +641,30 @@ class SettlementService:
             ),
             policy=policy_ref,
         )
+
+
+def _commit_order(settlement: Settlement) -> tuple[str, str]:
+    return (settlement.settled_at or "", settlement.settlement_id or "")
+
+
+def _cursor_of(event: DayEvent) -> str:
+    """An opaque cursor naming a day event (URL-safe base64 of its position)."""
+    position = f"{event.ms}.{int(event.is_reversal)}.{event.settlement_id}"
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def _event_of_cursor(cursor: str) -> DayEvent:
+    problem = Problem(
+        ErrorCode.INVALID,
+        "cursor is not one this call gave: send next_cursor from the previous page as it is",
+        field="cursor",
+    )
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ms, reversal, settlement_id = text.split(".", 2)
+        event = DayEvent(int(ms), bool(int(reversal)), settlement_id)
+    except ValueError as error:
+        raise InvalidDocument("bad cursor", (problem,)) from error
+    if reversal not in {"0", "1"} or settlement_id_ms(settlement_id) is None:
+        raise InvalidDocument("bad cursor", (problem,))
+    return event

@@ -18,7 +18,7 @@ import grpc
 from adjudicator import journal
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
-from adjudicator.service import SettleCommand, SettlementService
+from adjudicator.service import LIST_PAGE_SIZE, SettleCommand, SettlementService
 from onestop import wire as convert
 from onestop.domain.clients import Client
 from onestop.domain.documents import utf8_text, validate_document
@@ -61,6 +61,7 @@ def _command(request: pb.SettleRequest) -> SettleCommand:
         member_id=request.member_id,
         visit=convert.visit_of(request),
         fingerprint=request.fingerprint,
+        resettle_of=request.resettle_of or None,
     )
 
 
@@ -132,6 +133,27 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                 request.client_id, request.visit_id, request.member_id, request.fingerprint
             ),
         )
+
+    async def ListSettlements(  # noqa: N802, D102
+        self, request: pb.ListSettlementsRequest, context: Context
+    ) -> pb.SettlementList:
+        async def listed() -> pb.SettlementList:
+            if request.visit_id:
+                items = await self.service.visit_settlements(request.client_id, request.visit_id)
+                cursor = None
+            else:
+                items, cursor = await self.service.day_settlements(
+                    request.client_id,
+                    convert.day_of(request.date, "date"),
+                    request.cursor or None,
+                    request.limit or LIST_PAGE_SIZE,
+                )
+            return pb.SettlementList(
+                items=[convert.settlement_message(item) for item in items],
+                next_cursor=cursor or "",
+            )
+
+        return await _answer(context, listed)
 
     async def Eligibility(  # noqa: N802, D102
         self, request: pb.EligibilityRequest, context: Context

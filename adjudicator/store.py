@@ -32,22 +32,26 @@ from onestop.redis_client import (
 )
 from onestop.storage import layout
 from onestop.storage.crypto import MemberCipher
-from onestop.storage.layout import MemberField, SettlementField, VisitField
+from onestop.storage.layout import MemberField, SettlementField, VisitClaimField, VisitField
 from onestop.storage.records import (
+    CorruptRecord,
     LookupEntry,
     MemberRecord,
     Pairs,
     SettlementRecord,
     StateAfter,
     Stay,
+    VisitClaim,
     VisitIndex,
     day_total_increments,
+    decode_claimants,
     decode_lookup_entry,
     decode_member,
     decode_settlement,
     decode_state_after,
     decode_stays,
     decode_visit,
+    decode_visit_claim,
     journal_fields,
     lookup_fields,
     member_increments,
@@ -55,6 +59,7 @@ from onestop.storage.records import (
     settlement_fields,
     state_capture,
     stay_value,
+    visit_claim_fields,
     visit_fields,
 )
 
@@ -129,6 +134,27 @@ class ReversalOutcome:
     reversed_ms: int
 
 
+class ClaimAnswer(StrEnum):
+    """What the claim script answered."""
+
+    CLAIMED = "CLAIMED"
+    """This request holds the visit now."""
+    OWN = "OWN"
+    """The member held it already (its own visit index decides the rest)."""
+    OTHER = "OTHER"
+    """Another member's request holds it: see :attr:`ClaimOutcome.holder`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    """The claim script's answer, and the other member's claim when there is one."""
+
+    answer: ClaimAnswer
+    holder: VisitClaim | None = None
+    new_claimant: bool = False
+    """Claimed by a member that never held the visit before (its release forgets it)."""
+
+
 class Store:
     """The adjudicator's view of Redis."""
 
@@ -138,6 +164,8 @@ class Store:
         self._read = lua_script("read_member.lua")
         self._commit = lua_script("prelude.lua", "commit_settlement.lua")
         self._reverse = lua_script("prelude.lua", "reverse_settlement.lua")
+        self._claim_visit = lua_script("claim_visit.lua")
+        self._release_visit = lua_script("release_visit.lua")
 
     async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
         """Read the member, its stays, the visit's settlement and the reference versions."""
@@ -161,6 +189,92 @@ class Store:
             visit=decode_visit(_pairs(visit)),
             versions=_text_map(versions),
         )
+
+    async def claim_visit(
+        self, client_id: str, visit_id: str, claim: VisitClaim, take_over: str = ""
+    ) -> ClaimOutcome:
+        """Claim a (client, visit) for a member (the claim script; see its description).
+
+        Args:
+            client_id: the client whose visit it is.
+            visit_id: the client's visit id.
+            claim: the member, this request's token and the time.
+            take_over: the token of another member's claim found stale or reversed.
+        """
+        async with redis_calls():
+            answer = await self._claim_visit(
+                self.client,
+                [layout.visit_claim_key(client_id, visit_id)],
+                [
+                    VisitClaimField.MEMBER_ID.value,
+                    VisitClaimField.TOKEN.value,
+                    VisitClaimField.CLAIMED_MS.value,
+                    claim.member_id,
+                    claim.token,
+                    claim.claimed_ms,
+                    take_over,
+                    layout.claimant_field(claim.member_id),
+                ],
+            )
+        outcome = ClaimAnswer(answer[0].decode())
+        if outcome is ClaimAnswer.CLAIMED:
+            return ClaimOutcome(outcome, new_claimant=bool(int(answer[1])))
+        if outcome is ClaimAnswer.OWN:
+            return ClaimOutcome(outcome)
+        holder = VisitClaim(answer[1].decode(), answer[2].decode(), int(answer[3]))
+        return ClaimOutcome(outcome, holder)
+
+    async def release_visit(
+        self,
+        client_id: str,
+        visit_id: str,
+        token: str,
+        *,
+        previous: VisitClaim | None,
+        claimant: str | None,
+    ) -> None:
+        """Give up a claim this request made, if it still holds it, leaving what was before.
+
+        Args:
+            client_id: the client whose visit it is.
+            visit_id: the client's visit id.
+            token: this request's token.
+            previous: the claim this request took over (restored), ``None`` if there was none.
+            claimant: the member this request recorded as a new claimant (forgotten again).
+        """
+        if previous is not None:
+            fields = [(name, str(value)) for name, value in visit_claim_fields(previous)]
+        else:
+            fields = [(field.value, "") for field in VisitClaimField]
+        async with redis_calls():
+            await self._release_visit(
+                self.client,
+                [layout.visit_claim_key(client_id, visit_id)],
+                [
+                    VisitClaimField.TOKEN.value,
+                    token,
+                    layout.claimant_field(claimant) if claimant is not None else "",
+                    *(item for pair in fields for item in pair),
+                ],
+            )
+
+    async def visit_claim(self, client_id: str, visit_id: str) -> VisitClaim | None:
+        """The claim on a (client, visit), ``None`` when none was made."""
+        async with redis_calls():
+            raw = await self.client.hgetall(layout.visit_claim_key(client_id, visit_id))
+        return decode_visit_claim(cast(dict[bytes, bytes], raw))
+
+    async def claimants(self, client_id: str, visit_id: str) -> list[str]:
+        """Every member that ever held a (client, visit), in the order they claimed it."""
+        async with redis_calls():
+            raw = await self.client.hgetall(layout.visit_claim_key(client_id, visit_id))
+        return decode_claimants(cast(dict[bytes, bytes], raw))
+
+    async def visit(self, member_id: str, client_id: str, visit_id: str) -> VisitIndex | None:
+        """A member's index of a (client, visit), ``None`` when it never settled."""
+        async with redis_calls():
+            raw = await self.client.hgetall(layout.visit_key(member_id, client_id, visit_id))
+        return decode_visit(cast(dict[bytes, bytes], raw))
 
     async def member(self, member_id: str) -> MemberRecord | None:
         """The member, ``None`` when unknown."""
@@ -226,6 +340,33 @@ class Store:
             raw = await self.client.hgetall(layout.settlement_key(group, settlement_id))
         return decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
 
+    async def settlements(self, settlement_ids: Sequence[str]) -> list[SettlementRecord]:
+        """Several settlements in one round trip, in the order asked.
+
+        Raises:
+            CorruptRecord: an id names no settlement (the indexes that gave it are wrong).
+        """
+        keys = []
+        for settlement_id in settlement_ids:
+            group = layout.group_of_settlement(settlement_id)
+            if group is None:
+                raise CorruptRecord(f"{settlement_id!r} is not a settlement id")
+            keys.append(layout.settlement_key(group, settlement_id))
+
+        def build(pipe: RedisPipeline) -> None:
+            for key in keys:
+                pipe.hgetall(key)
+
+        async with redis_calls():
+            answers = await run_pipeline(self.client, build)
+        found = []
+        for settlement_id, raw in zip(settlement_ids, answers, strict=True):
+            record = decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
+            if record is None:
+                raise CorruptRecord(f"settlement {settlement_id} is indexed but not stored")
+            found.append(record)
+        return found
+
     async def reverse(
         self, record: SettlementRecord, amounts: Amounts, policy: PolicyRef, now_ms: int
     ) -> ReversalOutcome | None:
@@ -249,6 +390,7 @@ class Store:
                     layout.visit_key(record.member_id, record.client_id, record.visit_id),
                     layout.journal_key(group),
                     layout.day_totals_key(group, day_key(now_ms), record.client_id),
+                    layout.day_reversals_key(group, day_key(now_ms), record.client_id),
                 ],
                 [
                     SettlementField.STATUS.value,
@@ -357,7 +499,7 @@ def _journal_entry(
 
 def day_key(epoch_ms: int) -> str:
     """The settlement day of a moment, as in day keys: ``YYYYMMDD`` (Asia/Shanghai)."""
-    return settlement_day(epoch_ms).strftime("%Y%m%d")
+    return layout.day_text(settlement_day(epoch_ms))
 
 
 def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -92,6 +92,7 @@ class AdjudicatorClient:
         visit_id: str,
         member_id: str,
         fingerprint: bytes,
+        resettle_of: str | None = None,
         preview: bool = False,
     ) -> pb.Settlement:
         """Settle (or preview) a mapped visit."""
@@ -101,6 +102,7 @@ class AdjudicatorClient:
             visit_id=visit_id,
             member_id=member_id,
             fingerprint=fingerprint,
+            resettle_of=resettle_of,
         )
         method = self.stub.Preview if preview else self.stub.Settle
         return await self._call(lambda: method(request, timeout=self.deadline))
@@ -118,6 +120,20 @@ class AdjudicatorClient:
         """A settlement (``client_id`` empty: any client's)."""
         request = pb.GetSettlementRequest(client_id=client_id, settlement_id=settlement_id)
         return await self._call(lambda: self.stub.GetSettlement(request, timeout=self.deadline))
+
+    async def visit_settlements(self, client_id: str, visit_id: str) -> pb.SettlementList:
+        """Every settlement of the client's visit, newest first."""
+        request = pb.ListSettlementsRequest(client_id=client_id, visit_id=visit_id)
+        return await self._call(lambda: self.stub.ListSettlements(request, timeout=self.deadline))
+
+    async def day_settlements(
+        self, client_id: str, day: date, cursor: str | None, limit: int
+    ) -> pb.SettlementList:
+        """A page (at most ``limit``) of the client's settlements and reversals of ``day``."""
+        request = pb.ListSettlementsRequest(
+            client_id=client_id, date=day.isoformat(), cursor=cursor or "", limit=limit
+        )
+        return await self._call(lambda: self.stub.ListSettlements(request, timeout=self.deadline))
 
     async def reverse(self, settlement_id: str, client_id: str) -> pb.Settlement:
         """Reverse a settlement (``client_id`` empty: any client's)."""

@@ -12,10 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import schemas
 from gateway.adjudicator_client import AdjudicatorClient
+from gateway.api_docs import install_api_docs
 from gateway.auth import Authenticator
 from gateway.errors import (
     PROBLEM_JSON,
@@ -25,7 +28,7 @@ from gateway.errors import (
     validation_error_handler,
 )
 from gateway.limits import RequestLimiter, UnknownMemberGuard, UploadSlots
-from gateway.middleware import Authentication, BodyLimit
+from gateway.middleware import SIGNED_PREFIX, UNSIGNED_PATHS, Authentication, BodyLimit
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.routers import FEATURES
@@ -43,7 +46,8 @@ DESCRIPTION = (
     "`GET /health` is signed: `X-Client-Id`, `X-Timestamp` (unix seconds), `X-Nonce` (16-64 "
     "of `[A-Za-z0-9_-]`, never reused) and `X-Signature`, the standard base64 Ed25519 "
     "signature of `METHOD\\nPATH_AND_QUERY\\nX-Timestamp\\nX-Nonce\\n<lowercase hex SHA-256 "
-    "of the body>`. Money is integer fen; ratios are decimal strings; dates are `YYYY-MM-DD`. "
+    "of the body>` (`GET /v1/keys` needs none: anyone may verify a receipt). Money is "
+    "integer fen; ratios are decimal strings; dates are `YYYY-MM-DD`. "
     "Refusals are `application/problem+json`, list the codes each operation can answer, and "
     "change nothing."
 )
@@ -72,6 +76,8 @@ def create_app(
         summary="One-stop settlement for public medical insurance at the hospital window.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     # Starlette runs the middleware added last first: the headers are checked and the client
     # claimed before the body guard lets any of the body through.
@@ -84,6 +90,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     for feature in FEATURES:
         app.include_router(feature.router)
+    install_api_docs(app)
     _document(app)
     return app
 
@@ -116,9 +123,10 @@ def _document(app: FastAPI) -> None:
         }
         for name in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(name, None)
+        _restore_examples(schema)
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                if path != "/health":
+                if path.startswith(SIGNED_PREFIX) and path not in UNSIGNED_PATHS:
                     operation["security"] = [{name: [] for name in SIGNATURE_HEADERS}]
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
@@ -130,6 +138,32 @@ def _document(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _restore_examples(schema: dict[str, Any]) -> None:
+    """Put back the ``null`` values FastAPI drops from examples when it encodes the document.
+
+    An example with a required field left out (``"annual_cap": null`` dropped) would be
+    refused when sent as it is shown; the examples are shown exactly as written instead.
+    """
+    routes = [route for feature in FEATURES for route in feature.router.routes]
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.openapi_extra:
+            continue
+        content = route.openapi_extra.get("requestBody", {}).get("content", {})
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format].get(method.lower(), {})
+            shown = operation.get("requestBody", {}).get("content", {})
+            for media, written in content.items():
+                if "example" in written and media in shown:
+                    shown[media]["example"] = written["example"]
+    components = schema.get("components", {}).get("schemas", {})
+    for model in vars(schemas).values():
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        extra = model.model_config.get("json_schema_extra")
+        if isinstance(extra, dict) and "example" in extra and model.__name__ in components:
+            components[model.__name__]["example"] = extra["example"]
 
 
 def app_from_environment() -> FastAPI:
@@ -184,4 +218,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         UnknownMemberGuard(
             redis, settings.unknown_members_limit, settings.unknown_members_window_seconds
         ),
+        settings.export_grace_seconds,
     )

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from gateway.limits import RequestLimiter
 from gateway.reference import GatewayReference
 from onestop.domain.clients import Client
-from onestop.domain.errors import Forbidden
+from onestop.domain.errors import ErrorCode, Forbidden, Problem
 from onestop.domain.types import ClientKind
 from onestop.errors import Unauthenticated, Unavailable
 from onestop.redis_client import REDIS_ERRORS, RedisClient
@@ -45,9 +45,10 @@ HEADERS = ("x-client-id", "x-timestamp", "x-nonce", "x-signature")
 MAX_SIGNATURE_HEADER = 128
 """No signature header is longer than this many bytes (the longest, a nonce, is 64)."""
 
-NOT_VERIFIED = "the signature does not verify for this client id"
-"""One answer for an unknown client and a bad signature: a refusal tells nobody which ids
-exist."""
+NOT_REGISTERED = "X-Client-Id {client_id} is not registered: ask the agency to register it"
+"""The answer for an id nobody registered. Client ids are no secret (they are printed on
+receipts and exports, and a hospital's national code is public); telling a vendor that the id
+is wrong saves a night of checking signatures (docs/security.md)."""
 
 
 def signing_string(
@@ -149,11 +150,17 @@ class Authenticator:
         self.reference.observe(cast(dict[bytes, bytes], versions))
         client = await self.reference.client(client_id)
         if client is None:
-            raise Unauthenticated(NOT_VERIFIED)
+            raise Unauthenticated(NOT_REGISTERED.format(client_id=client_id))
         return Claim(client, timestamp, nonce, signature)
 
     async def prove(
-        self, claim: Claim, method: str, target: str, body_sha256_hex: str, address: str
+        self,
+        claim: Claim,
+        method: str,
+        target: str,
+        body_sha256_hex: str,
+        address: str,
+        body_bytes: int = 0,
     ) -> Client:
         """Verify the signature; admit the request under the client's rate; spend the nonce.
 
@@ -163,20 +170,23 @@ class Authenticator:
             target: the path and query exactly as sent (:func:`path_and_query`).
             body_sha256_hex: the body's SHA-256, lowercase hex.
             address: the network address the request came from.
+            body_bytes: how many body bytes were received (told back when the signature
+                does not verify).
 
         Raises:
-            Unauthenticated: the signature does not verify, or the nonce was used before.
+            Unauthenticated: the signature does not verify (the answer shows the string the
+                server verified), or the nonce was used before.
             RateLimited: the client is over its rate (the nonce is not spent).
             Unavailable: Redis cannot remember the nonce.
         """
         try:
             public_key = load_public_key(claim.client.public_key)
         except UnusableKey as error:  # pragma: no cover - keys are checked at registration
-            raise Unauthenticated(NOT_VERIFIED) from error
+            raise Unauthenticated("the client's registered key is unusable") from error
         message = signing_string(method, target, claim.timestamp, claim.nonce, body_sha256_hex)
         if not verify(public_key, message, claim.signature):
             self.limiter.refused(address)
-            raise Unauthenticated(NOT_VERIFIED)
+            raise signature_refusal(message, body_bytes)
         self.limiter.admit_client(claim.client.client_id)
         # Only a verified request is remembered. The value is this check's own: when a lost
         # connection makes the client send the SET again, the second SET finds the key, and
@@ -195,6 +205,39 @@ class Authenticator:
                 "sign every request with a new one"
             )
         return claim.client
+
+
+def signature_refusal(signed: bytes, body_bytes: int) -> Unauthenticated:
+    """The refusal of a signature that does not verify, showing what the server verified.
+
+    The server cannot tell which part differs from what the client signed, so it shows its
+    own signing string, one line per part, for the client to compare with its own: the method,
+    the path and query exactly as received, X-Timestamp, X-Nonce, and the SHA-256 of the body
+    bytes received. It holds nothing the client did not send.
+    """
+    method, target, timestamp, nonce, digest = signed.decode().split("\n")
+    parts = [
+        ("method", method, "upper-case, as sent"),
+        ("path_and_query", target, "exactly as sent: no host, percent-encoding unchanged"),
+        ("X-Timestamp", timestamp, "the header's value"),
+        ("X-Nonce", nonce, "the header's value"),
+        (
+            "body_sha256",
+            digest,
+            f"lowercase hex SHA-256 of the {body_bytes} body bytes received "
+            "(of nothing for a GET: e3b0c442...b855)",
+        ),
+    ]
+    return Unauthenticated(
+        "the signature does not verify with the key registered for this client id; the "
+        "server verified the string whose lines `errors` lists, joined by \\n: compare each "
+        "with what you signed (a different key, a changed body or a re-encoded path are the "
+        "usual causes)",
+        tuple(
+            Problem(ErrorCode.UNAUTHENTICATED, f"{value!r}: {hint}", field=name)
+            for name, value, hint in parts
+        ),
+    )
 
 
 def require_kind(client: Client, *kinds: ClientKind) -> None:

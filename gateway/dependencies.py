@@ -55,7 +55,12 @@ async def caller(request: Request, gateway: GatewayDep) -> Client:
     claim = _claim(request)
     body = await request.body()
     return await gateway.auth.prove(
-        claim, request.method, path_and_query(request), body_digest(body), _address(request)
+        claim,
+        request.method,
+        path_and_query(request),
+        body_digest(body),
+        _address(request),
+        len(body),
     )
 
 
@@ -102,11 +107,18 @@ async def agency_upload(request: Request, gateway: GatewayDep) -> AsyncIterator[
         tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool,
     ):
         digest = hashlib.sha256()
+        received = 0
         async for chunk in request.stream():
             digest.update(chunk)
             spool.write(chunk)
+            received += len(chunk)
         client = await gateway.auth.prove(
-            claim, request.method, path_and_query(request), digest.hexdigest(), _address(request)
+            claim,
+            request.method,
+            path_and_query(request),
+            digest.hexdigest(),
+            _address(request),
+            received,
         )
         require_kind(client, ClientKind.AGENCY)
         spool.seek(0)

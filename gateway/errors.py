@@ -18,13 +18,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.schemas import Problem as ProblemModel
+from onestop.domain.documents import problems_of
 from onestop.domain.errors import (
     DomainError,
     ErrorCode,
     InvalidDocument,
     MalformedDocument,
     NotFound,
-    Problem,
 )
 from onestop.errors import STATUS, InternalError, MethodNotAllowed, RateLimited
 
@@ -110,13 +110,10 @@ async def validation_error_handler(request: Request, error: Exception) -> JSONRe
             whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
         ):
             return problem_response(MalformedDocument("the body is not a JSON object"))
-    problems = []
-    for detail in details:
-        location = [str(part) for part in detail.get("loc", ()) if part != "body"]
-        message = "unknown field" if detail.get("type") == "extra_forbidden" else detail["msg"]
-        problems.append(Problem(ErrorCode.INVALID, message, field=".".join(location) or None))
+    problems = problems_of(details)
     first = problems[0]
-    return problem_response(InvalidDocument(f"{first.field}: {first.message}", tuple(problems)))
+    where = f"{first.field}: " if first.field else ""
+    return problem_response(InvalidDocument(f"{where}{first.message}", problems))
 
 
 async def internal_error_handler(request: Request, error: Exception) -> JSONResponse:

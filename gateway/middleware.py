@@ -23,8 +23,12 @@ CLAIM = "claim"
 """Where :class:`Authentication` leaves the request's claim (``request.state.claim``)."""
 
 SIGNED_PREFIX = "/v1/"
-"""Every path under it is signed (contract section 2); ``/health`` and the API's own
-documentation are not."""
+"""Every path under it is signed (contract section 2), but :data:`UNSIGNED_PATHS`;
+``/health`` and the API's own documentation are not either."""
+
+UNSIGNED_PATHS = frozenset({"/v1/keys"})
+"""Paths under :data:`SIGNED_PREFIX` anyone may call: the receipt keys, so that a patient or
+an auditor with no client key can verify a receipt (contract section 9)."""
 
 
 class Authentication:
@@ -50,7 +54,8 @@ class Authentication:
                 raise HeadersTooLarge(
                     f"the request's headers may not exceed {self.max_header_bytes} bytes"
                 )
-            if scope["path"].startswith(SIGNED_PREFIX):
+            path = scope["path"]
+            if path.startswith(SIGNED_PREFIX) and path not in UNSIGNED_PATHS:
                 await self._claim(scope, raw)
         except DomainError as refusal:
             await problem_response(refusal)(scope, receive, send)

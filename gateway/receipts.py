@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.exports import Signer
+from onestop.receipts import ALGORITHM, signed_part
 from onestop.signing import (
     canonical_json,
     key_id,
@@ -24,13 +25,6 @@ from onestop.signing import (
     sign,
     write_secret_file,
 )
-
-ALGORITHM = "ed25519"
-
-
-def signed_part(result: dict[str, Any]) -> dict[str, Any]:
-    """The result without ``signature`` and ``replayed``."""
-    return {key: value for key, value in result.items() if key not in ("signature", "replayed")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ SETTLE_EXAMPLE: dict[str, Any] = {
     "lines": [
         {
             "line_no": 1,
-            "his_code": "XJ-001",
+            "his_code": "YP0002",  # mapped by MAPPING_CSV_EXAMPLE, to XB02 of the catalog
             "quantity": "2",
             "unit_price": 1500,
             "amount": 3000,
@@ -132,6 +132,7 @@ AMOUNTS_EXAMPLE: dict[str, Any] = {
     "assistance": 0,
     "personal_account": 0,
     "cash": 100575,
+    "hospital_part": 0,
 }
 
 YEAR_TO_DATE_EXAMPLE: dict[str, Any] = {
@@ -232,6 +233,21 @@ class SettlementResult(UnsignedResult):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": RESULT_EXAMPLE})
 
     signature: Signature
+
+
+class SettlementList(BaseModel):
+    """Settlements a terminal lost track of (单边账): of one visit, or a page of one day."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"items": [RESULT_EXAMPLE], "next_cursor": None}},
+    )
+
+    items: list[SettlementResult]
+    next_cursor: str | None = Field(
+        description="the day's next page: send it as `cursor`; null on the last page (and for "
+        "a visit, whose settlements come in one answer)"
+    )
 
 
 class ProblemError(BaseModel):
@@ -587,6 +603,8 @@ class ReconciliationResult(BaseModel):
                 },
                 "only_in_gateway": [],
                 "only_in_hospital": ["S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f"],
+                "provisional": False,
+                "notes": [],
             }
         }
     )
@@ -596,3 +614,9 @@ class ReconciliationResult(BaseModel):
     differences: dict[str, int]
     only_in_gateway: list[str]
     only_in_hospital: list[str]
+    provisional: bool = Field(
+        description="the day is not closed yet (Asia/Shanghai): its figures may still change"
+    )
+    notes: list[str] = Field(
+        description="what may explain an unbalanced day (a date in the wrong time zone)"
+    )

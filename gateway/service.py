@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -17,9 +17,21 @@ from gateway.limits import UnknownMemberGuard, UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.schemas import Signature
-from onestop.domain.bill import MAX_BILL_LINES, VisitRequest, check_client_may_settle
+from onestop.clock import now_ms
+from onestop.domain.bill import (
+    MAX_BILL_LINES,
+    VisitRequest,
+    check_client_may_settle,
+    request_identity,
+)
 from onestop.domain.clients import Client
-from onestop.domain.errors import BillRejected, MalformedDocument, NotFound, UnknownMember
+from onestop.domain.errors import (
+    BillRejected,
+    MalformedDocument,
+    NotFound,
+    UnknownMember,
+    VisitAlreadySettled,
+)
 from onestop.domain.mapping import map_bill
 from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
@@ -30,21 +42,29 @@ from onestop.signing import canonical_json
 log = logging.getLogger("onestop.gateway")
 
 
-def request_fingerprint(body: bytes) -> bytes:
-    """SHA-256 of the request body in canonical JSON (sorted keys, no spaces).
-
-    The same request sent again matches however its JSON was spaced or its keys ordered.
+def require_utf8_json(body: bytes) -> None:
+    """Refuse a JSON body the contract does not allow (RFC 8259: UTF-8).
 
     Raises:
         MalformedDocument: the body is not UTF-8 (FastAPI's parser also accepts UTF-16 and
             UTF-32, which the contract does not).
     """
     try:
-        return hashlib.sha256(canonical_json(orjson.loads(body))).digest()
-    except orjson.JSONDecodeError as error:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise MalformedDocument(
             "the body is not UTF-8 JSON; send JSON encoded as UTF-8 (RFC 8259)"
         ) from error
+
+
+def round1_fingerprint(body: bytes) -> bytes:
+    """What round 1 indexed a settled request by: SHA-256 of its body as canonical JSON.
+
+    Visits settled before identical requests were defined by their values (CHANGELOG) keep
+    this fingerprint; asked only when a request is refused as another request for a settled
+    visit, so that a retry of such a request still answers its settlement.
+    """
+    return hashlib.sha256(canonical_json(orjson.loads(body))).digest()
 
 
 @dataclass
@@ -58,6 +78,10 @@ class Gateway:
     redis: RedisClient
     uploads: UploadSlots
     unknown_members: UnknownMemberGuard
+    export_grace_seconds: int = 900
+    """How long after its midnight a day's export is still refused (settings)."""
+    clock: Callable[[], int] = now_ms
+    """Now (epoch ms): which settlement days have closed."""
 
     def receipt(self, message: pb.Settlement) -> bytes:
         """A settlement as the contract's result, signed, as the JSON body of the answer."""
@@ -84,7 +108,8 @@ class Gateway:
         check_client_may_settle(client.kind, visit.visit_type)
         if preview:
             await self.unknown_members.check(client.client_id)
-        fingerprint = request_fingerprint(body)
+        require_utf8_json(body)
+        fingerprint = request_identity(visit)
         catalog = await self.reference.catalog()
         mapping = await self.reference.mapping(client.client_id)
         try:
@@ -98,14 +123,25 @@ class Gateway:
                     return earlier
             raise
         async with self.counting_unknown_members(client):
-            return await self.adjudicator.settle(
-                coded,
-                client_id=client.client_id,
-                visit_id=visit.visit_id,
-                member_id=visit.member_id,
-                fingerprint=fingerprint,
-                preview=preview,
-            )
+            try:
+                return await self.adjudicator.settle(
+                    coded,
+                    client_id=client.client_id,
+                    visit_id=visit.visit_id,
+                    member_id=visit.member_id,
+                    fingerprint=fingerprint,
+                    resettle_of=visit.resettle_of,
+                    preview=preview,
+                )
+            except VisitAlreadySettled:
+                if preview:
+                    raise
+                # A retry of a request settled before identities were defined (domain
+                # section 15) was indexed by its bytes' fingerprint: it is a replay too.
+                earlier = await self._earlier(client, visit, round1_fingerprint(body))
+                if earlier is None:
+                    raise
+                return earlier
 
     @contextlib.asynccontextmanager
     async def counting_unknown_members(self, client: Client) -> AsyncIterator[None]:

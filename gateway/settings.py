@@ -101,6 +101,13 @@ class GatewaySettings(RedisLoginSettings):
     uploads_in_flight: int = Field(
         default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
     )
+    export_grace_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="how long after a settlement day closes (midnight, Asia/Shanghai) its "
+        "export is refused still: a settlement committed at 23:59:59 may still be on its way",
+    )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(

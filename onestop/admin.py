@@ -15,7 +15,9 @@ import httpx
 
 from onestop.client import SignedClient
 from onestop.domain.documents import parse_document_text
+from onestop.domain.errors import DomainError
 from onestop.domain.policy import parse_policy, policy_to_document
+from onestop.signing import UnusableKey, load_public_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,32 @@ def _result(answer: httpx.Response) -> Any:
     return answer.json()
 
 
+async def fetch_published_keys(url: str) -> list[dict[str, str]]:
+    """The gateway's receipt keys (``GET /v1/keys``, which needs no signature)."""
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=10) as http:
+        answer = await http.get("/v1/keys")
+        answer.raise_for_status()
+        keys: list[dict[str, str]] = answer.json()["keys"]
+    return keys
+
+
+def read_public_key_file(path: Path) -> str:
+    """A public key PEM from a file, refused here when it is anything else.
+
+    Raises:
+        UnusableKey: the file holds a private key (which must never leave its owner, so it
+            is refused before anything is sent) or no Ed25519 public key.
+    """
+    text = path.read_text(encoding="utf-8")
+    if "PRIVATE KEY" in text:
+        raise UnusableKey(
+            f"{path} holds a private key: give the public half ({path.with_suffix('.pub').name} "
+            "from onestop keys new); a private key never leaves its owner, nothing was sent"
+        )
+    load_public_key(text)
+    return text
+
+
 async def register_client(
     connection: Connection,
     client_id: str,
@@ -83,7 +111,8 @@ async def register_client(
     region: str | None,
     public_key: Path,
 ) -> Any:
-    """``PUT /v1/admin/clients/{id}``."""
+    """``PUT /v1/admin/clients/{id}``; the key file is checked before anything is sent."""
+    public_key_pem = read_public_key_file(public_key)
     async with connection.client() as client:
         return _result(
             await client.request(
@@ -94,7 +123,7 @@ async def register_client(
                     "name": name,
                     "level": level,
                     "region": region,
-                    "public_key": public_key.read_text(),
+                    "public_key": public_key_pem,
                 },
             )
         )
@@ -102,11 +131,19 @@ async def register_client(
 
 async def load_policies(connection: Connection, files: list[Path]) -> list[Any]:
     """``PUT /v1/admin/policies`` for each JSON or YAML file (checked here first)."""
+    # Every file is read and checked before the first is sent: one bad file loads none.
+    documents = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        try:
+            parsed = parse_policy(parse_document_text(text, path.name))
+        except DomainError as error:
+            error.message = f"{path}: {error.message}; nothing was loaded"
+            raise
+        documents.append(policy_to_document(parsed))
     answers = []
     async with connection.client() as client:
-        for path in files:
-            text = path.read_text(encoding="utf-8")
-            document = policy_to_document(parse_policy(parse_document_text(text, path.name)))
+        for document in documents:
             answers.append(
                 _result(await client.request("PUT", "/v1/admin/policies", json_body=document))
             )
@@ -124,6 +161,13 @@ async def load_mapping(connection: Connection, client_id: str, file: Path, *, co
     path = f"/v1/admin/clients/{client_id}/mappings" + ("?confirm=true" if confirm else "")
     async with connection.client() as client:
         return _result(await client.upload("PUT", path, file, "text/csv"))
+
+
+async def load_members_files(
+    connection: Connection, files: list[Path], progress: Callable[[int, int], None] | None = None
+) -> list[Any]:
+    """``POST /v1/admin/members`` for each file in turn (each is a separate load)."""
+    return [await load_members(connection, file, progress) for file in files]
 
 
 async def load_members(

@@ -321,7 +321,16 @@ def _connection(args: argparse.Namespace) -> Any:
 
 
 def _run_admin(call: Any) -> int:
+    """Run a call against the gateway; a user's error is one line on stderr, never a trace.
+
+    Exit status: 0 done, 1 the gateway refused (its problem+json is printed), 2 nothing was
+    sent (a file that cannot be read or is invalid, a key of the wrong kind, no gateway).
+    """
+    import httpx
+
     from onestop.admin import Refused
+    from onestop.domain.errors import DomainError
+    from onestop.signing import UnusableKey
 
     try:
         _print_json(asyncio.run(call))
@@ -332,7 +341,35 @@ def _run_admin(call: Any) -> int:
         except ValueError:
             print(refused.answer.text, file=sys.stderr)
         return 1
+    except DomainError as error:
+        print(f"onestop: {error.message}", file=sys.stderr)
+        for problem in error.problems:
+            where = problem.field or (f"row {problem.row}" if problem.row else "")
+            print(
+                f"  {where}: {problem.message}" if where else f"  {problem.message}",
+                file=sys.stderr,
+            )
+        return 2
+    except (OSError, UnicodeDecodeError, UnusableKey) as error:
+        print(f"onestop: {error}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as error:
+        url = error.request.url if _has_request(error) else "the gateway"
+        print(
+            f"onestop: could not reach {url}: {error!s} (is the gateway running? give --url, "
+            "ONESTOP_URL or --data-dir)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _has_request(error: Any) -> bool:
+    try:
+        error.request  # noqa: B018 - raises when the error has none
+    except RuntimeError:
+        return False
+    return True
 
 
 def _clients_add(args: argparse.Namespace) -> int:
@@ -363,15 +400,53 @@ def _load(args: argparse.Namespace) -> int:
         return _run_admin(
             admin.load_mapping(connection, args.mapping_client, args.files[0], confirm=args.confirm)
         )
-    return _run_admin(
-        admin.load_members(connection, args.files[0], admin.progress_printer("members"))
-    )
+    progress = admin.progress_printer("members")
+    if len(args.files) == 1:
+        return _run_admin(admin.load_members(connection, args.files[0], progress))
+    return _run_admin(admin.load_members_files(connection, args.files, progress))
 
 
 def _export(args: argparse.Namespace) -> int:
     from onestop.admin import download_export
 
     return _run_admin(download_export(_connection(args), args.date, args.out))
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    import os
+
+    import httpx
+
+    from onestop.admin import fetch_published_keys
+    from onestop.receipts import check_receipt
+
+    try:
+        receipt = json.loads(args.receipt.read_text(encoding="utf-8"))
+        if not isinstance(receipt, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        print(f"onestop verify-receipt: {args.receipt}: not a receipt ({error})", file=sys.stderr)
+        return 2
+    try:
+        if args.keys is not None:
+            published = json.loads(args.keys.read_text(encoding="utf-8"))["keys"]
+            source = str(args.keys)
+        else:
+            url = args.url or os.environ.get("ONESTOP_URL") or "http://127.0.0.1:8080"
+            published = asyncio.run(fetch_published_keys(url))
+            source = f"{url.rstrip('/')}/v1/keys"
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as error:
+        print(
+            f"onestop verify-receipt: could not read the published keys: {error}", file=sys.stderr
+        )
+        return 2
+    check = check_receipt(receipt, published)
+    what = receipt.get("settlement_id") or "the receipt"
+    if check.valid:
+        print(f"{what}: the signature verifies with key {check.key_id} ({source})")
+        return 0
+    print(f"{what}: NOT VALID: {check.reason}", file=sys.stderr)
+    return 1
 
 
 def _verify_export(args: argparse.Namespace) -> int:
@@ -643,6 +718,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--date", help="the day asked for (YYYY-MM-DD): the export must be of it")
     verify.set_defaults(handler=_verify_export)
 
+    verify_receipt = commands.add_parser(
+        "verify-receipt",
+        help="check a settlement receipt's signature with the gateway's published keys "
+        "(no client key needed)",
+    )
+    verify_receipt.add_argument("receipt", type=Path, help="the result as answered (JSON)")
+    source = verify_receipt.add_mutually_exclusive_group()
+    source.add_argument("--url", help="the gateway to ask GET /v1/keys (ONESTOP_URL; :8080)")
+    source.add_argument("--keys", type=Path, help="a saved GET /v1/keys answer (JSON)")
+    verify_receipt.set_defaults(handler=_verify_receipt)
+
     gen = commands.add_parser(
         "gen",
         help="write a reproducible synthetic region: policies, catalog, clients and "
@@ -722,7 +808,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "what", None) == "mapping" and not args.mapping_client:
         build_parser().error("load mapping needs --for CLIENT_ID")
-    result: int = args.handler(args)
+    if getattr(args, "what", None) in ("catalog", "mapping") and len(args.files) > 1:
+        # Each upload replaces the whole catalog or mapping: a second file would undo the first.
+        build_parser().error(f"load {args.what} takes one file (each upload replaces it whole)")
+    try:
+        result: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("onestop: interrupted", file=sys.stderr)
+        return 130
     return result
 
 

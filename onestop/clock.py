@@ -29,3 +29,9 @@ def settlement_day(epoch_ms: int) -> date:
 def today() -> date:
     """Today in Asia/Shanghai (the settlement day now)."""
     return settlement_day(now_ms())
+
+
+def day_closes_ms(day: date) -> int:
+    """When a settlement day closes: the next midnight in Asia/Shanghai (epoch ms)."""
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI)
+    return int(midnight.timestamp() * 1000)

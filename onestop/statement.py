@@ -30,6 +30,7 @@ _ROWS = (
     ("assistance", "医疗救助 Medical assistance", 0),
     ("personal_account", "个人账户 Personal account", 0),
     ("cash", "个人现金 Cash to pay", 0),
+    ("hospital_part", "医院承担 Borne by the hospital", 0),
 )
 
 
@@ -65,7 +66,7 @@ def render_statement(result: Mapping[str, Any], *, client_name: str, patient: st
         lines.append(_row("Settlement", str(result["settlement_id"])))
     lines.append(rule)
     for field, label, indent in _ROWS:
-        if field == "deductible" and not amounts.get(field):
+        if field in ("deductible", "hospital_part") and not amounts.get(field):
             continue
         lines.append(_row(label, format_yuan(int(amounts[field])), indent))
     lines.append(rule)

@@ -117,6 +117,7 @@ def settle_request_of(
     visit_id: str,
     member_id: str,
     fingerprint: bytes,
+    resettle_of: str | None = None,
 ) -> pb.SettleRequest:
     """The settle request for a mapped visit (what the gateway sends)."""
     return pb.SettleRequest(
@@ -136,6 +137,7 @@ def settle_request_of(
             date=[line.service_date.isoformat() for line in visit.lines],
         ),
         fingerprint=fingerprint,
+        resettle_of=resettle_of or "",
     )
 
 

@@ -6,7 +6,8 @@
 -- Like the commit script it knows no field names (see onestop/storage/layout.py).
 --
 -- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream,
---       6 the owner's day totals of the reversal day (Asia/Shanghai)
+--       6 the owner's day totals of the reversal day (Asia/Shanghai),
+--       7 the owner's reversals of that day (sorted set, scored by the reversal time)
 -- ARGV: 1 the settlement's status field, 2 the status that means settled,
 --       3 the settlement id, 4 the visit's settlement-id field,
 --       5 the settlement's state-after field, 6 the reversal time (epoch ms),
@@ -44,6 +45,7 @@ end
 local after = cjson.encode(state)
 redis.call('HSET', KEYS[1], ARGV[5], after, unpack(settlement))
 redis.call('XADD', KEYS[5], journal_id(KEYS[5], ARGV[6]), unpack(entry))
+redis.call('ZADD', KEYS[7], ARGV[6], ARGV[3])
 for index = 1, #totals, 2 do
   redis.call('HINCRBY', KEYS[6], totals[index], totals[index + 1])
 end

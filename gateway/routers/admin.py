@@ -34,9 +34,10 @@ from gateway.schemas import (
     MappingLoaded,
     MembersLoaded,
 )
+from onestop.clock import day_closes_ms, iso_from_ms, settlement_day
 from onestop.domain.clients import Client
 from onestop.domain.documents import validate_document
-from onestop.domain.errors import ErrorCode
+from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.settlement import PolicyRef
 from onestop.exports import write_export, zip_export
@@ -227,7 +228,13 @@ async def lookups(
     },
 )
 async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileResponse:
-    """The day's signed files for the agency, as one zip."""
+    """The day's signed files for the agency, as one zip; only of a day that has closed.
+
+    A day closes at the next midnight, Asia/Shanghai; its export is refused until
+    `export_grace_seconds` later (settings), and a future day's always: an export is final
+    and signed, so it is made once the day can change no more.
+    """
+    check_day_closed(day, gateway.clock(), gateway.export_grace_seconds)
     scratch = FilePath(tempfile.mkdtemp(prefix="onestop-export-"))
     try:
         await write_export(
@@ -246,3 +253,24 @@ async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileRespo
         filename=f"onestop-{day.isoformat()}.zip",
         background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
     )
+
+
+def check_day_closed(day: date, now: int, grace_seconds: int) -> None:
+    """Refuse the export of a day that is not over yet (422 ``INVALID``, field ``date``).
+
+    Raises:
+        InvalidDocument: the day is in the future, open, or closed less than the grace ago.
+    """
+    ready_ms = day_closes_ms(day) + grace_seconds * 1000
+    if now >= ready_ms:
+        return
+    today = settlement_day(now)
+    if day > today:
+        why = f"{day} is in the future (today is {today}, Asia/Shanghai)"
+    else:
+        why = (
+            f"{day} is not closed yet: its export is final and signed, so it is made once "
+            f"the day can change no more, from {iso_from_ms(ready_ms)}; POST "
+            "/v1/reconciliation answers provisional figures meanwhile"
+        )
+    raise InvalidDocument(why, (Problem(ErrorCode.INVALID, why, field="date"),))

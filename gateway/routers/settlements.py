@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from gateway.dependencies import CallerDep, GatewayDep, ProviderDep
 from gateway.errors import BODY, SIGNED, refusals
-from gateway.schemas import SETTLE_EXAMPLE, SettlementResult
+from gateway.schemas import SETTLE_EXAMPLE, SettlementList, SettlementResult
 from onestop.domain.bill import VisitRequest
-from onestop.domain.errors import ErrorCode
+from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
+from onestop.domain.types import Code
 
 router = APIRouter(prefix="/v1/settlements", tags=["settlements"])
 
@@ -40,7 +43,7 @@ def _receipt(body: bytes, status_code: int = 200) -> Response:
 @router.post(
     "/preview",
     response_model=SettlementResult,
-    responses=refusals(*_BILL),
+    responses=refusals(*_BILL, ErrorCode.VISIT_ALREADY_SETTLED, ErrorCode.OVERLAPPING_STAY),
     openapi_extra=_SETTLE_BODY,
 )
 async def preview(
@@ -70,6 +73,63 @@ async def settle(
     """结算: settle and commit, at most once per (client, visit)."""
     message = await gateway.settle(caller, visit, await request.body(), preview=False)
     return _receipt(gateway.receipt(message), 200 if message.replayed else 201)
+
+
+@router.get(
+    "",
+    response_model=SettlementList,
+    responses=refusals(*SIGNED, ErrorCode.FORBIDDEN, ErrorCode.INVALID),
+)
+async def list_settlements(
+    caller: ProviderDep,
+    gateway: GatewayDep,
+    visit_id: Annotated[
+        Code | None, Query(description="every settlement of this visit of yours, newest first")
+    ] = None,
+    day: Annotated[
+        date | None,
+        Query(
+            alias="date",
+            description="your settlements and reversals committed this day (Asia/Shanghai), "
+            "in commit order, a page at a time",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="`next_cursor` of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="most items in a day's page")] = 100,
+) -> Response:
+    """Find what a terminal lost (单边账): by visit id, or a whole day page by page.
+
+    A settlement reversed on the day it was settled appears twice in the day's list: once
+    where it was settled and once where it was reversed (its `status` is its state now).
+    """
+    if (visit_id is None) == (day is None):
+        raise InvalidDocument(
+            "visit_id or date",
+            (
+                Problem(
+                    ErrorCode.INVALID,
+                    "give exactly one of visit_id (a visit's settlements) or date (a day's, "
+                    "YYYY-MM-DD)",
+                    field="visit_id" if visit_id is None else "date",
+                ),
+            ),
+        )
+    if cursor is not None and day is None:
+        raise InvalidDocument(
+            "cursor without date",
+            (Problem(ErrorCode.INVALID, "cursor pages a day: send it with date", field="cursor"),),
+        )
+    if day is not None:
+        listed = await gateway.adjudicator.day_settlements(caller.client_id, day, cursor, limit)
+    else:
+        assert visit_id is not None  # exactly one of the two, checked above
+        listed = await gateway.adjudicator.visit_settlements(caller.client_id, visit_id)
+    items = b",".join(gateway.receipt(item) for item in listed.items)
+    body = b'{"items":[' + items + b'],"next_cursor":' + orjson.dumps(listed.next_cursor or None)
+    return _receipt(body + b"}")
 
 
 @router.get(

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from onestop.domain.errors import VisitNotAllowed
 from onestop.domain.types import ClientKind, Code, IsoDate, Quantity, VisitType
@@ -48,8 +59,19 @@ class VisitRequest(BaseModel):
     diagnoses: tuple[Code, ...] = Field(default=(), max_length=50)
     use_personal_account: StrictBool = False
     lines: tuple[BillLine, ...] = Field(min_length=1)
+    resettle_of: Code | None = Field(
+        default=None,
+        description="the caller's reversed settlement of this visit, to settle the same bill "
+        "again (domain section 15)",
+    )
 
     _days: tuple[date, date] = PrivateAttr()
+
+    @field_validator("diagnoses")
+    @classmethod
+    def _diagnoses_upper_case(cls, diagnoses: tuple[str, ...]) -> tuple[str, ...]:
+        # ICD-10 codes are compared, and matched for coverage, upper-case (domain s15, s17).
+        return tuple(code.upper() for code in diagnoses)
 
     @model_validator(mode="after")
     def _dates_fit_the_visit_type(self) -> VisitRequest:
@@ -78,6 +100,49 @@ class VisitRequest(BaseModel):
     def last_day(self) -> date:
         """Discharge date, or the service date: its year is the policy year."""
         return self._days[1]
+
+
+def _number(value: Decimal | int) -> str:
+    """A number as text, equal for equal values (``1.50``, ``1.5`` and ``1.5000`` alike)."""
+    return format(Decimal(value).normalize(), "f")
+
+
+def request_identity(visit: VisitRequest) -> bytes:
+    """SHA-256 of what makes two settlement requests identical (domain section 15).
+
+    The validated values: decimals as numbers, diagnoses upper-case (the validator did it),
+    HIS codes exactly as sent, absent optional fields as their defaults, lines as a set keyed
+    by ``line_no``, ``resettle_of`` included; JSON key order and spacing play no part.
+    """
+    lines = sorted(visit.lines, key=lambda line: line.line_no)
+    canonical = {
+        "visit_id": visit.visit_id,
+        "member_id": visit.member_id,
+        "visit_type": visit.visit_type.value,
+        "admission_date": _iso(visit.admission_date),
+        "discharge_date": _iso(visit.discharge_date),
+        "service_date": _iso(visit.service_date),
+        "diagnoses": list(visit.diagnoses),
+        "use_personal_account": visit.use_personal_account,
+        "resettle_of": visit.resettle_of,
+        "lines": [
+            [
+                line.line_no,
+                line.his_code,
+                _number(line.quantity),
+                _number(line.unit_price),
+                line.amount,
+                line.date.isoformat(),
+            ]
+            for line in lines
+        ],
+    }
+    text = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 class CodedLine(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -106,17 +107,86 @@ def validate_document(model: type[ModelT], data: Any, *, what: str) -> ModelT:
     except ValidationError as error:
         problems = validation_problems(error)
         first = problems[0]
-        message = f"the {what} is invalid: {first.field}: {first.message}"
+        where = f"{first.field}: " if first.field else ""
+        message = f"the {what} is invalid: {where}{first.message}"
         raise InvalidDocument(message, problems) from None
 
 
+# Where a request's part is named in a location (FastAPI's check of a request): the field is
+# named without it, as the contract names it.
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header"})
+
+
 def validation_problems(error: ValidationError, *, row: int | None = None) -> tuple[Problem, ...]:
-    """Turn a pydantic error into problems whose ``field`` is the dotted path at fault."""
+    """Turn a validation error into problems in the contract's words (see :func:`problems_of`)."""
+    return problems_of(error.errors(include_url=False), row=row)
+
+
+def problems_of(details: Sequence[Any], *, row: int | None = None) -> tuple[Problem, ...]:
+    """Validation failures as problems in the contract's words.
+
+    ``field`` is the dotted path at fault as the contract names it (``lines.0.quantity``, or
+    ``None`` for a rule over the whole document); the message says what is wrong and what is
+    expected, without the validation library's vocabulary.
+
+    Args:
+        details: pydantic's error details (also FastAPI's check of a request: same shape).
+        row: the row or line of the document, where it has rows.
+    """
     problems = []
-    for detail in error.errors(include_url=False, include_input=False):
-        path = ".".join(str(part) for part in detail["loc"]) or "(document)"
-        message = detail["msg"]
-        if detail["type"] == "extra_forbidden":
-            message = "unknown field"
-        problems.append(Problem(code=ErrorCode.INVALID, message=message, field=path, row=row))
+    for detail in details:
+        loc = [str(part) for part in detail.get("loc", ())]
+        if loc and loc[0] in _REQUEST_PARTS:
+            loc = loc[1:]
+        path = ".".join(loc) or None
+        problems.append(Problem(ErrorCode.INVALID, plain_message(detail), field=path, row=row))
     return tuple(problems)
+
+
+def plain_message(detail: Any) -> str:
+    """One validation failure in plain words: what is wrong, and what is expected."""
+    kind = str(detail.get("type", ""))
+    context = detail.get("ctx") or {}
+    message = str(detail.get("msg", "is invalid"))
+    if kind == "extra_forbidden":
+        return "unknown field: remove it (or check its spelling)"
+    if kind == "missing":
+        return "required: it is missing"
+    if kind in {"value_error", "assertion_error"}:
+        # The domain's own rule, already in the contract's words.
+        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind in {"string_too_short", "string_too_long"}:
+        limit = context.get("min_length", context.get("max_length"))
+        least = "at least" if kind == "string_too_short" else "at most"
+        return f"must be {least} {limit} characters long"
+    if kind in {"too_short", "too_long"}:
+        limit = context.get("min_length", context.get("max_length"))
+        least = "at least" if kind == "too_short" else "at most"
+        return f"must have {least} {limit} item{'s' if limit != 1 else ''}"
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return "must be a whole number (money in fen: 1 yuan is 100)"
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        words = {
+            "greater_than": ("more than", "gt"),
+            "greater_than_equal": ("at least", "ge"),
+            "less_than": ("less than", "lt"),
+            "less_than_equal": ("at most", "le"),
+        }[kind]
+        return f"must be {words[0]} {context.get(words[1])}"
+    if kind.startswith("date"):  # date_parsing, datetime_parsing, date_from_datetime_...
+        return "must be a date written YYYY-MM-DD (a real day)"
+    if kind in {"enum", "literal_error"}:
+        return f"must be one of {context.get('expected', 'the values the contract lists')}"
+    if kind in {"string_type", "string_sub_type"}:
+        return "must be text (a JSON string)"
+    if kind in {"bool_type", "bool_parsing"}:
+        return "must be true or false"
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return "must be a JSON object"
+    if kind in {"list_type", "tuple_type", "set_type", "frozen_set_type"}:
+        return "must be a JSON array"
+    if kind.startswith("decimal") or kind in {"float_type", "float_parsing"}:
+        return message.replace("Decimal input", "a decimal").replace("Input", "the value")
+    if kind == "string_pattern_mismatch":
+        return f"has a character or form that is not allowed (expected {context.get('pattern')})"
+    return message.replace("Input should be", "must be")

@@ -65,7 +65,9 @@ class Amounts:
     """The visit's totals and who pays them (fen), as in the contract's ``amounts``.
 
     ``total = full_self_pay + over_limit_self_pay + pre_self_pay + in_scope`` and
-    ``total = basic_fund + supplementary + assistance + personal_account + cash``.
+    ``total = basic_fund + supplementary + assistance + personal_account + cash +
+    hospital_part``; ``hospital_part`` (what a single-disease price leaves to the hospital,
+    domain section 12) is 0 outside that rule.
     """
 
     total: int
@@ -79,6 +81,7 @@ class Amounts:
     assistance: int
     personal_account: int
     cash: int
+    hospital_part: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from enum import IntEnum
 from itertools import pairwise
 from typing import Any
 
@@ -25,15 +26,18 @@ MAPPING_COLUMNS = ("his_code", "his_name", "catalog_code", "factor", "valid_from
 AMOUNT_TOLERANCE_FEN = 1
 """How far a line's amount may differ from quantity x unit price (rounding by the HIS)."""
 
+
 # When a bill has faults of several kinds, the answer's top-level code is the first of these
 # present; every line still carries its own code.
-_BILL_CODE_ORDER = (
-    ErrorCode.INVALID,
-    ErrorCode.UNMAPPED_CODES,
-    ErrorCode.DATE_OUT_OF_VISIT,
-    ErrorCode.AMOUNT_MISMATCH,
-    ErrorCode.IMPLAUSIBLE_QUANTITY,
-)
+class _Check(IntEnum):
+    """Step 1's checks in the order that picks a refused bill's code (domain section 16)."""
+
+    UNMAPPED = 1
+    AMOUNT = 2
+    NOT_POSITIVE = 3
+    DATE = 4
+    DUPLICATE_LINE = 5
+    QUANTITY = 6
 
 
 class MappingRow(BaseModel):
@@ -247,19 +251,24 @@ def map_bill(
         BillRejected: listing each offending line; nothing may be settled.
     """
     problems: list[Problem] = []
+    failed: list[tuple[_Check, ErrorCode]] = []
     first_day, last_day = request.first_day, request.last_day
     seen_line_nos: set[int] = set()
     coded: list[CodedLine] = []
     daily_qty: dict[tuple[str, date], Decimal] = {}
     daily_lines: dict[tuple[str, date], list[tuple[int, str]]] = defaultdict(list)
 
-    def fault(line_no: int, his_code: str, field: str, code: ErrorCode, message: str) -> None:
+    def fault(
+        check: _Check, line_no: int, his_code: str, field: str, code: ErrorCode, message: str
+    ) -> None:
         problems.append(Problem(code, message, field=field, line_no=line_no, his_code=his_code))
+        failed.append((check, code))
 
     for line in request.lines:
         line_no, his_code = line.line_no, line.his_code
         if line_no in seen_line_nos:
             fault(
+                _Check.DUPLICATE_LINE,
                 line_no,
                 his_code,
                 "line_no",
@@ -269,18 +278,38 @@ def map_bill(
         seen_line_nos.add(line_no)
         positive = True
         if line.quantity <= ZERO:
-            fault(line_no, his_code, "quantity", ErrorCode.INVALID, "quantity must be above zero")
+            fault(
+                _Check.NOT_POSITIVE,
+                line_no,
+                his_code,
+                "quantity",
+                ErrorCode.INVALID,
+                "quantity must be above zero",
+            )
             positive = False
         if line.unit_price <= 0:
             fault(
-                line_no, his_code, "unit_price", ErrorCode.INVALID, "unit_price must be above zero"
+                _Check.NOT_POSITIVE,
+                line_no,
+                his_code,
+                "unit_price",
+                ErrorCode.INVALID,
+                "unit_price must be above zero",
             )
             positive = False
         if line.amount < 0:
-            fault(line_no, his_code, "amount", ErrorCode.INVALID, "amount must not be negative")
+            fault(
+                _Check.NOT_POSITIVE,
+                line_no,
+                his_code,
+                "amount",
+                ErrorCode.INVALID,
+                "amount must not be negative",
+            )
             positive = False
         if not first_day <= line.date <= last_day:
             fault(
+                _Check.DATE,
                 line_no,
                 his_code,
                 "date",
@@ -291,6 +320,7 @@ def map_bill(
             expected = round_half_up(exact_mul(line.quantity, line.unit_price))
             if abs(line.amount - expected) > AMOUNT_TOLERANCE_FEN:
                 fault(
+                    _Check.AMOUNT,
                     line_no,
                     his_code,
                     "amount",
@@ -300,6 +330,7 @@ def map_bill(
         row = mapping.lookup(his_code, line.date)
         if row is None:
             fault(
+                _Check.UNMAPPED,
                 line_no,
                 his_code,
                 "his_code",
@@ -310,6 +341,7 @@ def map_bill(
         item = catalog.get(row.catalog_code)
         if item is None:
             fault(
+                _Check.UNMAPPED,
                 line_no,
                 his_code,
                 "his_code",
@@ -336,6 +368,7 @@ def map_bill(
             unit = catalog[catalog_code].unit
             for line_no, his_code in daily_lines[(catalog_code, day)]:
                 fault(
+                    _Check.QUANTITY,
                     line_no,
                     his_code,
                     "quantity",
@@ -345,8 +378,7 @@ def map_bill(
                 )
 
     if problems:
-        codes = {problem.code for problem in problems}
-        top = next(code for code in _BILL_CODE_ORDER if code in codes)
+        _, top = min(failed)
         raise BillRejected(top, f"{len(problems)} problem(s) in the bill", tuple(problems))
     return Visit(
         visit_type=request.visit_type,

@@ -135,7 +135,7 @@ def parse_member_line(number: int, raw: str | bytes) -> MemberLine | None:
         member = Member.model_validate(data)
     except ValidationError as error:
         first = validation_problems(error, row=number)[0]
-        message = f"{first.field}: {first.message}"
+        message = f"{first.field}: {first.message}" if first.field else first.message
         return RejectedLine(
             number, member_id, Problem(ErrorCode.INVALID, message, first.field, row=number)
         )

@@ -64,6 +64,14 @@ class DayFigures:
     reversals: int
     amounts: dict[str, int] = field(default_factory=dict)
 
+    def is_empty(self) -> bool:
+        """Nothing settled or reversed that day."""
+        return (
+            self.settlements == 0
+            and self.reversals == 0
+            and not any(self.amounts.get(fund, 0) for fund in RECONCILED_FUNDS)
+        )
+
     def as_contract(self) -> dict[str, Any]:
         """``{"settlements", "reversals", "amounts": {...}}``."""
         return {

@@ -28,6 +28,7 @@ import json
 import os
 import zlib
 from dataclasses import fields
+from datetime import date
 from enum import StrEnum
 
 from onestop.domain.reconciliation import AMOUNT_FIELDS, EntryKind
@@ -76,8 +77,26 @@ def stays_key(member_id: str) -> str:
 
 
 def visit_key(member_id: str, client_id: str, visit_id: str) -> str:
-    """Hash (:class:`VisitField`): the settlement of one (client, visit)."""
+    """Hash (:class:`VisitField`, :func:`request_field`): the settlement of one (client, visit).
+
+    In the member's slot group, so that the commit script writes it with the member's state.
+    """
     return f"{_tag(member_group(member_id))}:v:{client_id}:{visit_id}"
+
+
+def visit_group(client_id: str, visit_id: str) -> int:
+    """The slot group of a (client, visit): the same whichever member a request names."""
+    return zlib.crc32(f"{client_id}\x1f{visit_id}".encode()) % GROUPS
+
+
+def visit_claim_key(client_id: str, visit_id: str) -> str:
+    """Hash (:class:`VisitClaimField`): which member a (client, visit) belongs to.
+
+    A visit id names one visit of one client (domain section 16), whichever member a request
+    names; the member's own visit index lives in that member's slot group, so this key, in
+    the visit's own group, is where requests naming different members meet (docs/adr/0008).
+    """
+    return f"{_tag(visit_group(client_id, visit_id))}:vc:{client_id}:{visit_id}"
 
 
 def settlement_key(group: int, settlement_id: str) -> str:
@@ -112,6 +131,21 @@ def day_settlements_key(group: int, day: str, client_id: str) -> str:
     return f"{_tag(group)}:dayids:{day}:{client_id}"
 
 
+def day_text(day: date) -> str:
+    """A settlement day (Asia/Shanghai) as day keys name it: ``YYYYMMDD``."""
+    return day.strftime("%Y%m%d")
+
+
+def day_reversals_key(group: int, day: str, client_id: str) -> str:
+    """Sorted set: ids of the settlements one client reversed on a day, scored by the time.
+
+    The score is the reversal's commit time (epoch ms); written by the reversal script beside
+    its journal entry. With :func:`day_settlements_key` it lists a client's day in commit
+    order without reading the journal (``GET /v1/settlements?date=``).
+    """
+    return f"{_tag(group)}:dayrev:{day}:{client_id}"
+
+
 def identity_index_key(blind_index: str) -> str:
     """String: member id of the active enrolment with this id number (by HMAC, never clear)."""
     return f"{PREFIX}:idx:{blind_index}"
@@ -125,6 +159,10 @@ POLICIES_KEY = f"{PREFIX}:policies"
 
 CATALOG_KEY = f"{PREFIX}:catalog"
 """String: the current catalog as the contract's CSV (named columns)."""
+
+MIGRATIONS_KEY = f"{PREFIX}:migrations"
+"""Set: the steps ``onestop migrate`` completed within this layout (a step that adds an index
+to data of this layout runs once, e.g. ``visit-claims``)."""
 
 CLIENTS_KEY = f"{PREFIX}:clients"
 """Hash: client id -> the client as JSON (kind, name, level, region, public key)."""
@@ -189,6 +227,13 @@ def group_of_settlement(settlement_id: str) -> int | None:
     return group if group < GROUPS else None
 
 
+def settlement_id_ms(settlement_id: str) -> int | None:
+    """The time (epoch ms) a settlement id was minted at, or ``None`` if it is not one of ours."""
+    if group_of_settlement(settlement_id) is None:
+        return None
+    return int(settlement_id[4:16], 16)
+
+
 # -- fields ----------------------------------------------------------------------------------
 
 
@@ -250,6 +295,38 @@ class VisitField(StrEnum):
     """SHA-256 of the canonical request, hex: the identical request again is a replay."""
     STATUS = "status"
     """``settled`` or ``reversed`` (:class:`~onestop.domain.settlement.SettlementStatus`)."""
+
+
+REQUEST_FIELD_PREFIX = "rq:"
+"""Visit-index fields ``rq:<fingerprint hex>`` -> settlement id: every request that settled
+the visit, kept after a reversal, so that a late retry of a reversed request is answered with
+its reversal (domain section 15)."""
+
+
+def request_field(fingerprint: bytes) -> str:
+    """The visit-index field naming the settlement a request (by its fingerprint) made."""
+    return f"{REQUEST_FIELD_PREFIX}{fingerprint.hex()}"
+
+
+class VisitClaimField(StrEnum):
+    """Fields of a visit's claim (:func:`visit_claim_key`)."""
+
+    MEMBER_ID = "member_id"
+    """The member whose request holds the visit."""
+    TOKEN = "token"
+    """Names the request that claimed it (a takeover compares it)."""
+    CLAIMED_MS = "claimed_ms"
+    """When (epoch ms): a claim whose member never settled is stale after a while."""
+
+
+CLAIMANT_FIELD_PREFIX = "m:"
+"""Claim hash field ``m:MEMBER`` -> epoch ms it first claimed: every member that ever held
+the visit, so that its settlements are found again after the visit changed hands."""
+
+
+def claimant_field(member_id: str) -> str:
+    """The claim hash field recording that ``member_id`` held the visit."""
+    return f"{CLAIMANT_FIELD_PREFIX}{member_id}"
 
 
 class SettlementField(StrEnum):
@@ -384,9 +461,11 @@ __all__ = [
     "GROUPS",
     "LAYOUT_VERSION",
     "MEMBER_KEY_PATTERN",
+    "MIGRATIONS_KEY",
     "POLICIES_KEY",
     "POLICIES_KIND",
     "PREFIX",
+    "REQUEST_FIELD_PREFIX",
     "STATE_AFTER_FIGURES",
     "VERSIONS_KEY",
     "YEAR_FIGURES",
@@ -398,6 +477,7 @@ __all__ = [
     "MemberField",
     "SettlementField",
     "SettlementStatus",
+    "VisitClaimField",
     "VisitField",
     "client_of_mapping_kind",
     "day_settlements_key",
@@ -415,11 +495,14 @@ __all__ = [
     "new_settlement_id",
     "nonce_key",
     "policy_field",
+    "request_field",
     "reversed_amount_field",
     "settled_amount_field",
     "settlement_key",
     "stays_key",
     "unknown_members_key",
+    "visit_claim_key",
+    "visit_group",
     "visit_key",
     "year_field",
     "year_of_field",

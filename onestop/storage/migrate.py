@@ -33,6 +33,7 @@ from onestop.storage import layout
 from onestop.storage.layout import (
     MemberField,
     SettlementField,
+    VisitClaimField,
     VisitField,
     reversed_amount_field,
     settled_amount_field,
@@ -179,9 +180,97 @@ async def migrate(
         key = f"{OLD_PREFIX}:{name}"
         if key in singletons:
             await _convert(client, key, name, report, interrupt_after)
+    await _claim_settled_visits(client, report)
+    await _index_day_reversals(client, report)
     if progress is not None:
         progress(report)
     return report
+
+
+VISIT_CLAIMS_STEP = "visit-claims"
+
+
+async def _claim_settled_visits(client: RedisClient, report: MigrationReport) -> None:
+    """Give every visit settled before visit claims existed its claim (once per database).
+
+    A visit id names one visit of one client (docs/adr/0008): a request naming another
+    member meets the claim, which names the member whose visit index holds the settlement.
+    Existing claims are kept, so the step can run again after an interruption.
+    """
+    if await client.sismember(layout.MIGRATIONS_KEY, VISIT_CLAIMS_STEP):
+        return
+    await _index_visit_requests(client, report)
+    batch: list[str] = []
+    async for raw in client.scan_iter(match=f"{layout.PREFIX}:{{g*}}:v:*", count=1000):
+        batch.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if len(batch) >= 500:
+            await _claim_visits(client, batch, report)
+            batch = []
+    if batch:
+        await _claim_visits(client, batch, report)
+    await client.sadd(layout.MIGRATIONS_KEY, VISIT_CLAIMS_STEP)
+
+
+async def _index_visit_requests(client: RedisClient, report: MigrationReport) -> None:
+    """Record in each visit index every request that settled the visit (``rq:`` fields).
+
+    Before, an index named only its current settlement: a visit reversed and settled again
+    kept no trace of the first, which ``GET /v1/settlements?visit_id=`` must list. Each
+    settlement keeps its request's fingerprint; settlements are applied oldest first, so the
+    newest settlement of a fingerprint is the one named, as the commit script would have.
+    """
+    found: list[tuple[str, list[bytes | None]]] = []
+    names = [
+        SettlementField.CLIENT_ID.value,
+        SettlementField.MEMBER_ID.value,
+        SettlementField.VISIT_ID.value,
+        SettlementField.FINGERPRINT.value,
+    ]
+    async for raw in client.scan_iter(match=f"{layout.PREFIX}:{{g*}}:s:*", count=1000):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        found.append(
+            (key.rsplit(":s:", 1)[1], cast(list[bytes | None], await client.hmget(key, names)))
+        )
+    found.sort(key=lambda item: layout.settlement_id_ms(item[0]) or 0)
+    pipe = client.pipeline(transaction=False)
+    for settlement_id, (client_id, member_id, visit_id, fingerprint) in found:
+        if client_id is None or member_id is None or visit_id is None or not fingerprint:
+            continue
+        visit = layout.visit_key(member_id.decode(), client_id.decode(), visit_id.decode())
+        pipe.hset(visit, layout.request_field(bytes.fromhex(fingerprint.decode())), settlement_id)
+        report.count("visit request")
+    await pipe.execute()
+
+
+async def _claim_visits(client: RedisClient, keys: list[str], report: MigrationReport) -> None:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, VisitField.SETTLEMENT_ID.value)
+    settlement_ids = [cast(bytes | None, answer) for answer in await pipe.execute()]
+    owners: list[tuple[str, str]] = []
+    pipe = client.pipeline(transaction=False)
+    for key, settlement_id in zip(keys, settlement_ids, strict=True):
+        group = layout.group_of_settlement(settlement_id.decode()) if settlement_id else None
+        if settlement_id is None or group is None:
+            continue
+        # "...:v:CLIENT:VISIT": client ids hold no colon, visit ids may.
+        client_id, _, visit_id = key.split("}:v:", 1)[1].partition(":")
+        owners.append((client_id, visit_id))
+        pipe.hget(
+            layout.settlement_key(group, settlement_id.decode()), SettlementField.MEMBER_ID.value
+        )
+    members = [cast(bytes | None, answer) for answer in await pipe.execute()]
+    pipe = client.pipeline(transaction=False)
+    for (client_id, visit_id), member_id in zip(owners, members, strict=True):
+        if member_id is None:
+            continue
+        claim = layout.visit_claim_key(client_id, visit_id)
+        pipe.hsetnx(claim, VisitClaimField.MEMBER_ID.value, member_id)
+        pipe.hsetnx(claim, VisitClaimField.TOKEN.value, "migrated")
+        pipe.hsetnx(claim, VisitClaimField.CLAIMED_MS.value, 0)
+        pipe.hsetnx(claim, layout.claimant_field(member_id.decode()), 0)
+        report.count("visit claim")
+    await pipe.execute()
 
 
 async def _old_keys(client: RedisClient) -> AsyncIterator[str]:
@@ -389,24 +478,60 @@ def _journal_of(group: int) -> Writer:
 
 
 async def _index_day_settlements(client: RedisClient, group: int, journal: str) -> None:
-    """Build the group's per-client lists of a day's settlement ids from its journal.
+    """Build the group's per-client lists of a day's settlements and reversals from its journal.
 
     Each list is written whole (delete, then push), so a run cut short and done again
-    leaves the same lists.
+    leaves the same lists; reversals go to sorted sets, where adding again changes nothing.
     """
     lists: dict[str, list[str]] = {}
+    reversals: dict[str, dict[str, int]] = {}
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
     for _, fields in entries:
         entry = decode_journal_entry(fields)
+        day = layout.day_text(settlement_day(entry.at_ms))
         if entry.kind is EntryKind.SETTLEMENT:
-            day = settlement_day(entry.at_ms).strftime("%Y%m%d")
             key = layout.day_settlements_key(group, day, entry.client_id)
             lists.setdefault(key, []).append(entry.settlement_id)
+        else:
+            key = layout.day_reversals_key(group, day, entry.client_id)
+            reversals.setdefault(key, {})[entry.settlement_id] = entry.at_ms
     pipe = client.pipeline(transaction=False)
     for key, ids in lists.items():
         pipe.delete(key)
         pipe.rpush(key, *ids)
+    for key, scores in reversals.items():
+        pipe.zadd(key, scores)
     await pipe.execute()
+
+
+DAY_REVERSALS_STEP = "day-reversals"
+
+
+async def _index_day_reversals(client: RedisClient, report: MigrationReport) -> None:
+    """Give days written before the per-client reversal sets existed their sets (once).
+
+    Reads every group's journal; adding a reversal already in its set changes nothing, so the
+    step can run again after an interruption.
+    """
+    if await client.sismember(layout.MIGRATIONS_KEY, DAY_REVERSALS_STEP):
+        return
+    for group in range(layout.GROUPS):
+        reversals: dict[str, dict[str, int]] = {}
+        journal = layout.journal_key(group)
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
+        for _, fields in entries:
+            entry = decode_journal_entry(fields)
+            if entry.kind is EntryKind.REVERSAL:
+                day = layout.day_text(settlement_day(entry.at_ms))
+                key = layout.day_reversals_key(group, day, entry.client_id)
+                reversals.setdefault(key, {})[entry.settlement_id] = entry.at_ms
+                report.count("day reversal")
+        if reversals:
+            pipe = client.pipeline(transaction=False)
+            for key, scores in reversals.items():
+                pipe.zadd(key, scores)
+            await pipe.execute()
+    await client.sadd(layout.MIGRATIONS_KEY, DAY_REVERSALS_STEP)
 
 
 async def _day_totals(client: RedisClient, old: str, new: str) -> None:

@@ -22,7 +22,9 @@ from onestop.domain.state import StateDelta, YearToDate
 from onestop.domain.types import Scheme
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
+    CLAIMANT_FIELD_PREFIX,
     DELTA_FIELDS,
+    REQUEST_FIELD_PREFIX,
     STATE_AFTER_FIGURES,
     AuditField,
     DayTotalField,
@@ -30,7 +32,9 @@ from onestop.storage.layout import (
     LookupField,
     MemberField,
     SettlementField,
+    VisitClaimField,
     VisitField,
+    request_field,
     reversed_amount_field,
     settled_amount_field,
     year_field,
@@ -229,19 +233,25 @@ def decode_stays(raw: RawHash) -> tuple[Stay, ...]:
 
 @dataclass(frozen=True, slots=True)
 class VisitIndex:
-    """Which settlement holds a (client, visit), and with which request."""
+    """Which settlement holds a (client, visit), with which request, and all requests so far.
+
+    Attributes:
+        requests: fingerprint -> the settlement that request made (reversed ones included).
+    """
 
     settlement_id: str
     fingerprint: bytes
     status: SettlementStatus
+    requests: Mapping[bytes, str]
 
 
 def visit_fields(settlement_id: str, fingerprint: bytes) -> Pairs:
-    """The visit index of a new settlement."""
+    """The visit index of a new settlement (the requests before it stay)."""
     return [
         (VisitField.SETTLEMENT_ID.value, settlement_id),
         (VisitField.FINGERPRINT.value, fingerprint.hex()),
         (VisitField.STATUS.value, SettlementStatus.SETTLED.value),
+        (request_field(fingerprint), settlement_id),
     ]
 
 
@@ -250,11 +260,61 @@ def decode_visit(raw: RawHash) -> VisitIndex | None:
     if not raw:
         return None
     what = "a visit index"
+    settlement_id = _text(raw, VisitField.SETTLEMENT_ID, what)
+    fingerprint = bytes.fromhex(_text(raw, VisitField.FINGERPRINT, what))
+    prefix = REQUEST_FIELD_PREFIX.encode()
+    # An index written before requests were kept names only its current one.
+    requests = {fingerprint: settlement_id}
+    for name, value in raw.items():
+        if name.startswith(prefix):
+            requests[bytes.fromhex(name[len(prefix) :].decode())] = value.decode()
     return VisitIndex(
-        settlement_id=_text(raw, VisitField.SETTLEMENT_ID, what),
-        fingerprint=bytes.fromhex(_text(raw, VisitField.FINGERPRINT, what)),
+        settlement_id=settlement_id,
+        fingerprint=fingerprint,
         status=SettlementStatus(_text(raw, VisitField.STATUS, what)),
+        requests=requests,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class VisitClaim:
+    """Which member a (client, visit) belongs to, claimed by which request, when."""
+
+    member_id: str
+    token: str
+    claimed_ms: int
+
+
+def visit_claim_fields(claim: VisitClaim) -> Pairs:
+    """A claim's fields."""
+    return [
+        (VisitClaimField.MEMBER_ID.value, claim.member_id),
+        (VisitClaimField.TOKEN.value, claim.token),
+        (VisitClaimField.CLAIMED_MS.value, claim.claimed_ms),
+    ]
+
+
+def decode_visit_claim(raw: RawHash) -> VisitClaim | None:
+    """A visit's claim, ``None`` when no request holds the visit now."""
+    if VisitClaimField.MEMBER_ID.value.encode() not in raw:
+        return None  # never claimed, or given up (only the record of claimants is left)
+    what = "a visit claim"
+    return VisitClaim(
+        member_id=_text(raw, VisitClaimField.MEMBER_ID, what),
+        token=_text(raw, VisitClaimField.TOKEN, what),
+        claimed_ms=int(_text(raw, VisitClaimField.CLAIMED_MS, what)),
+    )
+
+
+def decode_claimants(raw: RawHash) -> list[str]:
+    """Every member that ever held a visit, in the order they first claimed it."""
+    prefix = CLAIMANT_FIELD_PREFIX.encode()
+    found = [
+        (int(value), name[len(prefix) :].decode())
+        for name, value in raw.items()
+        if name.startswith(prefix)
+    ]
+    return [member_id for _, member_id in sorted(found)]
 
 
 # -- settlements -----------------------------------------------------------------------------

@@ -67,6 +67,7 @@ async def test_case_through_grpc(case: Case, adjudicator: Adjudicator, redis_url
                     visit_id=request.visit_id,
                     member_id=request.member_id,
                     fingerprint=fingerprint(body),
+                    resettle_of=request.resettle_of,
                 )
                 if step["action"] == "preview":
                     result = await adjudicator.stub.Preview(message)

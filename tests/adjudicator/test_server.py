@@ -83,7 +83,10 @@ async def test_graceful_stop_finishes_calls_in_flight(redis_url: str) -> None:
     store.commit = held_commit  # type: ignore[method-assign]
     requests = [
         settle_request(
-            tables, stay_body("LONG", member["member_id"], date(2026, 4, 1), 30, 500_000)
+            tables,
+            stay_body(
+                f"LONG-{member['member_id']}", member["member_id"], date(2026, 4, 1), 30, 500_000
+            ),
         )
         for member in members
     ]

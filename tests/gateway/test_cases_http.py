@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.receipts import signed_part
 from gateway.schemas import EligibilityResult, Problem, SettlementResult
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
+from onestop.receipts import signed_part
 from onestop.signing import canonical_json, load_public_key, verify
 from tests.support.cases import Case, assert_subset, case_params, load_cases, step_request
 from tests.support.gateway import Gateway

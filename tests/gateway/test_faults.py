@@ -125,11 +125,11 @@ async def test_a_nonce_remembered_by_a_lost_answer_is_still_this_request(
         slow_link(f"127.0.0.1:{port}") as link,
         open_gateway(adjudicator, through(redis_url, link.port), tmp_path / "keys") as gateway,
     ):
-        assert (await gateway.agency.request("GET", "/v1/keys")).status_code == 200
+        assert (await gateway.agency.request("GET", "/v1/admin/clients")).status_code == 200
         # Redis stores the nonce, the answer is lost, the client sends the SET again and
         # finds the nonce taken: by this very check, so the request goes through.
         link.cut_answers = 1
-        answer = await gateway.agency.request("GET", "/v1/keys")
+        answer = await gateway.agency.request("GET", "/v1/admin/clients")
         assert answer.status_code == 200, answer.text
         assert link.cut_answers == 0
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from onestop.clock import SHANGHAI
+from gateway.routers.admin import check_day_closed
+from onestop.clock import SHANGHAI, day_closes_ms, iso_from_ms, now_ms, settlement_day
+from onestop.domain.errors import InvalidDocument
 from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify_export
 from onestop.signing import public_pem
 from tests.support.adjudicator import Adjudicator
@@ -281,3 +283,61 @@ async def test_a_day_without_settlements_exports_empty_signed_files(
     assert manifest["files"][SUMMARY]["rows"] == 0
     assert verify_export(tmp_path / "empty").ok
     assert (tmp_path / "empty" / SETTLEMENTS).read_text().count("\n") == 1
+
+
+async def test_an_open_or_future_day_does_not_export(gateway: Gateway) -> None:
+    today = settlement_day(now_ms())
+    for day, words in [
+        (today, "is not closed yet"),
+        (today + timedelta(days=1), "is in the future"),
+        (date(2099, 1, 1), "is in the future"),
+    ]:
+        answer = await gateway.agency.request("GET", f"/v1/admin/exports/{day.isoformat()}")
+        assert (answer.status_code, answer.json()["code"]) == (422, "INVALID"), answer.text
+        assert words in answer.json()["detail"]
+        assert answer.json()["errors"][0]["field"] == "date"
+
+
+def test_a_day_exports_once_closed_and_the_grace_passed() -> None:
+    day = date(2026, 3, 9)
+    closes = day_closes_ms(day)
+    assert iso_from_ms(closes) == "2026-03-10T00:00:00.000+08:00"
+    with pytest.raises(InvalidDocument, match="not closed yet"):
+        check_day_closed(day, closes + 899_999, grace_seconds=900)
+    check_day_closed(day, closes + 900_000, grace_seconds=900)
+    check_day_closed(day, closes, grace_seconds=0)
+    with pytest.raises(InvalidDocument, match="not closed yet"):
+        check_day_closed(day, closes - 1, grace_seconds=0)
+
+
+async def test_an_open_day_is_provisional_and_an_empty_day_says_why(gateway: Gateway) -> None:
+    clients = await load_demo_over_http(gateway, [member_record("M730001")])
+    hospital = clients["ZZH3"]
+    settled = await hospital.request(
+        "POST",
+        "/v1/settlements",
+        json_body=stay_body("PV1", "M730001", date(2026, 3, 1), 2, 10_000),
+    )
+    assert settled.status_code == 201
+    amounts = settled.json()["amounts"]
+    mine = {
+        "settlements": 1,
+        "reversals": 0,
+        "amounts": {fund: amounts[fund] for fund in FUNDS},
+    }
+    today = settlement_day(now_ms())
+    answer = await hospital.request(
+        "POST", "/v1/reconciliation", json_body={"date": today.isoformat(), **mine}
+    )
+    assert answer.json()["result"] == "balanced"
+    assert answer.json()["provisional"] is True  # the day is still open
+    assert answer.json()["notes"] == []
+    # The same figures filed under yesterday (a UTC date taken before 08:00 Beijing time).
+    wrong_day = (today - timedelta(days=1)).isoformat()
+    answer = await hospital.request(
+        "POST", "/v1/reconciliation", json_body={"date": wrong_day, **mine}
+    )
+    body = answer.json()
+    assert (body["result"], body["provisional"]) == ("unbalanced", False)
+    assert "Asia/Shanghai" in body["notes"][0]
+    assert "UTC" in body["notes"][0]

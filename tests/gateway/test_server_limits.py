@@ -24,6 +24,9 @@ from tests.support.redis import dump_everything
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
 
+SIGNED_GET = "/v1/admin/clients"
+"""A signed call the agency may make, with no body."""
+
 
 def _port(gateway: Gateway) -> int:
     return int(gateway.base_url.rsplit(":", 1)[1])
@@ -83,29 +86,12 @@ async def test_a_long_client_id_within_the_header_limit_is_refused_without_echo(
 ) -> None:
     before = dump_everything(redis_url)
     client_id = "H" * 5000
-    headers = signature_headers(gateway.keys["agency"], client_id, "GET", "/v1/keys", b"")
+    headers = signature_headers(gateway.keys["agency"], client_id, "GET", SIGNED_GET, b"")
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-        answer = await http.get("/v1/keys", headers=headers)
+        answer = await http.get(SIGNED_GET, headers=headers)
     assert answer.status_code == 401
-    assert client_id not in answer.text
+    assert client_id not in answer.text  # too long to be an id: refused before it is named
     assert dump_everything(redis_url) == before
-
-
-async def test_an_unknown_client_is_told_nothing_more_than_a_bad_signature(
-    gateway: Gateway, redis_url: str
-) -> None:
-    before = dump_everything(redis_url)
-    unknown = signature_headers(gateway.keys["agency"], "H-STRANGER", "GET", "/v1/keys", b"")
-    forged = signature_headers(
-        gateway.keys["agency"], "agency", "GET", "/v1/keys", b"", body_sha256_hex="0" * 64
-    )
-    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-        first = await http.get("/v1/keys", headers=unknown)
-        second = await http.get("/v1/keys", headers=forged)
-    assert (first.status_code, second.status_code) == (401, 401)
-    assert first.json()["detail"] == second.json()["detail"]
-    assert "H-STRANGER" not in first.text
-    assert dump_everything(redis_url) == before, "no nonce is kept for an unproven request"
 
 
 @pytest.mark.parametrize("path", ["/v1/admin/members", "/v1/admin/catalog"])
@@ -270,7 +256,7 @@ async def test_a_client_over_its_rate_is_answered_429(
     async with open_gateway(
         adjudicator, redis_url, tmp_path / "keys", rate_per_client=1.0, burst_per_client=3.0
     ) as gateway:
-        answers = [await gateway.agency.request("GET", "/v1/keys") for _ in range(5)]
+        answers = [await gateway.agency.request("GET", SIGNED_GET) for _ in range(5)]
         statuses = [answer.status_code for answer in answers]
         assert statuses[:3] == [200, 200, 200], statuses
         limited = answers[-1]
@@ -287,11 +273,16 @@ async def test_an_address_that_keeps_failing_is_refused_before_being_read(
         adjudicator, redis_url, tmp_path / "keys", refusals_per_address=0.1
     ) as gateway:
         forged = signature_headers(
-            gateway.keys["agency"], "agency", "GET", "/v1/keys", b"", body_sha256_hex="0" * 64
+            gateway.keys["agency"],
+            "agency",
+            "GET",
+            SIGNED_GET,
+            b"",
+            body_sha256_hex="0" * 64,
         )
         async with httpx.AsyncClient(base_url=gateway.base_url) as http:
             statuses = [
-                (await http.get("/v1/keys", headers=dict(forged))).status_code for _ in range(3)
+                (await http.get(SIGNED_GET, headers=dict(forged))).status_code for _ in range(3)
             ]
         assert statuses[0] == 401
         assert statuses[1:] == [429, 429], statuses

@@ -191,8 +191,8 @@ async def test_redis_lost_by_the_gateway_answers_503_until_it_is_back(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
             assert (await http.get("/health")).status_code == 200
             own_redis.stop()
-            headers = signature_headers(stranger, "agency", "GET", "/v1/keys", b"")
-            answer = await http.get("/v1/keys", headers=headers)
+            headers = signature_headers(stranger, "agency", "GET", "/v1/admin/clients", b"")
+            answer = await http.get("/v1/admin/clients", headers=headers)
             assert answer.status_code == 503
             assert answer.json()["code"] == "UNAVAILABLE"
             assert (await http.get("/health")).status_code == 503
@@ -202,8 +202,8 @@ async def test_redis_lost_by_the_gateway_answers_503_until_it_is_back(
             # The same gateway recovers once Redis is back on its address: the request is
             # now judged (a key the agency never registered), not refused for Redis.
             own_redis.start()
-            headers = signature_headers(stranger, "agency", "GET", "/v1/keys", b"")
-            answer = await http.get("/v1/keys", headers=headers)
+            headers = signature_headers(stranger, "agency", "GET", "/v1/admin/clients", b"")
+            answer = await http.get("/v1/admin/clients", headers=headers)
             assert answer.status_code == 401
             assert (await http.get("/health")).status_code == 200
     finally:

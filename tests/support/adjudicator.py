@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adjudicator.server import RunningAdjudicator, start
 from adjudicator.settings import AdjudicatorSettings, new_member_key
+from onestop.domain.bill import VisitRequest, request_identity
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.domain.policy import parse_policy, policy_to_document
@@ -69,9 +69,8 @@ async def adjudicator(redis_url: str) -> AsyncIterator[Adjudicator]:
 
 
 def fingerprint(body: dict[str, Any]) -> bytes:
-    """SHA-256 of a request body in canonical JSON (what the gateway sends)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).digest()
+    """The request's identity, as the gateway computes it (domain section 15)."""
+    return request_identity(VisitRequest.model_validate(body))
 
 
 def _chunks(text: str) -> Iterable[pb.TextChunk]:

@@ -27,8 +27,6 @@ PENDING: dict[str, str] = {
     "16_single_disease_price": "issue 16: single-disease fixed prices (s12)",
     "17_policy_changed_mid_year": "issue 16: policy versions within a year (s13)",
     "18_sub_fen_unit_prices": "issue 16: unit prices below one fen (s14)",
-    "19_identical_requests_and_resettle_of": "issue 14: identical requests and resettle_of (s15)",
-    "20_visit_ids_faults_and_band_bonus": "issue 14: visit ids across members, fault order (s16)",
 }
 """Round-2 cases whose rules are not built yet, with the issue that builds them."""
 

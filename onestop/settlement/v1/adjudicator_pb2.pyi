@@ -135,6 +135,7 @@ class SettleRequest(_message.Message):
     USE_PERSONAL_ACCOUNT_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
+    RESETTLE_OF_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     visit_id: _builtins.str
     member_id: _builtins.str
@@ -143,8 +144,12 @@ class SettleRequest(_message.Message):
     last_day: _builtins.str
     use_personal_account: _builtins.bool
     fingerprint: _builtins.bytes
-    """SHA-256 of the canonical request body: the same visit with another fingerprint is a
-    different request.
+    """SHA-256 of the request's validated values (domain section 15): the same visit with
+    another fingerprint is a different request.
+    """
+    resettle_of: _builtins.str
+    """The caller's reversed settlement of this visit, to settle the same bill again; empty
+    when the request does not name one.
     """
     @_builtins.property
     def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -163,10 +168,11 @@ class SettleRequest(_message.Message):
         use_personal_account: _builtins.bool = ...,
         lines: Global___CodedLines | None = ...,
         fingerprint: _builtins.bytes = ...,
+        resettle_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "diagnoses", b"diagnoses", "fingerprint", b"fingerprint", "first_day", b"first_day", "last_day", b"last_day", "lines", b"lines", "member_id", b"member_id", "use_personal_account", b"use_personal_account", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "diagnoses", b"diagnoses", "fingerprint", b"fingerprint", "first_day", b"first_day", "last_day", b"last_day", "lines", b"lines", "member_id", b"member_id", "resettle_of", b"resettle_of", "use_personal_account", b"use_personal_account", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,6 +252,65 @@ class FindSettlementRequest(_message.Message):
 Global___FindSettlementRequest: _TypeAlias = FindSettlementRequest  # noqa: Y015
 
 @_typing.final
+class ListSettlementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    visit_id: _builtins.str
+    """either a visit id"""
+    date: _builtins.str
+    """or a settlement day (YYYY-MM-DD, Asia/Shanghai)"""
+    cursor: _builtins.str
+    """the day's next page: next_cursor of the previous one"""
+    limit: _builtins.int
+    """most items in a day's page (0: the service's default)"""
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        cursor: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "cursor", b"cursor", "date", b"date", "limit", b"limit", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementsRequest: _TypeAlias = ListSettlementsRequest  # noqa: Y015
+
+@_typing.final
+class SettlementList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """empty on the last page"""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Settlement]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Settlement] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementList: _TypeAlias = SettlementList  # noqa: Y015
+
+@_typing.final
 class PolicyRef(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -288,6 +353,7 @@ class Amounts(_message.Message):
     ASSISTANCE_FIELD_NUMBER: _builtins.int
     PERSONAL_ACCOUNT_FIELD_NUMBER: _builtins.int
     CASH_FIELD_NUMBER: _builtins.int
+    HOSPITAL_PART_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     full_self_pay: _builtins.int
     over_limit_self_pay: _builtins.int
@@ -299,6 +365,8 @@ class Amounts(_message.Message):
     assistance: _builtins.int
     personal_account: _builtins.int
     cash: _builtins.int
+    hospital_part: _builtins.int
+    """borne by the hospital (single-disease price); 0 otherwise"""
     def __init__(
         self,
         *,
@@ -313,10 +381,11 @@ class Amounts(_message.Message):
         assistance: _builtins.int = ...,
         personal_account: _builtins.int = ...,
         cash: _builtins.int = ...,
+        hospital_part: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "basic_fund", b"basic_fund", "cash", b"cash", "deductible", b"deductible", "full_self_pay", b"full_self_pay", "in_scope", b"in_scope", "over_limit_self_pay", b"over_limit_self_pay", "personal_account", b"personal_account", "pre_self_pay", b"pre_self_pay", "supplementary", b"supplementary", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "basic_fund", b"basic_fund", "cash", b"cash", "deductible", b"deductible", "full_self_pay", b"full_self_pay", "hospital_part", b"hospital_part", "in_scope", b"in_scope", "over_limit_self_pay", b"over_limit_self_pay", "personal_account", b"personal_account", "pre_self_pay", b"pre_self_pay", "supplementary", b"supplementary", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

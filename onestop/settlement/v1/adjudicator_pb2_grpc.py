@@ -59,6 +59,11 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.FindSettlementRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Settlement.FromString,
                 _registered_method=True)
+        self.ListSettlements = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/ListSettlements',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListSettlementsRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.SettlementList.FromString,
+                _registered_method=True)
         self.Eligibility = channel.unary_unary(
                 '/onestop.settlement.v1.Adjudicator/Eligibility',
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.EligibilityRequest.SerializeToString,
@@ -170,6 +175,14 @@ class AdjudicatorServicer:
     def FindSettlement(self, request, context):
         """The settlement of one visit, if the request fingerprint matches (a retried request whose
         lines no longer map still finds its original answer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettlements(self, request, context):
+        """A client's settlements of one visit (newest first), or of one day (commit order, paged):
+        what a terminal that lost an answer asks (单边账).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -302,6 +315,11 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     servicer.FindSettlement,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.FindSettlementRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Settlement.SerializeToString,
+            ),
+            'ListSettlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettlements,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListSettlementsRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.SettlementList.SerializeToString,
             ),
             'Eligibility': grpc.unary_unary_rpc_method_handler(
                     servicer.Eligibility,
@@ -514,6 +532,33 @@ class Adjudicator:
             '/onestop.settlement.v1.Adjudicator/FindSettlement',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.FindSettlementRequest.SerializeToString,
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Settlement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ListSettlements',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListSettlementsRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.SettlementList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,10 @@ class AdjudicatorStub:
     """The settlement of one visit, if the request fingerprint matches (a retried request whose
     lines no longer map still finds its original answer).
     """
+    ListSettlements: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListSettlementsRequest, _adjudicator_pb2.SettlementList]
+    """A client's settlements of one visit (newest first), or of one day (commit order, paged):
+    what a terminal that lost an answer asks (单边账).
+    """
     Eligibility: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.EligibilityRequest, _adjudicator_pb2.EligibilityAnswer]
     """待遇检查 by member id; every check is kept in the lookup audit trail."""
     LookupMember: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.LookupMemberRequest, _adjudicator_pb2.EligibilityAnswer]
@@ -95,6 +99,10 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     FindSettlement: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.FindSettlementRequest, _adjudicator_pb2.Settlement]  # type: ignore[assignment]
     """The settlement of one visit, if the request fingerprint matches (a retried request whose
     lines no longer map still finds its original answer).
+    """
+    ListSettlements: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListSettlementsRequest, _adjudicator_pb2.SettlementList]  # type: ignore[assignment]
+    """A client's settlements of one visit (newest first), or of one day (commit order, paged):
+    what a terminal that lost an answer asks (单边账).
     """
     Eligibility: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.EligibilityRequest, _adjudicator_pb2.EligibilityAnswer]  # type: ignore[assignment]
     """待遇检查 by member id; every check is kept in the lookup audit trail."""
@@ -167,6 +175,16 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_adjudicator_pb2.Settlement, _abc.Awaitable[_adjudicator_pb2.Settlement]]:
         """The settlement of one visit, if the request fingerprint matches (a retried request whose
         lines no longer map still finds its original answer).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSettlements(
+        self,
+        request: _adjudicator_pb2.ListSettlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.SettlementList, _abc.Awaitable[_adjudicator_pb2.SettlementList]]:
+        """A client's settlements of one visit (newest first), or of one day (commit order, paged):
+        what a terminal that lost an answer asks (单边账).
         """
 
     @_abc_1.abstractmethod

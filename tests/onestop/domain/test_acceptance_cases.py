@@ -38,6 +38,7 @@ from onestop.domain import (
     parse_policy,
     stays_overlap,
 )
+from onestop.domain.bill import request_identity
 from onestop.errors import STATUS
 from tests.support.cases import Case, assert_subset, case_params, load_cases, step_request
 
@@ -52,12 +53,18 @@ class Client:
 
 @dataclass
 class Settled:
+    settlement_id: str
     client_id: str
-    request: dict[str, Any]
+    visit_id: str
+    identity: bytes
     member_id: str
     adjudication: Adjudication
     stay: tuple[date, date] | None
-    reversed: bool = False
+    reversal: YearToDateView | None = None  # the year to date its reversal left
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversal is not None
 
 
 class Refused(Exception):
@@ -68,6 +75,8 @@ class Refused(Exception):
 
 @dataclass
 class Ledger:
+    """An independent model of the rules: the engine plus the visit rules of sections 15-16."""
+
     policies: dict[tuple[str, str, int], Policy]
     catalog: dict[str, CatalogItem]
     clients: dict[str, Client]
@@ -75,7 +84,8 @@ class Ledger:
     members: dict[str, Member]
     balances: dict[str, int]
     state: dict[tuple[str, int], YearToDate] = field(default_factory=dict)
-    settled: dict[tuple[str, str], Settled] = field(default_factory=dict)
+    by_id: dict[str, Settled] = field(default_factory=dict)
+    visits: dict[tuple[str, str], list[Settled]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, case: Case) -> Ledger:
@@ -102,16 +112,21 @@ class Ledger:
             },
         )
 
-    def _compute(self, client_id: str, body: dict[str, Any]) -> tuple[Adjudication, Member]:
-        client = self.clients[client_id]
+    def _map(self, client_id: str, body: dict[str, Any]) -> VisitRequest:
+        """Step 1, as the gateway does it before any state is read."""
         request = VisitRequest.model_validate(body)
         try:
-            check_client_may_settle(client.kind, request.visit_type)
-            visit = map_bill(request, self.mappings[client_id], self.catalog)
+            check_client_may_settle(self.clients[client_id].kind, request.visit_type)
+            map_bill(request, self.mappings[client_id], self.catalog)
         except BillRejected as error:
             raise Refused(422, error.code) from error
         except DomainError as error:
             raise Refused(STATUS[error.code].http, error.code) from error
+        return request
+
+    def _compute(self, client_id: str, request: VisitRequest) -> tuple[Adjudication, Member]:
+        client = self.clients[client_id]
+        visit = map_bill(request, self.mappings[client_id], self.catalog)
         member = self.members.get(request.member_id)
         if member is None:
             raise Refused(404, "UNKNOWN_MEMBER")
@@ -133,56 +148,88 @@ class Ledger:
             raise Refused(STATUS[error.code].http, error.code) from error
         return result, member
 
-    def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication]:
-        return 200, self._compute(client_id, body)[0]
+    def _check_resettle_of(self, client_id: str, request: VisitRequest) -> None:
+        if request.resettle_of is None:
+            return
+        named = self.by_id.get(request.resettle_of)
+        if (
+            named is None
+            or not named.reversed
+            or (named.client_id, named.visit_id, named.member_id)
+            != (client_id, request.visit_id, request.member_id)
+        ):
+            raise Refused(422, "INVALID")
 
-    def settle(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication, bool]:
-        existing = self.settled.get((client_id, body["visit_id"]))
-        if existing is not None and not existing.reversed:
-            if existing.request == body:
-                return 200, existing.adjudication, True
+    def _active(self, client_id: str, visit_id: str) -> Settled | None:
+        history = self.visits.get((client_id, visit_id), [])
+        return next((settled for settled in history if not settled.reversed), None)
+
+    def _stay(self, member_id: str, request: VisitRequest) -> tuple[date, date] | None:
+        if request.visit_type is not VisitType.INPATIENT:
+            return None
+        assert request.admission_date is not None
+        assert request.discharge_date is not None
+        stay = (request.admission_date, request.discharge_date)
+        for other in self.by_id.values():
+            if (
+                other.member_id == member_id
+                and not other.reversed
+                and other.stay is not None
+                and stays_overlap(stay, other.stay)
+            ):
+                raise Refused(409, "OVERLAPPING_STAY")
+        return stay
+
+    def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication]:
+        request = self._map(client_id, body)
+        self._check_resettle_of(client_id, request)
+        if self._active(client_id, request.visit_id) is not None:
+            raise Refused(409, "VISIT_ALREADY_SETTLED")  # a preview is never a replay
+        result, member = self._compute(client_id, request)
+        self._stay(member.member_id, request)
+        return 200, result
+
+    def settle(
+        self, client_id: str, body: dict[str, Any], settlement_id: str
+    ) -> tuple[int, Adjudication, bool, YearToDateView | None]:
+        request = self._map(client_id, body)
+        self._check_resettle_of(client_id, request)
+        identity = request_identity(request)
+        history = self.visits.setdefault((client_id, request.visit_id), [])
+        for earlier in history:
+            if earlier.identity == identity:
+                return 200, earlier.adjudication, True, earlier.reversal
+        if self._active(client_id, request.visit_id) is not None:
             raise Refused(409, "VISIT_ALREADY_SETTLED")
-        result, member = self._compute(client_id, body)
-        stay = None
-        if body["visit_type"] == VisitType.INPATIENT.value:
-            stay = (
-                date.fromisoformat(body["admission_date"]),
-                date.fromisoformat(body["discharge_date"]),
-            )
-            for other in self.settled.values():
-                if (
-                    other.member_id == member.member_id
-                    and not other.reversed
-                    and other.stay is not None
-                    and stays_overlap(stay, other.stay)
-                ):
-                    raise Refused(409, "OVERLAPPING_STAY")
+        result, member = self._compute(client_id, request)
+        stay = self._stay(member.member_id, request)
         key = (member.member_id, result.policy_year)
         self.state[key] = self.state.get(key, YearToDate()).plus(result.delta)
         self.balances[member.member_id] -= result.delta.personal_account
-        self.settled[(client_id, body["visit_id"])] = Settled(
-            client_id, body, member.member_id, result, stay
+        settled = Settled(
+            settlement_id, client_id, request.visit_id, identity, member.member_id, result, stay
         )
-        return 201, result, False
+        history.append(settled)
+        self.by_id[settlement_id] = settled
+        return 201, result, False, None
 
-    def reverse(self, client_id: str, visit_id: str) -> tuple[Adjudication, YearToDateView]:
-        record = self.settled[(client_id, visit_id)]
+    def reverse(self, settlement_id: str) -> tuple[Adjudication, YearToDateView]:
+        record = self.by_id[settlement_id]
         result = record.adjudication
         key = (record.member_id, result.policy_year)
-        if not record.reversed:
+        if record.reversal is None:
             self.state[key] = self.state[key].minus(result.delta)
             self.balances[record.member_id] += result.delta.personal_account
-            record.reversed = True
-        view = YearToDateView.of(
-            self.state[key], result.entitlement.annual_cap, self.balances[record.member_id]
-        )
-        return result, view
+            record.reversal = YearToDateView.of(
+                self.state[key], result.entitlement.annual_cap, self.balances[record.member_id]
+            )
+        return result, record.reversal
 
     def snapshot(self) -> tuple[object, ...]:
         return (
             dict(self.state),
             dict(self.balances),
-            {key: (value.reversed, id(value)) for key, value in self.settled.items()},
+            {key: (value.reversed, id(value)) for key, value in self.by_id.items()},
         )
 
 
@@ -205,7 +252,7 @@ def _answer(
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_case_through_the_engine(case: Case) -> None:
     ledger = Ledger.of(case)
-    visit_of_step: dict[int, tuple[str, str]] = {}
+    settlement_of_step: dict[int, str] = {}
     # The ledger has no settlement ids: a step's own index stands for its settlement's id.
     id_of_step = {index: f"step-{index}" for index in range(len(case.steps))}
     for index, step in enumerate(case.steps):
@@ -214,16 +261,29 @@ def test_case_through_the_engine(case: Case) -> None:
         before = ledger.snapshot()
         try:
             if step["action"] == "settle":
-                request = step_request(step, id_of_step)
-                status, result, replayed = ledger.settle(step["client_id"], request)
-                visit_of_step[index] = (step["client_id"], request["visit_id"])
-                answer = _answer(status, result, replayed=replayed)
+                request = step_request(step, {**id_of_step, **settlement_of_step})
+                status, result, replayed, view = ledger.settle(
+                    step["client_id"], request, id_of_step[index]
+                )
+                # A replay answers its settlement's id: the step whose id it is.
+                settled_by = next(
+                    (
+                        earlier
+                        for earlier, settled_id in id_of_step.items()
+                        if ledger.by_id.get(settled_id) is not None
+                        and ledger.by_id[settled_id].adjudication is result
+                    ),
+                    index,
+                )
+                settlement_of_step[index] = id_of_step[settled_by]
+                answer = _answer(status, result, view, replayed=replayed)
             elif step["action"] == "preview":
-                status, result = ledger.preview(step["client_id"], step_request(step, id_of_step))
+                status, result = ledger.preview(
+                    step["client_id"], step_request(step, {**id_of_step, **settlement_of_step})
+                )
                 answer = _answer(status, result)
             elif step["action"] == "reverse":
-                client_id, visit_id = visit_of_step[step["reverse_step"]]
-                result, view = ledger.reverse(client_id, visit_id)
+                result, view = ledger.reverse(settlement_of_step[step["reverse_step"]])
                 answer = _answer(200, result, view)
             else:
                 pytest.fail(f"{where}: the in-process run has no action {step['action']}")

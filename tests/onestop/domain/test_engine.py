@@ -566,3 +566,15 @@ def test_every_fen_is_accounted_for() -> None:
 def test_lines_carry_their_own_catalog_code() -> None:
     visit = make_visit(CodedLine(7, "A1", Decimal(1), 100, date(2026, 3, 1)))
     assert settle(visit).lines[0].line_no == 7
+
+
+def test_a_band_ratio_with_the_hardship_bonus_is_capped_at_one() -> None:
+    # domain.md section 16: 0.98 + 0.05 pays 100 %, never 103 % of the share.
+    bands = [{"width": None, "ratio": "0.98"}]
+    policy = _ci_policy(threshold=0, bands=bands)
+    tekun = make_member(assistance_category="tekun")
+    result = settle(make_visit(line(1000000)), policy=policy, member=tekun)
+    assert result.amounts.supplementary == 1000000
+    assert result.amounts.cash == 0
+    ordinary = settle(make_visit(line(1000000)), policy=policy)
+    assert ordinary.amounts.supplementary == 980000

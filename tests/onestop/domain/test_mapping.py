@@ -231,13 +231,53 @@ def test_all_faults_are_reported_at_once_with_a_stable_top_code() -> None:
             _line("YP1", "1", 0, 0),
         )
     )
-    assert refusal.code == "INVALID"  # the most basic fault leads
+    assert refusal.code == "UNMAPPED_CODES"  # domain.md section 16: step 1's first check
     assert sorted(problem.code for problem in refusal.problems) == [
         "AMOUNT_MISMATCH",
         "IMPLAUSIBLE_QUANTITY",
         "INVALID",
         "UNMAPPED_CODES",
     ]
+
+
+# Step 1's order (domain.md section 16): unmapped, amount, non-positive, date, duplicate
+# line_no, quantity. Each pair below has one fault of two adjacent checks; the earlier leads.
+@pytest.mark.parametrize(
+    ("earlier", "later", "code"),
+    [
+        (_line("NOPE", "1", 100), _line("YP1", "2", 2350, 4800), "UNMAPPED_CODES"),
+        (_line("YP1", "2", 2350, 4800), _line("YP1", "1", 0, 0), "AMOUNT_MISMATCH"),
+        (_line("YP1", "1", 0, 0), _line("YP1", "1", 10, day="2026-04-01"), "INVALID"),
+        (_line("YP1", "1", 10, day="2026-04-01"), _line("ECG", "30", 500), "DATE_OUT_OF_VISIT"),
+    ],
+)
+def test_the_top_code_is_the_first_failing_check_in_step_1s_order(
+    earlier: dict[str, Any], later: dict[str, Any], code: str
+) -> None:
+    for lines in ((earlier, later), (later, earlier)):
+        refusal = _refusal(_bill(*lines))
+        assert refusal.code == code
+        assert len(refusal.problems) == 2
+
+
+def test_a_duplicate_line_number_leads_an_implausible_quantity() -> None:
+    lines = [
+        {"line_no": 4, **_line("YP1", "1", 10)},
+        {"line_no": 4, **_line("YP1", "1", 10)},
+        {"line_no": 5, **_line("ECG", "30", 500)},
+    ]
+    request = VisitRequest.model_validate(
+        {
+            "visit_id": "V1",
+            "member_id": "M1",
+            "visit_type": "outpatient",
+            "service_date": "2026-03-02",
+            "lines": lines,
+        }
+    )
+    refusal = _refusal(request)
+    assert refusal.code == "INVALID"
+    assert {problem.code for problem in refusal.problems} == {"INVALID", "IMPLAUSIBLE_QUANTITY"}
 
 
 def test_a_mapping_to_an_item_since_removed_from_the_catalog_is_unmapped() -> None:

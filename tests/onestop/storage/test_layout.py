@@ -59,6 +59,8 @@ def _names() -> dict[str, Any]:
             "member": layout.member_key("M1"),
             "stays": layout.stays_key("M1"),
             "visit": layout.visit_key("M1", "H1", "ZY:001"),
+            "visit_claim": layout.visit_claim_key("H1", "ZY:001"),
+            "migrations": layout.MIGRATIONS_KEY,
             "settlement": layout.settlement_key(group, "S" + "0" * 31),
             "journal": layout.journal_key(group),
             "day_totals": layout.day_totals_key(group, "20260301", "H1"),
@@ -79,6 +81,8 @@ def _names() -> dict[str, Any]:
         "member_fields": {field.name: field.value for field in layout.MemberField},
         "year_figures": layout.YEAR_FIGURES,
         "visit_fields": {field.name: field.value for field in layout.VisitField},
+        "visit_request_field": layout.request_field(bytes(32)),
+        "visit_claim_fields": {field.name: field.value for field in layout.VisitClaimField},
         "settlement_fields": {field.name: field.value for field in layout.SettlementField},
         "journal_fields": {field.name: field.value for field in layout.JournalField},
         "amounts": list(layout.AMOUNT_FIELDS),
@@ -97,6 +101,8 @@ def _shown(key: str, field: str, value: bytes) -> Any:
         return f"<sealed identity, format {value[1]}, {len(value)} bytes>"
     if field == layout.SettlementField.RECORD:
         return MessageToDict(pb.Settlement.FromString(value), preserving_proto_field_name=True)
+    if ":vc:" in key and field == layout.VisitClaimField.TOKEN:
+        return "<the claiming request's token>"
     if key == layout.VERSIONS_KEY and field in (layout.POLICIES_KIND, layout.CLIENTS_KIND):
         return "<fresh version>"
     if key.startswith(f"{layout.PREFIX}:mapaudit:") and field in (layout.AuditField.AT, "id"):
@@ -125,6 +131,14 @@ def _dump(url: str) -> dict[str, Any]:
             elif kind == "list":
                 items = cast(list[bytes], client.lrange(raw_key, 0, -1))
                 stored[key] = [_shown(key, "", item) for item in items]
+            elif kind == "zset":
+                scored = cast(
+                    list[tuple[bytes, float]], client.zrange(raw_key, 0, -1, withscores=True)
+                )
+                stored[key] = {_shown(key, "", item): int(score) for item, score in scored}
+            elif kind == "set":
+                members = cast(set[bytes], client.smembers(raw_key))
+                stored[key] = sorted(_shown(key, "", item) for item in members)
             else:
                 entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(raw_key))
                 stored[key] = [

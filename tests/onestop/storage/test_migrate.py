@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 
 from adjudicator.server import start
 from adjudicator.settings import AdjudicatorSettings
 from onestop.client import SignedClient
+from onestop.clock import day_closes_ms
 from onestop.exports import unzip_export, verify_export
 from onestop.redis_client import connect
+from onestop.storage import layout
 from onestop.storage.migrate import Interrupted, OutdatedLayout, migrate
 from tests.support import round1
 from tests.support.adjudicator import open_adjudicator
@@ -53,8 +56,11 @@ async def _migrate(url: str, **options: Any) -> Any:
 
 
 def _comparable(result: dict[str, Any]) -> dict[str, Any]:
-    # Signatures are made at answer time with the gateway's keys of the day.
-    return {key: value for key, value in result.items() if key not in ("signature", "replayed")}
+    # Signatures are made at answer time with the gateway's keys of the day; amounts added
+    # since (hospital_part, always 0 for what round 1 settled) answer 0 for old settlements.
+    comparable = {k: v for k, v in result.items() if k not in ("signature", "replayed")}
+    comparable["amounts"] = {"hospital_part": 0, **result["amounts"]}
+    return comparable
 
 
 def _expected_days() -> dict[str, dict[str, Any]]:
@@ -87,6 +93,9 @@ async def test_round_one_data_reads_and_reconciles_after_migration(
     assert report.converted["settlement"] == 7
     assert report.converted["member"] == 2
     assert report.converted["journal"] == 2
+    assert report.converted["visit claim"] == 6  # 7 settlements, one visit settled twice
+    steps = sync_client(redis_url).smembers(layout.MIGRATIONS_KEY)
+    assert steps == {b"visit-claims", b"day-reversals"}
     assert _old_keys(redis_url) == []
 
     async with (
@@ -125,6 +134,10 @@ async def test_round_one_data_reads_and_reconciles_after_migration(
                 assert reconciled.status_code == 200, reconciled.text
                 assert reconciled.json()["result"] == "balanced", reconciled.json()
 
+            # The day exports and verifies once it has closed: seen from two days later (the
+            # data set was written on DAY, which may be today).
+            served = cast(FastAPI, gateway.server.config.app).state.gateway
+            served.clock = lambda: day_closes_ms(DAY) + 2 * 86_400_000
             # The day exports and verifies: one row per journal entry.
             exported = await gateway.agency.request("GET", f"/v1/admin/exports/{DAY}")
             assert exported.status_code == 200, exported.text
@@ -134,6 +147,21 @@ async def test_round_one_data_reads_and_reconciles_after_migration(
             assert verify_export(tmp_path / "export").ok
             manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
             assert manifest["files"]["settlements.csv"]["rows"] == 8  # 7 settled, 1 reversed
+
+            # A terminal finds its migrated day and visits (单边账), reversals included.
+            for client_id, figures in _expected_days().items():
+                listed = await clients[client_id].request(
+                    "GET", "/v1/settlements", params={"date": DAY.isoformat(), "limit": "500"}
+                )
+                assert listed.status_code == 200, listed.text
+                events = listed.json()["items"]
+                assert len(events) == figures["settlements"] + figures["reversals"]
+                for event in events:
+                    by_visit = await clients[client_id].request(
+                        "GET", "/v1/settlements", params={"visit_id": event["visit_id"]}
+                    )
+                    ids = [item["settlement_id"] for item in by_visit.json()["items"]]
+                    assert event["settlement_id"] in ids
 
             # The ledger goes on: a replay, a reversal, a new visit on the migrated figures.
             cases = {
