@@ -285,19 +285,6 @@ async def test_a_day_without_settlements_exports_empty_signed_files(
     assert (tmp_path / "empty" / SETTLEMENTS).read_text().count("\n") == 1
 
 
-async def test_an_open_or_future_day_does_not_export(gateway: Gateway) -> None:
-    today = settlement_day(now_ms())
-    for day, words in [
-        (today, "is not closed yet"),
-        (today + timedelta(days=1), "is in the future"),
-        (date(2099, 1, 1), "is in the future"),
-    ]:
-        answer = await gateway.agency.request("GET", f"/v1/admin/exports/{day.isoformat()}")
-        assert (answer.status_code, answer.json()["code"]) == (422, "INVALID"), answer.text
-        assert words in answer.json()["detail"]
-        assert answer.json()["errors"][0]["field"] == "date"
-
-
 def test_a_day_exports_once_closed_and_the_grace_passed() -> None:
     day = date(2026, 3, 9)
     closes = day_closes_ms(day)
