@@ -60,6 +60,7 @@ from onestop.storage.records import (
     SettlementRecord,
     StateAfter,
     VisitClaim,
+    VisitIndex,
 )
 from onestop.wire import record_bytes, record_of, replayed_record
 
@@ -326,14 +327,7 @@ class SettlementService:
             if outcome.answer is ClaimAnswer.OWN or outcome.holder is None:
                 return None
             holder = outcome.holder
-            theirs = await self.store.visit(holder.member_id, command.client_id, command.visit_id)
-            if theirs is not None and theirs.status is SettlementStatus.SETTLED:
-                # The visit is this client's own: saying it is another patient's is no leak.
-                raise VisitAlreadySettled(
-                    f"visit {command.visit_id} is settled for another member: a visit id names "
-                    "one visit of one patient; use this patient's own visit id, or reverse "
-                    "that settlement first"
-                )
+            theirs = await self._refuse_if_settled_for(holder.member_id, command)
             if theirs is None and now - holder.claimed_ms < CLAIM_STALE_MS:
                 raise Unavailable(
                     f"another request for visit {command.visit_id} (another member) is being "
@@ -361,15 +355,26 @@ class SettlementService:
     async def _check_not_another_members(self, command: SettleCommand) -> None:
         """Refuse, as settle would, a visit another member's request settled."""
         claim = await self.store.visit_claim(command.client_id, command.visit_id)
-        if claim is None or claim.member_id == command.member_id:
-            return
-        theirs = await self.store.visit(claim.member_id, command.client_id, command.visit_id)
+        if claim is not None and claim.member_id != command.member_id:
+            await self._refuse_if_settled_for(claim.member_id, command)
+
+    async def _refuse_if_settled_for(
+        self, member_id: str, command: SettleCommand
+    ) -> VisitIndex | None:
+        """Another member's index of the visit; refused when that member's settlement stands.
+
+        Raises:
+            VisitAlreadySettled: the visit is settled (not reversed) for ``member_id``.
+        """
+        theirs = await self.store.visit(member_id, command.client_id, command.visit_id)
         if theirs is not None and theirs.status is SettlementStatus.SETTLED:
+            # The visit is this client's own: saying it is another patient's is no leak.
             raise VisitAlreadySettled(
                 f"visit {command.visit_id} is settled for another member: a visit id names one "
                 "visit of one patient; use this patient's own visit id, or reverse that "
                 "settlement first"
             )
+        return theirs
 
     def _client(self, command: SettleCommand) -> Client:
         client = self.reference.clients.get(command.client_id)

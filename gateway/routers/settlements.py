@@ -105,7 +105,16 @@ async def list_settlements(
     A settlement reversed on the day it was settled appears twice in the day's list: once
     where it was settled and once where it was reversed (its `status` is its state now).
     """
-    if (visit_id is None) == (day is None):
+    if cursor is not None and day is None:
+        raise InvalidDocument(
+            "cursor without date",
+            (Problem(ErrorCode.INVALID, "cursor pages a day: send it with date", field="cursor"),),
+        )
+    if day is not None and visit_id is None:
+        listed = await gateway.adjudicator.day_settlements(caller.client_id, day, cursor, limit)
+    elif visit_id is not None and day is None:
+        listed = await gateway.adjudicator.visit_settlements(caller.client_id, visit_id)
+    else:
         raise InvalidDocument(
             "visit_id or date",
             (
@@ -117,16 +126,6 @@ async def list_settlements(
                 ),
             ),
         )
-    if cursor is not None and day is None:
-        raise InvalidDocument(
-            "cursor without date",
-            (Problem(ErrorCode.INVALID, "cursor pages a day: send it with date", field="cursor"),),
-        )
-    if day is not None:
-        listed = await gateway.adjudicator.day_settlements(caller.client_id, day, cursor, limit)
-    else:
-        assert visit_id is not None  # exactly one of the two, checked above
-        listed = await gateway.adjudicator.visit_settlements(caller.client_id, visit_id)
     items = b",".join(gateway.receipt(item) for item in listed.items)
     body = b'{"items":[' + items + b'],"next_cursor":' + orjson.dumps(listed.next_cursor or None)
     return _receipt(body + b"}")

@@ -134,9 +134,10 @@ class MigrationReport:
     converted: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
 
-    def count(self, kind: str) -> None:
-        """Note one converted key."""
-        self.converted[kind] = self.converted.get(kind, 0) + 1
+    def count(self, kind: str, keys: int = 1) -> None:
+        """Note converted keys (one by default)."""
+        if keys:
+            self.converted[kind] = self.converted.get(kind, 0) + keys
 
     @property
     def total(self) -> int:
@@ -483,25 +484,19 @@ async def _index_day_settlements(client: RedisClient, group: int, journal: str) 
     Each list is written whole (delete, then push), so a run cut short and done again
     leaves the same lists; reversals go to sorted sets, where adding again changes nothing.
     """
+    entries = await _journal_entries(client, journal)
     lists: dict[str, list[str]] = {}
-    reversals: dict[str, dict[str, int]] = {}
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
-    for _, fields in entries:
-        entry = decode_journal_entry(fields)
-        day = layout.day_text(settlement_day(entry.at_ms))
+    for entry in entries:
         if entry.kind is EntryKind.SETTLEMENT:
+            day = layout.day_text(settlement_day(entry.at_ms))
             key = layout.day_settlements_key(group, day, entry.client_id)
             lists.setdefault(key, []).append(entry.settlement_id)
-        else:
-            key = layout.day_reversals_key(group, day, entry.client_id)
-            reversals.setdefault(key, {})[entry.settlement_id] = entry.at_ms
     pipe = client.pipeline(transaction=False)
     for key, ids in lists.items():
         pipe.delete(key)
         pipe.rpush(key, *ids)
-    for key, scores in reversals.items():
-        pipe.zadd(key, scores)
     await pipe.execute()
+    await _add_day_reversals(client, group, entries)
 
 
 DAY_REVERSALS_STEP = "day-reversals"
@@ -516,22 +511,30 @@ async def _index_day_reversals(client: RedisClient, report: MigrationReport) -> 
     if await client.sismember(layout.MIGRATIONS_KEY, DAY_REVERSALS_STEP):
         return
     for group in range(layout.GROUPS):
-        reversals: dict[str, dict[str, int]] = {}
-        journal = layout.journal_key(group)
-        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
-        for _, fields in entries:
-            entry = decode_journal_entry(fields)
-            if entry.kind is EntryKind.REVERSAL:
-                day = layout.day_text(settlement_day(entry.at_ms))
-                key = layout.day_reversals_key(group, day, entry.client_id)
-                reversals.setdefault(key, {})[entry.settlement_id] = entry.at_ms
-                report.count("day reversal")
-        if reversals:
-            pipe = client.pipeline(transaction=False)
-            for key, scores in reversals.items():
-                pipe.zadd(key, scores)
-            await pipe.execute()
+        entries = await _journal_entries(client, layout.journal_key(group))
+        report.count("day reversal", await _add_day_reversals(client, group, entries))
     await client.sadd(layout.MIGRATIONS_KEY, DAY_REVERSALS_STEP)
+
+
+async def _journal_entries(client: RedisClient, journal: str) -> list[JournalEntry]:
+    raw = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(journal))
+    return [decode_journal_entry(fields) for _, fields in raw]
+
+
+async def _add_day_reversals(client: RedisClient, group: int, entries: list[JournalEntry]) -> int:
+    """Add a group's reversals to their day's per-client sets; how many there were."""
+    reversals: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        if entry.kind is EntryKind.REVERSAL:
+            day = layout.day_text(settlement_day(entry.at_ms))
+            key = layout.day_reversals_key(group, day, entry.client_id)
+            reversals.setdefault(key, {})[entry.settlement_id] = entry.at_ms
+    if reversals:
+        pipe = client.pipeline(transaction=False)
+        for key, scores in reversals.items():
+            pipe.zadd(key, scores)
+        await pipe.execute()
+    return sum(len(scores) for scores in reversals.values())
 
 
 async def _day_totals(client: RedisClient, old: str, new: str) -> None:
