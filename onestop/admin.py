@@ -19,6 +19,22 @@ from onestop.domain.errors import DomainError
 from onestop.domain.policy import parse_policy, policy_to_document
 from onestop.signing import UnusableKey, load_public_key
 
+DEFAULT_URL = "http://127.0.0.1:8080"
+"""Where ``onestop serve`` answers unless told otherwise."""
+
+
+def gateway_url(url: str | None, data_dir: Path | None) -> str:
+    """The gateway's URL.
+
+    The option first, then ``ONESTOP_URL``, then a running ``onestop serve``'s data
+    directory, then :data:`DEFAULT_URL`.
+    """
+    served: dict[str, Any] = {}
+    if data_dir is not None and (data_dir / "serve.json").exists():
+        served = json.loads((data_dir / "serve.json").read_text())
+    resolved = url or os.environ.get("ONESTOP_URL") or served.get("gateway") or DEFAULT_URL
+    return str(resolved).rstrip("/")
+
 
 @dataclass(frozen=True, slots=True)
 class Connection:
@@ -37,21 +53,16 @@ class Connection:
         Options first, then ``ONESTOP_URL``/``ONESTOP_CLIENT_ID``/``ONESTOP_KEY``, then the
         data directory of a running ``onestop serve`` (its address and agency key).
         """
-        served: dict[str, Any] = {}
-        if data_dir is not None and (data_dir / "serve.json").exists():
-            served = json.loads((data_dir / "serve.json").read_text())
-        resolved_url = url or os.environ.get("ONESTOP_URL") or served.get("gateway")
+        resolved_url = gateway_url(url, data_dir)
         resolved_key = key or (
             Path(os.environ["ONESTOP_KEY"]) if "ONESTOP_KEY" in os.environ else None
         )
         if resolved_key is None and data_dir is not None:
             resolved_key = data_dir / "agency.key"
-        if not resolved_url:
-            resolved_url = "http://127.0.0.1:8080"
         if resolved_key is None:
             raise SystemExit("no signing key: give --key FILE, ONESTOP_KEY or --data-dir DIR")
         return cls(
-            resolved_url.rstrip("/"),
+            resolved_url,
             client_id or os.environ.get("ONESTOP_CLIENT_ID") or "agency",
             resolved_key,
         )
@@ -208,13 +219,22 @@ def progress_printer(label: str) -> Callable[[int, int], None]:
     return show
 
 
-async def download_export(connection: Connection, day: str, out: Path) -> dict[str, Any]:
-    """``GET /v1/admin/exports/{day}``, unpacked into ``out``; the manifest."""
+async def download_export(
+    connection: Connection, day: str, out: Path, *, provisional: bool = False
+) -> dict[str, Any]:
+    """``GET /v1/admin/exports/{day}``, unpacked into ``out``; the manifest.
+
+    ``provisional``: a file of a day still open (its manifest says ``final: false``).
+    """
     from onestop.exports import MANIFEST, unzip_export
 
     async with connection.client() as client:
         client.http.timeout = httpx.Timeout(None)
-        answer = await client.request("GET", f"/v1/admin/exports/{day}")
+        answer = await client.request(
+            "GET",
+            f"/v1/admin/exports/{day}",
+            params={"provisional": "true"} if provisional else None,
+        )
         if answer.status_code >= 400:
             raise Refused(answer)
     out.mkdir(parents=True, exist_ok=True)

@@ -409,15 +409,16 @@ def _load(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from onestop.admin import download_export
 
-    return _run_admin(download_export(_connection(args), args.date, args.out))
+    return _run_admin(
+        download_export(_connection(args), args.date, args.out, provisional=args.provisional)
+    )
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:
-    import os
 
     import httpx
 
-    from onestop.admin import fetch_published_keys
+    from onestop.admin import fetch_published_keys, gateway_url
     from onestop.receipts import check_receipt
 
     try:
@@ -432,9 +433,9 @@ def _verify_receipt(args: argparse.Namespace) -> int:
             published = json.loads(args.keys.read_text(encoding="utf-8"))["keys"]
             source = str(args.keys)
         else:
-            url = args.url or os.environ.get("ONESTOP_URL") or "http://127.0.0.1:8080"
+            url = gateway_url(args.url, args.data_dir)
             published = asyncio.run(fetch_published_keys(url))
-            source = f"{url.rstrip('/')}/v1/keys"
+            source = f"{url}/v1/keys"
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as error:
         print(
             f"onestop verify-receipt: could not read the published keys: {error}", file=sys.stderr
@@ -698,6 +699,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="the agency's signed files of one day")
     export.add_argument("--date", required=True, help="settlement day YYYY-MM-DD")
     export.add_argument("--out", type=Path, required=True, help="directory to write")
+    export.add_argument(
+        "--provisional",
+        action="store_true",
+        help="a day still open: a file marked final: false (a closed day's is final)",
+    )
     _add_connection(export)
     export.set_defaults(handler=_export)
 
@@ -726,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_receipt.add_argument("receipt", type=Path, help="the result as answered (JSON)")
     source = verify_receipt.add_mutually_exclusive_group()
     source.add_argument("--url", help="the gateway to ask GET /v1/keys (ONESTOP_URL; :8080)")
+    source.add_argument("--data-dir", type=Path, help="a running onestop serve's directory")
     source.add_argument("--keys", type=Path, help="a saved GET /v1/keys answer (JSON)")
     verify_receipt.set_defaults(handler=_verify_receipt)
 

@@ -82,9 +82,23 @@ class Signer:
 
 
 async def write_export(
-    entries: AsyncIterator[JournalEntry], day: date, directory: Path, signer: Signer
+    entries: AsyncIterator[JournalEntry],
+    day: date,
+    directory: Path,
+    signer: Signer,
+    *,
+    final: bool = True,
 ) -> dict[str, Any]:
-    """Write the three files of ``day`` into ``directory``; the manifest."""
+    """Write the three files of ``day`` into ``directory``; the manifest.
+
+    Args:
+        entries: the day's journal entries, in time order.
+        day: the settlement day.
+        directory: where to write.
+        signer: signs the manifest.
+        final: the day had closed (``False``: a provisional file of a day still open, whose
+            figures may yet change; the manifest says so, under the signature).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     per_client: dict[str, _ClientDay] = {}
     rows = 0
@@ -137,6 +151,7 @@ async def write_export(
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "date": day.isoformat(),
+        "final": final,
         "generated_at": iso_from_ms(now_ms()),
         "files": {
             SETTLEMENTS: {"sha256": settlements_digest, "rows": rows},
@@ -189,6 +204,9 @@ class Verification:
 
     failures: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    final: bool | None = None
+    """The manifest says its day had closed (``False``: provisional; ``None``: a manifest
+    made before the field existed says nothing)."""
 
     @property
     def ok(self) -> bool:
@@ -333,6 +351,10 @@ def _verify(
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         result.failures.append(f"{MANIFEST}: not an {FORMAT} manifest")
         return
+    final = manifest.get("final")
+    result.final = final if isinstance(final, bool) else None
+    if result.final is False:
+        result.checks.append("provisional: made while the day was open; its figures may yet change")
     if day is not None:
         if manifest.get("date") != day.isoformat():
             result.failures.append(

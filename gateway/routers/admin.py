@@ -227,13 +227,26 @@ async def lookups(
         **refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
     },
 )
-async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileResponse:
-    """The day's signed files for the agency, as one zip; only of a day that has closed.
+async def export(
+    day: date,
+    caller: AgencyDep,
+    gateway: GatewayDep,
+    provisional: Annotated[
+        bool,
+        Query(
+            description="a file of a day still open, its manifest saying `final: false` "
+            "(without it, a day is exported only once closed)"
+        ),
+    ] = False,
+) -> FileResponse:
+    """The day's signed files for the agency, as one zip.
 
-    A day closes at the next midnight, Asia/Shanghai; its export is refused until
-    `export_grace_seconds` later (settings), and a future day's always: an export is final
-    and signed, so it is made once the day can change no more.
+    A day closes at the next midnight, Asia/Shanghai; its final export is refused until
+    `export_grace_seconds` later (settings), so that two final files of one day never differ.
+    Meanwhile `?provisional=true` gives a file marked `final: false`. A future day is
+    refused either way.
     """
+    final = check_day_closed(day, gateway.clock(), gateway.export_grace_seconds, provisional)
     scratch = FilePath(tempfile.mkdtemp(prefix="onestop-export-"))
     try:
         await write_export(
@@ -241,6 +254,7 @@ async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileRespo
             day,
             scratch / "files",
             gateway.signer.export_signer(),
+            final=final,
         )
         zip_export(scratch / "files", scratch / "export.zip")
     except BaseException:
@@ -254,22 +268,35 @@ async def export(day: date, caller: AgencyDep, gateway: GatewayDep) -> FileRespo
     )
 
 
-def check_day_closed(day: date, now: int, grace_seconds: int) -> None:
-    """Refuse the export of a day that is not over yet (422 ``INVALID``, field ``date``).
+def check_day_closed(day: date, now: int, grace_seconds: int, provisional: bool = False) -> bool:
+    """Whether ``day``'s export is final; refuse one that cannot be made now.
+
+    Args:
+        day: the settlement day asked for.
+        now: the time (epoch ms).
+        grace_seconds: how long after the day's midnight it is still treated as open.
+        provisional: a provisional file of an open day is asked for.
+
+    Returns:
+        ``True`` when the day has closed (the export is final), ``False`` for a provisional
+        export of a day still open.
 
     Raises:
-        InvalidDocument: the day is in the future, open, or closed less than the grace ago.
+        InvalidDocument: the day is in the future, or open and no provisional file was asked
+            for (422 ``INVALID``, field ``date``).
     """
     ready_ms = day_closes_ms(day) + grace_seconds * 1000
     if now >= ready_ms:
-        return
+        return True
     today = settlement_day(now)
     if day > today:
         why = f"{day} is in the future (today is {today}, Asia/Shanghai)"
+    elif provisional:
+        return False
     else:
         why = (
-            f"{day} is not closed yet: its export is final and signed, so it is made once "
-            f"the day can change no more, from {iso_from_ms(ready_ms)}; POST "
-            "/v1/reconciliation answers provisional figures meanwhile"
+            f"{day} is not closed yet: its final export is made once the day can change no "
+            f"more, from {iso_from_ms(ready_ms)}; ?provisional=true gives a file marked "
+            "final: false meanwhile, and POST /v1/reconciliation provisional figures"
         )
     raise InvalidDocument(why, (Problem(ErrorCode.INVALID, why, field="date"),))

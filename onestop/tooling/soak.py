@@ -269,7 +269,10 @@ async def _reconcile(
     exported_ids: set[str] = set()
     async with SignedClient.from_key_file(url, "agency", agency_key) as agency:
         for day in sorted({day for _, day in days}):
-            answer = await agency.request("GET", f"/v1/admin/exports/{day}")
+            # The soak's days are still open: their files are provisional.
+            answer = await agency.request(
+                "GET", f"/v1/admin/exports/{day}", params={"provisional": "true"}
+            )
             answer.raise_for_status()
             with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
                 rows = csv.DictReader(io.StringIO(archive.read(SETTLEMENTS).decode("utf-8")))

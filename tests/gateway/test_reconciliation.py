@@ -156,6 +156,7 @@ async def _export(gateway: Gateway, day: str, out: Path) -> dict[str, Any]:
     (out.parent / "export.zip").write_bytes(answer.content)
     unzip_export(out.parent / "export.zip", out)
     manifest: dict[str, Any] = json.loads((out / MANIFEST).read_text())
+    assert manifest["final"] is True  # a closed day
     return manifest
 
 
@@ -285,16 +286,49 @@ async def test_a_day_without_settlements_exports_empty_signed_files(
     assert (tmp_path / "empty" / SETTLEMENTS).read_text().count("\n") == 1
 
 
+async def test_an_open_day_exports_only_provisionally_and_a_future_day_never(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    today = settlement_day(now_ms())
+    for day, params, words in [
+        (today, {}, "is not closed yet"),
+        (today + timedelta(days=1), {}, "is in the future"),
+        (today + timedelta(days=1), {"provisional": "true"}, "is in the future"),
+        (date(2099, 1, 1), {}, "is in the future"),
+    ]:
+        answer = await gateway.agency.request(
+            "GET", f"/v1/admin/exports/{day.isoformat()}", params=params
+        )
+        assert (answer.status_code, answer.json()["code"]) == (422, "INVALID"), answer.text
+        assert words in answer.json()["detail"]
+        assert answer.json()["errors"][0]["field"] == "date"
+    answer = await gateway.agency.request(
+        "GET", f"/v1/admin/exports/{today.isoformat()}", params={"provisional": "true"}
+    )
+    assert answer.status_code == 200, answer.text
+    (tmp_path / "open.zip").write_bytes(answer.content)
+    unzip_export(tmp_path / "open.zip", tmp_path / "open")
+    manifest = json.loads((tmp_path / "open" / MANIFEST).read_text())
+    assert manifest["final"] is False  # under the signature
+    result = verify_export(tmp_path / "open")
+    assert result.ok, result.failures
+    assert result.final is False
+    assert any(check.startswith("provisional") for check in result.checks)
+
+
 def test_a_day_exports_once_closed_and_the_grace_passed() -> None:
     day = date(2026, 3, 9)
     closes = day_closes_ms(day)
     assert iso_from_ms(closes) == "2026-03-10T00:00:00.000+08:00"
     with pytest.raises(InvalidDocument, match="not closed yet"):
         check_day_closed(day, closes + 899_999, grace_seconds=900)
-    check_day_closed(day, closes + 900_000, grace_seconds=900)
-    check_day_closed(day, closes, grace_seconds=0)
+    assert check_day_closed(day, closes + 900_000, grace_seconds=900) is True
+    assert check_day_closed(day, closes, grace_seconds=0) is True
     with pytest.raises(InvalidDocument, match="not closed yet"):
         check_day_closed(day, closes - 1, grace_seconds=0)
+    assert check_day_closed(day, closes - 1, grace_seconds=0, provisional=True) is False
+    with pytest.raises(InvalidDocument, match="in the future"):
+        check_day_closed(day, day_closes_ms(day - timedelta(days=2)), 0, provisional=True)
 
 
 async def test_an_open_day_is_provisional_and_an_empty_day_says_why(gateway: Gateway) -> None:
