@@ -181,7 +181,7 @@ def start_sandbox(tmp_path: Path) -> tuple[Served, Path, dict[str, str]]:
     """A fresh ``onestop serve`` on a free port, an empty working directory, the environment."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     assert not missing, f"the guide's examples need {', '.join(missing)} on the PATH"
-    served = start_serve(tmp_path / "data", ONESTOP_PORT="0")
+    served = start_serve(tmp_path / "data")
     workdir = tmp_path / "work"
     workdir.mkdir()
     return served, workdir, guide_environment(served)

@@ -21,7 +21,7 @@ import httpx
 from onestop.client import SignedClient
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.demo.walkthrough import load_region
-from onestop.tooling.redis_server import RedisServer
+from onestop.tooling.redis_server import RedisServer, free_port
 from tests.support.adjudicator import Adjudicator, open_adjudicator
 from tests.support.faults import slow_link
 from tests.support.gateway import open_gateway
@@ -202,7 +202,11 @@ async def test_a_slow_adjudicator_times_out_and_the_retry_finds_the_first_outcom
 
 async def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    served = start_serve(data_dir, ONESTOP_GATEWAY_WORKERS="2", ONESTOP_ADJUDICATOR_WORKERS="2")
+    # One port for both runs: the terminal keeps the URL it was given.
+    port = str(free_port())
+    served = start_serve(
+        data_dir, ONESTOP_PORT=port, ONESTOP_GATEWAY_WORKERS="2", ONESTOP_ADJUDICATOR_WORKERS="2"
+    )
     url = str(served.addresses["gateway"])
     members = [record["member_id"] for record in crowd(300)][:80]
     async with SignedClient.from_key_file(url, "agency", data_dir / "agency.key") as agency:
@@ -243,7 +247,7 @@ async def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
 
     # the same directory again (the gateway comes back on its port): every acknowledged
     # settlement is there, and the terminal's retries settle the rest once each
-    served = start_serve(data_dir)
+    served = start_serve(data_dir, ONESTOP_PORT=port)
     assert served.addresses["gateway"] == url
     for visit_id, settlement_id in acknowledged.items():
         answer = await hospital.request("GET", f"/v1/settlements/{settlement_id}")

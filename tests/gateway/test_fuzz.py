@@ -74,7 +74,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
             keys["agency"] = agency.key
         return keys
 
-    keys = asyncio.run(load())
+    try:
+        keys = asyncio.run(load())
+    except BaseException:
+        served.terminate()  # a module fixture: the per-test clean-up does not stop it
+        raise
     yield Fuzzed(served, url, keys)
     assert served.terminate() == 0
 

@@ -81,11 +81,13 @@ def start_serve(
     """Start ``onestop serve --data-dir DIR`` and wait until it reports its addresses.
 
     It is stopped after the test unless ``stop_after_test`` is false (a fixture of wider scope
-    stops it itself).
+    stops it itself). Its gateway takes a free port (``ONESTOP_PORT=0``) unless the test
+    names one: a server already on the default port (a developer's own ``onestop serve``)
+    must not answer in its place.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "onestop", "serve", "--data-dir", str(data_dir)],
-        env={**os.environ, **environment},
+        env={**os.environ, "ONESTOP_PORT": "0", **environment},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
