@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, NamedTuple
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -102,9 +102,9 @@ class VisitRequest(BaseModel):
         return self._days[1]
 
 
-def _number(value: Decimal | int) -> str:
-    """A number as text, equal for equal values (``1.50``, ``1.5`` and ``1.5000`` alike)."""
-    return format(Decimal(value).normalize(), "f")
+def _number(value: Decimal) -> str:
+    """A decimal as text, equal for equal values (``1.50``, ``1.5`` and ``1.5000`` alike)."""
+    return format(value.normalize(), "f")
 
 
 def request_identity(visit: VisitRequest) -> bytes:
@@ -112,9 +112,25 @@ def request_identity(visit: VisitRequest) -> bytes:
 
     The validated values: decimals as numbers, diagnoses upper-case (the validator did it),
     HIS codes exactly as sent, absent optional fields as their defaults, lines as a set keyed
-    by ``line_no``, ``resettle_of`` included; JSON key order and spacing play no part.
+    by ``line_no``, ``resettle_of`` included; JSON key order and spacing play no part. The
+    bytes hashed are canonical JSON (sorted keys, no spaces, UTF-8): visit indexes keep the
+    digest, so they never change (``tests/onestop/domain/test_bill.py`` pins them).
     """
-    lines = sorted(visit.lines, key=lambda line: line.line_no)
+    # A bill repeats few quantities and days among hundreds of lines: each is written once.
+    numbers: dict[Decimal, str] = {}
+    days: dict[date, str] = {}
+    lines = []
+    for line in sorted(visit.lines, key=lambda line: line.line_no):
+        quantity = numbers.get(line.quantity)
+        if quantity is None:
+            quantity = numbers[line.quantity] = _number(line.quantity)
+        day = days.get(line.date)
+        if day is None:
+            day = days[line.date] = line.date.isoformat()
+        # unit_price is whole fen: an int is already its one text.
+        lines.append(
+            (line.line_no, line.his_code, quantity, str(line.unit_price), line.amount, day)
+        )
     canonical = {
         "visit_id": visit.visit_id,
         "member_id": visit.member_id,
@@ -125,20 +141,9 @@ def request_identity(visit: VisitRequest) -> bytes:
         "diagnoses": list(visit.diagnoses),
         "use_personal_account": visit.use_personal_account,
         "resettle_of": visit.resettle_of,
-        "lines": [
-            [
-                line.line_no,
-                line.his_code,
-                _number(line.quantity),
-                _number(line.unit_price),
-                line.amount,
-                line.date.isoformat(),
-            ]
-            for line in lines
-        ],
+        "lines": lines,
     }
-    text = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def _iso(day: date | None) -> str | None:

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from onestop.domain import ClientKind, VisitNotAllowed, VisitRequest, VisitType
-from onestop.domain.bill import check_client_may_settle
+from onestop.domain.bill import check_client_may_settle, request_identity
 from onestop.domain.documents import parse_json
 
 
@@ -159,3 +159,52 @@ def test_codes_never_start_like_a_formula(code: str) -> None:
     }
     with pytest.raises(ValidationError):
         VisitRequest.model_validate(_request(lines=[line]))
+
+
+_IDENTITY_BODY: dict[str, Any] = {
+    "visit_id": "ZY1",
+    "member_id": "M1",
+    "visit_type": "inpatient",
+    "admission_date": "2026-03-01",
+    "discharge_date": "2026-03-03",
+    "diagnoses": ["k35.8", "C34.9"],
+    "lines": [
+        {"line_no": 2, "his_code": "药-02", "quantity": "1.50", "unit_price": 4000,
+         "amount": 6000, "date": "2026-03-02"},
+        {"line_no": 1, "his_code": "RMYY-0012", "quantity": 2, "unit_price": 1500,
+         "amount": 3000, "date": "2026-03-01"},
+        {"line_no": 3, "his_code": "X", "quantity": "0.3330", "unit_price": 520,
+         "amount": 173, "date": "2026-03-03"},
+    ],
+}  # fmt: skip
+
+
+def test_a_requests_identity_is_pinned() -> None:
+    # Visit indexes keep it: a change of these bytes makes every stored request another
+    # one, and retries of requests settled before the change would be refused.
+    identity = request_identity(VisitRequest.model_validate(_IDENTITY_BODY))
+    assert identity.hex() == "d4bc79cf33e81bc39cbb748234867583e7da010b314ee5f60daccd36d9c9dadb"
+
+
+def test_identical_values_are_one_identity_and_any_other_value_another() -> None:
+    same = {
+        **_IDENTITY_BODY,
+        "diagnoses": ["K35.8", "c34.9"],
+        "use_personal_account": False,
+        "lines": [
+            {**_IDENTITY_BODY["lines"][1], "quantity": "2.000"},
+            {**_IDENTITY_BODY["lines"][2], "quantity": 0.333},
+            {**_IDENTITY_BODY["lines"][0], "quantity": 1.5},
+        ],
+    }
+    identity = request_identity(VisitRequest.model_validate(_IDENTITY_BODY))
+    assert request_identity(VisitRequest.model_validate(same)) == identity
+    for changed in (
+        {**_IDENTITY_BODY, "use_personal_account": True},
+        {**_IDENTITY_BODY, "resettle_of": "S1"},
+        {**_IDENTITY_BODY, "lines": [{**_IDENTITY_BODY["lines"][0], "his_code": "药-03"},
+                                     *_IDENTITY_BODY["lines"][1:]]},
+        {**_IDENTITY_BODY, "lines": [{**_IDENTITY_BODY["lines"][0], "quantity": "1.51"},
+                                     *_IDENTITY_BODY["lines"][1:]]},
+    ):  # fmt: skip
+        assert request_identity(VisitRequest.model_validate(changed)) != identity
