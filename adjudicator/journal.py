@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from adjudicator.store import redis_calls
 from onestop.clock import SHANGHAI_OFFSET
-from onestop.domain.reconciliation import DayFigures, EntryKind, JournalEntry
+from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.redis_client import RedisClient
 from onestop.storage.layout import (
     GROUPS,
@@ -26,7 +26,12 @@ from onestop.storage.layout import (
     journal_key,
     settlement_id_ms,
 )
-from onestop.storage.records import CorruptRecord, decode_journal_entry, sum_day_totals
+from onestop.storage.records import (
+    CorruptRecord,
+    DayTotals,
+    decode_journal_entry,
+    sum_day_totals,
+)
 
 # Stream ids follow the adjudicator's clock but never go backwards: when adjudicator processes'
 # clocks differ, an id may run a little ahead of its entry's time. Read an hour past the day
@@ -159,8 +164,11 @@ async def day_events(client: RedisClient, client_id: str, day: date) -> list[Day
     return events
 
 
-async def day_figures(client: RedisClient, client_id: str, day: date) -> DayFigures:
-    """A client's day from the per-group day totals the commit and reversal scripts keep."""
+async def day_totals(client: RedisClient, client_id: str, day: date) -> DayTotals:
+    """A client's day and its split by visit type and scheme.
+
+    Read from the per-group day totals the commit and reversal scripts keep.
+    """
     text = day_text(day)
     async with redis_calls():
         pipe = client.pipeline(transaction=False)

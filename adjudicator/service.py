@@ -46,6 +46,7 @@ from onestop.domain.errors import (
 )
 from onestop.domain.member import Member, mask_id_number, mask_name
 from onestop.domain.policy import Policy
+from onestop.domain.reconciliation import VisitFacts
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
@@ -207,6 +208,12 @@ class SettlementService:
                         committed_ms=now,
                         delta=result.delta,
                         record=record,
+                        visit=VisitFacts(
+                            visit_type=command.visit.visit_type,
+                            first_day=command.visit.first_day,
+                            last_day=command.visit.last_day,
+                            hospital_level=client.level,
+                        ),
                     ),
                     expected_version=member.version,
                     stay=stay,
@@ -528,9 +535,7 @@ class SettlementService:
         if stored.status is SettlementStatus.REVERSED:
             return self._as_stored(stored)
         settlement = record_of(stored.record)
-        outcome = await self.store.reverse(
-            stored, settlement.amounts, settlement.policy, self.clock()
-        )
+        outcome = await self.store.reverse(stored, settlement, self.clock())
         if outcome is None:
             raise NotFound(f"no settlement {settlement_id}")
         if not outcome.already:

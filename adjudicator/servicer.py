@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import grpc
 
-from adjudicator import journal
+from adjudicator import journal, reconciliation
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
 from adjudicator.service import LIST_PAGE_SIZE, SettleCommand, SettlementService
@@ -302,19 +302,37 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
             ],
         )
 
-    async def DayFigures(  # noqa: N802, D102
-        self, request: pb.DayFiguresRequest, context: Context
-    ) -> pb.DayFiguresReply:
-        async def figures() -> pb.DayFiguresReply:
-            day = convert.day_of(request.date, "date")
-            client = self.service.store.client
-            totals = await journal.day_figures(client, request.client_id, day)
-            ids: list[str] = []
-            if request.with_settlement_ids:
-                ids = await journal.day_settlement_ids(client, request.client_id, day)
-            return convert.day_figures_message(totals, ids)
+    async def Reconcile(  # noqa: N802, D102
+        self, request: pb.ReconcileRequest, context: Context
+    ) -> pb.ReconcileReply:
+        async def run() -> pb.ReconcileReply:
+            day, hospital = convert.reconcile_request_of(request)
+            at_ms = self.service.clock()
+            answer = await reconciliation.reconcile_day(
+                self.service.store.client,
+                request.client_id,
+                day,
+                hospital,
+                at_ms=at_ms,
+                provisional=request.provisional,
+            )
+            return convert.reconciliation_message(answer, at_ms)
 
-        return await _answer(context, figures)
+        return await _answer(context, run)
+
+    async def ListReconciliations(  # noqa: N802, D102
+        self, request: pb.ListReconciliationsRequest, context: Context
+    ) -> pb.ReconciliationLog:
+        async def run() -> pb.ReconciliationLog:
+            day = convert.day_of(request.date, "date")
+            kept = await reconciliation.reconciliations(
+                self.service.store.client, day, request.client_id
+            )
+            return pb.ReconciliationLog(
+                items=[convert.reconciliation_summary_message(summary) for summary in kept]
+            )
+
+        return await _answer(context, run)
 
     async def ReadJournal(  # noqa: N802, D102
         self, request: pb.ReadJournalRequest, context: Context

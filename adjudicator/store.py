@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from importlib import resources
@@ -21,7 +21,7 @@ import orjson
 from onestop.clock import settlement_day
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
-from onestop.domain.settlement import PolicyRef, SettlementStatus
+from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
 from onestop.errors import Unavailable
 from onestop.redis_client import (
     UNAVAILABLE_ERRORS,
@@ -291,6 +291,9 @@ class Store:
     async def commit(self, new: NewSettlement) -> CommitOutcome:
         """Run the commit script: everything of ``new`` is written, or nothing."""
         record = new.settlement
+        visit_type = record.visit.visit_type
+        if visit_type is None:
+            raise ValueError("a new settlement records its visit type")
         group = layout.member_group(record.member_id)
         entry = _journal_entry(
             record, EntryKind.SETTLEMENT, record.committed_ms, new.amounts, new.policy
@@ -324,7 +327,12 @@ class Store:
                         visit_fields(record.settlement_id, record.fingerprint),
                         settlement_fields(record),
                         journal_fields(entry),
-                        day_total_increments(EntryKind.SETTLEMENT, new.amounts),
+                        day_total_increments(
+                            EntryKind.SETTLEMENT,
+                            new.amounts,
+                            visit_type,
+                            new.policy.scheme,
+                        ),
                     ),
                     record.settlement_id,
                 ],
@@ -368,18 +376,29 @@ class Store:
         return found
 
     async def reverse(
-        self, record: SettlementRecord, amounts: Amounts, policy: PolicyRef, now_ms: int
+        self,
+        record: SettlementRecord,
+        settlement: Settlement,
+        now_ms: int,
     ) -> ReversalOutcome | None:
         """Reverse a settlement once; ``None`` when it no longer exists.
 
         Args:
             record: the settlement as read (its immutable part drives the undo).
-            amounts: its amounts, which the reversal's journal entry carries.
-            policy: the policy it applied.
+            settlement: the settlement as answered: its amounts, policy and visit type go to
+                the reversal's journal entry and day totals.
             now_ms: the reversal's time.
         """
         group = layout.member_group(record.member_id)
-        entry = _journal_entry(record, EntryKind.REVERSAL, now_ms, amounts, policy)
+        amounts, policy = settlement.amounts, settlement.policy
+        # A settlement committed before its visit's facts were recorded still names its visit
+        # type in its record: the reversal counts in the right group.
+        visit = record.visit
+        if visit.visit_type is None:
+            visit = replace(visit, visit_type=settlement.visit_type)
+        entry = _journal_entry(
+            replace(record, visit=visit), EntryKind.REVERSAL, now_ms, amounts, policy
+        )
         async with redis_calls():
             answer = await self._reverse(
                 self.client,
@@ -405,7 +424,9 @@ class Store:
                         [(VisitField.STATUS.value, SettlementStatus.REVERSED.value)],
                         reversal_fields(now_ms),
                         journal_fields(entry),
-                        day_total_increments(EntryKind.REVERSAL, amounts),
+                        day_total_increments(
+                            EntryKind.REVERSAL, amounts, settlement.visit_type, policy.scheme
+                        ),
                     ),
                 ],
             )
@@ -494,6 +515,7 @@ def _journal_entry(
         at_ms=at_ms,
         amounts=amounts,
         policy=policy,
+        visit=record.visit,
     )
 
 

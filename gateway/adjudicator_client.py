@@ -13,7 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onestop import wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
-from onestop.domain.reconciliation import DayFigures, JournalEntry
+from onestop.domain.reconciliation import (
+    HospitalDay,
+    JournalEntry,
+    Reconciliation,
+    ReconciliationSummary,
+)
 from onestop.domain.settlement import PolicyRef
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -222,15 +227,21 @@ class AdjudicatorClient:
 
         return await self._call(read)
 
-    async def day_figures(
-        self, client_id: str, day: date, *, with_settlement_ids: bool
-    ) -> tuple[DayFigures, list[str]]:
-        """A client's figures of a settlement day (and the day's settlement ids if asked)."""
-        request = pb.DayFiguresRequest(
-            client_id=client_id, date=day.isoformat(), with_settlement_ids=with_settlement_ids
+    async def reconcile(
+        self, client_id: str, day: date, hospital: HospitalDay, *, provisional: bool
+    ) -> tuple[Reconciliation, int]:
+        """对账: the client's day against onestop's (kept for the agency); when, in epoch ms."""
+        request = wire.reconcile_request_message(client_id, day, hospital, provisional=provisional)
+        reply = await self._call(lambda: self.stub.Reconcile(request, timeout=self.deadline * 6))
+        return wire.reconciliation_of(reply)
+
+    async def reconciliations(self, day: date, client_id: str = "") -> list[ReconciliationSummary]:
+        """The reconciliations answered for a day (of one client, or all), in order."""
+        request = pb.ListReconciliationsRequest(date=day.isoformat(), client_id=client_id)
+        reply = await self._call(
+            lambda: self.stub.ListReconciliations(request, timeout=self.deadline * 2)
         )
-        reply = await self._call(lambda: self.stub.DayFigures(request, timeout=self.deadline * 6))
-        return wire.day_figures_of(reply)
+        return [wire.reconciliation_summary_of(item) for item in reply.items]
 
     async def read_journal(self, day: date, client_id: str = "") -> AsyncIterator[JournalEntry]:
         """Every journal entry of a day, in time order (streamed)."""

@@ -8,18 +8,35 @@ a fault here, not a malformed answer to a hospital.
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import date
 from typing import Any
 
 from gateway.schemas import (
+    AmountDifferenceOut,
     AuditEntry,
     CatalogLoaded,
     ClientOut,
+    ClientReconciliations,
+    DayFiguresOut,
+    DayReconciliations,
     EligibilityResult,
+    FundAmounts,
+    GroupOut,
+    GroupResultOut,
     LookupOut,
     MappingChangeOut,
     MappingLoaded,
     MembersLoaded,
+    ReconciliationResult,
+    ReconciliationSummaryOut,
     UnsignedResult,
+)
+from onestop.clock import iso_from_ms
+from onestop.domain.reconciliation import (
+    RECONCILED_FUNDS,
+    DayFigures,
+    Reconciliation,
+    ReconciliationSummary,
 )
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.wire import policy_of, settlement_of, year_to_date_of
@@ -146,3 +163,92 @@ def lookup_entries(audit: pb.LookupAudit) -> list[LookupOut]:
         )
         for entry in audit.entries
     ]
+
+
+def _figures_out(figures: DayFigures) -> DayFiguresOut:
+    return DayFiguresOut(
+        settlements=figures.settlements,
+        reversals=figures.reversals,
+        amounts=FundAmounts(**{name: figures.fund(name) for name in RECONCILED_FUNDS}),
+    )
+
+
+def reconciliation_result(
+    answer: Reconciliation, *, provisional: bool, notes: list[str]
+) -> ReconciliationResult:
+    """The comparison of a client's day as the API answers it."""
+    groups = []
+    for group in answer.groups:
+        differences = group.differences()
+        groups.append(
+            GroupResultOut(
+                visit_type=group.key.visit_type,
+                scheme=group.key.scheme,
+                result=None
+                if differences is None
+                else ("balanced" if group.balanced() else "unbalanced"),
+                gateway=_figures_out(group.gateway),
+                hospital=None if group.hospital is None else _figures_out(group.hospital),
+                differences=differences,
+            )
+        )
+    return ReconciliationResult(
+        result=answer.outcome.value,
+        gateway=_figures_out(answer.gateway),
+        differences=answer.differences(),
+        only_in_gateway=answer.only_in_gateway,
+        only_in_hospital=answer.only_in_hospital,
+        amount_differences=[
+            AmountDifferenceOut(
+                settlement_id=difference.settlement_id,
+                gateway=FundAmounts(**difference.gateway),
+                hospital=FundAmounts(**difference.hospital),
+                differences=difference.differences(),
+            )
+            for difference in answer.amount_differences
+        ],
+        groups=groups,
+        provisional=provisional,
+        notes=notes,
+    )
+
+
+def reconciliation_summary(summary: ReconciliationSummary) -> ReconciliationSummaryOut:
+    """What was answered to one reconciliation."""
+    return ReconciliationSummaryOut(
+        client_id=summary.client_id,
+        reconciled_at=iso_from_ms(summary.at_ms),
+        result=summary.outcome.value,
+        provisional=summary.provisional,
+        detail=summary.detail.value,
+        differences=summary.differences,
+        only_in_gateway=summary.only_in_gateway,
+        only_in_hospital=summary.only_in_hospital,
+        amount_differences=summary.amount_differences,
+        unbalanced_groups=[
+            GroupOut(visit_type=key.visit_type, scheme=key.scheme)
+            for key in summary.unbalanced_groups
+        ],
+    )
+
+
+def day_reconciliations(
+    day: date, client_ids: list[str], kept: list[ReconciliationSummary]
+) -> DayReconciliations:
+    """Every registered client's standing for the day, and each answer it was given."""
+    history: dict[str, list[ReconciliationSummaryOut]] = {}
+    for summary in kept:
+        history.setdefault(summary.client_id, []).append(reconciliation_summary(summary))
+    clients = []
+    for client_id in sorted(set(client_ids) | set(history)):
+        answers = history.get(client_id, [])
+        latest = answers[-1] if answers else None
+        clients.append(
+            ClientReconciliations(
+                client_id=client_id,
+                status="not_reconciled" if latest is None else latest.result,
+                latest=latest,
+                history=answers,
+            )
+        )
+    return DayReconciliations(date=day.isoformat(), clients=clients)

@@ -11,13 +11,14 @@ module, :mod:`gateway.convert`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import ErrorCode
 from onestop.domain.member import IdNumber
+from onestop.domain.reconciliation import DayFigures, GroupKey, HospitalDay
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import (
@@ -526,33 +527,64 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+DayFen = Annotated[int, Field(ge=-(10**15), le=10**15)]
+"""An amount of a day or a settlement in fen: at most ten trillion yuan either way (what the
+adjudicator's 64-bit fields carry with room to spare)."""
+
+DayCount = Annotated[int, Field(ge=0, le=10**9)]
+"""How many settlements or reversals of a day."""
+
+
 class FundAmounts(BaseModel):
     """A day's amounts per fund (fen): settled minus reversed."""
 
     model_config = ConfigDict(extra="forbid")
 
-    total: int
-    basic_fund: int
-    supplementary: int
-    assistance: int
-    personal_account: int
-    cash: int
+    total: DayFen
+    basic_fund: DayFen
+    supplementary: DayFen
+    assistance: DayFen
+    personal_account: DayFen
+    cash: DayFen
 
+
+RECONCILIATION_FUNDS_EXAMPLE: dict[str, Any] = {
+    "total": 1341200,
+    "basic_fund": 512300,
+    "supplementary": 30000,
+    "assistance": 20000,
+    "personal_account": 5000,
+    "cash": 773900,
+}
 
 RECONCILIATION_EXAMPLE: dict[str, Any] = {
     "date": "2026-03-09",
-    "settlements": 12,
-    "reversals": 1,
-    "amounts": {
-        "total": 1341200,
-        "basic_fund": 512300,
-        "supplementary": 30000,
-        "assistance": 20000,
-        "personal_account": 5000,
-        "cash": 773900,
-    },
-    "settlement_ids": ["S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f"],
+    "settlements": 1,
+    "reversals": 0,
+    "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+    "settlement_amounts": {"S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f": RECONCILIATION_FUNDS_EXAMPLE},
+    "groups": [
+        {
+            "visit_type": "inpatient",
+            "scheme": "resident",
+            "settlements": 1,
+            "reversals": 0,
+            "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+        }
+    ],
 }
+
+
+class GroupFigures(BaseModel):
+    """A day's figures of one visit type and scheme (the national interface's 险种/清算类别)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visit_type: VisitType
+    scheme: Scheme
+    settlements: DayCount
+    reversals: DayCount
+    amounts: FundAmounts
 
 
 class ReconciliationRequest(BaseModel):
@@ -561,14 +593,63 @@ class ReconciliationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": RECONCILIATION_EXAMPLE})
 
     date: IsoDate
-    settlements: int = Field(ge=0)
-    reversals: int = Field(ge=0)
+    settlements: DayCount
+    reversals: DayCount
     amounts: FundAmounts
     settlement_ids: list[Code] | None = Field(
         default=None,
         max_length=2_000_000,
         description="with them, the settlements are compared one by one (对明细账)",
     )
+    settlement_amounts: dict[Code, FundAmounts] | None = Field(
+        default=None,
+        max_length=2_000_000,
+        description=(
+            "the day's settlements by id, each with its amounts as settled (a reversal does "
+            "not change them): compared one by one, by id and by amount; instead of "
+            "settlement_ids"
+        ),
+    )
+    groups: list[GroupFigures] | None = Field(
+        default=None,
+        max_length=len(VisitType) * len(Scheme),
+        description="the same day per visit type and scheme, compared group by group",
+    )
+
+    @model_validator(mode="after")
+    def _one_detail_and_distinct_groups(self) -> ReconciliationRequest:
+        if self.settlement_ids is not None and self.settlement_amounts is not None:
+            raise ValueError(
+                "send settlement_ids or settlement_amounts, not both "
+                "(settlement_amounts already names the ids)"
+            )
+        if self.groups is not None:
+            keys = [(group.visit_type, group.scheme) for group in self.groups]
+            if len(set(keys)) != len(keys):
+                raise ValueError("groups: each visit type and scheme at most once")
+        return self
+
+    def hospital_day(self) -> HospitalDay:
+        """The figures as the domain compares them."""
+        return HospitalDay(
+            totals=DayFigures(self.settlements, self.reversals, self.amounts.model_dump()),
+            settlement_ids=self.settlement_ids,
+            settlement_amounts=(
+                None
+                if self.settlement_amounts is None
+                else {key: funds.model_dump() for key, funds in self.settlement_amounts.items()}
+            ),
+            groups=(
+                None
+                if self.groups is None
+                else {
+                    GroupKey(group.visit_type, group.scheme): DayFigures(
+                        group.settlements, group.reversals, group.amounts.model_dump()
+                    )
+                    for group in self.groups
+                }
+            ),
+        )
 
 
 class DayFiguresOut(BaseModel):
@@ -579,30 +660,69 @@ class DayFiguresOut(BaseModel):
     amounts: FundAmounts
 
 
+class AmountDifferenceOut(BaseModel):
+    """A settlement both sides hold with different amounts."""
+
+    settlement_id: str
+    gateway: FundAmounts
+    hospital: FundAmounts
+    differences: dict[str, int] = Field(description="each fund: gateway minus hospital")
+
+
+class GroupResultOut(BaseModel):
+    """One visit type and scheme of the day."""
+
+    visit_type: VisitType | None = Field(
+        description="null with scheme null: settled before onestop recorded the split"
+    )
+    scheme: Scheme | None
+    result: Literal["balanced", "unbalanced"] | None = Field(
+        description="null when the request sent no groups"
+    )
+    gateway: DayFiguresOut
+    hospital: DayFiguresOut | None
+    differences: dict[str, int] | None
+
+
+_NO_DIFFERENCES: dict[str, Any] = dict.fromkeys(
+    ("settlements", "reversals", *RECONCILIATION_FUNDS_EXAMPLE), 0
+)
+
+
 class ReconciliationResult(BaseModel):
     """The comparison: ``differences`` are gateway minus hospital."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "result": "unbalanced",
+                "result": "balanced",
                 "gateway": {
-                    "settlements": 12,
-                    "reversals": 1,
-                    "amounts": RECONCILIATION_EXAMPLE["amounts"],
+                    "settlements": 1,
+                    "reversals": 0,
+                    "amounts": RECONCILIATION_FUNDS_EXAMPLE,
                 },
-                "differences": {
-                    "settlements": 0,
-                    "reversals": 1,
-                    "total": -4500,
-                    "basic_fund": 0,
-                    "supplementary": 0,
-                    "assistance": 0,
-                    "personal_account": 0,
-                    "cash": -4500,
-                },
+                "differences": _NO_DIFFERENCES,
                 "only_in_gateway": [],
-                "only_in_hospital": ["S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f"],
+                "only_in_hospital": [],
+                "amount_differences": [],
+                "groups": [
+                    {
+                        "visit_type": "inpatient",
+                        "scheme": "resident",
+                        "result": "balanced",
+                        "gateway": {
+                            "settlements": 1,
+                            "reversals": 0,
+                            "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                        },
+                        "hospital": {
+                            "settlements": 1,
+                            "reversals": 0,
+                            "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                        },
+                        "differences": _NO_DIFFERENCES,
+                    }
+                ],
                 "provisional": False,
                 "notes": [],
             }
@@ -614,9 +734,93 @@ class ReconciliationResult(BaseModel):
     differences: dict[str, int]
     only_in_gateway: list[str]
     only_in_hospital: list[str]
+    amount_differences: list[AmountDifferenceOut] = Field(
+        description="settlements both sides hold whose amounts differ (with settlement_amounts)"
+    )
+    groups: list[GroupResultOut] = Field(
+        description="the day per visit type and scheme; compared when the request sent groups"
+    )
     provisional: bool = Field(
         description="the day is not closed yet (Asia/Shanghai): its figures may still change"
     )
     notes: list[str] = Field(
         description="what may explain an unbalanced day (a date in the wrong time zone)"
     )
+
+
+class GroupOut(BaseModel):
+    """A visit type and a scheme (both null: settled before the split was recorded)."""
+
+    visit_type: VisitType | None
+    scheme: Scheme | None
+
+
+class ReconciliationSummaryOut(BaseModel):
+    """What was answered to one reconciliation: the verdict and by how much."""
+
+    client_id: str
+    reconciled_at: str = Field(description="ISO 8601, Asia/Shanghai")
+    result: Literal["balanced", "unbalanced"]
+    provisional: bool
+    detail: Literal["totals", "ids", "amounts"] = Field(
+        description="how finely the client compared: totals only, ids, or each amount"
+    )
+    differences: dict[str, int] = Field(description="counts and funds: gateway minus client")
+    only_in_gateway: int = Field(description="settlements the client did not report")
+    only_in_hospital: int = Field(description="settlements the client reported, unknown here")
+    amount_differences: int = Field(description="settlements whose amounts differ")
+    unbalanced_groups: list[GroupOut]
+
+
+class ClientReconciliations(BaseModel):
+    """One client's reconciliations of the day."""
+
+    client_id: str
+    status: Literal["balanced", "unbalanced", "not_reconciled"] = Field(
+        description="the latest answer's result; not_reconciled when it never asked"
+    )
+    latest: ReconciliationSummaryOut | None
+    history: list[ReconciliationSummaryOut] = Field(description="every answer, in order")
+
+
+_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "client_id": "ZZH3",
+    "reconciled_at": "2026-03-10T08:30:00+08:00",
+    "result": "unbalanced",
+    "provisional": False,
+    "detail": "amounts",
+    "differences": {**_NO_DIFFERENCES, "total": 1, "cash": 1},
+    "only_in_gateway": 0,
+    "only_in_hospital": 0,
+    "amount_differences": 1,
+    "unbalanced_groups": [{"visit_type": "outpatient", "scheme": "resident"}],
+}
+
+
+class DayReconciliations(BaseModel):
+    """Which clients balanced a day, which did not and by how much."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "date": "2026-03-09",
+                "clients": [
+                    {
+                        "client_id": "ZZH3",
+                        "status": "unbalanced",
+                        "latest": _SUMMARY_EXAMPLE,
+                        "history": [_SUMMARY_EXAMPLE],
+                    },
+                    {
+                        "client_id": "ZZP1",
+                        "status": "not_reconciled",
+                        "latest": None,
+                        "history": [],
+                    },
+                ],
+            }
+        }
+    )
+
+    date: str
+    clients: list[ClientReconciliations]

@@ -17,6 +17,7 @@ from onestop.client import SignedClient
 from onestop.domain.documents import parse_document_text
 from onestop.domain.errors import DomainError
 from onestop.domain.policy import parse_policy, policy_to_document
+from onestop.his_reconcile import reconciliation_request
 from onestop.signing import UnusableKey, load_public_key
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -159,6 +160,25 @@ async def load_policies(connection: Connection, files: list[Path]) -> list[Any]:
                 _result(await client.request("PUT", "/v1/admin/policies", json_body=document))
             )
     return answers
+
+
+async def reconcile_his_export(
+    connection: Connection, file: Path, day: str, *, yuan: bool = False
+) -> Any:
+    """``POST /v1/reconciliation`` with a day of the HIS's own records (its CSV export).
+
+    The file is read and checked before anything is sent (:mod:`onestop.his_reconcile`).
+    """
+    body = reconciliation_request(file.read_text(encoding="utf-8-sig"), day, yuan=yuan)
+    async with connection.client() as client:
+        return _result(await client.request("POST", "/v1/reconciliation", json_body=body))
+
+
+async def day_reconciliations(connection: Connection, day: str, client_id: str | None) -> Any:
+    """``GET /v1/admin/reconciliations``: who balanced the day, who did not, by how much."""
+    params = {"date": day, **({"client_id": client_id} if client_id else {})}
+    async with connection.client() as client:
+        return _result(await client.request("GET", "/v1/admin/reconciliations", params=params))
 
 
 async def load_catalog(connection: Connection, file: Path) -> Any:

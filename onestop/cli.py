@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -320,11 +320,17 @@ def _connection(args: argparse.Namespace) -> Any:
     return Connection.resolve(args.url, args.client_id, args.key, args.data_dir)
 
 
-def _run_admin(call: Any) -> int:
+def _show_json(value: Any) -> int:
+    _print_json(value)
+    return 0
+
+
+def _run_admin(call: Any, show: Callable[[Any], int] = _show_json) -> int:
     """Run a call against the gateway; a user's error is one line on stderr, never a trace.
 
-    Exit status: 0 done, 1 the gateway refused (its problem+json is printed), 2 nothing was
-    sent (a file that cannot be read or is invalid, a key of the wrong kind, no gateway).
+    Exit status: 0 done (or what ``show`` returns for the answer), 1 the gateway refused (its
+    problem+json is printed), 2 nothing was sent (a file that cannot be read or is invalid, a
+    key of the wrong kind, no gateway).
     """
     import httpx
 
@@ -333,7 +339,7 @@ def _run_admin(call: Any) -> int:
     from onestop.signing import UnusableKey
 
     try:
-        _print_json(asyncio.run(call))
+        status = show(asyncio.run(call))
     except Refused as refused:
         print(f"refused ({refused.answer.status_code}):", file=sys.stderr)
         try:
@@ -361,7 +367,7 @@ def _run_admin(call: Any) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0
+    return status
 
 
 def _has_request(error: Any) -> bool:
@@ -412,6 +418,33 @@ def _export(args: argparse.Namespace) -> int:
     return _run_admin(
         download_export(_connection(args), args.date, args.out, provisional=args.provisional)
     )
+
+
+UNBALANCED_EXIT = 3
+"""``onestop reconcile``'s exit status when the day does not balance."""
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from onestop.admin import reconcile_his_export
+    from onestop.his_reconcile import report_lines
+
+    def show(answer: Any) -> int:
+        if args.json:
+            _print_json(answer)
+        else:
+            for line in report_lines(answer):
+                print(line)
+        return 0 if answer["result"] == "balanced" else UNBALANCED_EXIT
+
+    return _run_admin(
+        reconcile_his_export(_connection(args), args.file, args.date, yuan=args.yuan), show
+    )
+
+
+def _reconciliations(args: argparse.Namespace) -> int:
+    from onestop.admin import day_reconciliations
+
+    return _run_admin(day_reconciliations(_connection(args), args.date, args.for_client))
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:
@@ -706,6 +739,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection(export)
     export.set_defaults(handler=_export)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="对账: a day of the HIS's own records (CSV) against onestop, signed as the hospital",
+        description="Compare a day of the hospital's own records with onestop's: totals, each "
+        "settlement by id and amount, and per visit type and scheme when the file has those "
+        "columns. The CSV needs settlement_id and total, basic_fund, supplementary, assistance, "
+        "personal_account, cash (fen; --yuan for yuan with two decimals); event (settlement or "
+        "reversal), visit_type and scheme are optional; other columns are ignored, so "
+        "onestop's own settlements.csv reads as it is. Prints what only one side holds and "
+        "each settlement whose amounts differ. Exit status: 0 balanced, 3 unbalanced, 1 "
+        "refused by the gateway, 2 nothing sent.",
+    )
+    reconcile.add_argument("file", type=Path, help="the HIS export of the day (CSV)")
+    reconcile.add_argument("--date", required=True, help="settlement day YYYY-MM-DD (Beijing)")
+    reconcile.add_argument(
+        "--yuan", action="store_true", help="amounts are yuan with two decimals, not fen"
+    )
+    reconcile.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_connection(reconcile)
+    reconcile.set_defaults(handler=_reconcile)
+
+    reconciliations = commands.add_parser(
+        "reconciliations",
+        help="the agency's view of a day: which clients balanced, which did not, by how much",
+    )
+    reconciliations.add_argument("--date", required=True, help="settlement day YYYY-MM-DD")
+    reconciliations.add_argument(
+        "--for", dest="for_client", metavar="CLIENT_ID", help="one client's only"
+    )
+    _add_connection(reconciliations)
+    reconciliations.set_defaults(handler=_reconciliations)
 
     verify = commands.add_parser(
         "verify-export", help="check an export's hashes, date, files and signature"

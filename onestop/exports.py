@@ -24,11 +24,20 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from onestop.clock import iso_from_ms, now_ms
-from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS, EntryKind, JournalEntry
+from onestop.domain.reconciliation import (
+    AMOUNT_FIELDS,
+    RECONCILED_FUNDS,
+    EntryKind,
+    JournalEntry,
+    VisitFacts,
+)
 from onestop.domain.tables import neutralise_formula
 from onestop.signing import canonical_json, key_id, load_public_key, verify
 
-FORMAT = "onestop-export-1"
+FORMAT = "onestop-export-2"
+"""Version 2 (0.2.0) added the visit's columns at the end of ``settlements.csv``."""
+READABLE_FORMATS = ("onestop-export-1", FORMAT)
+"""Formats :func:`verify_export` checks."""
 SETTLEMENTS = "settlements.csv"
 SUMMARY = "summary.csv"
 MANIFEST = "manifest.json"
@@ -47,7 +56,13 @@ SETTLEMENT_COLUMNS = (
     "policy_year",
     "policy_version",
     *AMOUNT_FIELDS,
+    "visit_type",
+    "first_day",
+    "last_day",
+    "hospital_level",
 )
+"""Columns of ``settlements.csv``; the visit's four are empty for an entry written before
+onestop recorded them (and ``hospital_level`` for a pharmacy)."""
 SUMMARY_COLUMNS = ("client_id", "settlements", "reversals", *RECONCILED_FUNDS)
 
 
@@ -63,6 +78,15 @@ class _HashingWriter:
         self.digest.update(data)
         self.handle.write(data)
         return len(text)
+
+
+def _visit_cells(visit: VisitFacts) -> list[str]:
+    return [
+        visit.visit_type or "",
+        visit.first_day.isoformat() if visit.first_day else "",
+        visit.last_day.isoformat() if visit.last_day else "",
+        visit.hospital_level or "",
+    ]
 
 
 @dataclass
@@ -126,6 +150,7 @@ async def write_export(
                     )
                 ]
                 + [amounts[name] for name in AMOUNT_FIELDS]
+                + _visit_cells(entry.visit)
             )
             rows += 1
             day_of_client = per_client.setdefault(entry.client_id, _ClientDay())
@@ -348,8 +373,8 @@ def _verify(
     except (OSError, ValueError, KeyError) as error:
         result.failures.append(f"{MANIFEST}: unreadable ({error})")
         return
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        result.failures.append(f"{MANIFEST}: not an {FORMAT} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
+        result.failures.append(f"{MANIFEST}: not an {' or '.join(READABLE_FORMATS)} manifest")
         return
     final = manifest.get("final")
     result.final = final if isinstance(final, bool) else None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import grpc
 
@@ -21,7 +22,23 @@ from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import DomainError, ErrorCode, InvalidDocument, Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
-from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
+from onestop.domain.reconciliation import (
+    AMOUNT_FIELDS,
+    COUNTS,
+    RECONCILED_FUNDS,
+    AmountDifference,
+    DayFigures,
+    Detail,
+    EntryKind,
+    GroupComparison,
+    GroupKey,
+    HospitalDay,
+    JournalEntry,
+    Outcome,
+    Reconciliation,
+    ReconciliationSummary,
+    VisitFacts,
+)
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import Category, ClientKind, HospitalLevel, Scheme, VisitType
@@ -415,8 +432,26 @@ def client_of(message: pb.Client) -> Client:
     )
 
 
+_Enum = TypeVar("_Enum", VisitType, Scheme, HospitalLevel)
+
+
+def _optional_enum(kind: type[_Enum], text: str, field: str) -> _Enum | None:
+    """An enum field that may be empty (not recorded)."""
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise _malformed(field, f"{text!r} is not a {kind.__name__}") from None
+
+
+def _optional_day(text: str, field: str) -> date | None:
+    return day_of(text, field) if text else None
+
+
 def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:
     """A journal entry."""
+    visit = entry.visit
     return pb.JournalEntry(
         kind=entry.kind.value,
         settlement_id=entry.settlement_id,
@@ -426,11 +461,19 @@ def journal_entry_message(entry: JournalEntry) -> pb.JournalEntry:
         at_ms=entry.at_ms,
         amounts=amounts_message(entry.amounts),
         policy=policy_message(entry.policy),
+        visit_type=visit.visit_type or "",
+        first_day=visit.first_day.isoformat() if visit.first_day else "",
+        last_day=visit.last_day.isoformat() if visit.last_day else "",
+        hospital_level=visit.hospital_level or "",
     )
 
 
 def journal_entry_of(message: pb.JournalEntry) -> JournalEntry:
-    """A journal entry from its message."""
+    """A journal entry from its message.
+
+    Raises:
+        InvalidDocument: a visit fact is not well formed.
+    """
     return JournalEntry(
         kind=EntryKind(message.kind),
         settlement_id=message.settlement_id,
@@ -440,23 +483,212 @@ def journal_entry_of(message: pb.JournalEntry) -> JournalEntry:
         at_ms=message.at_ms,
         amounts=amounts_of(message.amounts),
         policy=policy_of(message.policy),
+        visit=VisitFacts(
+            visit_type=_optional_enum(VisitType, message.visit_type, "visit_type"),
+            first_day=_optional_day(message.first_day, "first_day"),
+            last_day=_optional_day(message.last_day, "last_day"),
+            hospital_level=_optional_enum(HospitalLevel, message.hospital_level, "hospital_level"),
+        ),
     )
 
 
-def day_figures_message(figures: DayFigures, settlement_ids: list[str]) -> pb.DayFiguresReply:
-    """A client's day."""
-    return pb.DayFiguresReply(
+# -- reconciliation --------------------------------------------------------------------------
+
+
+def _funds_message(funds: Mapping[str, int]) -> pb.Amounts:
+    return pb.Amounts(**{name: funds.get(name, 0) for name in RECONCILED_FUNDS})
+
+
+def _funds_of(message: pb.Amounts) -> dict[str, int]:
+    return {name: getattr(message, name) for name in RECONCILED_FUNDS}
+
+
+def _totals_message(figures: DayFigures) -> pb.DayTotals:
+    return pb.DayTotals(
         settlements=figures.settlements,
         reversals=figures.reversals,
-        amounts=pb.Amounts(**{name: figures.amounts.get(name, 0) for name in AMOUNT_FIELDS}),
-        settlement_ids=settlement_ids,
+        amounts=_funds_message(figures.amounts),
     )
 
 
-def day_figures_of(reply: pb.DayFiguresReply) -> tuple[DayFigures, list[str]]:
-    """A client's day, and its settlements' ids when asked for."""
-    amounts = {name: getattr(reply.amounts, name) for name in AMOUNT_FIELDS}
-    return DayFigures(reply.settlements, reply.reversals, amounts), list(reply.settlement_ids)
+def _totals_of(message: pb.DayTotals) -> DayFigures:
+    return DayFigures(message.settlements, message.reversals, _funds_of(message.amounts))
+
+
+def _group_key_of(visit_type: str, scheme: str) -> GroupKey:
+    return GroupKey(
+        _optional_enum(VisitType, visit_type, "groups.visit_type"),
+        _optional_enum(Scheme, scheme, "groups.scheme"),
+    )
+
+
+def _group_message(key: GroupKey, figures: DayFigures | None = None) -> pb.GroupTotals:
+    message = pb.GroupTotals(visit_type=key.visit_type or "", scheme=key.scheme or "")
+    if figures is not None:
+        message.totals.CopyFrom(_totals_message(figures))
+    return message
+
+
+def reconcile_request_message(
+    client_id: str, day: date, hospital: HospitalDay, *, provisional: bool
+) -> pb.ReconcileRequest:
+    """A client's own figures of a day, to compare with onestop's."""
+    message = pb.ReconcileRequest(
+        client_id=client_id,
+        date=day.isoformat(),
+        hospital=_totals_message(hospital.totals),
+        provisional=provisional,
+    )
+    if hospital.settlement_ids is not None:
+        message.by_id = True
+        message.settlement_ids.extend(hospital.settlement_ids)
+    if hospital.settlement_amounts is not None:
+        message.by_amounts = True
+        message.settlement_amounts.extend(
+            pb.SettlementAmounts(settlement_id=settlement_id, amounts=_funds_message(funds))
+            for settlement_id, funds in hospital.settlement_amounts.items()
+        )
+    if hospital.groups is not None:
+        message.by_group = True
+        message.groups.extend(
+            _group_message(key, figures) for key, figures in hospital.groups.items()
+        )
+    return message
+
+
+def reconcile_request_of(message: pb.ReconcileRequest) -> tuple[date, HospitalDay]:
+    """The day and the client's figures a reconcile request carries.
+
+    Raises:
+        InvalidDocument: the date, a visit type or a scheme is not well formed.
+    """
+    return day_of(message.date, "date"), HospitalDay(
+        totals=_totals_of(message.hospital),
+        settlement_ids=list(message.settlement_ids) if message.by_id else None,
+        settlement_amounts=(
+            {item.settlement_id: _funds_of(item.amounts) for item in message.settlement_amounts}
+            if message.by_amounts
+            else None
+        ),
+        groups=(
+            {
+                _group_key_of(group.visit_type, group.scheme): _totals_of(group.totals)
+                for group in message.groups
+            }
+            if message.by_group
+            else None
+        ),
+    )
+
+
+def reconciliation_message(answer: Reconciliation, at_ms: int) -> pb.ReconcileReply:
+    """The comparison of a client's day."""
+    groups = []
+    for group in answer.groups:
+        message = pb.GroupComparison(
+            visit_type=group.key.visit_type or "",
+            scheme=group.key.scheme or "",
+            gateway=_totals_message(group.gateway),
+            reported=group.hospital is not None,
+        )
+        if group.hospital is not None:
+            message.hospital.CopyFrom(_totals_message(group.hospital))
+        groups.append(message)
+    return pb.ReconcileReply(
+        gateway=_totals_message(answer.gateway),
+        hospital=_totals_message(answer.hospital),
+        only_in_gateway=answer.only_in_gateway,
+        only_in_hospital=answer.only_in_hospital,
+        amount_differences=[
+            pb.AmountDifference(
+                settlement_id=difference.settlement_id,
+                gateway=_funds_message(difference.gateway),
+                hospital=_funds_message(difference.hospital),
+            )
+            for difference in answer.amount_differences
+        ],
+        groups=groups,
+        detail=answer.detail.value,
+        at_ms=at_ms,
+    )
+
+
+def reconciliation_of(message: pb.ReconcileReply) -> tuple[Reconciliation, int]:
+    """The comparison, and when it was made (epoch ms).
+
+    Raises:
+        InvalidDocument: a visit type, scheme or detail is not well formed.
+    """
+    try:
+        detail = Detail(message.detail)
+    except ValueError:
+        raise _malformed("detail", f"{message.detail!r} is not a detail") from None
+    answer = Reconciliation(
+        gateway=_totals_of(message.gateway),
+        hospital=_totals_of(message.hospital),
+        only_in_gateway=list(message.only_in_gateway),
+        only_in_hospital=list(message.only_in_hospital),
+        amount_differences=[
+            AmountDifference(item.settlement_id, _funds_of(item.gateway), _funds_of(item.hospital))
+            for item in message.amount_differences
+        ],
+        groups=[
+            GroupComparison(
+                _group_key_of(group.visit_type, group.scheme),
+                _totals_of(group.gateway),
+                _totals_of(group.hospital) if group.reported else None,
+            )
+            for group in message.groups
+        ],
+        detail=detail,
+    )
+    return answer, message.at_ms
+
+
+def reconciliation_summary_message(summary: ReconciliationSummary) -> pb.ReconciliationSummary:
+    """What is kept of one reconciliation."""
+    return pb.ReconciliationSummary(
+        client_id=summary.client_id,
+        date=summary.day.isoformat(),
+        at_ms=summary.at_ms,
+        result=summary.outcome.value,
+        provisional=summary.provisional,
+        detail=summary.detail.value,
+        differences=summary.differences,
+        only_in_gateway=summary.only_in_gateway,
+        only_in_hospital=summary.only_in_hospital,
+        amount_differences=summary.amount_differences,
+        unbalanced_groups=[_group_message(key) for key in summary.unbalanced_groups],
+    )
+
+
+def reconciliation_summary_of(message: pb.ReconciliationSummary) -> ReconciliationSummary:
+    """One kept reconciliation from its message.
+
+    Raises:
+        InvalidDocument: a field is not well formed.
+    """
+    try:
+        outcome, detail = Outcome(message.result), Detail(message.detail)
+    except ValueError:
+        raise _malformed("result", f"{message.result!r}/{message.detail!r}") from None
+    return ReconciliationSummary(
+        client_id=message.client_id,
+        day=day_of(message.date, "date"),
+        at_ms=message.at_ms,
+        outcome=outcome,
+        provisional=message.provisional,
+        detail=detail,
+        differences={
+            name: message.differences.get(name, 0) for name in (*COUNTS, *RECONCILED_FUNDS)
+        },
+        only_in_gateway=message.only_in_gateway,
+        only_in_hospital=message.only_in_hospital,
+        amount_differences=message.amount_differences,
+        unbalanced_groups=[
+            _group_key_of(group.visit_type, group.scheme) for group in message.unbalanced_groups
+        ],
+    )
 
 
 def versions_message(versions: Mapping[str, str]) -> pb.Versions:

@@ -30,6 +30,7 @@ from gateway.schemas import (
     CatalogLoaded,
     ClientOut,
     ClientRegistration,
+    DayReconciliations,
     LookupOut,
     MappingLoaded,
     MembersLoaded,
@@ -214,6 +215,33 @@ async def lookups(
 ) -> list[LookupOut]:
     """Every eligibility check and member lookup of a day: who asked, when, for whom, found."""
     return convert.lookup_entries(await gateway.adjudicator.lookups(day, client_id or ""))
+
+
+@router.get(
+    "/reconciliations",
+    response_model=DayReconciliations,
+    responses=refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
+)
+async def reconciliations(
+    caller: AgencyDep,
+    gateway: GatewayDep,
+    day: Annotated[date, Query(alias="date", description="YYYY-MM-DD (Asia/Shanghai)")],
+    client_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="one client's only")
+    ] = None,
+) -> DayReconciliations:
+    """Which clients balanced a day, which did not and by how much, and who never reconciled.
+
+    Each client's `status` is its latest answer's result (`not_reconciled` when it never
+    asked); `history` holds every answer it was given that day, in order.
+    """
+    kept = await gateway.adjudicator.reconciliations(day, client_id or "")
+    if client_id is not None:
+        registered = [client_id]
+    else:
+        listed, _ = await gateway.adjudicator.list_clients()
+        registered = [client.client_id for client in listed]
+    return convert.day_reconciliations(day, registered, kept)
 
 
 @router.get(

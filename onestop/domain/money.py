@@ -8,6 +8,7 @@ value is rounded is :func:`round_half_up`, called at the points ``domain.md`` na
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import (
     ROUND_HALF_UP,
@@ -74,3 +75,26 @@ def format_yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     yuan, cents = divmod(abs(fen), 100)
     return f"{sign}{yuan:,}.{cents:02d}"
+
+
+_YUAN = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
+
+
+def fen_of_yuan(text: str) -> int:
+    """Exact fen of a yuan amount written with at most two decimals (``"12.30" -> 1230``).
+
+    Nothing is rounded: a third decimal, an exponent or anything but a plain decimal number
+    is refused.
+
+    Raises:
+        ValueError: ``text`` is not a plain decimal number of yuan with at most two places.
+    """
+    match = _YUAN.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not an amount of yuan such as 12.30")
+    sign, whole, decimals = match.groups()
+    decimals = decimals or ""
+    if len(decimals) > 2 and decimals[2:].strip("0"):
+        raise ValueError(f"{text!r} has more than two decimals: an amount is exact to the fen")
+    fen = int(whole) * 100 + int(decimals[:2].ljust(2, "0"))
+    return -fen if sign == "-" else fen

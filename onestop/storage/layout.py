@@ -19,7 +19,11 @@ catalog, clients, mappings) and the blind index live under plain keys, read and 
 key at a time.
 
 Layout history: ``os1`` (round 1) stored the member's profile, a settlement's increments and
-amounts, and the day totals by position; ``os2`` stores all of them by name.
+amounts, and the day totals by position; ``os2`` stores all of them by name. Within ``os2``,
+fields are only ever added, and data written before a field existed reads without it:
+settlements and journal entries gained the visit's type, dates and hospital level, day totals
+their split by visit type and scheme (``by:`` fields), and each day its reconciliations
+(:func:`reconciliations_key`), all in 0.2.0.
 """
 
 from __future__ import annotations
@@ -129,6 +133,15 @@ def day_settlements_key(group: int, day: str, client_id: str) -> str:
     cost follows the caller's own volume, never the other clients' of the day.
     """
     return f"{_tag(group)}:dayids:{day}:{client_id}"
+
+
+def reconciliations_key(day: str) -> str:
+    """Stream (:class:`ReconciliationField`): every reconciliation of a day (``YYYYMMDD``).
+
+    One entry per answer given to a client, in the order answered; the agency reads the day's
+    stream to see who balanced (``GET /v1/admin/reconciliations``).
+    """
+    return f"{PREFIX}:recon:{day}"
 
 
 def day_text(day: date) -> str:
@@ -348,6 +361,14 @@ class SettlementField(StrEnum):
     REVERSED_MS = "reversed_ms"
     STATE_AFTER = "state_after"
     """After a reversal: a JSON object, :data:`STATE_AFTER_FIGURES` -> value at that moment."""
+    VISIT_TYPE = "visit_type"
+    """Added in 0.2.0 with the three below; settlements before it lack them."""
+    FIRST_DAY = "first_day"
+    """``YYYY-MM-DD``: admission, or the day of an outpatient visit or a purchase."""
+    LAST_DAY = "last_day"
+    """``YYYY-MM-DD``: discharge, or the same day."""
+    HOSPITAL_LEVEL = "hospital_level"
+    """The client's registered level when it settled; empty when it has none."""
 
 
 STATE_AFTER_FIGURES = (
@@ -371,6 +392,12 @@ class JournalField(StrEnum):
     POLICY_SCHEME = "policy_scheme"
     POLICY_YEAR = "policy_year"
     POLICY_VERSION = "policy_version"
+    VISIT_TYPE = "visit_type"
+    """Added in 0.2.0 with the three below, as in :class:`SettlementField`; entries before it
+    lack them."""
+    FIRST_DAY = "first_day"
+    LAST_DAY = "last_day"
+    HOSPITAL_LEVEL = "hospital_level"
 
 
 # The amounts (:data:`~onestop.domain.reconciliation.AMOUNT_FIELDS`) are stored under the
@@ -396,6 +423,48 @@ def settled_amount_field(amount: str) -> str:
 def reversed_amount_field(amount: str) -> str:
     """Day-total field: the sum of ``amount`` over the settlements reversed that day."""
     return f"reversed:{amount}"
+
+
+GROUP_FIELD_PREFIX = "by:"
+"""Day-total fields ``by:VISIT_TYPE:SCHEME:FIELD``: the same day split by visit type and
+scheme, where ``FIELD`` is a counting field or a reconciled fund's settled or reversed field
+(added in 0.2.0: a day before it has none, and the answer says what they leave out)."""
+
+
+def group_total_field(visit_type: str, scheme: str, total_field: str) -> str:
+    """The day-total field of one visit type and scheme: ``by:inpatient:resident:settlements``."""
+    return f"{GROUP_FIELD_PREFIX}{visit_type}:{scheme}:{total_field}"
+
+
+def group_of_total_field(name: str) -> tuple[str, str, str] | None:
+    """``(visit_type, scheme, field)`` of a group field, ``None`` for another day-total field."""
+    if not name.startswith(GROUP_FIELD_PREFIX):
+        return None
+    parts = name[len(GROUP_FIELD_PREFIX) :].split(":", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+class ReconciliationField(StrEnum):
+    """Fields of a reconciliation entry (:func:`reconciliations_key`)."""
+
+    CLIENT_ID = "client_id"
+    AT_MS = "at_ms"
+    RESULT = "result"
+    """``balanced`` or ``unbalanced``."""
+    PROVISIONAL = "provisional"
+    """``1`` when the day was still open."""
+    DETAIL = "detail"
+    """``totals``, ``ids`` or ``amounts``: how finely the client compared."""
+    DIFFERENCES = "differences"
+    """A JSON object: every count and fund by name, onestop minus the client."""
+    ONLY_IN_GATEWAY = "only_in_gateway"
+    """How many settlements the client did not report."""
+    ONLY_IN_HOSPITAL = "only_in_hospital"
+    """How many settlements the client reported that onestop lacks."""
+    AMOUNT_DIFFERENCES = "amount_differences"
+    """How many settlements both hold with different amounts."""
+    UNBALANCED_GROUPS = "unbalanced_groups"
+    """A JSON array of ``{"visit_type", "scheme"}`` objects whose figures differ."""
 
 
 class AuditField(StrEnum):
@@ -459,6 +528,7 @@ __all__ = [
     "DELTA_FIELDS",
     "GATEWAY_KEY_PATTERNS",
     "GROUPS",
+    "GROUP_FIELD_PREFIX",
     "LAYOUT_VERSION",
     "MEMBER_KEY_PATTERN",
     "MIGRATIONS_KEY",
@@ -475,6 +545,7 @@ __all__ = [
     "JournalField",
     "LookupField",
     "MemberField",
+    "ReconciliationField",
     "SettlementField",
     "SettlementStatus",
     "VisitClaimField",
@@ -483,6 +554,8 @@ __all__ = [
     "day_settlements_key",
     "day_totals_key",
     "group_of_settlement",
+    "group_of_total_field",
+    "group_total_field",
     "identity_index_key",
     "journal_key",
     "lookups_key",
@@ -495,6 +568,7 @@ __all__ = [
     "new_settlement_id",
     "nonce_key",
     "policy_field",
+    "reconciliations_key",
     "request_field",
     "reversed_amount_field",
     "settled_amount_field",

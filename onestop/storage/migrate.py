@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from onestop.clock import settlement_day
 from onestop.domain.engine import Amounts
-from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.reconciliation import UNRECORDED_VISIT, EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import StateDelta
 from onestop.domain.types import Scheme
@@ -466,6 +466,7 @@ def _journal_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
         at_ms=int(fields[b"t"]),
         amounts=Amounts(**_numbers(fields[b"a"], V1_AMOUNTS)),
         policy=PolicyRef(region, Scheme(scheme), int(year), version),
+        visit=UNRECORDED_VISIT,
     )
     return dict(journal_fields(entry))
 

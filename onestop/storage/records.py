@@ -16,10 +16,25 @@ from enum import StrEnum
 
 from onestop.domain.engine import Amounts
 from onestop.domain.member import Member
-from onestop.domain.reconciliation import AMOUNT_FIELDS, DayFigures, EntryKind, JournalEntry
+from onestop.domain.reconciliation import (
+    AMOUNT_FIELDS,
+    COUNTS,
+    RECONCILED_FUNDS,
+    UNRECORDED_GROUP,
+    UNRECORDED_VISIT,
+    DayFigures,
+    Detail,
+    EntryKind,
+    GroupKey,
+    JournalEntry,
+    Outcome,
+    ReconciliationSummary,
+    VisitFacts,
+    sum_figures,
+)
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import StateDelta, YearToDate
-from onestop.domain.types import Scheme
+from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
     CLAIMANT_FIELD_PREFIX,
@@ -31,9 +46,12 @@ from onestop.storage.layout import (
     JournalField,
     LookupField,
     MemberField,
+    ReconciliationField,
     SettlementField,
     VisitClaimField,
     VisitField,
+    group_of_total_field,
+    group_total_field,
     request_field,
     reversed_amount_field,
     settled_amount_field,
@@ -341,8 +359,51 @@ class SettlementRecord:
     committed_ms: int
     delta: StateDelta
     record: bytes
+    visit: VisitFacts = UNRECORDED_VISIT
+    """Unrecorded for a settlement committed before 0.2.0."""
     reversed_ms: int | None = None
     state_after: StateAfter | None = None
+
+
+def _visit_pairs(
+    visit: VisitFacts,
+    fields: tuple[str, str, str, str],
+) -> Pairs:
+    """The visit's facts under the four field names given; an unrecorded fact as empty text."""
+    values = (
+        visit.visit_type.value if visit.visit_type else "",
+        visit.first_day.isoformat() if visit.first_day else "",
+        visit.last_day.isoformat() if visit.last_day else "",
+        visit.hospital_level.value if visit.hospital_level else "",
+    )
+    return list(zip(fields, values, strict=True))
+
+
+def _decode_visit(raw: RawHash, fields: tuple[str, str, str, str]) -> VisitFacts:
+    """Facts stored by :func:`_visit_pairs`; absent or empty ones are unrecorded."""
+    visit_type, first_day, last_day, level = (
+        raw.get(name.encode(), b"").decode() for name in fields
+    )
+    return VisitFacts(
+        visit_type=VisitType(visit_type) if visit_type else None,
+        first_day=date.fromisoformat(first_day) if first_day else None,
+        last_day=date.fromisoformat(last_day) if last_day else None,
+        hospital_level=HospitalLevel(level) if level else None,
+    )
+
+
+_SETTLEMENT_VISIT_FIELDS = (
+    SettlementField.VISIT_TYPE.value,
+    SettlementField.FIRST_DAY.value,
+    SettlementField.LAST_DAY.value,
+    SettlementField.HOSPITAL_LEVEL.value,
+)
+_JOURNAL_VISIT_FIELDS = (
+    JournalField.VISIT_TYPE.value,
+    JournalField.FIRST_DAY.value,
+    JournalField.LAST_DAY.value,
+    JournalField.HOSPITAL_LEVEL.value,
+)
 
 
 def settlement_fields(settlement: SettlementRecord) -> Pairs:
@@ -359,6 +420,7 @@ def settlement_fields(settlement: SettlementRecord) -> Pairs:
         (SettlementField.POLICY_YEAR.value, settlement.policy_year),
         (SettlementField.COMMITTED_MS.value, settlement.committed_ms),
         (SettlementField.DELTA.value, delta_text(settlement.delta)),
+        *_visit_pairs(settlement.visit, _SETTLEMENT_VISIT_FIELDS),
     ]
 
 
@@ -398,6 +460,7 @@ def decode_settlement(settlement_id: str, raw: RawHash) -> SettlementRecord | No
         committed_ms=int(_text(raw, SettlementField.COMMITTED_MS, what)),
         delta=decode_delta(_text(raw, SettlementField.DELTA, what)),
         record=record,
+        visit=_decode_visit(raw, _SETTLEMENT_VISIT_FIELDS),
         reversed_ms=int(reversed_ms) if reversed_ms is not None else None,
         state_after=decode_state_after(state_after) if state_after is not None else None,
     )
@@ -427,6 +490,7 @@ def journal_fields(entry: JournalEntry) -> Pairs:
         (JournalField.POLICY_SCHEME.value, entry.policy.scheme.value),
         (JournalField.POLICY_YEAR.value, entry.policy.year),
         (JournalField.POLICY_VERSION.value, entry.policy.version),
+        *_visit_pairs(entry.visit, _JOURNAL_VISIT_FIELDS),
     ]
     pairs.extend(asdict(entry.amounts).items())
     return pairs
@@ -453,54 +517,159 @@ def decode_journal_entry(raw: RawHash) -> JournalEntry:
             year=int(_text(raw, JournalField.POLICY_YEAR, what)),
             version=_text(raw, JournalField.POLICY_VERSION, what),
         ),
+        visit=_decode_visit(raw, _JOURNAL_VISIT_FIELDS),
     )
 
 
-def day_total_increments(kind: EntryKind, amounts: Amounts) -> Pairs:
-    """What one journal entry adds to its client's day totals."""
+def day_total_increments(
+    kind: EntryKind, amounts: Amounts, visit_type: VisitType, scheme: Scheme
+) -> Pairs:
+    """What one journal entry adds to its client's day totals, and to its group's.
+
+    The groups (visit type and scheme) count the reconciled funds only: the split is what
+    reconciliation compares, and every field costs memory on each client's day.
+    """
     if kind is EntryKind.SETTLEMENT:
-        pairs: Pairs = [(DayTotalField.SETTLEMENTS.value, 1)]
-        named = settled_amount_field
+        counter, named = DayTotalField.SETTLEMENTS.value, settled_amount_field
     else:
-        pairs = [(DayTotalField.REVERSALS.value, 1)]
-        named = reversed_amount_field
-    pairs.extend((named(name), value) for name, value in asdict(amounts).items() if value)
+        counter, named = DayTotalField.REVERSALS.value, reversed_amount_field
+    values = asdict(amounts)
+    pairs: Pairs = [(counter, 1)]
+    pairs.extend((named(name), value) for name, value in values.items() if value)
+    pairs.append((group_total_field(visit_type, scheme, counter), 1))
+    pairs.extend(
+        (group_total_field(visit_type, scheme, named(name)), values[name])
+        for name in RECONCILED_FUNDS
+        if values[name]
+    )
     return pairs
 
 
 @dataclass
-class DayTotals:
-    """A client's day summed over the slot groups' day totals."""
+class _Sums:
+    """Counts and amounts, settled and reversed, as day totals keep them."""
 
-    settlements: int = 0
-    reversals: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     settled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AMOUNT_FIELDS, 0))
     reversed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AMOUNT_FIELDS, 0))
 
-    def add(self, raw: RawHash) -> None:
-        """Add one group's day-totals hash."""
-        self.settlements += _int(raw, DayTotalField.SETTLEMENTS, 0)
-        self.reversals += _int(raw, DayTotalField.REVERSALS, 0)
-        for name in AMOUNT_FIELDS:
-            self.settled[name] += _int(raw, settled_amount_field(name), 0)
-            self.reversed[name] += _int(raw, reversed_amount_field(name), 0)
+    def add(self, name: str, value: int) -> None:
+        if name in self.counts:
+            self.counts[name] += value
+            return
+        kind, _, amount = name.partition(":")
+        if kind == "settled" and amount in self.settled:
+            self.settled[amount] += value
+        elif kind == "reversed" and amount in self.reversed:
+            self.reversed[amount] += value
 
     def figures(self) -> DayFigures:
-        """Counts, and amounts settled minus amounts reversed."""
         return DayFigures(
-            self.settlements,
-            self.reversals,
+            self.counts["settlements"],
+            self.counts["reversals"],
             {name: self.settled[name] - self.reversed[name] for name in AMOUNT_FIELDS},
         )
 
 
-def sum_day_totals(hashes: Iterable[RawHash]) -> DayFigures:
+@dataclass
+class DayTotals:
+    """A client's day summed over the slot groups' day totals, and split by group."""
+
+    total: _Sums = field(default_factory=_Sums)
+    groups: dict[tuple[str, str], _Sums] = field(default_factory=dict)
+
+    def add(self, raw: RawHash) -> None:
+        """Add one group's day-totals hash (a field of a later version is left alone)."""
+        for raw_name, raw_value in raw.items():
+            name = raw_name.decode()
+            group = group_of_total_field(name)
+            if group is None:
+                self.total.add(name, int(raw_value))
+            else:
+                visit_type, scheme, total_field = group
+                sums = self.groups.setdefault((visit_type, scheme), _Sums())
+                sums.add(total_field, int(raw_value))
+
+    def figures(self) -> DayFigures:
+        """Counts, and amounts settled minus amounts reversed."""
+        return self.total.figures()
+
+    def group_figures(self) -> dict[GroupKey, DayFigures]:
+        """The day by visit type and scheme; what the groups leave out is the unrecorded one.
+
+        Day totals written before the split was recorded have no group fields: that part of
+        the day is :data:`~onestop.domain.reconciliation.UNRECORDED_GROUP`.
+        """
+        split = {
+            GroupKey(VisitType(visit_type), Scheme(scheme)): sums.figures()
+            for (visit_type, scheme), sums in self.groups.items()
+        }
+        rest = self.figures().less(sum_figures(split.values()))
+        if not rest.is_empty():
+            split[UNRECORDED_GROUP] = rest
+        return split
+
+
+def sum_day_totals(hashes: Iterable[RawHash]) -> DayTotals:
     """A client's day from its day-totals hashes of every slot group."""
     totals = DayTotals()
     for raw in hashes:
         if raw:
             totals.add(raw)
-    return totals.figures()
+    return totals
+
+
+# -- reconciliations -------------------------------------------------------------------------
+
+
+def reconciliation_fields(summary: ReconciliationSummary) -> dict[str, str]:
+    """A reconciliation entry's stream fields (the day is the stream's)."""
+    groups = [
+        {"visit_type": key.visit_type, "scheme": key.scheme} for key in summary.unbalanced_groups
+    ]
+    return {
+        ReconciliationField.CLIENT_ID.value: summary.client_id,
+        ReconciliationField.AT_MS.value: str(summary.at_ms),
+        ReconciliationField.RESULT.value: summary.outcome.value,
+        ReconciliationField.PROVISIONAL.value: "1" if summary.provisional else "0",
+        ReconciliationField.DETAIL.value: summary.detail.value,
+        ReconciliationField.DIFFERENCES.value: json.dumps(
+            summary.differences, separators=(",", ":")
+        ),
+        ReconciliationField.ONLY_IN_GATEWAY.value: str(summary.only_in_gateway),
+        ReconciliationField.ONLY_IN_HOSPITAL.value: str(summary.only_in_hospital),
+        ReconciliationField.AMOUNT_DIFFERENCES.value: str(summary.amount_differences),
+        ReconciliationField.UNBALANCED_GROUPS.value: json.dumps(groups, separators=(",", ":")),
+    }
+
+
+def decode_reconciliation(raw: RawHash, day: date) -> ReconciliationSummary:
+    """A reconciliation entry as stored (a count or fund a later version added reads as 0).
+
+    Raises:
+        CorruptRecord: a field every entry has is missing.
+    """
+    what = "a reconciliation entry"
+    differences = json.loads(_text(raw, ReconciliationField.DIFFERENCES, what))
+    return ReconciliationSummary(
+        client_id=_text(raw, ReconciliationField.CLIENT_ID, what),
+        day=day,
+        at_ms=int(_text(raw, ReconciliationField.AT_MS, what)),
+        outcome=Outcome(_text(raw, ReconciliationField.RESULT, what)),
+        provisional=_text(raw, ReconciliationField.PROVISIONAL, what) == "1",
+        detail=Detail(_text(raw, ReconciliationField.DETAIL, what)),
+        differences={name: int(differences.get(name, 0)) for name in (*COUNTS, *RECONCILED_FUNDS)},
+        only_in_gateway=int(_text(raw, ReconciliationField.ONLY_IN_GATEWAY, what)),
+        only_in_hospital=int(_text(raw, ReconciliationField.ONLY_IN_HOSPITAL, what)),
+        amount_differences=int(_text(raw, ReconciliationField.AMOUNT_DIFFERENCES, what)),
+        unbalanced_groups=[
+            GroupKey(
+                VisitType(group["visit_type"]) if group["visit_type"] else None,
+                Scheme(group["scheme"]) if group["scheme"] else None,
+            )
+            for group in json.loads(_text(raw, ReconciliationField.UNBALANCED_GROUPS, what))
+        ],
+    )
 
 
 # -- the mapping audit trail -----------------------------------------------------------------

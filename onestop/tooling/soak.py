@@ -221,12 +221,12 @@ async def _reconcile(
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Each client's days against its receipts; the results, lost and unknown counts."""
     days: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"settlements": 0, "reversals": 0, "amounts": Counter(), "ids": []}
+        lambda: {"settlements": 0, "reversals": 0, "amounts": Counter(), "by_id": {}}
     )
     for settlement_id, receipt in tally.receipts.items():
         settled = days[(receipt.client_id, receipt.settled_day)]
         settled["settlements"] += 1
-        settled["ids"].append(settlement_id)
+        settled["by_id"][settlement_id] = {name: receipt.amounts[name] for name in RECONCILED_FUNDS}
         for name in RECONCILED_FUNDS:
             settled["amounts"][name] += receipt.amounts[name]
         if receipt.reversed_day is not None:
@@ -247,7 +247,8 @@ async def _reconcile(
                     "settlements": figures["settlements"],
                     "reversals": figures["reversals"],
                     "amounts": {name: figures["amounts"][name] for name in RECONCILED_FUNDS},
-                    "settlement_ids": figures["ids"],
+                    # each receipt's amounts: a settlement that differs by a fen is named
+                    "settlement_amounts": figures["by_id"],
                 },
             )
         answer.raise_for_status()
@@ -262,6 +263,9 @@ async def _reconcile(
                 "settlements": figures["settlements"],
                 "reversals": figures["reversals"],
                 "differences": result["differences"],
+                "amount_differences": [
+                    difference["settlement_id"] for difference in result["amount_differences"]
+                ],
             }
         )
     # the agency's files of each day hold exactly the settlements the terminals received

@@ -31,7 +31,7 @@ PAGES = (
 )
 """The guide's pages in reading order: a later page's examples read what earlier ones wrote."""
 
-MIN_EXAMPLES = 25
+MIN_EXAMPLES = 28
 """Fewer marked examples than this means markers were lost, and examples silently not run."""
 
 SETUP = ("keys", "register", "sandbox-data")
@@ -67,7 +67,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "find-visit": (r'\[\{"settlement_id":"S\w+","status":"settled"',),
     "day-list-python": (r"^\d{4}-\d\d-\d\d: \d+ events, \d+ settlements, \d+ reversals$",),
     "reconcile-sh": (r'"result":"balanced"',),
-    "reconcile-python": (r"^200 result balanced \d+ settlements$",),
+    "reconcile-python": (
+        r"^200 result balanced \d+ settlements$",
+        r"^groups: inpatient/resident balanced",
+    ),
+    "reconcile-cli": (r"^result: balanced",),
+    "reconciliations-agency": (r'^\{"client_id":"H0001","status":"balanced","answers":\d+\}$',),
     "verify-receipt": (r"the signature verifies with key \w+ \(http", r"\(keys\.json\)$"),
     "verify-openssl": (r"Signature Verified Successfully",),
     "verify-python": (r"\(settled\): the signature verifies", r"\(reversed\): the signature"),

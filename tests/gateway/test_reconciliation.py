@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,6 +18,7 @@ from onestop.clock import SHANGHAI, day_closes_ms, iso_from_ms, now_ms, settleme
 from onestop.domain.errors import InvalidDocument
 from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify_export
 from onestop.signing import public_pem
+from onestop.storage import layout
 from tests.support.adjudicator import Adjudicator
 from tests.support.gateway import Gateway
 from tests.support.redis import ON_BOTH, sync_client
@@ -362,3 +364,276 @@ async def test_an_open_day_is_provisional_and_an_empty_day_says_why(gateway: Gat
     assert (body["result"], body["provisional"]) == ("unbalanced", False)
     assert "Asia/Shanghai" in body["notes"][0]
     assert "UTC" in body["notes"][0]
+
+
+def outpatient_body(visit_id: str, member_id: str, day: date) -> dict[str, Any]:
+    """A level-3 outpatient visit: a consultation and a drug."""
+    return {
+        "visit_id": visit_id,
+        "member_id": member_id,
+        "visit_type": "outpatient",
+        "service_date": day.isoformat(),
+        "diagnoses": ["J06.9"],
+        "lines": [
+            {
+                "line_no": 1,
+                "his_code": "RMYY-0020",
+                "quantity": "1",
+                "unit_price": 800,
+                "amount": 800,
+                "date": day.isoformat(),
+            },
+            {
+                "line_no": 2,
+                "his_code": "RMYY-0001",
+                "quantity": "2",
+                "unit_price": 2350,
+                "amount": 4700,
+                "date": day.isoformat(),
+            },
+        ],
+    }
+
+
+def group_figures(results: list[dict[str, Any]], visit_type: str) -> dict[str, Any]:
+    chosen = [result for result in results if result["visit_type"] == visit_type]
+    return {
+        "visit_type": visit_type,
+        "scheme": "resident",
+        "settlements": len(chosen),
+        "reversals": 0,
+        "amounts": {fund: sum(result["amounts"][fund] for result in chosen) for fund in FUNDS},
+    }
+
+
+@ON_BOTH
+async def test_amounts_per_settlement_and_groups_find_the_fen_and_the_agency_sees_it(
+    gateway: Gateway, clock: Clock, tmp_path: Path
+) -> None:
+    clients = await load_demo_over_http(
+        gateway, [member_record("M800021"), member_record("M800022")]
+    )
+    hospital = clients["ZZH3"]
+    clock.now = at("2026-06-10T10:00:00")
+    results = []
+    for body in (
+        stay_body("G1", "M800021", date(2026, 6, 1), 4, 200_000),
+        outpatient_body("G2", "M800022", date(2026, 6, 10)),
+    ):
+        answer = await hospital.request("POST", "/v1/settlements", json_body=body)
+        assert answer.status_code == 201, answer.text
+        results.append(answer.json())
+    stay, visit = results
+    day_figures = {
+        "date": "2026-06-10",
+        "settlements": 2,
+        "reversals": 0,
+        "amounts": {fund: stay["amounts"][fund] + visit["amounts"][fund] for fund in FUNDS},
+    }
+    # The HIS booked the outpatient visit's cash one fen short, and the total with it.
+    short = {**funds(visit), "cash": visit["amounts"]["cash"] - 1}
+    short["total"] -= 1
+    first = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            **day_figures,
+            "settlement_amounts": {
+                stay["settlement_id"]: funds(stay),
+                visit["settlement_id"]: short,
+            },
+            "groups": [group_figures(results, "inpatient"), group_figures(results, "outpatient")],
+        },
+    )
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["result"] == "unbalanced"
+    assert body["only_in_gateway"] == []
+    assert body["only_in_hospital"] == []
+    [difference] = body["amount_differences"]
+    assert difference["settlement_id"] == visit["settlement_id"]
+    assert difference["differences"] == {**dict.fromkeys(FUNDS, 0), "total": 1, "cash": 1}
+    assert [
+        (group["visit_type"], group["scheme"], group["result"]) for group in body["groups"]
+    ] == [
+        ("inpatient", "resident", "balanced"),
+        ("outpatient", "resident", "balanced"),
+    ]
+    assert body["groups"][0]["gateway"]["settlements"] == 1
+
+    # The HIS fixes its books; and files the visit under the wrong visit type.
+    misfiled = {**group_figures(results, "outpatient"), "visit_type": "outpatient_special"}
+    second = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={**day_figures, "groups": [group_figures(results, "inpatient"), misfiled]},
+    )
+    groups = {(group["visit_type"], group["result"]) for group in second.json()["groups"]}
+    assert groups == {
+        ("inpatient", "balanced"),
+        ("outpatient", "unbalanced"),
+        ("outpatient_special", "unbalanced"),
+    }
+    assert second.json()["result"] == "unbalanced"
+    third = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            **day_figures,
+            "settlement_amounts": {
+                stay["settlement_id"]: funds(stay),
+                visit["settlement_id"]: funds(visit),
+            },
+        },
+    )
+    assert third.json()["result"] == "balanced", third.text
+
+    # Refusals change nothing and say how to fix.
+    both = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            **day_figures,
+            "settlement_ids": [stay["settlement_id"]],
+            "settlement_amounts": {stay["settlement_id"]: funds(stay)},
+        },
+    )
+    assert both.status_code == 422
+    assert "settlement_ids or settlement_amounts, not both" in both.text
+    twice = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={**day_figures, "groups": [group_figures(results, "inpatient")] * 2},
+    )
+    assert twice.status_code == 422
+    assert "each visit type and scheme at most once" in twice.text
+
+    # The agency sees who balanced, who did not, by how much, and who never reconciled.
+    kept = await gateway.agency.request("GET", "/v1/admin/reconciliations?date=2026-06-10")
+    assert kept.status_code == 200, kept.text
+    standing = {client["client_id"]: client for client in kept.json()["clients"]}
+    zzh3 = standing["ZZH3"]
+    assert zzh3["status"] == "balanced"
+    assert [answer["result"] for answer in zzh3["history"]] == [
+        "unbalanced",
+        "unbalanced",
+        "balanced",
+    ]
+    assert [answer["detail"] for answer in zzh3["history"]] == ["amounts", "totals", "amounts"]
+    assert zzh3["history"][0]["amount_differences"] == 1
+    # the day's totals agreed: only the amounts per settlement found the fen
+    assert not any(zzh3["history"][0]["differences"].values())
+    assert zzh3["history"][1]["unbalanced_groups"] == [
+        {"visit_type": "outpatient", "scheme": "resident"},
+        {"visit_type": "outpatient_special", "scheme": "resident"},
+    ]
+    assert zzh3["history"][0]["reconciled_at"].startswith("2026-06-10T10:00:00")
+    assert zzh3["history"][0]["provisional"] is False  # closed, by the gateway's own clock
+    assert standing["ZZC1"]["status"] == "not_reconciled"
+    assert standing["ZZC1"]["latest"] is None
+    one = await gateway.agency.request(
+        "GET", "/v1/admin/reconciliations?date=2026-06-10&client_id=ZZH3"
+    )
+    assert [client["client_id"] for client in one.json()["clients"]] == ["ZZH3"]
+    assert (
+        await hospital.request("GET", "/v1/admin/reconciliations?date=2026-06-10")
+    ).status_code == 403
+
+    # The export carries each settlement's visit type, dates and the hospital's level.
+    clock.now = at("2026-06-12T10:00:00")
+    rows = await _export_rows(gateway, "2026-06-10", tmp_path / "export")
+    by_visit = {row["visit_id"]: row for row in rows}
+    assert (
+        by_visit["G1"]["visit_type"],
+        by_visit["G1"]["first_day"],
+        by_visit["G1"]["last_day"],
+        by_visit["G1"]["hospital_level"],
+        by_visit["G1"]["policy_scheme"],
+    ) == ("inpatient", "2026-06-01", "2026-06-04", "level3", "resident")
+    assert by_visit["G2"]["first_day"] == by_visit["G2"]["last_day"] == "2026-06-10"
+
+
+async def _export_rows(gateway: Gateway, day: str, out: Path) -> list[dict[str, str]]:
+    out.mkdir(parents=True)
+    await _export(gateway, day, out / "files")
+    with (out / "files" / SETTLEMENTS).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+async def test_a_day_settled_before_the_split_was_recorded_still_reconciles(
+    gateway: Gateway, clock: Clock, redis_url: str
+) -> None:
+    """Data an older onestop wrote (no visit facts, no groups) still reconciles.
+
+    A reversal of it counts in the right group: its visit type comes from the record.
+    """
+    clients = await load_demo_over_http(gateway, [member_record("M800023")])
+    hospital = clients["ZZH3"]
+    clock.now = at("2026-06-15T10:00:00")
+    body = stay_body("OLD1", "M800023", date(2026, 6, 1), 3, 100_000)
+    settled = (await hospital.request("POST", "/v1/settlements", json_body=body)).json()
+    settlement_id = settled["settlement_id"]
+    group = layout.group_of_settlement(settlement_id)
+    assert group is not None
+    redis = sync_client(redis_url)
+    try:
+        # What an older version left: no visit facts on the settlement, no groups in the day.
+        redis.hdel(
+            layout.settlement_key(group, settlement_id),
+            *(
+                field.value
+                for field in (
+                    layout.SettlementField.VISIT_TYPE,
+                    layout.SettlementField.FIRST_DAY,
+                    layout.SettlementField.LAST_DAY,
+                    layout.SettlementField.HOSPITAL_LEVEL,
+                )
+            ),
+        )
+        totals = layout.day_totals_key(group, "20260615", "ZZH3")
+        names = cast(list[bytes], redis.hkeys(totals))
+        grouped = [name for name in names if name.startswith(b"by:")]
+        assert grouped
+        redis.hdel(totals, *grouped)
+    finally:
+        redis.close()
+    first = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-06-15",
+            "settlements": 1,
+            "reversals": 0,
+            "amounts": funds(settled),
+        },
+    )
+    answer = first.json()
+    assert answer["result"] == "balanced", answer
+    [unrecorded] = answer["groups"]
+    assert (unrecorded["visit_type"], unrecorded["scheme"]) == (None, None)
+    assert unrecorded["gateway"]["settlements"] == 1
+    assert any("before onestop recorded visit types" in note for note in answer["notes"])
+
+    clock.now = at("2026-06-16T09:00:00")
+    reversed_ = await hospital.request("POST", f"/v1/settlements/{settlement_id}/reversal")
+    assert reversed_.status_code == 200, reversed_.text
+    second = await hospital.request(
+        "POST",
+        "/v1/reconciliation",
+        json_body={
+            "date": "2026-06-16",
+            "settlements": 0,
+            "reversals": 1,
+            "amounts": funds(settled, -1),
+            "groups": [
+                {
+                    "visit_type": "inpatient",
+                    "scheme": "resident",
+                    "settlements": 0,
+                    "reversals": 1,
+                    "amounts": funds(settled, -1),
+                }
+            ],
+        },
+    )
+    assert second.json()["result"] == "balanced", second.text

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.cli import main
 from onestop.domain.engine import Amounts
-from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.reconciliation import UNRECORDED_VISIT, EntryKind, JournalEntry, VisitFacts
 from onestop.domain.settlement import PolicyRef
-from onestop.domain.types import Scheme
+from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.exports import (
     MANIFEST,
     SETTLEMENTS,
@@ -69,6 +69,7 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
         1_772_000_000_000,
         _amounts(100, 50),
         PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
+        UNRECORDED_VISIT,
     )
     await write_export(_entries(hostile), date(2026, 3, 1), tmp_path, _signer())
     with (tmp_path / SETTLEMENTS).open(newline="") as handle:
@@ -83,18 +84,26 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
 async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
     amounts = _amounts(500, 200)
     policy = PolicyRef("r", Scheme.EMPLOYEE, 2026, "v")
+    visit = VisitFacts(
+        VisitType.INPATIENT, date(2026, 2, 20), date(2026, 2, 28), HospitalLevel.LEVEL2
+    )
     entries = (
         JournalEntry(
-            EntryKind.SETTLEMENT, "S1", "H1", "M1", "V1", 1_772_000_000_000, amounts, policy
+            EntryKind.SETTLEMENT, "S1", "H1", "M1", "V1", 1_772_000_000_000, amounts, policy, visit
         ),
         JournalEntry(
-            EntryKind.REVERSAL, "S1", "H1", "M1", "V1", 1_772_000_100_000, amounts, policy
+            EntryKind.REVERSAL, "S1", "H1", "M1", "V1", 1_772_000_100_000, amounts, policy, visit
         ),
     )
     manifest = await write_export(_entries(*entries), date(2026, 3, 1), tmp_path, _signer())
     with (tmp_path / SETTLEMENTS).open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["cash"] for row in rows] == ["300", "-300"]
+    # the visit's facts on both rows, the reversal's copied from its settlement
+    assert {
+        (row["visit_type"], row["first_day"], row["last_day"], row["hospital_level"])
+        for row in rows
+    } == {("inpatient", "2026-02-20", "2026-02-28", "level2")}
     assert manifest["files"]["summary.csv"]["rows"] == 1
     summary = (tmp_path / "summary.csv").read_text().splitlines()
     assert summary[1] == "H1,1,1,0,0,0,0,0,0"
@@ -115,6 +124,7 @@ async def _one_day(directory: Path, signer: Signer) -> dict[str, Any]:
         1_772_000_000_000,
         _amounts(900, 600),
         PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
+        VisitFacts(VisitType.PHARMACY, date(2026, 3, 1), date(2026, 3, 1), None),
     )
     return await write_export(_entries(entry), date(2026, 3, 1), directory, signer)
 

@@ -1245,62 +1245,370 @@ class Versions(_message.Message):
 Global___Versions: _TypeAlias = Versions  # noqa: Y015
 
 @_typing.final
-class DayFiguresRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
+class DayTotals(_message.Message):
+    """Counts and the reconciled funds of a day (amounts: settled minus reversed; the funds not
+    reconciled are 0).
+    """
 
-    CLIENT_ID_FIELD_NUMBER: _builtins.int
-    DATE_FIELD_NUMBER: _builtins.int
-    WITH_SETTLEMENT_IDS_FIELD_NUMBER: _builtins.int
-    client_id: _builtins.str
-    date: _builtins.str
-    with_settlement_ids: _builtins.bool
-    """also list the settlements committed that day"""
-    def __init__(
-        self,
-        *,
-        client_id: _builtins.str = ...,
-        date: _builtins.str = ...,
-        with_settlement_ids: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date", "with_settlement_ids", b"with_settlement_ids"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___DayFiguresRequest: _TypeAlias = DayFiguresRequest  # noqa: Y015
-
-@_typing.final
-class DayFiguresReply(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SETTLEMENTS_FIELD_NUMBER: _builtins.int
     REVERSALS_FIELD_NUMBER: _builtins.int
     AMOUNTS_FIELD_NUMBER: _builtins.int
-    SETTLEMENT_IDS_FIELD_NUMBER: _builtins.int
     settlements: _builtins.int
     reversals: _builtins.int
     @_builtins.property
-    def amounts(self) -> Global___Amounts:
-        """settled minus reversed"""
-
-    @_builtins.property
-    def settlement_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def amounts(self) -> Global___Amounts: ...
     def __init__(
         self,
         *,
         settlements: _builtins.int = ...,
         reversals: _builtins.int = ...,
         amounts: Global___Amounts | None = ...,
-        settlement_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "reversals", b"reversals", "settlement_ids", b"settlement_ids", "settlements", b"settlements"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "reversals", b"reversals", "settlements", b"settlements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___DayFiguresReply: _TypeAlias = DayFiguresReply  # noqa: Y015
+Global___DayTotals: _TypeAlias = DayTotals  # noqa: Y015
+
+@_typing.final
+class GroupTotals(_message.Message):
+    """A day's totals of one visit type and scheme; both empty: what was committed before onestop
+    recorded the split.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    visit_type: _builtins.str
+    scheme: _builtins.str
+    @_builtins.property
+    def totals(self) -> Global___DayTotals: ...
+    def __init__(
+        self,
+        *,
+        visit_type: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        totals: Global___DayTotals | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheme", b"scheme", "totals", b"totals", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupTotals: _TypeAlias = GroupTotals  # noqa: Y015
+
+@_typing.final
+class SettlementAmounts(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNTS_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    @_builtins.property
+    def amounts(self) -> Global___Amounts:
+        """the reconciled funds"""
+
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        amounts: Global___Amounts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementAmounts: _TypeAlias = SettlementAmounts  # noqa: Y015
+
+@_typing.final
+class ReconcileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    BY_ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_IDS_FIELD_NUMBER: _builtins.int
+    BY_AMOUNTS_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_AMOUNTS_FIELD_NUMBER: _builtins.int
+    BY_GROUP_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    date: _builtins.str
+    by_id: _builtins.bool
+    """compare the settlement ids below"""
+    by_amounts: _builtins.bool
+    """compare each settlement's amounts below (and so their ids)"""
+    by_group: _builtins.bool
+    """the client reported its totals per visit type and scheme"""
+    provisional: _builtins.bool
+    """the day is still open (the caller's clock decides)"""
+    @_builtins.property
+    def hospital(self) -> Global___DayTotals: ...
+    @_builtins.property
+    def settlement_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def settlement_amounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementAmounts]: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupTotals]: ...
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        hospital: Global___DayTotals | None = ...,
+        by_id: _builtins.bool = ...,
+        settlement_ids: _abc.Iterable[_builtins.str] | None = ...,
+        by_amounts: _builtins.bool = ...,
+        settlement_amounts: _abc.Iterable[Global___SettlementAmounts] | None = ...,
+        by_group: _builtins.bool = ...,
+        groups: _abc.Iterable[Global___GroupTotals] | None = ...,
+        provisional: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_amounts", b"by_amounts", "by_group", b"by_group", "by_id", b"by_id", "client_id", b"client_id", "date", b"date", "groups", b"groups", "hospital", b"hospital", "provisional", b"provisional", "settlement_amounts", b"settlement_amounts", "settlement_ids", b"settlement_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileRequest: _TypeAlias = ReconcileRequest  # noqa: Y015
+
+@_typing.final
+class AmountDifference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    @_builtins.property
+    def gateway(self) -> Global___Amounts: ...
+    @_builtins.property
+    def hospital(self) -> Global___Amounts: ...
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        gateway: Global___Amounts | None = ...,
+        hospital: Global___Amounts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AmountDifference: _TypeAlias = AmountDifference  # noqa: Y015
+
+@_typing.final
+class GroupComparison(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    REPORTED_FIELD_NUMBER: _builtins.int
+    visit_type: _builtins.str
+    scheme: _builtins.str
+    reported: _builtins.bool
+    """false: the client did not report groups, hospital is empty"""
+    @_builtins.property
+    def gateway(self) -> Global___DayTotals: ...
+    @_builtins.property
+    def hospital(self) -> Global___DayTotals: ...
+    def __init__(
+        self,
+        *,
+        visit_type: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        gateway: Global___DayTotals | None = ...,
+        hospital: Global___DayTotals | None = ...,
+        reported: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital", "reported", b"reported", "scheme", b"scheme", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupComparison: _TypeAlias = GroupComparison  # noqa: Y015
+
+@_typing.final
+class ReconcileReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    ONLY_IN_GATEWAY_FIELD_NUMBER: _builtins.int
+    ONLY_IN_HOSPITAL_FIELD_NUMBER: _builtins.int
+    AMOUNT_DIFFERENCES_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    AT_MS_FIELD_NUMBER: _builtins.int
+    detail: _builtins.str
+    """totals | ids | amounts"""
+    at_ms: _builtins.int
+    @_builtins.property
+    def gateway(self) -> Global___DayTotals: ...
+    @_builtins.property
+    def hospital(self) -> Global___DayTotals: ...
+    @_builtins.property
+    def only_in_gateway(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def only_in_hospital(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def amount_differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___AmountDifference]: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupComparison]: ...
+    def __init__(
+        self,
+        *,
+        gateway: Global___DayTotals | None = ...,
+        hospital: Global___DayTotals | None = ...,
+        only_in_gateway: _abc.Iterable[_builtins.str] | None = ...,
+        only_in_hospital: _abc.Iterable[_builtins.str] | None = ...,
+        amount_differences: _abc.Iterable[Global___AmountDifference] | None = ...,
+        groups: _abc.Iterable[Global___GroupComparison] | None = ...,
+        detail: _builtins.str = ...,
+        at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_differences", b"amount_differences", "at_ms", b"at_ms", "detail", b"detail", "gateway", b"gateway", "groups", b"groups", "hospital", b"hospital", "only_in_gateway", b"only_in_gateway", "only_in_hospital", b"only_in_hospital"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileReply: _TypeAlias = ReconcileReply  # noqa: Y015
+
+@_typing.final
+class ListReconciliationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    client_id: _builtins.str
+    """empty: every client"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationsRequest: _TypeAlias = ListReconciliationsRequest  # noqa: Y015
+
+@_typing.final
+class ReconciliationSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DifferencesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    AT_MS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    ONLY_IN_GATEWAY_FIELD_NUMBER: _builtins.int
+    ONLY_IN_HOSPITAL_FIELD_NUMBER: _builtins.int
+    AMOUNT_DIFFERENCES_FIELD_NUMBER: _builtins.int
+    UNBALANCED_GROUPS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    date: _builtins.str
+    at_ms: _builtins.int
+    result: _builtins.str
+    """balanced | unbalanced"""
+    provisional: _builtins.bool
+    detail: _builtins.str
+    only_in_gateway: _builtins.int
+    only_in_hospital: _builtins.int
+    amount_differences: _builtins.int
+    @_builtins.property
+    def differences(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """counts and funds: gateway minus client"""
+
+    @_builtins.property
+    def unbalanced_groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupTotals]:
+        """visit type and scheme only"""
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        at_ms: _builtins.int = ...,
+        result: _builtins.str = ...,
+        provisional: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+        differences: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        only_in_gateway: _builtins.int = ...,
+        only_in_hospital: _builtins.int = ...,
+        amount_differences: _builtins.int = ...,
+        unbalanced_groups: _abc.Iterable[Global___GroupTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_differences", b"amount_differences", "at_ms", b"at_ms", "client_id", b"client_id", "date", b"date", "detail", b"detail", "differences", b"differences", "only_in_gateway", b"only_in_gateway", "only_in_hospital", b"only_in_hospital", "provisional", b"provisional", "result", b"result", "unbalanced_groups", b"unbalanced_groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationSummary: _TypeAlias = ReconciliationSummary  # noqa: Y015
+
+@_typing.final
+class ReconciliationLog(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationSummary]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ReconciliationSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationLog: _TypeAlias = ReconciliationLog  # noqa: Y015
 
 @_typing.final
 class ReadJournalRequest(_message.Message):
@@ -1337,6 +1645,10 @@ class JournalEntry(_message.Message):
     AT_MS_FIELD_NUMBER: _builtins.int
     AMOUNTS_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    FIRST_DAY_FIELD_NUMBER: _builtins.int
+    LAST_DAY_FIELD_NUMBER: _builtins.int
+    HOSPITAL_LEVEL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """settlement | reversal"""
     settlement_id: _builtins.str
@@ -1345,6 +1657,11 @@ class JournalEntry(_message.Message):
     visit_id: _builtins.str
     at_ms: _builtins.int
     """commit time, milliseconds since the epoch"""
+    visit_type: _builtins.str
+    """The settlement's visit; empty when recorded before onestop kept it."""
+    first_day: _builtins.str
+    last_day: _builtins.str
+    hospital_level: _builtins.str
     @_builtins.property
     def amounts(self) -> Global___Amounts:
         """the settlement's amounts (a reversal carries those it undoes)"""
@@ -1362,10 +1679,14 @@ class JournalEntry(_message.Message):
         at_ms: _builtins.int = ...,
         amounts: Global___Amounts | None = ...,
         policy: Global___PolicyRef | None = ...,
+        visit_type: _builtins.str = ...,
+        first_day: _builtins.str = ...,
+        last_day: _builtins.str = ...,
+        hospital_level: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "at_ms", b"at_ms", "client_id", b"client_id", "kind", b"kind", "member_id", b"member_id", "policy", b"policy", "settlement_id", b"settlement_id", "visit_id", b"visit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "at_ms", b"at_ms", "client_id", b"client_id", "first_day", b"first_day", "hospital_level", b"hospital_level", "kind", b"kind", "last_day", b"last_day", "member_id", b"member_id", "policy", b"policy", "settlement_id", b"settlement_id", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

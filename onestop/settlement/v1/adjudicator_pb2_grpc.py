@@ -129,10 +129,15 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.GetVersionsRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Versions.FromString,
                 _registered_method=True)
-        self.DayFigures = channel.unary_unary(
-                '/onestop.settlement.v1.Adjudicator/DayFigures',
-                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.SerializeToString,
-                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.FromString,
+        self.Reconcile = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/Reconcile',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileReply.FromString,
+                _registered_method=True)
+        self.ListReconciliations = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/ListReconciliations',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.FromString,
                 _registered_method=True)
         self.ReadJournal = channel.unary_stream(
                 '/onestop.settlement.v1.Adjudicator/ReadJournal',
@@ -272,9 +277,18 @@ class AdjudicatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DayFigures(self, request, context):
-        """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
-        day add, reversals committed that day subtract the reversed settlement's amounts.
+    def Reconcile(self, request, context):
+        """对账: one client's figures of one settlement day (Asia/Shanghai) against its own, in
+        totals, per visit type and scheme, by settlement id and by each settlement's amounts.
+        Settlements committed that day add, reversals committed that day subtract the reversed
+        settlement's amounts. Every answer is kept for the agency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliations(self, request, context):
+        """The reconciliations answered for one day (of one client, or all), in the order answered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -386,10 +400,15 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.GetVersionsRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Versions.SerializeToString,
             ),
-            'DayFigures': grpc.unary_unary_rpc_method_handler(
-                    servicer.DayFigures,
-                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.FromString,
-                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.SerializeToString,
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileReply.SerializeToString,
+            ),
+            'ListReconciliations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliations,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.SerializeToString,
             ),
             'ReadJournal': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadJournal,
@@ -921,7 +940,7 @@ class Adjudicator:
             _registered_method=True)
 
     @staticmethod
-    def DayFigures(request,
+    def Reconcile(request,
             target,
             options=(),
             channel_credentials=None,
@@ -934,9 +953,36 @@ class Adjudicator:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/onestop.settlement.v1.Adjudicator/DayFigures',
-            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresRequest.SerializeToString,
-            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayFiguresReply.FromString,
+            '/onestop.settlement.v1.Adjudicator/Reconcile',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconcileReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ListReconciliations',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,10 +75,14 @@ class AdjudicatorStub:
     PutMembers: _grpc.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutMembersReply]
     GetVersions: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.GetVersionsRequest, _adjudicator_pb2.Versions]
     """Versions of the reference data, for callers that keep hot copies."""
-    DayFigures: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.DayFiguresRequest, _adjudicator_pb2.DayFiguresReply]
-    """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
-    day add, reversals committed that day subtract the reversed settlement's amounts.
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ReconcileRequest, _adjudicator_pb2.ReconcileReply]
+    """对账: one client's figures of one settlement day (Asia/Shanghai) against its own, in
+    totals, per visit type and scheme, by settlement id and by each settlement's amounts.
+    Settlements committed that day add, reversals committed that day subtract the reversed
+    settlement's amounts. Every answer is kept for the agency.
     """
+    ListReconciliations: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReconciliationsRequest, _adjudicator_pb2.ReconciliationLog]
+    """The reconciliations answered for one day (of one client, or all), in the order answered."""
     ReadJournal: _grpc.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
@@ -124,10 +128,14 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     PutMembers: _aio.StreamUnaryMultiCallable[_adjudicator_pb2.TextChunk, _adjudicator_pb2.PutMembersReply]  # type: ignore[assignment]
     GetVersions: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.GetVersionsRequest, _adjudicator_pb2.Versions]  # type: ignore[assignment]
     """Versions of the reference data, for callers that keep hot copies."""
-    DayFigures: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.DayFiguresRequest, _adjudicator_pb2.DayFiguresReply]  # type: ignore[assignment]
-    """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
-    day add, reversals committed that day subtract the reversed settlement's amounts.
+    Reconcile: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ReconcileRequest, _adjudicator_pb2.ReconcileReply]  # type: ignore[assignment]
+    """对账: one client's figures of one settlement day (Asia/Shanghai) against its own, in
+    totals, per visit type and scheme, by settlement id and by each settlement's amounts.
+    Settlements committed that day add, reversals committed that day subtract the reversed
+    settlement's amounts. Every answer is kept for the agency.
     """
+    ListReconciliations: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReconciliationsRequest, _adjudicator_pb2.ReconciliationLog]  # type: ignore[assignment]
+    """The reconciliations answered for one day (of one client, or all), in the order answered."""
     ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]  # type: ignore[assignment]
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
@@ -286,14 +294,24 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
         """Versions of the reference data, for callers that keep hot copies."""
 
     @_abc_1.abstractmethod
-    def DayFigures(
+    def Reconcile(
         self,
-        request: _adjudicator_pb2.DayFiguresRequest,
+        request: _adjudicator_pb2.ReconcileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_adjudicator_pb2.DayFiguresReply, _abc.Awaitable[_adjudicator_pb2.DayFiguresReply]]:
-        """One client's figures of one settlement day (Asia/Shanghai): settlements committed that
-        day add, reversals committed that day subtract the reversed settlement's amounts.
+    ) -> _typing.Union[_adjudicator_pb2.ReconcileReply, _abc.Awaitable[_adjudicator_pb2.ReconcileReply]]:
+        """对账: one client's figures of one settlement day (Asia/Shanghai) against its own, in
+        totals, per visit type and scheme, by settlement id and by each settlement's amounts.
+        Settlements committed that day add, reversals committed that day subtract the reversed
+        settlement's amounts. Every answer is kept for the agency.
         """
+
+    @_abc_1.abstractmethod
+    def ListReconciliations(
+        self,
+        request: _adjudicator_pb2.ListReconciliationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.ReconciliationLog, _abc.Awaitable[_adjudicator_pb2.ReconciliationLog]]:
+        """The reconciliations answered for one day (of one client, or all), in the order answered."""
 
     @_abc_1.abstractmethod
     def ReadJournal(

@@ -17,7 +17,7 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import redis
@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onestop.admin import Connection, download_export, register_client
 from onestop.client import SignedClient
 from onestop.domain.engine import Amounts
-from onestop.domain.reconciliation import RECONCILED_FUNDS, EntryKind, JournalEntry
+from onestop.domain.reconciliation import RECONCILED_FUNDS, EntryKind, JournalEntry, VisitFacts
 from onestop.domain.settlement import PolicyRef
-from onestop.domain.types import Scheme
+from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.exports import verify_export
 from onestop.signing import public_pem
 from onestop.storage.layout import journal_key, member_group, new_settlement_id
@@ -111,6 +111,9 @@ def fill_journal(url: str, settlements: int, seed: int = 9) -> None:
                     cash=total - basic,
                 ),
                 policy=PolicyRef("410100", Scheme.RESIDENT, 2026, "bench"),
+                visit=VisitFacts(
+                    VisitType.INPATIENT, DAY - timedelta(days=5), DAY, HospitalLevel.LEVEL3
+                ),
             )
             pipe.xadd(
                 journal_key(member_group(member)),

@@ -6,9 +6,12 @@ Redis, with a fixed clock and fixed settlement ids. Every key, field and journal
 leaves is compared with ``golden/layout-2.json``.
 
 When this fails, the stored layout changed. That is never a detail: data written by the
-current version must stay readable. Bump ``LAYOUT_VERSION`` in ``onestop/storage/layout.py``,
-add the conversion of the previous layout to ``onestop/storage/migrate.py`` with a test on
-data the previous version wrote, record the change in ``CHANGELOG.md``, then regenerate the
+current version must stay readable. A field or key only *added* (older data without it still
+reads, shown by a test that reads data written before it) keeps the layout's version; anything
+renamed, removed or given another meaning needs a new one: bump ``LAYOUT_VERSION`` in
+``onestop/storage/layout.py`` and add the conversion of the previous layout to
+``onestop/storage/migrate.py`` with a test on data the previous version wrote. Either way,
+record the change in ``CHANGELOG.md`` and in the layout module's history, then regenerate the
 golden file with ``ONESTOP_UPDATE_GOLDEN=1`` and review its diff.
 """
 
@@ -27,6 +30,7 @@ from google.protobuf.json_format import MessageToDict
 
 from adjudicator.loading import LoadingService
 from adjudicator.members import MemberLoader, lines_of
+from adjudicator.reconciliation import reconcile_day
 from adjudicator.reference import Reference
 from adjudicator.service import SettleCommand, SettlementService
 from adjudicator.store import Store
@@ -34,6 +38,7 @@ from onestop.domain import VisitRequest, map_bill
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
+from onestop.domain.reconciliation import DayFigures, GroupKey, HospitalDay, funds_of
 from onestop.redis_client import connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import public_pem
@@ -65,6 +70,8 @@ def _names() -> dict[str, Any]:
             "journal": layout.journal_key(group),
             "day_totals": layout.day_totals_key(group, "20260301", "H1"),
             "day_settlements": layout.day_settlements_key(group, "20260301", "H1"),
+            "day_reversals": layout.day_reversals_key(group, "20260301", "H1"),
+            "reconciliations": layout.reconciliations_key("20260301"),
             "identity_index": layout.identity_index_key("abc"),
             "versions": layout.VERSIONS_KEY,
             "policies": layout.POLICIES_KEY,
@@ -89,6 +96,8 @@ def _names() -> dict[str, Any]:
         "delta": list(layout.DELTA_FIELDS),
         "state_after": list(layout.STATE_AFTER_FIGURES),
         "day_total_fields": {field.name: field.value for field in layout.DayTotalField},
+        "day_total_group_field": layout.group_total_field("inpatient", "resident", "settled:cash"),
+        "reconciliation_fields": {field.name: field.value for field in layout.ReconciliationField},
         "audit_fields": {field.name: field.value for field in layout.AuditField},
         "policy_field": layout.policy_field("410100", "resident", 2026),
     }
@@ -107,6 +116,8 @@ def _shown(key: str, field: str, value: bytes) -> Any:
         return "<fresh version>"
     if key.startswith(f"{layout.PREFIX}:mapaudit:") and field in (layout.AuditField.AT, "id"):
         return "<time of the upload>"
+    if key.startswith(f"{layout.PREFIX}:recon:") and field == "id":
+        return "<stream id: time of the answer>"
     text = value.decode()
     if key in (layout.CATALOG_KEY, layout.POLICIES_KEY, layout.CLIENTS_KEY) or ":mapping:" in key:
         return f"<{len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:16]}>"
@@ -249,6 +260,25 @@ async def _write_history(url: str) -> None:
         )
         assert len(settled) >= 2
         assert date.fromisoformat(stay["admission_date"]).year == 2026
+        # A reconciliation of the day, by amount and by group, kept for the agency.
+        first = settled[0]
+        assert first.settlement_id is not None
+        await reconcile_day(
+            client,
+            first.client_id,
+            date(2026, 3, 1),
+            HospitalDay(
+                totals=DayFigures(1, 0, funds_of(first.amounts)),
+                settlement_amounts={first.settlement_id: funds_of(first.amounts)},
+                groups={
+                    GroupKey(first.visit_type, first.policy.scheme): DayFigures(
+                        1, 0, funds_of(first.amounts)
+                    )
+                },
+            ),
+            at_ms=START_MS + 86_000_000,
+            provisional=False,
+        )
     finally:
         await client.aclose()
 

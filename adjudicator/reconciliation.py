@@ -1,0 +1,121 @@
+"""对账: a client's day against onestop's, and the record the agency reads of every answer.
+
+onestop's side of a day comes from what the commit and reversal scripts keep beside the
+journal: the day totals (split by visit type and scheme), the per-client lists of the day's
+settlements, and each settlement's record for its amounts. Every cost follows the caller's own
+volume of the day, never the other clients'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import cast
+
+from adjudicator import journal
+from adjudicator.store import redis_calls
+from onestop.domain.reconciliation import (
+    GatewayDay,
+    HospitalDay,
+    Reconciliation,
+    ReconciliationSummary,
+    funds_of,
+    reconcile,
+    summarise,
+)
+from onestop.redis_client import RedisClient, RedisPipeline, run_pipeline
+from onestop.storage import layout
+from onestop.storage.layout import SettlementField
+from onestop.storage.records import (
+    CorruptRecord,
+    decode_reconciliation,
+    reconciliation_fields,
+)
+from onestop.wire import amounts_of, settlement_from_bytes
+
+AMOUNTS_PAGE = 512
+"""Settlement records read per round trip when amounts are compared."""
+
+
+async def settlement_amounts(
+    client: RedisClient, settlement_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Each settlement's reconciled funds, from its record, a page at a time.
+
+    Raises:
+        CorruptRecord: an id the day lists names no stored settlement.
+    """
+    found: dict[str, dict[str, int]] = {}
+    for start in range(0, len(settlement_ids), AMOUNTS_PAGE):
+        page = settlement_ids[start : start + AMOUNTS_PAGE]
+        keys = []
+        for settlement_id in page:
+            group = layout.group_of_settlement(settlement_id)
+            if group is None:
+                raise CorruptRecord(f"day list entry {settlement_id!r} is not a settlement id")
+            keys.append(layout.settlement_key(group, settlement_id))
+
+        def build(pipe: RedisPipeline, keys: list[str] = keys) -> None:
+            for key in keys:
+                pipe.hget(key, SettlementField.RECORD.value)
+
+        async with redis_calls():
+            records = cast(list[bytes | None], await run_pipeline(client, build))
+        for settlement_id, record in zip(page, records, strict=True):
+            if record is None:
+                raise CorruptRecord(f"settlement {settlement_id} is listed but not stored")
+            found[settlement_id] = funds_of(amounts_of(settlement_from_bytes(record).amounts))
+    return found
+
+
+async def gateway_day(
+    client: RedisClient, client_id: str, day: date, hospital: HospitalDay
+) -> GatewayDay:
+    """Onestop's side of the day, as finely as the client's report asks."""
+    totals = await journal.day_totals(client, client_id, day)
+    ids: list[str] = []
+    amounts: dict[str, dict[str, int]] = {}
+    if hospital.reported_ids() is not None:
+        ids = await journal.day_settlement_ids(client, client_id, day)
+    if hospital.settlement_amounts is not None:
+        wanted = [
+            settlement_id for settlement_id in ids if settlement_id in hospital.settlement_amounts
+        ]
+        amounts = await settlement_amounts(client, wanted)
+    return GatewayDay(totals.figures(), totals.group_figures(), ids, amounts)
+
+
+async def reconcile_day(
+    client: RedisClient,
+    client_id: str,
+    day: date,
+    hospital: HospitalDay,
+    *,
+    at_ms: int,
+    provisional: bool,
+) -> Reconciliation:
+    """Compare the client's day with onestop's and keep the verdict for the agency.
+
+    The verdict is kept before it is answered: an answer the client received is on record.
+    """
+    answer = reconcile(await gateway_day(client, client_id, day, hospital), hospital)
+    summary = summarise(answer, client_id, day, at_ms, provisional)
+    async with redis_calls():
+        await client.xadd(
+            layout.reconciliations_key(layout.day_text(day)),
+            reconciliation_fields(summary),  # type: ignore[arg-type]
+        )
+    return answer
+
+
+async def reconciliations(
+    client: RedisClient, day: date, client_id: str = ""
+) -> list[ReconciliationSummary]:
+    """The reconciliations answered for ``day`` (of ``client_id``, or all), in order."""
+    async with redis_calls():
+        raw = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            await client.xrange(layout.reconciliations_key(layout.day_text(day))),
+        )
+    kept = [decode_reconciliation(fields, day) for _, fields in raw]
+    return [summary for summary in kept if not client_id or summary.client_id == client_id]
