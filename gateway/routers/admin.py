@@ -200,6 +200,15 @@ async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
+DayQuery = Annotated[date, Query(alias="date", description="YYYY-MM-DD (Asia/Shanghai)")]
+"""``?date=``: a settlement day."""
+
+ClientFilter = Annotated[
+    str | None, Query(min_length=1, max_length=64, description="one client's only")
+]
+"""``?client_id=``: one client's records only."""
+
+
 @router.get(
     "/lookups",
     response_model=list[LookupOut],
@@ -208,10 +217,8 @@ async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
 async def lookups(
     caller: AgencyDep,
     gateway: GatewayDep,
-    day: Annotated[date, Query(alias="date", description="YYYY-MM-DD (Asia/Shanghai)")],
-    client_id: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="one client's only")
-    ] = None,
+    day: DayQuery,
+    client_id: ClientFilter = None,
 ) -> list[LookupOut]:
     """Every eligibility check and member lookup of a day: who asked, when, for whom, found."""
     return convert.lookup_entries(await gateway.adjudicator.lookups(day, client_id or ""))
@@ -225,10 +232,8 @@ async def lookups(
 async def reconciliations(
     caller: AgencyDep,
     gateway: GatewayDep,
-    day: Annotated[date, Query(alias="date", description="YYYY-MM-DD (Asia/Shanghai)")],
-    client_id: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="one client's only")
-    ] = None,
+    day: DayQuery,
+    client_id: ClientFilter = None,
 ) -> DayReconciliations:
     """Which clients balanced a day, which did not and by how much, and who never reconciled.
 
