@@ -230,6 +230,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                     "level": request.level or None,
                     "region": request.region or None,
                     "public_key": request.public_key_pem,
+                    "national_code": request.national_code or None,
+                    "national_codes_allowed": request.national_codes_allowed,
                 },
                 what="client",
             )

@@ -86,6 +86,8 @@ def client_out(message: pb.Client) -> ClientOut:
             "level": message.level or None,
             "region": message.region or None,
             "public_key": message.public_key_pem,
+            "national_code": message.national_code or None,
+            "national_codes_allowed": message.national_codes_allowed,
         }
     )
 

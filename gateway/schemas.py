@@ -29,6 +29,7 @@ from onestop.domain.types import (
     IsoDate,
     MemberStatus,
     Name,
+    NationalCode,
     Scheme,
     VisitType,
 )
@@ -408,6 +409,15 @@ class ClientRegistration(BaseModel):
     level: HospitalLevel | None = None
     region: Code | None = None
     public_key: str = Field(description="PEM SubjectPublicKeyInfo, Ed25519")
+    national_code: NationalCode | None = Field(
+        default=None,
+        description="the fixmedins_code its national-interface messages carry "
+        "(default: its client id)",
+    )
+    national_codes_allowed: bool = Field(
+        default=False,
+        description="its national fee lines may name catalog codes (med_list_codg) directly",
+    )
 
 
 class ClientOut(ClientRegistration):

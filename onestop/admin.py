@@ -122,6 +122,8 @@ async def register_client(
     level: str | None,
     region: str | None,
     public_key: Path,
+    national_code: str | None = None,
+    national_codes_allowed: bool = False,
 ) -> Any:
     """``PUT /v1/admin/clients/{id}``; the key file is checked before anything is sent."""
     public_key_pem = read_public_key_file(public_key)
@@ -136,6 +138,8 @@ async def register_client(
                     "level": level,
                     "region": region,
                     "public_key": public_key_pem,
+                    "national_code": national_code,
+                    "national_codes_allowed": national_codes_allowed,
                 },
             )
         )

@@ -390,6 +390,8 @@ def _clients_add(args: argparse.Namespace) -> int:
             level=args.level,
             region=args.region,
             public_key=args.public_key,
+            national_code=args.national_code,
+            national_codes_allowed=args.national_codes_allowed,
         )
     )
 
@@ -706,6 +708,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--level", choices=["community", "level1", "level2", "level3"])
     add.add_argument("--region")
     add.add_argument("--public-key", type=Path, required=True, help="PEM public key file")
+    add.add_argument(
+        "--national-code",
+        metavar="FIXMEDINS_CODE",
+        help="the institution code its national-interface messages carry (default: CLIENT_ID)",
+    )
+    add.add_argument(
+        "--national-codes-allowed",
+        action="store_true",
+        help="its national fee lines may name catalog codes (med_list_codg) directly",
+    )
     _add_connection(add)
     add.set_defaults(handler=_clients_add)
 

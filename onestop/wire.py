@@ -386,6 +386,8 @@ def client_message(client: Client) -> pb.Client:
         level=client.level.value if client.level else "",
         region=client.region or "",
         public_key_pem=client.public_key,
+        national_code=client.national_code or "",
+        national_codes_allowed=client.national_codes_allowed,
     )
 
 
@@ -429,6 +431,8 @@ def client_of(message: pb.Client) -> Client:
         level=HospitalLevel(message.level) if message.level else None,
         region=message.region or None,
         public_key=message.public_key_pem,
+        national_code=message.national_code or None,
+        national_codes_allowed=message.national_codes_allowed,
     )
 
 

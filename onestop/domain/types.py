@@ -247,6 +247,16 @@ Code = Annotated[
 """A code or identifier: 1 to 64 characters, no control, bidirectional, zero-width or line
 separator characters, no outer white space, no leading ``=``, ``+``, ``-`` or ``@``."""
 
+NationalCode = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=30),
+    AfterValidator(_plain_code),
+    Field(json_schema_extra={"pattern": _CODE_PATTERN}),
+]
+"""An identifier of the national interface (``fixmedins_code``, ``mdtrt_id`` ...): a code of
+at most 30 characters, the interface's longest."""
+
 Name = Annotated[
     str,
     Strict(),

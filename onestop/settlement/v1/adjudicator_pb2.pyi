@@ -877,6 +877,8 @@ class Client(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_PEM_FIELD_NUMBER: _builtins.int
+    NATIONAL_CODE_FIELD_NUMBER: _builtins.int
+    NATIONAL_CODES_ALLOWED_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     kind: _builtins.str
     """hospital | pharmacy | agency"""
@@ -886,6 +888,11 @@ class Client(_message.Message):
     region: _builtins.str
     """empty for the agency"""
     public_key_pem: _builtins.str
+    national_code: _builtins.str
+    """The national interface: the fixmedins_code the client sends (empty: its client id), and
+    whether its fee lines may name national catalog codes directly.
+    """
+    national_codes_allowed: _builtins.bool
     def __init__(
         self,
         *,
@@ -895,10 +902,12 @@ class Client(_message.Message):
         level: _builtins.str = ...,
         region: _builtins.str = ...,
         public_key_pem: _builtins.str = ...,
+        national_code: _builtins.str = ...,
+        national_codes_allowed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "kind", b"kind", "level", b"level", "name", b"name", "public_key_pem", b"public_key_pem", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "kind", b"kind", "level", b"level", "name", b"name", "national_code", b"national_code", "national_codes_allowed", b"national_codes_allowed", "public_key_pem", b"public_key_pem", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts
 from onestop.domain.member import Member
 from onestop.domain.reconciliation import (
@@ -188,3 +189,14 @@ def test_a_reconciliation_is_kept_by_name() -> None:
     # a fund a later version adds reads as 0 in an older entry
     older = {**fields, ReconciliationField.DIFFERENCES: '{"cash": -1}'}
     assert decode_reconciliation(_raw(older), summary.day).differences["total"] == 0
+
+
+def test_a_client_stored_before_the_national_interface_reads_with_its_defaults() -> None:
+    stored = (
+        '{"client_id":"H1","kind":"hospital","name":"N","level":"level3","region":"410100",'
+        '"public_key":"-----BEGIN PUBLIC KEY-----\\nx\\n-----END PUBLIC KEY-----\\n"}'
+    )
+    client = Client.model_validate_json(stored)
+    assert client.national_code is None
+    assert client.national_codes_allowed is False
+    assert client.fixmedins_code() == "H1"
