@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from adjudicator.store import redis_calls
 from onestop.clock import SHANGHAI_OFFSET
 from onestop.domain.reconciliation import EntryKind, JournalEntry
-from onestop.redis_client import RedisClient
+from onestop.redis_client import RedisClient, redis_calls
 from onestop.storage.layout import (
     GROUPS,
     day_reversals_key,

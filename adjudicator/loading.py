@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import cast
 
 from adjudicator.reference import Reference
-from adjudicator.store import redis_calls
 from onestop.clock import iso_from_ms, now_ms
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.clients import Client
@@ -28,6 +27,7 @@ from onestop.domain.mapping import (
 )
 from onestop.domain.policy import Policy, parse_policy
 from onestop.domain.types import ClientKind
+from onestop.redis_client import redis_calls
 from onestop.signing import UnusableKey, load_public_key
 from onestop.storage.layout import mapping_audit_key, mapping_key
 from onestop.storage.records import AuditEntry, audit_fields, decode_audit_entry

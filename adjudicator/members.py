@@ -10,11 +10,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from adjudicator.store import Store, lua_script, redis_calls
+from adjudicator.store import Store, lua_script
 from onestop.domain.errors import ErrorCode
 from onestop.domain.member import Member, MemberLine, RejectedLine, parse_member_line
 from onestop.domain.types import MemberStatus
-from onestop.redis_client import RedisPipeline, run_pipeline
+from onestop.redis_client import RedisPipeline, redis_calls, run_pipeline
 from onestop.storage.layout import MemberField, identity_index_key, member_key
 from onestop.storage.records import decode_member, member_fields
 

@@ -13,7 +13,6 @@ from datetime import date
 from typing import cast
 
 from adjudicator import journal
-from adjudicator.store import redis_calls
 from onestop.domain.reconciliation import (
     GatewayDay,
     HospitalDay,
@@ -23,7 +22,7 @@ from onestop.domain.reconciliation import (
     reconcile,
     summarise,
 )
-from onestop.redis_client import RedisClient, RedisPipeline, run_pipeline
+from onestop.redis_client import RedisClient, RedisPipeline, redis_calls, run_pipeline
 from onestop.storage import layout
 from onestop.storage.layout import SettlementField
 from onestop.storage.records import (

@@ -650,6 +650,9 @@ class SettlementService:
                 record.year(day.year), rights.annual_cap, record.balance
             ),
             policy=policy_ref,
+            birth_date=member.birth_date.isoformat(),
+            sex=member.sex,
+            enrolled_since=member.enrolled_since.isoformat(),
         )
 
 

@@ -8,8 +8,7 @@ no field names: they receive field/value pairs.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -22,12 +21,11 @@ from onestop.clock import settlement_day
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
-from onestop.errors import Unavailable
 from onestop.redis_client import (
-    UNAVAILABLE_ERRORS,
     LuaScript,
     RedisClient,
     RedisPipeline,
+    redis_calls,
     run_pipeline,
 )
 from onestop.storage import layout
@@ -68,15 +66,6 @@ def lua_script(*names: str) -> LuaScript:
     """The script made of these files of ``adjudicator/lua`` (a prelude, then the body)."""
     folder = resources.files("adjudicator").joinpath("lua")
     return LuaScript("".join(folder.joinpath(name).read_text(encoding="utf-8") for name in names))
-
-
-@contextlib.asynccontextmanager
-async def redis_calls() -> AsyncIterator[None]:
-    """Turn a lost or overloaded Redis into :class:`Unavailable` (nothing was settled)."""
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as error:
-        raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
 
 
 def _lists(*lists: Pairs) -> list[bytes]:

@@ -28,7 +28,7 @@ from gateway.errors import (
     validation_error_handler,
 )
 from gateway.limits import RequestLimiter, UnknownMemberGuard, UploadSlots
-from gateway.middleware import SIGNED_PREFIX, UNSIGNED_PATHS, Authentication, BodyLimit
+from gateway.middleware import Authentication, BodyLimit, is_signed
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.routers import FEATURES
@@ -126,9 +126,13 @@ def _document(app: FastAPI) -> None:
         _restore_examples(schema)
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                if path.startswith(SIGNED_PREFIX) and path not in UNSIGNED_PATHS:
+                if is_signed(path):
                     operation["security"] = [{name: [] for name in SIGNATURE_HEADERS}]
-                for status, response in operation.get("responses", {}).items():
+                responses = operation.get("responses", {})
+                if "422" in responses and "x-onestop-codes" not in responses["422"]:
+                    # FastAPI's own validation answer for a route that cannot fail it.
+                    del responses["422"]
+                for status, response in responses.items():
                     content = response.get("content", {})
                     if int(status) >= 400 and content:
                         # FastAPI files the model under the route's own media type.
@@ -219,4 +223,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
             redis, settings.unknown_members_limit, settings.unknown_members_window_seconds
         ),
         settings.export_grace_seconds,
+        national_profile=settings.national_profile,
     )

@@ -22,13 +22,18 @@ from onestop.errors import HeadersTooLarge, RequestTimeout, TooLarge
 CLAIM = "claim"
 """Where :class:`Authentication` leaves the request's claim (``request.state.claim``)."""
 
-SIGNED_PREFIX = "/v1/"
-"""Every path under it is signed (contract section 2), but :data:`UNSIGNED_PATHS`;
-``/health`` and the API's own documentation are not either."""
+SIGNED_PREFIXES = ("/v1/", "/fsi/api")
+"""Every path under them is signed (contract section 2: the API, and the national interface),
+but :data:`UNSIGNED_PATHS`; ``/health`` and the API's own documentation are not either."""
 
 UNSIGNED_PATHS = frozenset({"/v1/keys"})
-"""Paths under :data:`SIGNED_PREFIX` anyone may call: the receipt keys, so that a patient or
-an auditor with no client key can verify a receipt (contract section 9)."""
+"""Signed-prefix paths anyone may call: the receipt keys, so that a patient or an auditor
+with no client key can verify a receipt (contract section 9)."""
+
+
+def is_signed(path: str) -> bool:
+    """Whether a request to ``path`` must be signed."""
+    return path.startswith(SIGNED_PREFIXES) and path not in UNSIGNED_PATHS
 
 
 class Authentication:
@@ -55,7 +60,7 @@ class Authentication:
                     f"the request's headers may not exceed {self.max_header_bytes} bytes"
                 )
             path = scope["path"]
-            if path.startswith(SIGNED_PREFIX) and path not in UNSIGNED_PATHS:
+            if is_signed(path):
                 await self._claim(scope, raw)
         except DomainError as refusal:
             await problem_response(refusal)(scope, receive, send)

@@ -62,6 +62,8 @@ CLIENT_EXAMPLE: dict[str, Any] = {
     "level": "level3",
     "region": "410100",
     "public_key": PUBLIC_KEY_EXAMPLE,
+    "national_code": "H41010000001",
+    "national_codes_allowed": False,
 }
 
 RECEIPT_KEY_EXAMPLE: dict[str, Any] = {

@@ -32,9 +32,10 @@ from onestop.domain.errors import (
     UnknownMember,
     VisitAlreadySettled,
 )
-from onestop.domain.mapping import map_bill
+from onestop.domain.mapping import CodeLookup, map_bill
 from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
+from onestop.national.codes import Profile
 from onestop.redis_client import RedisClient
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import canonical_json
@@ -82,6 +83,8 @@ class Gateway:
     """How long after its midnight a day's export is still refused (settings)."""
     clock: Callable[[], int] = now_ms
     """Now (epoch ms): which settlement days have closed."""
+    national_profile: Profile = Profile.NATIONAL
+    """The national interface's provincial code dialect (settings)."""
 
     def receipt(self, message: pb.Settlement) -> bytes:
         """A settlement as the contract's result, signed, as the JSON body of the answer."""
@@ -93,9 +96,23 @@ class Gateway:
         return orjson.dumps(result)
 
     async def settle(
-        self, client: Client, visit: VisitRequest, body: bytes, *, preview: bool
+        self,
+        client: Client,
+        visit: VisitRequest,
+        body: bytes,
+        *,
+        preview: bool,
+        codes: CodeLookup | None = None,
     ) -> pb.Settlement:
         """Map and check the bill, then settle (or preview) it.
+
+        Args:
+            client: who settles.
+            visit: the bill.
+            body: the request's bytes (checked to be UTF-8 JSON; a pre-upgrade retry's
+                fingerprint is taken from them).
+            preview: compute only, commit nothing.
+            codes: what the lines' codes map through (default: the client's mapping).
 
         Raises:
             DomainError: a refusal (the bill's faults, the adjudicator's refusal, a bill over
@@ -111,7 +128,7 @@ class Gateway:
         require_utf8_json(body)
         fingerprint = request_identity(visit)
         catalog = await self.reference.catalog()
-        mapping = await self.reference.mapping(client.client_id)
+        mapping = codes if codes is not None else await self.reference.mapping(client.client_id)
         try:
             coded = map_bill(visit, mapping, catalog)
         except BillRejected:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from onestop.national.codes import Profile
 from onestop.redis_client import RedisLoginSettings
 from onestop.tls import TlsFiles
 
@@ -107,6 +108,11 @@ class GatewaySettings(RedisLoginSettings):
         le=86_400,
         description="how long after a settlement day closes (midnight, Asia/Shanghai) its "
         "export is refused still: a settlement committed at 23:59:59 may still be on its way",
+    )
+    national_profile: Profile = Field(
+        default=Profile.NATIONAL,
+        description="the national interface's provincial code dialect (med_type ...): "
+        "national or hunan (docs/national.md)",
     )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)

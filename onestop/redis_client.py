@@ -10,10 +10,11 @@ pipelines (a cluster pipeline is split by node and its answers come back in orde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeAlias
@@ -27,6 +28,8 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+
+from onestop.errors import Unavailable
 
 log = logging.getLogger("onestop.redis")
 
@@ -50,6 +53,19 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 ``ReadOnlyError`` is a replica promoted away from under a connection during a failover.
 """
+
+
+@contextlib.asynccontextmanager
+async def redis_calls() -> AsyncIterator[None]:
+    """Turn a lost or overloaded Redis into :class:`~onestop.errors.Unavailable`.
+
+    Nothing was written when a call fails so: the caller may retry the same request.
+    """
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as error:
+        raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
+
 
 REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.RedisError,

@@ -318,6 +318,9 @@ def eligibility_message(answer: Eligibility) -> pb.EligibilityAnswer:
         personal_account_balance=answer.personal_account_balance,
         year_to_date=year_to_date_message(answer.year_to_date),
         policy=policy_message(answer.policy),
+        birth_date=answer.birth_date,
+        sex=answer.sex,
+        enrolled_since=answer.enrolled_since,
     )
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from enum import IntEnum
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -17,7 +17,7 @@ from onestop.domain.bill import CodedLine, Visit, VisitRequest
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.documents import validation_problems
 from onestop.domain.errors import BillRejected, ErrorCode, InvalidDocument, Problem
-from onestop.domain.money import ZERO, exact_add, exact_mul, round_half_up
+from onestop.domain.money import ONE, ZERO, exact_add, exact_mul, round_half_up
 from onestop.domain.tables import csv_records, csv_text
 from onestop.domain.types import Code, IsoDate, Name, PositiveDecimal
 
@@ -89,6 +89,37 @@ class MappingTable:
         return [
             row for code in sorted(self.rows_by_his_code) for row in self.rows_by_his_code[code]
         ]
+
+
+class CodeLookup(Protocol):
+    """What a bill's codes are mapped through: a client's mapping, or the catalog itself."""
+
+    def lookup(self, his_code: str, day: date) -> MappingRow | None:
+        """The row for ``his_code`` valid on ``day``, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogCodes:
+    """The catalog's own codes, each standing for itself (factor 1).
+
+    For a client allowed to bill in national catalog codes (the national interface's
+    ``med_list_codg``): a code the catalog lacks is unmapped, as a HIS code without a row is.
+    """
+
+    catalog: Mapping[str, CatalogItem]
+
+    def lookup(self, his_code: str, day: date) -> MappingRow | None:
+        """A row mapping a catalog code to itself, ``None`` when the catalog lacks it."""
+        item = self.catalog.get(his_code)
+        if item is None:
+            return None
+        return MappingRow(
+            his_code=item.code,
+            his_name=item.name,
+            catalog_code=item.code,
+            factor=ONE,
+            valid_from=day,
+        )
 
 
 def _by_start(row: MappingRow) -> date:
@@ -233,7 +264,7 @@ def diff_mappings(
 
 
 def map_bill(
-    request: VisitRequest, mapping: MappingTable, catalog: Mapping[str, CatalogItem]
+    request: VisitRequest, mapping: CodeLookup, catalog: Mapping[str, CatalogItem]
 ) -> Visit:
     """Map every line to the catalog and check the bill (domain.md step 1).
 

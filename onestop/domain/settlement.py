@@ -92,3 +92,9 @@ class Eligibility:
     personal_account_balance: int
     year_to_date: YearToDateView
     policy: PolicyRef
+    birth_date: str = ""
+    """``YYYY-MM-DD``; for the national interface's person block, not the HTTP answer."""
+    sex: str = ""
+    """``M`` or ``F``; as ``birth_date``."""
+    enrolled_since: str = ""
+    """``YYYY-MM-DD``; as ``birth_date``."""

@@ -159,6 +159,33 @@ def day_reversals_key(group: int, day: str, client_id: str) -> str:
     return f"{_tag(group)}:dayrev:{day}:{client_id}"
 
 
+def national_message_key(client_id: str, msgid: str) -> str:
+    """String (JSON object, :class:`NationalMessageField`): one national message of a client.
+
+    Written before the message is processed (``pending``) and overwritten with its answer, so
+    that the same ``msgid`` again is answered with the original answer and 2601 finds what a
+    message did; also written by a 2601 of a message never received (``revoked``), so that it
+    is refused if it arrives later (docs/adr/0009).
+    """
+    return f"{PREFIX}:nat:msg:{client_id}:{msgid}"
+
+
+def national_visit_key(member_id: str, client_id: str, mdtrt_id: str) -> str:
+    """Hash (:class:`NationalVisitField`): a visit the national interface registered.
+
+    In the member's slot group: a visit belongs to its member (``psn_no``).
+    """
+    return f"{_tag(member_group(member_id))}:nv:{client_id}:{mdtrt_id}"
+
+
+def national_lines_key(member_id: str, client_id: str, mdtrt_id: str) -> str:
+    """Hash: ``feedetl_sn`` -> a fee line uploaded for a visit and not yet settled.
+
+    Each value is a JSON object by name (:class:`NationalLineField`).
+    """
+    return f"{_tag(member_group(member_id))}:nl:{client_id}:{mdtrt_id}"
+
+
 def identity_index_key(blind_index: str) -> str:
     """String: member id of the active enrolment with this id number (by HMAC, never clear)."""
     return f"{PREFIX}:idx:{blind_index}"
@@ -216,6 +243,9 @@ GATEWAY_KEY_PATTERNS = (
     f"{PREFIX}:nonce:*",
     f"{PREFIX}:unknownmembers:*",
     VERSIONS_KEY,
+    f"{PREFIX}:nat:*",
+    f"{PREFIX}:{{g*}}:nv:*",
+    f"{PREFIX}:{{g*}}:nl:*",
 )
 """The keys the gateway's Redis user may touch (:mod:`onestop.redis_users`); no others."""
 
@@ -467,6 +497,82 @@ class ReconciliationField(StrEnum):
     """A JSON array of ``{"visit_type", "scheme"}`` objects whose figures differ."""
 
 
+class NationalMessageField(StrEnum):
+    """Names of a national message's JSON object (:func:`national_message_key`)."""
+
+    STATE = "state"
+    """A :class:`NationalMessageState`."""
+    INFNO = "infno"
+    DIGEST = "digest"
+    """SHA-256 (hex) of the message's ``infno`` and ``input``: the same ``msgid`` with other
+    content is another message, refused."""
+    AT_MS = "at_ms"
+    """When it arrived (or, revoked, when the 2601 did)."""
+    MEMBER_ID = "member_id"
+    """``psn_no``, when the message names one."""
+    MDTRT_ID = "mdtrt_id"
+    """The visit it acts on, when known."""
+    FINGERPRINT = "fingerprint"
+    """A settlement's request identity (hex), so that 2601 finds the settlement it made."""
+    ANSWER = "answer"
+    """The answer's envelope, once answered: the JSON text sent (the same ``msgid`` again
+    gets these very bytes)."""
+    REVOKED_BY = "revoked_by"
+    """The 2601's ``msgid`` that revoked it."""
+
+
+class NationalMessageState(StrEnum):
+    """Where a national message stands."""
+
+    PENDING = "pending"
+    """Being processed (or its processing was cut short: after a while, processed again)."""
+    ANSWERED = "answered"
+    REVOKED = "revoked"
+    """Named by a 2601 before it arrived: refused if it ever does."""
+    FAILED = "failed"
+    """Answered ``-1`` for a passing reason (a dependency was down): the same message again
+    is processed again; whatever it may have done is found by its fingerprint."""
+
+
+class NationalVisitField(StrEnum):
+    """Fields of a national visit (:func:`national_visit_key`)."""
+
+    VISIT_TYPE = "visit_type"
+    MED_TYPE = "med_type"
+    INSUTYPE = "insutype"
+    BEGIN = "begin"
+    """Registration or admission time, ``YYYY-MM-DD HH:MM:SS`` (Asia/Shanghai)."""
+    END = "end"
+    """Discharge time (inpatient, after 2402); empty before."""
+    STATUS = "status"
+    """``open``, ``discharged`` or ``cancelled``."""
+    HIS_NUMBER = "his_number"
+    """The HIS's own visit or admission number (``ipt_otp_no`` / ``ipt_no``)."""
+    DIAGNOSES = "diagnoses"
+    """A JSON array of diagnosis codes."""
+    REGISTERED_BY = "registered_by"
+    """The ``msgid`` of the 2201 or 2401."""
+    PERSON = "person"
+    """What the settlement answer shows of the member, masked, as a JSON object by name."""
+
+
+class NationalLineField(StrEnum):
+    """Names of an uploaded fee line's JSON object (:func:`national_lines_key`)."""
+
+    BATCH = "chrg_bchno"
+    NATIONAL_CODE = "med_list_codg"
+    HIS_CODE = "medins_list_codg"
+    QUANTITY = "cnt"
+    PRICE_FEN = "price_fen"
+    """Unit price in fen, a decimal string (the message's ``pric`` in yuan, times 100)."""
+    AMOUNT = "amount"
+    """Line total in fen."""
+    AT = "fee_ocur_time"
+    RETURNS = "init_feedetl_sn"
+    """For a return line (negative quantity): the line it returns."""
+    UPLOADED_BY = "msgid"
+
+
 class AuditField(StrEnum):
     """Fields of a mapping-audit entry."""
 
@@ -545,6 +651,10 @@ __all__ = [
     "JournalField",
     "LookupField",
     "MemberField",
+    "NationalLineField",
+    "NationalMessageField",
+    "NationalMessageState",
+    "NationalVisitField",
     "ReconciliationField",
     "SettlementField",
     "SettlementStatus",
@@ -565,6 +675,9 @@ __all__ = [
     "member_group",
     "member_id_of_key",
     "member_key",
+    "national_lines_key",
+    "national_message_key",
+    "national_visit_key",
     "new_settlement_id",
     "nonce_key",
     "policy_field",

@@ -77,6 +77,12 @@ async def test_every_request_example_is_accepted_as_shown(gateway: Gateway) -> N
             data, media = body(method, path)
             answer = await hospital.request(method, path, content=data, content_type=media)
             assert answer.status_code == status, (path, answer.text)
+        for path in ("/fsi/api/{infno}", "/fsi/api"):
+            data, media = body("POST", path)
+            target = path.replace("{infno}", json.loads(data)["infno"])
+            answer = await hospital.request("POST", target, content=data, content_type=media)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["infcode"] == 0, answer.json()["err_msg"]
     finally:
         await hospital.close()
     assert examples == {}, f"examples this test does not send yet: {sorted(examples)}"

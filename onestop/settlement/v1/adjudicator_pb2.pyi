@@ -728,6 +728,9 @@ class EligibilityAnswer(_message.Message):
     YEAR_TO_DATE_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     IN_WAITING_PERIOD_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    SEX_FIELD_NUMBER: _builtins.int
+    ENROLLED_SINCE_FIELD_NUMBER: _builtins.int
     member_id: _builtins.str
     name_masked: _builtins.str
     id_number_masked: _builtins.str
@@ -742,6 +745,11 @@ class EligibilityAnswer(_message.Message):
     supplementary_enrolled: _builtins.bool
     personal_account_balance: _builtins.int
     in_waiting_period: _builtins.bool
+    birth_date: _builtins.str
+    """For the national interface's person blocks only (the HTTP eligibility answer omits them)."""
+    sex: _builtins.str
+    """M | F"""
+    enrolled_since: _builtins.str
     @_builtins.property
     def year_to_date(self) -> Global___YearToDate: ...
     @_builtins.property
@@ -763,10 +771,13 @@ class EligibilityAnswer(_message.Message):
         year_to_date: Global___YearToDate | None = ...,
         policy: Global___PolicyRef | None = ...,
         in_waiting_period: _builtins.bool = ...,
+        birth_date: _builtins.str = ...,
+        sex: _builtins.str = ...,
+        enrolled_since: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "year_to_date", b"year_to_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_category", b"assistance_category", "continuous_years", b"continuous_years", "id_number_masked", b"id_number_masked", "in_waiting_period", b"in_waiting_period", "member_id", b"member_id", "name_masked", b"name_masked", "personal_account_balance", b"personal_account_balance", "policy", b"policy", "region", b"region", "scheme", b"scheme", "status", b"status", "supplementary_enrolled", b"supplementary_enrolled", "waiting_until", b"waiting_until", "year_to_date", b"year_to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_category", b"assistance_category", "birth_date", b"birth_date", "continuous_years", b"continuous_years", "enrolled_since", b"enrolled_since", "id_number_masked", b"id_number_masked", "in_waiting_period", b"in_waiting_period", "member_id", b"member_id", "name_masked", b"name_masked", "personal_account_balance", b"personal_account_balance", "policy", b"policy", "region", b"region", "scheme", b"scheme", "sex", b"sex", "status", b"status", "supplementary_enrolled", b"supplementary_enrolled", "waiting_until", b"waiting_until", "year_to_date", b"year_to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

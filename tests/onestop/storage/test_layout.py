@@ -72,6 +72,9 @@ def _names() -> dict[str, Any]:
             "day_settlements": layout.day_settlements_key(group, "20260301", "H1"),
             "day_reversals": layout.day_reversals_key(group, "20260301", "H1"),
             "reconciliations": layout.reconciliations_key("20260301"),
+            "national_message": layout.national_message_key("H1", "H1202603010800000001"),
+            "national_visit": layout.national_visit_key("M1", "H1", "V0001"),
+            "national_lines": layout.national_lines_key("M1", "H1", "V0001"),
             "identity_index": layout.identity_index_key("abc"),
             "versions": layout.VERSIONS_KEY,
             "policies": layout.POLICIES_KEY,
@@ -98,6 +101,12 @@ def _names() -> dict[str, Any]:
         "day_total_fields": {field.name: field.value for field in layout.DayTotalField},
         "day_total_group_field": layout.group_total_field("inpatient", "resident", "settled:cash"),
         "reconciliation_fields": {field.name: field.value for field in layout.ReconciliationField},
+        "national_message_fields": {
+            field.name: field.value for field in layout.NationalMessageField
+        },
+        "national_message_states": [state.value for state in layout.NationalMessageState],
+        "national_visit_fields": {field.name: field.value for field in layout.NationalVisitField},
+        "national_line_fields": {field.name: field.value for field in layout.NationalLineField},
         "audit_fields": {field.name: field.value for field in layout.AuditField},
         "policy_field": layout.policy_field("410100", "resident", 2026),
     }

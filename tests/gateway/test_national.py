@@ -1,0 +1,391 @@
+"""The national interface through the real HTTP stack on real Redis (docs/national.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from onestop.clock import SHANGHAI
+from tests.support.gateway import Gateway
+from tests.support.national import NationalHis, relationships_broken
+from tests.support.redis import ON_BOTH
+from tests.support.scenario import member_record
+from tests.support.world import load_demo_over_http
+
+REGION = "410100"
+MEMBER = "M900001"
+ID_NUMBER = member_record(MEMBER)["id_number"]
+FUNDS_TO_NATIONAL = {
+    "total": "medfee_sumamt",
+    "full_self_pay": "fulamt_ownpay_amt",
+    "over_limit_self_pay": "overlmt_selfpay",
+    "pre_self_pay": "preselfpay_amt",
+    "in_scope": "inscp_scp_amt",
+    "deductible": "act_pay_dedc",
+    "basic_fund": "hifp_pay",
+    "assistance": "maf_pay",
+    "personal_account": "acct_pay",
+    "cash": "psn_cash_pay",
+    "hospital_part": "hosp_part_amt",
+}
+
+
+def now_text() -> str:
+    return datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def yuan(fen: int) -> Decimal:
+    return Decimal(fen) / 100
+
+
+def fee_line(
+    serial: str,
+    mdtrt_id: str,
+    his_code: str,
+    national_code: str,
+    quantity: str,
+    price: str,
+    total: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "feedetl_sn": serial,
+        "mdtrt_id": mdtrt_id,
+        "psn_no": MEMBER,
+        "chrg_bchno": "B1",
+        "rx_circ_flag": "0",
+        "fee_ocur_time": now_text(),
+        "med_list_codg": national_code,
+        "medins_list_codg": his_code,
+        "det_item_fee_sumamt": Decimal(total),
+        "cnt": Decimal(quantity),
+        "pric": Decimal(price),
+        "bilg_dept_codg": "D01",
+        "bilg_dept_name": "内科",
+        "bilg_dr_codg": "DR1",
+        "bilg_dr_name": "王医生",
+        "hosp_appr_flag": "1",
+        **extra,
+    }
+
+
+def ok(answer: dict[str, Any]) -> dict[str, Any]:
+    assert answer["infcode"] == 0, answer["err_msg"]
+    assert answer["err_msg"] is None
+    for name in ("inf_refmsgid", "refmsg_time", "respond_time"):
+        assert answer[name], name
+    assert answer["inf_refmsgid"].startswith(REGION)
+    assert len(answer["inf_refmsgid"]) == 30
+    output: dict[str, Any] = answer["output"]
+    return output
+
+
+def refused(answer: dict[str, Any], *words: str) -> str:
+    assert answer["infcode"] == -1, answer
+    message: str = answer["err_msg"]
+    for word in words:
+        assert word in message, message
+    return message
+
+
+async def his_of(gateway: Gateway) -> NationalHis:
+    clients = await load_demo_over_http(gateway, [member_record(MEMBER)])
+    return NationalHis(clients["ZZH3"], "ZZH3", REGION)
+
+
+async def register(his: NationalHis) -> str:
+    registered = ok(
+        await his.call(
+            "2201",
+            {
+                "data": {
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "begntime": now_text(),
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": ID_NUMBER,
+                    "ipt_otp_no": "MZ0001",
+                    "atddr_no": "DR1",
+                    "dr_name": "王医生",
+                    "dept_code": "D01",
+                    "dept_name": "内科",
+                    "caty": "A03",
+                }
+            },
+        )
+    )
+    mdtrt_id: str = registered["data"]["mdtrt_id"]
+    assert registered["data"]["psn_no"] == MEMBER
+    assert len(mdtrt_id) <= 30
+    return mdtrt_id
+
+
+def settle_input(mdtrt_id: str, total: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "psn_no": MEMBER,
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": ID_NUMBER,
+            "med_type": "11",
+            "medfee_sumamt": Decimal(total),
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "chrg_bchno": "B1",
+            "insutype": "390",
+            "acct_used_flag": "1",
+        }
+    }
+
+
+async def upload_two_lines(his: NationalHis, mdtrt_id: str) -> dict[str, Any]:
+    return ok(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line("F1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.00", "8.00"),
+                    fee_line("F2", mdtrt_id, "RMYY-0001", "XA01", "2", "23.50", "47.00"),
+                ]
+            },
+        )
+    )
+
+
+@ON_BOTH
+async def test_an_outpatient_visit_settles_as_the_native_api_does(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    signed_in = ok(
+        await his.call("9001", {"signIn": {"opter_no": "0001", "mac": "", "ip": "127.0.0.1"}})
+    )
+    assert signed_in["signinoutb"]["sign_no"]
+
+    person = ok(
+        await his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": ID_NUMBER}})
+    )
+    assert person["baseinfo"]["psn_no"] == MEMBER
+    assert person["baseinfo"]["certno"] != ID_NUMBER  # masked
+    assert "*" in person["baseinfo"]["certno"]
+    assert person["baseinfo"]["gend"] in ("1", "2")
+    [coverage] = person["insuinfo"]
+    assert (coverage["insutype"], coverage["insuplc_admdvs"]) == ("390", REGION)
+    assert coverage["balc"] == Decimal("100.00")
+
+    benefits = ok(
+        await his.call(
+            "2001",
+            {
+                "data": {
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "fixmedins_code": "ZZH3",
+                    "med_type": "11",
+                    "begntime": now_text(),
+                }
+            },
+        )
+    )
+    assert benefits["trtinfo"][0]["trt_enjymnt_flag"] == "1"
+
+    mdtrt_id = await register(his)
+    uploaded = await upload_two_lines(his, mdtrt_id)
+    by_serial = {row["feedetl_sn"]: row for row in uploaded["result"]}
+    assert by_serial["F2"]["det_item_fee_sumamt"] == Decimal("47.00")
+    for row in uploaded["result"]:
+        assert row["inscp_scp_amt"] == (
+            row["det_item_fee_sumamt"]
+            - row["fulamt_ownpay_amt"]
+            - row["overlmt_amt"]
+            - row["preselfpay_amt"]
+        )
+        assert row["chrgitm_lv"] in ("01", "02", "03")
+
+    preview = ok(await his.call("2206", settle_input(mdtrt_id, "55.00")))
+    assert preview["setlinfo"]["setl_id"] is None
+    assert relationships_broken(preview["setlinfo"]) == []
+
+    message = his.envelope("2207", settle_input(mdtrt_id, "55.00"))
+    first = await his.raw(message)
+    settled = ok(__import__("json").loads(first, parse_float=Decimal))
+    info = settled["setlinfo"]
+    assert relationships_broken(info) == []
+    assert info["setl_id"]
+    assert len(info["setl_id"]) <= 30
+    assert info["medins_setl_id"] == message["msgid"]
+    assert info["insutype"] == "390"
+    assert info["medfee_sumamt"] == Decimal("55.00")
+    assert settled["setldetail"]
+    # The same msgid again: the very same answer, nothing settled twice.
+    assert await his.raw(message) == first
+
+    # The native receipt carries the same figures, signed.
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    [receipt] = listed.json()["items"]
+    assert receipt["signature"]["value"]
+    for native, national in FUNDS_TO_NATIONAL.items():
+        assert info[national] == yuan(receipt["amounts"][native]), native
+    assert info["hifmi_pay"] == yuan(receipt["amounts"]["supplementary"])
+    assert info["balc"] == yuan(receipt["year_to_date"]["personal_account_balance"])
+
+    queried = ok(
+        await his.call(
+            "5203", {"data": {"psn_no": MEMBER, "setl_id": info["setl_id"], "mdtrt_id": mdtrt_id}}
+        )
+    )
+    assert queried["setlinfo"]["medfee_sumamt"] == info["medfee_sumamt"]
+    assert queried["setlinfo"]["refd_setl_flag"] == "0"
+
+    # Cancelled: the amounts negated; settled again: a new setl_id.
+    cancelled = ok(
+        await his.call(
+            "2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": MEMBER}}
+        )
+    )
+    assert cancelled["setlinfo"]["medfee_sumamt"] == -info["medfee_sumamt"]
+    assert cancelled["setlinfo"]["hifp_pay"] == -info["hifp_pay"]
+    again = ok(await his.call("2207", settle_input(mdtrt_id, "55.00")))
+    assert again["setlinfo"]["setl_id"] != info["setl_id"]
+    assert again["setlinfo"]["medfee_sumamt"] == info["medfee_sumamt"]
+
+
+@ON_BOTH
+async def test_a_lost_answer_is_undone_by_2601_and_the_visit_settles_again(
+    gateway: Gateway,
+) -> None:
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    await upload_two_lines(his, mdtrt_id)
+    lost = his.envelope("2207", settle_input(mdtrt_id, "55.00"))
+    await his.post(lost)  # the answer is dropped on the way back
+    reversal = ok(
+        await his.call(
+            "2601", {"data": {"psn_no": MEMBER, "omsgid": lost["msgid"], "oinfno": "2207"}}
+        )
+    )
+    assert reversal == {}
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    assert [item["status"] for item in listed.json()["items"]] == ["reversed"]
+    # The lost message resent answers what it answered; a new message settles again.
+    resent = await his.post(lost)
+    assert resent["output"]["setlinfo"]["setl_id"]
+    again = ok(await his.call("2207", settle_input(mdtrt_id, "55.00")))
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    statuses = [item["status"] for item in listed.json()["items"]]
+    assert statuses == ["settled", "reversed"]
+    assert again["setlinfo"]["setl_id"] != resent["output"]["setlinfo"]["setl_id"]
+
+
+async def test_2601_of_a_message_never_received_is_safe_both_ways(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    await upload_two_lines(his, mdtrt_id)
+    never_sent = his.envelope("2207", settle_input(mdtrt_id, "55.00"))
+    answer = await his.call(
+        "2601", {"data": {"psn_no": MEMBER, "omsgid": never_sent["msgid"], "oinfno": "2207"}}
+    )
+    assert ok(answer) == {}
+    assert "no message" in answer["warn_msg"]
+    late = await his.post(never_sent)
+    refused(late, "reversed by 2601", "nothing was done")
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    assert listed.json()["items"] == []
+
+
+async def test_refusals_name_the_field_and_change_nothing(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    refused(
+        await his.call("1101", {"data": {}}, fixmedins_code="H99999999999"),
+        "fixmedins_code",
+        "H99999999999",
+    )
+    refused(
+        await his.call("1101", {"data": {}}, mdtrtarea_admvs="520100"),
+        "mdtrtarea_admvs",
+        "520100",
+    )
+    refused(await his.call("9999", {}), "infno", "9999", "not served")
+    refused(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line("X1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.0000001", "8.00")
+                ]
+            },
+        ),
+        "input.feedetail[0].pric",
+        "more than 6 decimals",
+    )
+    refused(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("X1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.005", "8.01")]},
+        ),
+        "input.feedetail[0].pric",
+        "not a whole number of fen",
+    )
+    refused(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("X1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.00", "8.001")]},
+        ),
+        "det_item_fee_sumamt",
+        "more than 2 decimals",
+    )
+    refused(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("X1", mdtrt_id, "RMYY-0020", "XA01", "1", "8.00", "8.00")]},
+        ),
+        "med_list_codg",
+        "串换",
+    )
+    refused(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("X1", mdtrt_id, "NO-SUCH", "", "1", "8.00", "8.00")]},
+        ),
+        "medins_list_codg",
+        "UNMAPPED_CODES",
+    )
+    refused(
+        await his.call("2207", settle_input(mdtrt_id, "55.00")),
+        "no fee lines",
+    )
+    await upload_two_lines(his, mdtrt_id)
+    refused(
+        await his.call("2207", settle_input(mdtrt_id, "55.01")),
+        "medfee_sumamt",
+        "55.01",
+        "55.00",
+    )
+    refused(
+        await his.call("2201", {"data": {"psn_no": MEMBER}}, insured_region="520100"),
+        "begntime",
+    )
+    message = his.envelope("9001", {"signIn": {"opter_no": "1", "ip": "x"}})
+    ok(await his.post(message))
+    reused = {**message, "input": {"signIn": {"opter_no": "2", "ip": "x"}}}
+    refused(await his.post(reused), "msgid", "another message")
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    assert listed.json()["items"] == []
+
+
+async def test_a_client_without_a_signature_gets_the_native_401(gateway: Gateway) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        answer = await http.post("/fsi/api/1101", json={"infno": "1101"})
+    assert answer.status_code == 401
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("path", ["/fsi/api", "/fsi/api/1101"])
+async def test_both_doors_answer(gateway: Gateway, path: str) -> None:
+    his = await his_of(gateway)
+    message = his.envelope("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": ID_NUMBER}})
+    answer = await his.post(message, path=path)
+    assert ok(answer)["baseinfo"]["psn_no"] == MEMBER
