@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,11 +33,22 @@ from onestop.domain.errors import DomainError, ErrorCode, NotFound
 from onestop.domain.mapping import CatalogCodes, CodeLookup, map_bill
 from onestop.domain.settlement import Settlement, SettlementStatus
 from onestop.domain.types import Scheme, VisitType
-from onestop.national.amounts import fen_of, parse_body, price_fen_of, quantity_of, yuan
+from onestop.national.amounts import (
+    decimal_number,
+    fen_of,
+    parse_body,
+    price_fen_of,
+    quantity_of,
+    yuan,
+)
 from onestop.national.codes import (
     ACCT_USED,
+    CHRGITM_LV,
+    CLR_TYPE,
     GEND,
     INSUTYPE,
+    LIST_TYPE,
+    MED_CHRGITM_TYPE,
     POOL_FUND,
     PSN_TYPE,
     SCHEME_OF_INSUTYPE,
@@ -64,6 +75,7 @@ from onestop.national.settlement import (
     Person,
     SettlementContext,
     UploadedLine,
+    fund_sum,
     line_result,
     national_setl_id,
     setldetail,
@@ -156,7 +168,23 @@ class NationalService:
             "2206": self._preview_outpatient,
             "2207": self._settle_outpatient,
             "2208": self._cancel_outpatient_settlement,
+            "2401": self._admit,
+            "2402": self._discharge,
+            "2404": self._cancel_admission,
+            "2301": self._upload_inpatient_lines,
+            "2302": self._cancel_inpatient_lines,
+            "2303": self._preview_inpatient,
+            "2304": self._settle_inpatient,
+            "2305": self._cancel_inpatient_settlement,
+            "2101": self._preview_purchase,
+            "2102": self._settle_purchase,
+            "2103": self._cancel_purchase,
             "2601": self._reverse_message,
+            "3201": self._reconcile_totals,
+            "3202": self._reconcile_detail,
+            "1312": self._catalog_query,
+            "1316": self._mapping_query,
+            "1318": self._price_cap_query,
             "5203": self._query_settlement,
         }
 
@@ -507,6 +535,128 @@ class NationalService:
         cancelled = replace(visit, status=NationalVisitStatus.CANCELLED)
         await self.store.put_visit(member_id, client_id, mdtrt_id, cancelled)
 
+    # -- inpatient stays ------------------------------------------------------------------------
+
+    async def _admit(self, call: Call) -> Output:
+        info = node(call.input, "mdtrtinfo")
+        where = "input.mdtrtinfo"
+        member_id = required_text(info, "psn_no", where)
+        begin = parse_datetime(info.get("begntime"), f"{where}.begntime")
+        med_type = required_text(info, "med_type", where, 6)
+        if visit_type_of(med_type, self.profile) is not VisitType.INPATIENT:
+            raise NationalRefusal(_med_type_refusal(f"{where}.med_type", med_type))
+        his_number = required_text(info, "ipt_no", where)
+        found = await self._member(call, member_id, begin.date())
+        insutype = self._check_insutype(info, where, found)
+        diagnoses = codes_in(
+            [
+                str(info.get("dscg_maindiag_code") or ""),
+                str(info.get("dise_codg") or ""),
+                *(str(row.get("diag_code") or "") for row in _rows(call.input, "diseinfo")),
+            ]
+        )
+        mdtrt_id = _visit_id(call.client.client_id, call.envelope.msgid)
+        await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
+        if await self.store.visit(member_id, call.client.client_id, mdtrt_id) is None:
+            await self.store.put_visit(
+                member_id,
+                call.client.client_id,
+                mdtrt_id,
+                NationalVisit(
+                    visit_type=VisitType.INPATIENT.value,
+                    med_type=med_type,
+                    insutype=insutype,
+                    begin=begin.strftime("%Y-%m-%d %H:%M:%S"),
+                    status=NationalVisitStatus.OPEN,
+                    his_number=his_number,
+                    registered_by=call.envelope.msgid,
+                    diagnoses=tuple(diagnoses),
+                    person=_person_of(found).as_json(),
+                ),
+            )
+        return {"result": {"mdtrt_id": mdtrt_id, "psn_no": member_id, "ipt_no": his_number}}, None
+
+    async def _discharge(self, call: Call) -> Output:
+        info = node(call.input, "dscginfo")
+        where = "input.dscginfo"
+        member_id = required_text(info, "psn_no", where)
+        mdtrt_id = required_text(info, "mdtrt_id", where)
+        end = parse_datetime(info.get("endtime"), f"{where}.endtime")
+        visit = await self._visit(call, member_id, mdtrt_id, where)
+        if visit.visit_type != VisitType.INPATIENT.value:
+            raise NationalRefusal(f"{where}.mdtrt_id: visit {mdtrt_id} is not an admission")
+        if end.strftime("%Y-%m-%d %H:%M:%S") < visit.begin:
+            raise NationalRefusal(f"{where}.endtime: before the admission ({visit.begin})")
+        await self._refuse_if_settled(call, mdtrt_id, where)
+        staged = await self.store.lines(member_id, call.client.client_id, mdtrt_id)
+        late = sorted(sn for sn, line in staged.items() if line.at[:10] > end.date().isoformat())
+        if late:
+            raise NationalRefusal(
+                f"{where}.endtime: fee lines {', '.join(late)} are dated after it; cancel them "
+                "(2302) or send the real discharge time"
+            )
+        diagnoses = codes_in(
+            [
+                *visit.diagnoses,
+                str(info.get("dise_codg") or ""),
+                *(str(row.get("diag_code") or "") for row in _rows(call.input, "diseinfo")),
+            ]
+        )
+        discharged = replace(
+            visit,
+            status=NationalVisitStatus.DISCHARGED,
+            end=end.strftime("%Y-%m-%d %H:%M:%S"),
+            diagnoses=tuple(diagnoses),
+        )
+        await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
+        await self.store.put_visit(member_id, call.client.client_id, mdtrt_id, discharged)
+        return {}, None
+
+    async def _cancel_admission(self, call: Call) -> Output:
+        data = node(call.input, "data")
+        member_id = required_text(data, "psn_no", "input.data")
+        mdtrt_id = required_text(data, "mdtrt_id", "input.data")
+        visit = await self._visit(call, member_id, mdtrt_id, "input.data")
+        if visit.visit_type != VisitType.INPATIENT.value:
+            raise NationalRefusal(f"input.data.mdtrt_id: visit {mdtrt_id} is not an admission")
+        await self._refuse_if_settled(call, mdtrt_id, "input.data")
+        await self._cancel_visit(call, member_id, mdtrt_id, visit)
+        return {}, None
+
+    async def _cancel_inpatient_lines(self, call: Call) -> Output:
+        # Builds disagree (national.md 4.10): ``data`` as an array, as an object, or the
+        # fields straight under ``input``.
+        rows = _rows(call.input, "data") or [call.input]
+        where = "input.data"
+        member_id = required_text(rows[0], "psn_no", where)
+        mdtrt_id = required_text(rows[0], "mdtrt_id", where)
+        serials = [required_text(row, "feedetl_sn", where) for row in rows]
+        await self._visit(call, member_id, mdtrt_id, where)
+        await self._refuse_if_settled(call, mdtrt_id, where)
+        client_id = call.client.client_id
+        staged = await self.store.lines(member_id, client_id, mdtrt_id)
+        if ALL_LINES in serials:
+            chosen = list(staged)
+        else:
+            unknown = [sn for sn in serials if sn not in staged]
+            if unknown:
+                raise NationalRefusal(
+                    f"{where}.feedetl_sn: {', '.join(unknown)} is no unsettled line of visit "
+                    f"{mdtrt_id}"
+                )
+            returning = sorted(
+                sn for sn, line in staged.items() if line.returns in serials and sn not in serials
+            )
+            if returning:
+                raise NationalRefusal(
+                    f"{where}.feedetl_sn: return lines {', '.join(returning)} refer to them; "
+                    "cancel those too"
+                )
+            chosen = serials
+        await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
+        await self.store.remove_lines(member_id, client_id, mdtrt_id, chosen)
+        return {}, None
+
     # -- fee lines -----------------------------------------------------------------------------
 
     async def _codes(self, client: Client) -> tuple[CodeLookup, Mapping[str, CatalogItem]]:
@@ -516,9 +666,12 @@ class NationalService:
         return await self.gateway.reference.mapping(client.client_id), catalog
 
     async def _upload_outpatient_lines(self, call: Call) -> Output:
-        return await self._upload_lines(call, "feedetail")
+        return await self._upload_lines(call, "feedetail", VisitType.OUTPATIENT)
 
-    async def _upload_lines(self, call: Call, node_name: str) -> Output:
+    async def _upload_inpatient_lines(self, call: Call) -> Output:
+        return await self._upload_lines(call, "feedetail", VisitType.INPATIENT)
+
+    async def _upload_lines(self, call: Call, node_name: str, registered: VisitType) -> Output:
         rows = node(call.input, node_name, many=True)
         if not rows:
             raise NationalRefusal(f"input.{node_name}: at least one fee line")
@@ -527,8 +680,20 @@ class NationalService:
         member_id = required_text(first, "psn_no", where0)
         mdtrt_id = required_text(first, "mdtrt_id", where0)
         visit = await self._visit(call, member_id, mdtrt_id, where0)
-        if visit.status != NationalVisitStatus.OPEN:
-            raise NationalRefusal(f"{where0}.mdtrt_id: visit {mdtrt_id} is {visit.status}")
+        if visit.visit_type != registered.value:
+            raise NationalRefusal(
+                f"{where0}.mdtrt_id: visit {mdtrt_id} is a {visit.visit_type} visit; "
+                f"{call.envelope.infno} uploads lines of {registered.value} visits"
+            )
+        if visit.status == NationalVisitStatus.DISCHARGED:
+            last = visit.end[:10]
+            for index, row in enumerate(rows):
+                at = parse_datetime(row.get("fee_ocur_time"), f"input.{node_name}[{index}]")
+                if at.date().isoformat() > last:
+                    raise NationalRefusal(
+                        f"input.{node_name}[{index}].fee_ocur_time: after the discharge "
+                        f"({visit.end}) [DATE_OUT_OF_VISIT]"
+                    )
         await self._refuse_if_settled(call, mdtrt_id, where0)
         client_id = call.client.client_id
         staged = await self.store.lines(member_id, client_id, mdtrt_id)
@@ -704,40 +869,50 @@ class NationalService:
     # -- settling ------------------------------------------------------------------------------
 
     async def _preview_outpatient(self, call: Call) -> Output:
-        return await self._settle(call, preview=True)
+        return await self._settle(call, preview=True, inpatient=False)
 
     async def _settle_outpatient(self, call: Call) -> Output:
-        return await self._settle(call, preview=False)
+        return await self._settle(call, preview=False, inpatient=False)
 
-    async def _settle(self, call: Call, *, preview: bool) -> Output:
+    async def _preview_inpatient(self, call: Call) -> Output:
+        return await self._settle(call, preview=True, inpatient=True)
+
+    async def _settle_inpatient(self, call: Call) -> Output:
+        return await self._settle(call, preview=False, inpatient=True)
+
+    async def _settle(self, call: Call, *, preview: bool, inpatient: bool) -> Output:
         data = node(call.input, "data")
         member_id = required_text(data, "psn_no", "input.data")
         mdtrt_id = required_text(data, "mdtrt_id", "input.data")
-        med_type = required_text(data, "med_type", "input.data", 6)
         cert_type = required_text(data, "mdtrt_cert_type", "input.data", 3)
         total = fen_of(data.get("medfee_sumamt"), "input.data.medfee_sumamt")
         account = ACCT_USED.get(str(data.get("acct_used_flag", "0")))
         if account is None:
             raise NationalRefusal("input.data.acct_used_flag: must be 0 or 1")
         visit = await self._visit(call, member_id, mdtrt_id, "input.data")
-        visit_type = visit_type_of(med_type, self.profile)
-        if visit_type is None:
-            raise NationalRefusal(_med_type_refusal("input.data.med_type", med_type))
-        if visit.visit_type == VisitType.OUTPATIENT.value and visit_type not in (
-            VisitType.OUTPATIENT,
-            VisitType.OUTPATIENT_SPECIAL,
-        ):
+        registered = VisitType.INPATIENT.value if inpatient else VisitType.OUTPATIENT.value
+        if visit.visit_type != registered:
             raise NationalRefusal(
-                f"input.data.med_type: {med_type} is not an outpatient type, and visit "
-                f"{mdtrt_id} was registered as an outpatient visit (2201)"
+                f"input.data.mdtrt_id: visit {mdtrt_id} is a {visit.visit_type} visit; "
+                f"{call.envelope.infno} settles {registered} visits"
             )
+        if inpatient:
+            med_type = visit.med_type
+            visit_type = VisitType.INPATIENT
+        else:
+            med_type = required_text(data, "med_type", "input.data", 6)
+            found_type = visit_type_of(med_type, self.profile)
+            if found_type not in (VisitType.OUTPATIENT, VisitType.OUTPATIENT_SPECIAL):
+                raise NationalRefusal(_med_type_refusal("input.data.med_type", med_type))
+            visit_type = found_type
         found = await self._member(call, member_id, date.fromisoformat(visit.begin[:10]))
         self._check_insutype(data, "input.data", found)
         staged = await self.store.lines(member_id, call.client.client_id, mdtrt_id)
         lines = _bill_lines(staged, call.client.national_codes_allowed)
         if not lines:
             raise NationalRefusal(
-                f"input.data.mdtrt_id: visit {mdtrt_id} has no fee lines to settle (2204)"
+                f"input.data.mdtrt_id: visit {mdtrt_id} has no fee lines to settle "
+                f"({'2301' if inpatient else '2204'})"
             )
         uploaded_total = sum(line.amount for line in lines)
         if total != uploaded_total:
@@ -745,18 +920,32 @@ class NationalService:
                 f"input.data.medfee_sumamt: {_yuan_text(total or 0)} is not the sum "
                 f"of the visit's uploaded lines ({_yuan_text(uploaded_total)})"
             )
-        day = date.fromisoformat(visit.begin[:10])
-        diagnoses = codes_in([*visit.diagnoses, str(data.get("dise_codg") or "")])
-        request = VisitRequest(
-            visit_id=mdtrt_id,
-            member_id=member_id,
-            visit_type=visit_type,
-            service_date=day,
-            diagnoses=tuple(diagnoses),
-            use_personal_account=account,
-            lines=tuple(lines),
-            resettle_of=None if preview else await self._reversed_before(call, mdtrt_id),
-        )
+        first_day = date.fromisoformat(visit.begin[:10])
+        diagnoses = tuple(codes_in([*visit.diagnoses, str(data.get("dise_codg") or "")]))
+        resettle_of = None if preview else await self._reversed_before(call, mdtrt_id)
+        if inpatient:
+            request = VisitRequest(
+                visit_id=mdtrt_id,
+                member_id=member_id,
+                visit_type=visit_type,
+                admission_date=first_day,
+                discharge_date=self._discharge_day(visit, data, lines, preview=preview),
+                diagnoses=diagnoses,
+                use_personal_account=account,
+                lines=tuple(lines),
+                resettle_of=resettle_of,
+            )
+        else:
+            request = VisitRequest(
+                visit_id=mdtrt_id,
+                member_id=member_id,
+                visit_type=visit_type,
+                service_date=first_day,
+                diagnoses=diagnoses,
+                use_personal_account=account,
+                lines=tuple(lines),
+                resettle_of=resettle_of,
+            )
         codes, _ = await self._codes(call.client)
         if not preview:
             await self._progress(
@@ -789,12 +978,35 @@ class NationalService:
             "setldetail": setldetail(settlement),
         }, None
 
+    @staticmethod
+    def _discharge_day(
+        visit: NationalVisit, data: Mapping[str, Any], lines: list[BillLine], *, preview: bool
+    ) -> date:
+        """The stay's last day: the discharge (2402).
+
+        A pre-settlement before the discharge may name one (``dscgTime``), or runs to the last
+        line's day.
+        """
+        if visit.end:
+            return date.fromisoformat(visit.end[:10])
+        if not preview:
+            raise NationalRefusal(
+                "input.data.mdtrt_id: the patient is not discharged yet: send 2402 first "
+                "(2303 may come before it)"
+            )
+        if data.get("dscgTime"):
+            return parse_datetime(data["dscgTime"], "input.data.dscgTime").date()
+        return max(date.fromisoformat(visit.begin[:10]), *(line.date for line in lines))
+
     async def _reversed_before(self, call: Call, mdtrt_id: str) -> str | None:
         """The visit's latest settlement when it was reversed: a new message settles again."""
         settlements = await self._settlements(call, mdtrt_id)
         if settlements and settlements[0].status is SettlementStatus.REVERSED:
             return settlements[0].settlement_id
         return None
+
+    async def _cancel_inpatient_settlement(self, call: Call) -> Output:
+        return await self._cancel_outpatient_settlement(call)
 
     async def _cancel_outpatient_settlement(self, call: Call) -> Output:
         data = node(call.input, "data")
@@ -864,6 +1076,425 @@ class NationalService:
         info = setlinfo(settlement, context)
         info["refd_setl_flag"] = "1" if settlement.status is SettlementStatus.REVERSED else "0"
         return {"setlinfo": info, "setldetail": setldetail(settlement)}, None
+
+    # -- pharmacy ------------------------------------------------------------------------------
+
+    async def _preview_purchase(self, call: Call) -> Output:
+        return await self._purchase(call, preview=True)
+
+    async def _settle_purchase(self, call: Call) -> Output:
+        return await self._purchase(call, preview=False)
+
+    async def _purchase(self, call: Call, *, preview: bool) -> Output:
+        """A pharmacy sale: no registration, its lines in the same message (2101, 2102)."""
+        info = node(call.input, "druginfo")
+        where = "input.druginfo"
+        member_id = required_text(info, "psn_no", where)
+        cert_type = required_text(info, "mdtrt_cert_type", where, 3)
+        med_type = text_field(info, "med_type", where, max_length=6) or "41"
+        if visit_type_of(med_type, self.profile) is not VisitType.PHARMACY:
+            raise NationalRefusal(_med_type_refusal(f"{where}.med_type", med_type))
+        begin = parse_datetime(info.get("begntime"), f"{where}.begntime")
+        total = fen_of(info.get("medfee_sumamt"), f"{where}.medfee_sumamt")
+        account = ACCT_USED.get(str(info.get("acct_used_flag", "0")))
+        if account is None:
+            raise NationalRefusal(f"{where}.acct_used_flag: must be 0 or 1")
+        found = await self._member(call, member_id, begin.date())
+        insutype = self._check_insutype(info, where, found)
+        rows = node(call.input, "drugdetail", many=True)
+        if not rows:
+            raise NationalRefusal("input.drugdetail: at least one line")
+        codes, catalog = await self._codes(call.client)
+        mdtrt_id = _visit_id(call.client.client_id, call.envelope.msgid)
+        serials: list[str] = []
+        lines: list[BillLine] = []
+        uploaded: list[UploadedLine] = []
+        for index, row in enumerate(rows):
+            row_where = f"input.drugdetail[{index}]"
+            line, upload = self._read_line(
+                call,
+                {**row, "psn_no": member_id, "mdtrt_id": mdtrt_id},
+                row_where,
+                member_id,
+                mdtrt_id,
+            )
+            if line.quantity < 0:
+                raise NationalRefusal(f"{row_where}.cnt: a sale's quantities are positive")
+            if upload.feedetl_sn in serials:
+                raise NationalRefusal(f"{row_where}.feedetl_sn: {upload.feedetl_sn} twice")
+            item = self._check_line_code(call.client, codes, catalog, line, row_where)
+            code = item.code if call.client.national_codes_allowed else line.his_code
+            lines.append(
+                _bill_line(
+                    index + 1,
+                    code,
+                    line.quantity,
+                    line.price_fen,
+                    line.amount,
+                    begin.date(),
+                    row_where,
+                )
+            )
+            serials.append(upload.feedetl_sn)
+            uploaded.append(upload)
+        if total != sum(line.amount for line in lines):
+            raise NationalRefusal(
+                f"{where}.medfee_sumamt: {_yuan_text(total or 0)} is not the sum of the lines "
+                f"({_yuan_text(sum(line.amount for line in lines))})"
+            )
+        request = VisitRequest(
+            visit_id=mdtrt_id,
+            member_id=member_id,
+            visit_type=VisitType.PHARMACY,
+            service_date=begin.date(),
+            diagnoses=tuple(codes_in([str(info.get("dise_codg") or "")])),
+            use_personal_account=account,
+            lines=tuple(lines),
+        )
+        person = _person_of(found)
+        if not preview:
+            await self._progress(
+                call,
+                member_id=member_id,
+                mdtrt_id=mdtrt_id,
+                fingerprint=request_identity(request).hex(),
+            )
+        try:
+            message = await self.gateway.settle(
+                call.client, request, _body_of(request), preview=preview, codes=codes
+            )
+        except DomainError as error:
+            raise refusal_of(error, serials) from None
+        settlement = wire.settlement_of(message)
+        if (
+            not preview
+            and await self.store.visit(member_id, call.client.client_id, mdtrt_id) is None
+        ):
+            # After the settlement: a refused sale leaves nothing behind. Sent again after a
+            # crash here, the sale replays (the same request) and this is written then.
+            await self.store.put_visit(
+                member_id,
+                call.client.client_id,
+                mdtrt_id,
+                NationalVisit(
+                    visit_type=VisitType.PHARMACY.value,
+                    med_type=med_type,
+                    insutype=insutype,
+                    begin=begin.strftime("%Y-%m-%d %H:%M:%S"),
+                    status=NationalVisitStatus.OPEN,
+                    his_number="",
+                    registered_by=call.envelope.msgid,
+                    person=person.as_json(),
+                ),
+            )
+        context = SettlementContext(
+            mdtrt_id=mdtrt_id,
+            med_type=med_type,
+            cert_type=cert_type,
+            msgid=call.envelope.msgid,
+            clearing_agency=settlement.policy.region,
+            person=person,
+        )
+        info_out = setlinfo(settlement, context)
+        del info_out["hosp_part_amt"]  # national.md 4.12: the pharmacy block has none
+        cut = [
+            line_result(upload, split, catalog[split.catalog_code])
+            for upload, split in zip(uploaded, settlement.lines, strict=True)
+        ]
+        return {
+            "setlinfo": info_out,
+            "setldetail": setldetail(settlement),
+            "detlcutinfo": cut,
+        }, None
+
+    async def _cancel_purchase(self, call: Call) -> Output:
+        return await self._cancel_outpatient_settlement(call)
+
+    # -- reconciliation (对账) ------------------------------------------------------------------
+
+    def _statement_days(self, data: Mapping[str, Any]) -> list[date]:
+        first = parse_datetime(data.get("stmt_begndate"), "input.data.stmt_begndate").date()
+        last = parse_datetime(data.get("stmt_enddate"), "input.data.stmt_enddate").date()
+        if last < first:
+            raise NationalRefusal("input.data.stmt_enddate: before stmt_begndate")
+        if (last - first).days > 31:
+            raise NationalRefusal("input.data.stmt_enddate: at most 31 days after stmt_begndate")
+        return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+    async def _day_events(self, call: Call, day: date) -> list[tuple[bool, Settlement]]:
+        """The client's settlements (``False``) and cancellations (``True``) of a day."""
+        events: list[tuple[bool, Settlement]] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.gateway.adjudicator.day_settlements(
+                call.client.client_id, day, cursor, 500
+            )
+            for item in page.items:
+                settlement = wire.settlement_of(item)
+                settlement_id = settlement.settlement_id or ""
+                settled_on = (settlement.settled_at or "")[:10] == day.isoformat()
+                is_reversal = not settled_on or settlement_id in seen
+                seen.add(settlement_id)
+                events.append((is_reversal, settlement))
+            cursor = page.next_cursor or None
+            if cursor is None:
+                return events
+
+    async def _reconcile_totals(self, call: Call) -> Output:
+        """3201: one group's (险种, 清算类别) totals over the statement's days."""
+        data = node(call.input, "data")
+        insutype = required_text(data, "insutype", "input.data", 6)
+        scheme = SCHEME_OF_INSUTYPE.get(insutype)
+        if scheme is None:
+            raise NationalRefusal(f"input.data.insutype: {insutype} is not 390 or 310")
+        clr_type = required_text(data, "clr_type", "input.data", 6)
+        visit_types = {kind for kind, code in CLR_TYPE.items() if code == clr_type}
+        if not visit_types:
+            raise NationalRefusal(f"input.data.clr_type: {clr_type} is not 11, 21 or 41")
+        flag = text_field(data, "refd_setl_flag", "input.data", max_length=3)
+        if flag not in (None, "0", "1"):
+            raise NationalRefusal("input.data.refd_setl_flag: 0 (settlements) or 1 (cancellations)")
+        theirs = {
+            "medfee_sumamt": fen_of(data.get("medfee_sumamt"), "input.data.medfee_sumamt"),
+            "fund_pay_sumamt": fen_of(data.get("fund_pay_sumamt"), "input.data.fund_pay_sumamt"),
+            "acct_pay": fen_of(data.get("acct_pay"), "input.data.acct_pay"),
+            "fixmedins_setl_cnt": _whole(
+                data.get("fixmedins_setl_cnt"), "input.data.fixmedins_setl_cnt", 0, 10**10
+            ),
+        }
+        mine = dict.fromkeys(theirs, 0)
+        for day in self._statement_days(data):
+            for is_reversal, settlement in await self._day_events(call, day):
+                if settlement.policy.scheme is not scheme or settlement.visit_type not in (
+                    visit_types
+                ):
+                    continue
+                if (flag == "0" and is_reversal) or (flag == "1" and not is_reversal):
+                    continue
+                sign = -1 if is_reversal and flag is None else 1
+                amounts = settlement.amounts
+                mine["medfee_sumamt"] += sign * amounts.total
+                mine["fund_pay_sumamt"] += sign * fund_sum(amounts)
+                mine["acct_pay"] += sign * amounts.personal_account
+                mine["fixmedins_setl_cnt"] += sign
+        differences = {name: mine[name] - (theirs[name] or 0) for name in theirs}
+        balanced = not any(differences.values())
+        described = ", ".join(
+            f"{name}: onestop {_shown(name, mine[name])}, institution {_shown(name, theirs[name])}"
+            for name, value in differences.items()
+            if value
+        )
+        return {
+            "stmtinfo": {
+                "setl_optins": text_field(data, "setl_optins", "input.data", max_length=6)
+                or call.client.region,
+                "stmt_rslt": "0" if balanced else "1",
+                "stmt_rslt_dscr": "平" if balanced else f"不平: {described}",
+            }
+        }, None
+
+    async def _reconcile_detail(self, call: Call) -> Output:
+        """3202: settlement by settlement, the detail in the body (file exchange not needed)."""
+        data = node(call.input, "data")
+        days = self._statement_days(data)
+        rows = _rows(call.input, "detail")
+        if "detail" not in call.input:
+            raise NationalRefusal(
+                "input.detail: required: the settlements of the period as a list of objects "
+                "(setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay_sumamt, acct_pay, "
+                "refd_setl_flag); onestop takes the detail in the body, not as a file"
+            )
+        theirs: dict[str, dict[str, Any]] = {}
+        for index, row in enumerate(rows):
+            where = f"input.detail[{index}]"
+            setl_id = required_text(row, "setl_id", where)
+            if (row.get("refd_setl_flag") or "0") == "1":
+                continue  # a cancellation row: the settlement's own row carries its amounts
+            theirs[setl_id] = {
+                "row": row,
+                "medfee_sumamt": fen_of(row.get("medfee_sumamt"), f"{where}.medfee_sumamt"),
+                "fund_pay_sumamt": fen_of(row.get("fund_pay_sumamt"), f"{where}.fund_pay_sumamt"),
+                "acct_pay": fen_of(row.get("acct_pay"), f"{where}.acct_pay"),
+            }
+        mine: dict[str, Settlement] = {}
+        for day in days:
+            for is_reversal, settlement in await self._day_events(call, day):
+                if not is_reversal and settlement.settlement_id:
+                    mine[national_setl_id(settlement.settlement_id)] = settlement
+        result = []
+        for setl_id in sorted(set(mine) | set(theirs)):
+            found = mine.get(setl_id)
+            reported = theirs.get(setl_id)
+            if found is None:
+                assert reported is not None
+                row = reported["row"]
+                result.append(
+                    _statement_row(
+                        setl_id,
+                        str(row.get("mdtrt_id") or ""),
+                        str(row.get("psn_no") or ""),
+                        "1",
+                        "0",
+                        "onestop has no settlement by this setl_id in the period",
+                        reported["medfee_sumamt"],
+                        reported["fund_pay_sumamt"],
+                        reported["acct_pay"],
+                    )
+                )
+                continue
+            settlement = found
+            amounts = settlement.amounts
+            values = {
+                "medfee_sumamt": amounts.total,
+                "fund_pay_sumamt": fund_sum(amounts),
+                "acct_pay": amounts.personal_account,
+            }
+            refunded = "1" if settlement.status is SettlementStatus.REVERSED else "0"
+            if reported is None:
+                memo = "not in the institution's detail"
+                outcome = "1"
+            else:
+                differing = [name for name in values if values[name] != reported[name]]
+                outcome = "1" if differing else "0"
+                memo = (
+                    "; ".join(
+                        f"{name}: onestop {_yuan_text(values[name])}, "
+                        f"institution {_yuan_text(reported[name] or 0)}"
+                        for name in differing
+                    )
+                    or ""
+                )
+            result.append(
+                _statement_row(
+                    setl_id,
+                    settlement.visit_id,
+                    settlement.member_id,
+                    outcome,
+                    refunded,
+                    memo or None,
+                    values["medfee_sumamt"],
+                    values["fund_pay_sumamt"],
+                    values["acct_pay"],
+                )
+            )
+        unbalanced = sum(1 for row in result if row["stmt_rslt"] == "1")
+        return {
+            "fileinfo": {"file_qury_no": None, "filename": None, "dld_endtime": None},
+            "result": result,
+        }, (f"{unbalanced} settlements differ" if unbalanced else None)
+
+    # -- catalog queries -----------------------------------------------------------------------
+
+    def _page(self, call: Call, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """One page of rows with the interface's paging fields (national.md 4.16)."""
+        data = node(call.input, "data")
+        parse_datetime(data.get("updt_time"), "input.data.updt_time")
+        number = _whole(data.get("page_num"), "input.data.page_num", 1, 10**6)
+        size = _whole(data.get("page_size"), "input.data.page_size", 1, 1000)
+        pages = max(1, -(-len(rows) // size))
+        start = (number - 1) * size
+        chosen = rows[start : start + size]
+        return {
+            "data": chosen,
+            "firstPage": number == 1,
+            "lastPage": number >= pages,
+            "size": len(chosen),
+            "startRow": start + 1 if chosen else 0,
+            "endRow": start + len(chosen),
+            "pageSize": size,
+            "pageNum": number,
+            "recordCounts": len(rows),
+            "pages": pages,
+        }
+
+    def _code_filter(self, call: Call) -> str | None:
+        data = node(call.input, "data")
+        return text_field(data, "hilist_code", "input.data", max_length=50)
+
+    async def _catalog_query(self, call: Call) -> Output:
+        catalog = await self.gateway.reference.catalog()
+        wanted = self._code_filter(call)
+        region = call.client.region or ""
+        rows = [
+            {
+                "hilist_code": item.code,
+                "hilist_name": item.name,
+                "insu_admdvs": region,
+                "begndate": None,
+                "enddate": None,
+                "med_chrgitm_type": MED_CHRGITM_TYPE[item.kind],
+                "chrgitm_lv": CHRGITM_LV[item.category],
+                "lmt_used_flag": "0",
+                "list_type": LIST_TYPE[item.kind],
+                "med_use_flag": "1",
+                "matn_used_flag": "0",
+                "hilist_use_type": None,
+                "lmt_cpnd_type": None,
+                "wubi": None,
+                "pinyin": None,
+                "memo": item.unit,
+                "vali_flag": "1",
+                "rid": item.code,
+                "updt_time": None,
+                "poolarea_no": region,
+            }
+            for item in sorted(catalog.values(), key=lambda item: item.code)
+            if wanted is None or item.code == wanted
+        ]
+        return self._page(call, rows), None
+
+    async def _mapping_query(self, call: Call) -> Output:
+        """The calling client's own mapping: its codes and the catalog code each stands for."""
+        catalog = await self.gateway.reference.catalog()
+        mapping = await self.gateway.reference.mapping(call.client.client_id)
+        wanted = self._code_filter(call)
+        region = call.client.region or ""
+        rows = [
+            {
+                "med_list_codg": row.catalog_code,
+                "medins_list_codg": row.his_code,
+                "hilist_code": row.catalog_code,
+                "list_type": LIST_TYPE[catalog[row.catalog_code].kind]
+                if row.catalog_code in catalog
+                else None,
+                "insu_admdvs": region,
+                "begndate": row.valid_from.isoformat(),
+                "enddate": row.valid_to.isoformat() if row.valid_to else None,
+                "memo": f"factor {row.factor}",
+                "vali_flag": "1",
+                "rid": f"{row.his_code}:{row.valid_from.isoformat()}",
+                "updt_time": None,
+                "poolarea_no": region,
+            }
+            for row in mapping.rows()
+            if wanted is None or row.catalog_code == wanted
+        ]
+        return self._page(call, rows), None
+
+    async def _price_cap_query(self, call: Call) -> Output:
+        catalog = await self.gateway.reference.catalog()
+        wanted = self._code_filter(call)
+        region = call.client.region or ""
+        rows = [
+            {
+                "hilist_code": item.code,
+                "hilist_lmtpric_type": "1",
+                "overlmt_dspo_way": "1",
+                "insu_admdvs": region,
+                "begndate": None,
+                "enddate": None,
+                "hilist_pric_uplmt_amt": decimal_number(Decimal(item.price_cap) / 100, 2),
+                "vali_flag": "1",
+                "rid": item.code,
+                "updt_time": None,
+                "tabname": None,
+                "poolarea_no": region,
+            }
+            for item in sorted(catalog.values(), key=lambda item: item.code)
+            if item.price_cap is not None and (wanted is None or item.code == wanted)
+        ]
+        return self._page(call, rows), None
 
     # -- 2601 ----------------------------------------------------------------------------------
 
@@ -959,6 +1590,54 @@ class NationalService:
         except DomainError as error:
             raise refusal_of(error) from None
         return wire.settlement_of(message)
+
+
+def _shown(name: str, value: int | None) -> str:
+    return str(value or 0) if name == "fixmedins_setl_cnt" else _yuan_text(value or 0)
+
+
+def _statement_row(
+    setl_id: str,
+    mdtrt_id: str,
+    member_id: str,
+    outcome: str,
+    refunded: str,
+    memo: str | None,
+    total: int | None,
+    funds: int | None,
+    account: int | None,
+) -> dict[str, Any]:
+    """One row of a detail reconciliation's result (national.md 4.14's result columns)."""
+    return {
+        "psn_no": member_id,
+        "mdtrt_id": mdtrt_id,
+        "setl_id": setl_id,
+        "msgid": None,
+        "stmt_rslt": outcome,
+        "refd_setl_flag": refunded,
+        "memo": memo,
+        "medfee_sumamt": yuan(total or 0),
+        "fund_pay_sumamt": yuan(funds or 0),
+        "acct_pay": yuan(account or 0),
+    }
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise NationalRefusal(f"{field}: a whole number from {low} to {high}")
+    return value
+
+
+def _rows(payload: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """An optional node as a list of objects (an object alone is a list of one)."""
+    value = payload.get(name)
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [row for row in value if isinstance(row, dict)]
+    return []
 
 
 def _person_of(found: pb.EligibilityAnswer) -> Person:

@@ -156,6 +156,12 @@ SUPPLEMENTARY_FUND: Mapping[Scheme, FundPayType] = MappingProxyType(
 )
 """The supplementary layer's ``fund_pay_type`` per scheme (``hifob_pay`` / ``hifmi_pay``)."""
 
+LIST_TYPE: Mapping[ItemKind, str] = MappingProxyType(
+    {ItemKind.DRUG: "101", ItemKind.SERVICE: "201", ItemKind.MATERIAL: "301"}
+)
+"""``list_type`` (目录类别) by the item's kind: 101 西药, 201 医疗服务项目, 301 医用材料.
+onestop's catalog does not tell a Chinese patent medicine (102) from a western drug."""
+
 ACCT_USED = {"0": False, "1": True}
 """``acct_used_flag``: 0 no, 1 yes."""
 

@@ -116,12 +116,20 @@ def validation_refusal(error: ValidationError, prefix: str = "") -> NationalRefu
     return NationalRefusal("; ".join(parts))
 
 
-def refusal_of(error: DomainError) -> NationalRefusal:
-    """A refusal of onestop's in the national dialect: its message and each problem's place."""
+def refusal_of(error: DomainError, serials: Sequence[str] = ()) -> NationalRefusal:
+    """A refusal of onestop's in the national dialect: its message and each problem's place.
+
+    Args:
+        error: the refusal.
+        serials: the message's ``feedetl_sn`` in line order, when the bill's line numbers are
+            the message's lines (a pharmacy sale): a line is then named by its serial.
+    """
     parts = [error.message]
     for problem in error.problems[:20]:
         where = []
-        if problem.line_no is not None:
+        if problem.line_no is not None and 0 < problem.line_no <= len(serials):
+            where.append(f"feedetl_sn {serials[problem.line_no - 1]}")
+        elif problem.line_no is not None:
             where.append(f"feedetl line {problem.line_no}")
         if problem.his_code:
             where.append(problem.his_code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -389,3 +389,371 @@ async def test_both_doors_answer(gateway: Gateway, path: str) -> None:
     message = his.envelope("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": ID_NUMBER}})
     answer = await his.post(message, path=path)
     assert ok(answer)["baseinfo"]["psn_no"] == MEMBER
+
+
+def at_days_ago(days: int, hour: int = 9) -> str:
+    moment = datetime.now(SHANGHAI) - timedelta(days=days)
+    return moment.replace(hour=hour, minute=0, second=0).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def inpatient_line(
+    serial: str, mdtrt_id: str, his_code: str, code: str, price: str, when: str, quantity: str = "1"
+) -> dict[str, Any]:
+    total = Decimal(price) * Decimal(quantity)
+    return {
+        "feedetl_sn": serial,
+        "init_feedetl_sn": "",
+        "mdtrt_id": mdtrt_id,
+        "drord_no": "YZ1",
+        "psn_no": MEMBER,
+        "med_type": "21",
+        "fee_ocur_time": when,
+        "med_list_codg": code,
+        "medins_list_codg": his_code,
+        "det_item_fee_sumamt": total.quantize(Decimal("0.01")),
+        "cnt": Decimal(quantity),
+        "pric": Decimal(price),
+        "bilg_dept_codg": "D02",
+        "bilg_dept_name": "外科",
+        "bilg_dr_codg": "DR2",
+        "bilg_dr_name": "李医生",
+        "hosp_appr_flag": "1",
+    }
+
+
+def inpatient_settle(mdtrt_id: str, total: Decimal) -> dict[str, Any]:
+    return {
+        "data": {
+            "psn_no": MEMBER,
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": ID_NUMBER,
+            "medfee_sumamt": total,
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "acct_used_flag": "0",
+            "insutype": "390",
+            "mid_setl_flag": "0",
+        }
+    }
+
+
+@ON_BOTH
+async def test_the_full_inpatient_flow(gateway: Gateway) -> None:
+    """2401 -> 2301 x2 -> 2302 -> 2301 -> 2303 -> 2402 -> 2304 -> 2305 -> 2304."""
+    his = await his_of(gateway)
+    admitted = ok(
+        await his.call(
+            "2401",
+            {
+                "mdtrtinfo": {
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "begntime": at_days_ago(3, 8),
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": ID_NUMBER,
+                    "med_type": "21",
+                    "ipt_no": "ZY0001",
+                    "atddr_no": "DR2",
+                    "chfpdr_name": "李医生",
+                    "adm_diag_dscr": "阑尾炎",
+                    "adm_dept_codg": "D02",
+                    "adm_dept_name": "外科",
+                    "adm_bed": "12",
+                    "dscg_maindiag_code": "K35.8",
+                    "dscg_maindiag_name": "急性阑尾炎",
+                },
+                "diseinfo": [
+                    {
+                        "psn_no": MEMBER,
+                        "diag_type": "1",
+                        "maindiag_flag": "1",
+                        "diag_srt_no": 1,
+                        "diag_code": "K35.8",
+                        "diag_name": "急性阑尾炎",
+                        "diag_dept": "外科",
+                        "dise_dor_no": "DR2",
+                        "dise_dor_name": "李医生",
+                        "diag_time": at_days_ago(3, 8),
+                    }
+                ],
+            },
+        )
+    )
+    mdtrt_id = admitted["result"]["mdtrt_id"]
+    first = ok(
+        await his.call(
+            "2301",
+            {
+                "feedetail": [
+                    inpatient_line("L1", mdtrt_id, "RMYY-0012", "FA02", "40.00", at_days_ago(3)),
+                    inpatient_line("L2", mdtrt_id, "RMYY-0012", "FA02", "40.00", at_days_ago(2)),
+                ]
+            },
+        )
+    )
+    assert [row["feedetl_sn"] for row in first["result"]] == ["L1", "L2"]
+    ok(
+        await his.call(
+            "2301",
+            {
+                "feedetail": [
+                    inpatient_line("L3", mdtrt_id, "RMYY-0013", "FA03", "3800.00", at_days_ago(2)),
+                    inpatient_line("L4", mdtrt_id, "RMYY-0012", "FA02", "40.00", at_days_ago(1)),
+                ]
+            },
+        )
+    )
+    # The surgery was uploaded at the wrong price: cancelled and uploaded again.
+    ok(
+        await his.call(
+            "2302", {"data": [{"feedetl_sn": "L3", "mdtrt_id": mdtrt_id, "psn_no": MEMBER}]}
+        )
+    )
+    ok(
+        await his.call(
+            "2301",
+            {
+                "feedetail": [
+                    inpatient_line("L5", mdtrt_id, "RMYY-0013", "FA03", "3600.00", at_days_ago(2))
+                ]
+            },
+        )
+    )
+    total = Decimal("40.00") * 3 + Decimal("3600.00")
+    preview = ok(await his.call("2303", inpatient_settle(mdtrt_id, total)))
+    assert preview["setlinfo"]["setl_id"] is None
+    assert relationships_broken(preview["setlinfo"]) == []
+    refused(await his.call("2304", inpatient_settle(mdtrt_id, total)), "2402 first")
+    ok(
+        await his.call(
+            "2402",
+            {
+                "dscginfo": {
+                    "mdtrt_id": mdtrt_id,
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "endtime": at_days_ago(0, 0).replace("00:00:00", "00:30:00"),
+                    "dscg_dept_codg": "D02",
+                    "dscg_dept_name": "外科",
+                    "dscg_way": "1",
+                }
+            },
+        )
+    )
+    settled = ok(await his.call("2304", inpatient_settle(mdtrt_id, total)))
+    info = settled["setlinfo"]
+    assert relationships_broken(info) == []
+    assert info["medfee_sumamt"] == total
+    assert info["med_type"] == "21"
+    assert info["clr_type"] == "21"
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    [receipt] = listed.json()["items"]
+    assert receipt["visit_type"] == "inpatient"
+    for native, national in FUNDS_TO_NATIONAL.items():
+        assert info[national] == yuan(receipt["amounts"][native]), native
+    assert [line["catalog_code"] for line in receipt["lines"]] == ["FA02", "FA02", "FA03", "FA02"]
+
+    cancelled = ok(
+        await his.call(
+            "2305", {"data": {"mdtrt_id": mdtrt_id, "setl_id": info["setl_id"], "psn_no": MEMBER}}
+        )
+    )
+    assert cancelled["setlinfo"]["medfee_sumamt"] == -total
+    assert relationships_broken(cancelled["setlinfo"]) == []
+    again = ok(await his.call("2304", inpatient_settle(mdtrt_id, total)))
+    assert again["setlinfo"]["setl_id"] != info["setl_id"]
+    assert again["setlinfo"]["hifp_pay"] == info["hifp_pay"]
+    assert relationships_broken(again["setlinfo"]) == []
+    # Settled: lines, discharge and admission are frozen.
+    refused(
+        await his.call(
+            "2302", {"data": {"feedetl_sn": "0000", "mdtrt_id": mdtrt_id, "psn_no": MEMBER}}
+        ),
+        "is settled",
+    )
+    refused(
+        await his.call("2404", {"data": {"mdtrt_id": mdtrt_id, "psn_no": MEMBER}}), "is settled"
+    )
+
+
+def purchase(total: str, *lines: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "druginfo": {
+            "psn_no": MEMBER,
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": ID_NUMBER,
+            "begntime": now_text(),
+            "medfee_sumamt": Decimal(total),
+            "insutype": "390",
+            "acct_used_flag": "1",
+            "med_type": "41",
+        },
+        "drugdetail": list(lines),
+    }
+
+
+def drug(serial: str, his_code: str, code: str, quantity: str, price: str) -> dict[str, Any]:
+    return {
+        "feedetl_sn": serial,
+        "rx_circ_flag": "0",
+        "fee_ocur_time": now_text(),
+        "med_list_codg": code,
+        "medins_list_codg": his_code,
+        "det_item_fee_sumamt": (Decimal(quantity) * Decimal(price)).quantize(Decimal("0.01")),
+        "cnt": Decimal(quantity),
+        "pric": Decimal(price),
+    }
+
+
+@ON_BOTH
+async def test_a_pharmacy_sale_previews_settles_and_cancels(gateway: Gateway) -> None:
+    clients = await load_demo_over_http(gateway, [member_record(MEMBER)])
+    pharmacy = NationalHis(clients["ZZP1"], "ZZP1", REGION, name="康泰大药房")
+    sale = purchase(
+        "70.50",
+        drug("D1", "KT.0001", "XA01", "1", "23.50"),
+        drug("D2", "KT.0001", "XA01", "2", "23.50"),
+    )
+    preview = ok(await pharmacy.call("2101", sale))
+    assert preview["setlinfo"]["setl_id"] is None
+    assert "hosp_part_amt" not in preview["setlinfo"]
+    settled = ok(await pharmacy.call("2102", sale))
+    info = settled["setlinfo"]
+    assert relationships_broken({**info, "hosp_part_amt": 0}) == []
+    assert info["clr_type"] == "41"
+    assert [row["feedetl_sn"] for row in settled["detlcutinfo"]] == ["D1", "D2"]
+    assert sum(row["det_item_fee_sumamt"] for row in settled["detlcutinfo"]) == Decimal("70.50")
+    assert info["acct_pay"] > 0  # the personal account paid
+    # A second 2102 is a second sale (a new mdtrt_id); each settles once.
+    second = ok(await pharmacy.call("2102", sale))
+    assert second["setlinfo"]["mdtrt_id"] != info["mdtrt_id"]
+    cancelled = ok(
+        await pharmacy.call(
+            "2103",
+            {"data": {"setl_id": info["setl_id"], "mdtrt_id": info["mdtrt_id"], "psn_no": MEMBER}},
+        )
+    )
+    assert cancelled["setlinfo"]["acct_pay"] == -info["acct_pay"]
+    # A line that does not add up is named by its serial.
+    wrong = purchase(
+        "23.60",
+        {**drug("D9", "KT.0001", "XA01", "1", "23.50"), "det_item_fee_sumamt": Decimal("23.60")},
+    )
+    refused(await pharmacy.call("2102", wrong), "feedetl_sn D9", "AMOUNT_MISMATCH")
+
+
+async def test_catalog_mapping_and_price_cap_queries_page_the_clients_view(
+    gateway: Gateway,
+) -> None:
+    his = await his_of(gateway)
+
+    def query(**extra: Any) -> dict[str, Any]:
+        return {
+            "data": {"updt_time": "2020-01-01 00:00:00", "page_num": 1, "page_size": 5, **extra}
+        }
+
+    catalog = ok(await his.call("1312", query()))
+    assert catalog["pageNum"] == 1
+    assert catalog["firstPage"] is True
+    assert len(catalog["data"]) == catalog["size"] == 5
+    assert catalog["recordCounts"] > 5
+    assert catalog["pages"] == -(-catalog["recordCounts"] // 5)
+    last = ok(await his.call("1312", query(page_num=catalog["pages"])))
+    assert last["lastPage"] is True
+    one = ok(await his.call("1312", query(hilist_code="FA10")))
+    [item] = one["data"]
+    assert item["list_type"] == "201"
+    assert item["chrgitm_lv"] in ("01", "02", "03")
+
+    mapping = ok(await his.call("1316", query(hilist_code="XA01", page_size=100)))
+    assert {row["medins_list_codg"] for row in mapping["data"]} == {"RMYY-0001"}
+    caps = ok(await his.call("1318", query(page_size=100)))
+    assert caps["data"]
+    assert all(row["hilist_pric_uplmt_amt"] > 0 for row in caps["data"])
+    refused(await his.call("1312", query(page_size=0)), "input.data.page_size")
+
+
+@ON_BOTH
+async def test_3201_and_3202_reconcile_the_day_by_group_and_by_settlement(
+    gateway: Gateway,
+) -> None:
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    await upload_two_lines(his, mdtrt_id)
+    info = ok(await his.call("2207", settle_input(mdtrt_id, "55.00")))["setlinfo"]
+    today = datetime.now(SHANGHAI).date().isoformat()
+
+    def totals(medfee: Decimal, count: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "data": {
+                "insutype": "390",
+                "clr_type": "11",
+                "setl_optins": REGION,
+                "stmt_begndate": today,
+                "stmt_enddate": today,
+                "medfee_sumamt": medfee,
+                "fund_pay_sumamt": info["fund_pay_sumamt"],
+                "acct_pay": info["acct_pay"],
+                "fixmedins_setl_cnt": count,
+                **extra,
+            }
+        }
+
+    balanced = ok(await his.call("3201", totals(info["medfee_sumamt"], 1)))
+    assert balanced["stmtinfo"]["stmt_rslt"] == "0"
+    off = ok(await his.call("3201", totals(info["medfee_sumamt"] - Decimal("0.01"), 1)))
+    assert off["stmtinfo"]["stmt_rslt"] == "1"
+    assert "medfee_sumamt" in off["stmtinfo"]["stmt_rslt_dscr"]
+    inpatient = ok(
+        await his.call(
+            "3201",
+            {
+                **totals(Decimal(0), 0),
+                "data": {
+                    **totals(Decimal(0), 0)["data"],
+                    "clr_type": "21",
+                    "fund_pay_sumamt": 0,
+                    "acct_pay": 0,
+                },
+            },
+        )
+    )
+    assert inpatient["stmtinfo"]["stmt_rslt"] == "0"
+
+    def row(medfee: Decimal) -> dict[str, Any]:
+        return {
+            "setl_id": info["setl_id"],
+            "mdtrt_id": mdtrt_id,
+            "psn_no": MEMBER,
+            "medfee_sumamt": medfee,
+            "fund_pay_sumamt": info["fund_pay_sumamt"],
+            "acct_pay": info["acct_pay"],
+            "refd_setl_flag": "0",
+        }
+
+    detail = {
+        "setl_optins": REGION,
+        "stmt_begndate": today,
+        "stmt_enddate": today,
+        "medfee_sumamt": info["medfee_sumamt"],
+        "fund_pay_sumamt": info["fund_pay_sumamt"],
+        "cash_payamt": info["psn_cash_pay"],
+        "fixmedins_setl_cnt": 1,
+    }
+    agreed = ok(await his.call("3202", {"data": detail, "detail": [row(info["medfee_sumamt"])]}))
+    assert [entry["stmt_rslt"] for entry in agreed["result"]] == ["0"]
+    answer = await his.call(
+        "3202",
+        {
+            "data": detail,
+            "detail": [
+                row(info["medfee_sumamt"] + Decimal("0.01")),
+                {**row(Decimal("1.00")), "setl_id": "S00000000000000000000000"},
+            ],
+        },
+    )
+    result = {entry["setl_id"]: entry for entry in ok(answer)["result"]}
+    assert result[info["setl_id"]]["stmt_rslt"] == "1"
+    assert "medfee_sumamt" in result[info["setl_id"]]["memo"]
+    assert result["S00000000000000000000000"]["stmt_rslt"] == "1"
+    assert answer["warn_msg"] == "2 settlements differ"
