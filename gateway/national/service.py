@@ -25,7 +25,12 @@ from pydantic import ValidationError
 from gateway.national.store import NationalStore
 from gateway.service import Gateway
 from onestop import wire
-from onestop.domain.bill import BillLine, VisitRequest, request_identity
+from onestop.domain.bill import (
+    BillLine,
+    VisitRequest,
+    check_client_may_settle,
+    request_identity,
+)
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.clients import Client
 from onestop.domain.engine import LineSplit, classify_line
@@ -333,6 +338,14 @@ class NationalService:
             )
             await self.store.keep(client_id, msgid, progressed)
 
+    @staticmethod
+    def _may_settle(client: Client, visit_type: VisitType) -> None:
+        """Refuse a visit its kind of client does not settle (a pharmacy admits no one)."""
+        try:
+            check_client_may_settle(client.kind, visit_type)
+        except DomainError as error:
+            raise refusal_of(error) from None
+
     # -- people --------------------------------------------------------------------------------
 
     async def _member(self, call: Call, member_id: str, day: date) -> pb.EligibilityAnswer:
@@ -483,7 +496,7 @@ class NationalService:
         for settlement in await self._settlements(call, mdtrt_id):
             if settlement.status is SettlementStatus.SETTLED:
                 raise NationalRefusal(
-                    f"{where}.mdtrt_id: visit {mdtrt_id} is settled "
+                    f"[VISIT_ALREADY_SETTLED] {where}.mdtrt_id: visit {mdtrt_id} is settled "
                     f"(setl_id {national_setl_id(settlement.settlement_id or '')}); cancel "
                     "the settlement first (2208 or 2305)"
                 )
@@ -494,6 +507,7 @@ class NationalService:
         begin = parse_datetime(data.get("begntime"), "input.data.begntime")
         his_number = required_text(data, "ipt_otp_no", "input.data")
         required_text(data, "mdtrt_cert_type", "input.data", 3)
+        self._may_settle(call.client, VisitType.OUTPATIENT)
         found = await self._member(call, member_id, begin.date())
         insutype = self._check_insutype(data, "input.data", found)
         mdtrt_id = _visit_id(call.client.client_id, call.envelope.msgid)
@@ -546,6 +560,7 @@ class NationalService:
         if visit_type_of(med_type, self.profile) is not VisitType.INPATIENT:
             raise NationalRefusal(_med_type_refusal(f"{where}.med_type", med_type))
         his_number = required_text(info, "ipt_no", where)
+        self._may_settle(call.client, VisitType.INPATIENT)
         found = await self._member(call, member_id, begin.date())
         insutype = self._check_insutype(info, where, found)
         diagnoses = codes_in(
@@ -592,8 +607,8 @@ class NationalService:
         late = sorted(sn for sn, line in staged.items() if line.at[:10] > end.date().isoformat())
         if late:
             raise NationalRefusal(
-                f"{where}.endtime: fee lines {', '.join(late)} are dated after it; cancel them "
-                "(2302) or send the real discharge time"
+                f"[DATE_OUT_OF_VISIT] {where}.endtime: fee lines {', '.join(late)} are dated "
+                "after it; cancel them (2302) or send the real discharge time"
             )
         diagnoses = codes_in(
             [
