@@ -30,6 +30,7 @@ from onestop.national.envelope import (
     parse_datetime,
     refusal_of,
     required_text,
+    text_field,
 )
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 
@@ -52,12 +53,19 @@ class People(NationalBase):
         data = node(call.input, "data")
         cert_type = required_text(data, "mdtrt_cert_type", "input.data", 3)
         cert_no = required_text(data, "mdtrt_cert_no", "input.data", 50)
-        if cert_type != CertType.ID_NUMBER:
-            raise NationalRefusal(
-                f"input.data.mdtrt_cert_type: {cert_type} is not served: onestop identifies a "
-                "patient by the id number (02); an e-voucher (01) or card (03) is resolved only "
-                "by the national platform"
-            )
+        certified = text_field(data, "certno", "input.data", max_length=50)
+        if cert_type == CertType.E_VOUCHER:
+            # The e-voucher's token is resolved by the national platform only; a HIS that read
+            # the person's id number with it may send it in certno (psn_cert_type 01).
+            if certified is None or data.get("psn_cert_type") not in (None, "", "01"):
+                raise NationalRefusal(
+                    "input.data.mdtrt_cert_type: an e-voucher (01) is resolved only by the "
+                    "national platform; send the id number (02), the social security card's "
+                    "number (03), or the person's id number in certno with psn_cert_type 01"
+                )
+            cert_no = certified
+        elif cert_type not in (CertType.ID_NUMBER, CertType.CARD):
+            raise NationalRefusal(f"input.data.mdtrt_cert_type: {cert_type} is not 01, 02 or 03")
         day = (
             parse_datetime(data["begntime"], "input.data.begntime").date()
             if data.get("begntime")

@@ -74,11 +74,13 @@ class CertType(StrEnum):
     """``mdtrt_cert_type`` (就诊凭证类型) and what ``mdtrt_cert_no`` carries."""
 
     E_VOUCHER = "01"
-    """医保电子凭证: a token only the national platform can resolve (not served)."""
+    """医保电子凭证: a token only the national platform resolves; served only with the person's
+    id number in ``certno``."""
     ID_NUMBER = "02"
     """居民身份证: the id number, looked up by its blind index."""
     CARD = "03"
-    """社会保障卡: a card number only the card's issuer can resolve (not served)."""
+    """社会保障卡: its number is the holder's 社会保障号码, the citizen id number (GB 11643):
+    looked up as the id number (``card_sn``, the chip's serial, is not needed)."""
 
 
 PSN_CERT_TYPE_ID_CARD = "01"

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from onestop.client import SignedClient
 from onestop.clock import SHANGHAI
+from onestop.signing import public_pem
 from tests.support.gateway import Gateway
 from tests.support.national import NationalHis, relationships_broken
 from tests.support.redis import ON_BOTH
@@ -757,3 +759,231 @@ async def test_3201_and_3202_reconcile_the_day_by_group_and_by_settlement(
     assert "medfee_sumamt" in result[info["setl_id"]]["memo"]
     assert result["S00000000000000000000000"]["stmt_rslt"] == "1"
     assert answer["warn_msg"] == "2 settlements differ"
+
+
+async def test_registrations_and_lines_are_cancelled_and_lines_returned(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    # 2202: a registration cancelled; the visit then takes nothing more.
+    cancelled_visit = await register(his)
+    ok(
+        await his.call(
+            "2202",
+            {"data": {"psn_no": MEMBER, "mdtrt_id": cancelled_visit, "ipt_otp_no": "MZ0001"}},
+        )
+    )
+    refused(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line("C1", cancelled_visit, "RMYY-0020", "FA10", "1", "8.00", "8.00")
+                ]
+            },
+        ),
+        "was cancelled",
+    )
+    # 2205: a batch removed, another kept; 0000 removes every unsettled line.
+    mdtrt_id = await register(his)
+    ok(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line(
+                        "B1-1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.00", "8.00", chrg_bchno="B1"
+                    )
+                ]
+            },
+        )
+    )
+    ok(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line(
+                        "B2-1",
+                        mdtrt_id,
+                        "RMYY-0001",
+                        "XA01",
+                        "2",
+                        "23.50",
+                        "47.00",
+                        chrg_bchno="B2",
+                    )
+                ]
+            },
+        )
+    )
+    ok(
+        await his.call(
+            "2205", {"data": {"psn_no": MEMBER, "mdtrt_id": mdtrt_id, "chrg_bchno": "B1"}}
+        )
+    )
+    refused(await his.call("2207", settle_input(mdtrt_id, "55.00")), "medfee_sumamt", "47.00")
+    ok(
+        await his.call(
+            "2205", {"data": {"psn_no": MEMBER, "mdtrt_id": mdtrt_id, "chrg_bchno": "0000"}}
+        )
+    )
+    refused(await his.call("2207", settle_input(mdtrt_id, "47.00")), "no fee lines")
+    # A return line (negative cnt) nets into the line it returns.
+    ok(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("R1", mdtrt_id, "RMYY-0001", "XA01", "3", "23.50", "70.50")]},
+        )
+    )
+    returned = ok(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line(
+                        "R2",
+                        mdtrt_id,
+                        "RMYY-0001",
+                        "XA01",
+                        "-1",
+                        "23.50",
+                        "-23.50",
+                        init_feedetl_sn="R1",
+                    )
+                ]
+            },
+        )
+    )
+    assert returned["result"][0]["det_item_fee_sumamt"] == Decimal("-23.50")
+    refused(
+        await his.call(
+            "2204",
+            {"feedetail": [fee_line("R3", mdtrt_id, "RMYY-0001", "XA01", "-1", "23.50", "-23.50")]},
+        ),
+        "init_feedetl_sn",
+    )
+    settled = ok(await his.call("2207", settle_input(mdtrt_id, "47.00")))
+    assert settled["setlinfo"]["medfee_sumamt"] == Decimal("47.00")
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    [receipt] = listed.json()["items"]
+    assert [(line["catalog_code"], line["amount"]) for line in receipt["lines"]] == [("XA01", 4700)]
+
+
+async def test_an_admission_is_cancelled_with_its_lines(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    admitted = ok(
+        await his.call(
+            "2401",
+            {
+                "mdtrtinfo": {
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "begntime": at_days_ago(2),
+                    "med_type": "21",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": ID_NUMBER,
+                    "ipt_no": "ZY9",
+                }
+            },
+        )
+    )
+    mdtrt_id = admitted["result"]["mdtrt_id"]
+    ok(
+        await his.call(
+            "2301",
+            {
+                "feedetail": [
+                    inpatient_line("A1", mdtrt_id, "RMYY-0012", "FA02", "40.00", at_days_ago(1))
+                ]
+            },
+        )
+    )
+    ok(await his.call("2404", {"data": {"mdtrt_id": mdtrt_id, "psn_no": MEMBER}}))
+    refused(await his.call("2303", inpatient_settle(mdtrt_id, Decimal("40.00"))), "cancelled")
+    # A pharmacy admits no one.
+    clients = {client: gateway.client(client) for client in ("ZZP1",)}
+    pharmacy = NationalHis(clients["ZZP1"], "ZZP1", REGION)
+    refused(
+        await pharmacy.call(
+            "2401",
+            {
+                "mdtrtinfo": {
+                    "psn_no": MEMBER,
+                    "insutype": "390",
+                    "begntime": at_days_ago(2),
+                    "med_type": "21",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": ID_NUMBER,
+                    "ipt_no": "ZY9",
+                }
+            },
+        ),
+        "[FORBIDDEN]",
+    )
+
+
+async def test_a_client_allowed_national_codes_bills_in_them(gateway: Gateway) -> None:
+    await load_demo_over_http(gateway, [member_record(MEMBER)])
+    key = gateway.keys["ZZH3"]
+    answer = await gateway.agency.request(
+        "PUT",
+        "/v1/admin/clients/ZZH3",
+        json_body={
+            "kind": "hospital",
+            "name": "省人民医院",
+            "level": "level3",
+            "region": REGION,
+            "public_key": public_pem(key.public_key()),
+            "national_code": "H41010000001",
+            "national_codes_allowed": True,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["national_code"] == "H41010000001"
+    his = NationalHis(SignedClient(gateway.base_url, "ZZH3", key), "H41010000001", REGION)
+    try:
+        refused(await his.call("1101", {"data": {}}, fixmedins_code="ZZH3"), "fixmedins_code")
+        mdtrt_id = await register(his)
+        # the national code alone, no HIS code; a code the catalog lacks is refused
+        ok(
+            await his.call(
+                "2204", {"feedetail": [fee_line("N1", mdtrt_id, "", "FA10", "1", "8.00", "8.00")]}
+            )
+        )
+        refused(
+            await his.call(
+                "2204",
+                {
+                    "feedetail": [
+                        fee_line("N2", mdtrt_id, "", "NOT-IN-CATALOG", "1", "8.00", "8.00")
+                    ]
+                },
+            ),
+            "med_list_codg",
+            "UNMAPPED_CODES",
+        )
+        settled = ok(await his.call("2207", settle_input(mdtrt_id, "8.00")))
+        assert relationships_broken(settled["setlinfo"]) == []
+    finally:
+        await his.transport.close()
+
+
+async def test_a_social_security_card_number_is_the_id_number(gateway: Gateway) -> None:
+    his = await his_of(gateway)
+    for cert_type, extra in (("03", {}), ("01", {"psn_cert_type": "01", "certno": ID_NUMBER})):
+        person = ok(
+            await his.call(
+                "1101",
+                {
+                    "data": {
+                        "mdtrt_cert_type": cert_type,
+                        "mdtrt_cert_no": ID_NUMBER if cert_type == "03" else "e-voucher-token",
+                        **extra,
+                    }
+                },
+            )
+        )
+        assert person["baseinfo"]["psn_no"] == MEMBER
+    refused(
+        await his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "token"}}),
+        "e-voucher",
+    )
