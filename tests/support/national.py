@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from onestop.client import SignedClient
 
 ENVELOPE_TIME = "%Y-%m-%d %H:%M:%S"
+BEIJING = ZoneInfo("Asia/Shanghai")
+"""Every time of the interface is Beijing time (national.md section 9.2)."""
+
+
+EXCHANGE_LOG = "NATIONAL_EXCHANGE_LOG"
+"""An environment variable naming a file: each request and answer is appended to it, one JSON
+line each, as a HIS would log its exchanges (for reading a flow, not for the tests' checks)."""
+
+
+def _log_exchange(request: bytes, answer: bytes) -> None:
+    path = os.environ.get(EXCHANGE_LOG)
+    if path:
+        with open(path, "ab") as log:
+            log.write(b">> " + request + b"\n<< " + answer + b"\n")
 
 
 def dumps(value: Any) -> str:
@@ -72,7 +88,7 @@ class NationalHis:
 
     def msgid(self) -> str:
         """``fixmedins_code`` (12) + ``yyyyMMddHHmmss`` + a 4-digit sequence (national.md 9.3)."""
-        stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+        stamp = datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")
         return f"{self.fixmedins_code[:12]:<12}{stamp}{next(self._sequence) % 10000:04d}"
 
     def envelope(
@@ -99,7 +115,7 @@ class NationalHis:
             "opter_type": "1",
             "opter": "0001",
             "opter_name": "收费员",
-            "inf_time": datetime.now().strftime(ENVELOPE_TIME),
+            "inf_time": datetime.now(BEIJING).strftime(ENVELOPE_TIME),
             "fixmedins_code": self.fixmedins_code,
             "fixmedins_name": self.name,
             "sign_no": "",
@@ -119,6 +135,7 @@ class NationalHis:
             content_type="application/json",
         )
         assert answer.status_code == 200, answer.text
+        _log_exchange(body, answer.content)
         return json.loads(answer.content, parse_float=Decimal)
 
     async def raw(self, message: dict[str, Any]) -> bytes:
