@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from gateway.national.base import message_digest
+from gateway.settings import GatewaySettings
 from onestop.client import SignedClient
-from onestop.clock import SHANGHAI
+from onestop.clock import SHANGHAI, now_ms
+from onestop.national.codes import Profile
 from onestop.signing import public_pem
+from onestop.storage import layout
+from onestop.storage.layout import NationalMessageState
+from onestop.storage.national import NationalMessage
 from tests.support.gateway import Gateway
 from tests.support.national import NationalHis, relationships_broken
-from tests.support.redis import ON_BOTH
+from tests.support.redis import ON_BOTH, sync_client
 from tests.support.scenario import member_record
 from tests.support.world import load_demo_over_http
 
@@ -987,3 +995,57 @@ async def test_a_social_security_card_number_is_the_id_number(gateway: Gateway) 
         await his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "token"}}),
         "e-voucher",
     )
+
+
+async def test_a_message_cut_short_is_answered_safely_then_processed_again(
+    gateway: Gateway, redis_url: str
+) -> None:
+    """A gateway that died mid-message leaves it pending.
+
+    The same msgid is asked to wait while a settlement it started could still commit (and a
+    2601 of it likewise), and is processed, once, after that.
+    """
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    await upload_two_lines(his, mdtrt_id)
+    message = his.envelope("2207", settle_input(mdtrt_id, "55.00"))
+    key = layout.national_message_key("ZZH3", message["msgid"])
+    # what an arrival writes before it does anything (white box: the adapter's own digest)
+    digest = message_digest(message["infno"], message["input"])
+    redis = sync_client(redis_url)
+    try:
+        young = NationalMessage(
+            NationalMessageState.PENDING, "2207", digest, now_ms(), MEMBER, mdtrt_id
+        )
+        redis.set(key, young.to_json())
+        refused(await his.post(message), "still being processed", "again in")
+        reversal = {"data": {"psn_no": MEMBER, "omsgid": message["msgid"], "oinfno": "2207"}}
+        refused(await his.call("2601", reversal), "still being processed", "2601 again")
+        old = NationalMessage(
+            NationalMessageState.PENDING, "2207", digest, now_ms() - 600_000, MEMBER, mdtrt_id
+        )
+        redis.set(key, old.to_json())
+        settled = ok(await his.post(message))
+        assert ok(await his.post(message)) == settled
+        listed = await his.transport.request(
+            "GET", "/v1/settlements", params={"visit_id": mdtrt_id}
+        )
+        assert [item["status"] for item in listed.json()["items"]] == ["settled"]
+    finally:
+        redis.close()
+
+
+def test_the_provincial_profile_is_a_setting_refusing_unknown_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def settings() -> GatewaySettings:
+        return GatewaySettings(
+            adjudicator="127.0.0.1:1", redis_url="redis://127.0.0.1:1", key_dir=tmp_path
+        )
+
+    assert settings().national_profile is Profile.NATIONAL
+    monkeypatch.setenv("ONESTOP_GATEWAY_NATIONAL_PROFILE", "hunan")
+    assert settings().national_profile is Profile.HUNAN
+    monkeypatch.setenv("ONESTOP_GATEWAY_NATIONAL_PROFILE", "atlantis")
+    with pytest.raises(ValidationError, match="national_profile"):
+        settings()
