@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.national.store import NationalStore
 from gateway.service import Gateway
@@ -27,7 +28,7 @@ from onestop.domain.clients import Client
 from onestop.domain.errors import DomainError, NotFound
 from onestop.domain.mapping import CatalogCodes, CodeLookup
 from onestop.domain.settlement import Settlement, SettlementStatus
-from onestop.domain.types import Scheme, VisitType
+from onestop.domain.types import Code, Scheme, VisitType
 from onestop.national.amounts import (
     fen_of,
     price_fen_of,
@@ -44,11 +45,13 @@ from onestop.national.envelope import (
     NationalRefusal,
     RequestEnvelope,
     Timing,
+    codes_in,
     parse_datetime,
     refmsgid,
     refusal_of,
     required_text,
     text_field,
+    validation_refusal,
 )
 from onestop.national.settlement import (
     Person,
@@ -72,6 +75,14 @@ of it "send again later"; afterwards its outcome is known for good."""
 
 ALL_LINES = "0000"
 """``chrg_bchno`` / ``feedetl_sn`` meaning every unsettled line of the visit."""
+
+MAX_DIAGNOSES = 50
+"""Diagnosis codes a visit may carry (onestop's bill takes 50)."""
+
+MAX_LIST = 5000
+"""Rows one list of a message may have (fee lines, detail rows): a bill's most lines."""
+
+_CODE: TypeAdapter[str] = TypeAdapter(Code)
 
 REVERSIBLE = frozenset({"2207", "2304", "2102", "2201", "2401"})
 """What a 2601 undoes: a settlement (by cancelling it) or a registration (by cancelling it).
@@ -193,7 +204,8 @@ class NationalBase:
 
     async def _visit(self, call: Call, member_id: str, mdtrt_id: str, where: str) -> NationalVisit:
         visit = await self.store.visit(member_id, call.client.client_id, mdtrt_id)
-        if visit is None:
+        if visit is None or visit.member_id != member_id:
+            # (a visit of a member of the same slot group is not this member's)
             raise NationalRefusal(
                 f"{where}.mdtrt_id: no visit {mdtrt_id} of psn_no {member_id} registered by "
                 "this institution (2201 or 2401 issues it)"
@@ -254,8 +266,19 @@ class NationalBase:
             raise NationalRefusal(
                 f"{where}.cnt: a negative quantity returns a line: name it in init_feedetl_sn"
             )
+        if quantity > 0 and returns:
+            raise NationalRefusal(
+                f"{where}.init_feedetl_sn: only a return line (a negative cnt) names a line"
+            )
         if quantity == 0:
             raise NationalRefusal(f"{where}.cnt: must not be 0")
+        if price <= 0:
+            raise NationalRefusal(f"{where}.pric: must be above 0")
+        if amount and (amount < 0) != (quantity < 0):
+            raise NationalRefusal(
+                f"{where}.det_item_fee_sumamt: its sign is the quantity's (negative only on a "
+                "return line)"
+            )
         line = StagedLine(
             batch=text_field(row, "chrg_bchno", where) or "",
             national_code=national_code,
@@ -324,6 +347,11 @@ class NationalBase:
             NationalRefusal: onestop refused the bill (``serials`` name its lines).
         """
         if not preview:
+            earlier = await self.store.message(call.client.client_id, call.envelope.msgid)
+            if earlier is not None and earlier.fingerprint and earlier.mdtrt_id == request.visit_id:
+                made = await self._settlement_made_by(call, earlier)
+                if made is not None:
+                    return made  # this message settled before its answer was lost
             await self._progress(
                 call,
                 member_id=request.member_id,
@@ -344,7 +372,9 @@ class NationalBase:
         """Keep a new visit, unless a first processing of this message kept it already."""
         client_id = call.client.client_id
         if await self.store.visit(member_id, client_id, mdtrt_id) is None:
-            await self.store.put_visit(member_id, client_id, mdtrt_id, visit)
+            await self.store.put_visit(
+                member_id, client_id, mdtrt_id, replace(visit, member_id=member_id)
+            )
 
     async def _own_settlement(
         self, call: Call, setl_id: str, member_id: str, mdtrt_id: str
@@ -393,13 +423,44 @@ class NationalBase:
         return None
 
 
+def visit_request(**fields: Any) -> VisitRequest:
+    """The bill a national visit settles as, its faults answered as the message's own.
+
+    Raises:
+        NationalRefusal: a value the bill does not take (a date, a diagnosis code ...).
+    """
+    try:
+        return VisitRequest(**fields)
+    except ValidationError as error:
+        raise validation_refusal(error, "the visit's bill: ") from None
+
+
+def diagnosis_codes(values: Sequence[str], where: str) -> tuple[str, ...]:
+    """Distinct diagnosis codes, each a code onestop takes, at most 50.
+
+    Raises:
+        NationalRefusal: naming the first that is not, or that there are too many.
+    """
+    codes = codes_in(values)
+    for code in codes:
+        try:
+            _CODE.validate_python(code)
+        except ValidationError:
+            raise NationalRefusal(
+                f"{where}: diagnosis {code[:40]!r} is not a code (1 to 64 plain characters)"
+            ) from None
+    if len(codes) > MAX_DIAGNOSES:
+        raise NationalRefusal(f"{where}: at most {MAX_DIAGNOSES} diagnoses a visit")
+    return tuple(codes)
+
+
 def whole_number(value: Any, field: str, low: int, high: int) -> int:
     """A whole-number field (number or digits) within bounds.
 
     Raises:
         NationalRefusal: naming the field and the bounds.
     """
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdecimal() and len(value) <= 12:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise NationalRefusal(f"{field}: a whole number from {low} to {high}")
@@ -456,14 +517,17 @@ def bill_line(
             f"{where}.pric: {price_fen / 100} yuan is not a whole number of fen; a price below "
             "one fen is not settled yet (domain section 14)"
         )
-    return BillLine(
-        line_no=line_no,
-        his_code=code,
-        quantity=quantity,
-        unit_price=int(price_fen),
-        amount=amount,
-        date=day,
-    )
+    try:
+        return BillLine(
+            line_no=line_no,
+            his_code=code,
+            quantity=quantity,
+            unit_price=int(price_fen),
+            amount=amount,
+            date=day,
+        )
+    except ValidationError as error:
+        raise validation_refusal(error, f"{where}: ") from None
 
 
 def bill_lines(staged: Mapping[str, StagedLine], national_codes: bool) -> list[BillLine]:

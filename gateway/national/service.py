@@ -150,11 +150,20 @@ class NationalService(People, Visits, Settling, Statements):
             at_ms=call.received_ms,
         )
         known = await self.store.claim(client_id, envelope.msgid, pending)
-        if known is not None:
+        while known is not None:
             again = self._known_answer(call, known, pending)
             if again is not None:
                 return again
-            await self.store.keep(client_id, envelope.msgid, pending)  # processed again
+            # Processed again, keeping what the first attempt recorded (its visit, its
+            # request's identity): a settlement it made is found, never made twice.
+            retaken = replace(
+                known, state=NationalMessageState.PENDING, at_ms=call.received_ms, answer=None
+            )
+            if await self.store.swap(client_id, envelope.msgid, known, retaken):
+                break
+            known = await self.store.message(client_id, envelope.msgid)  # changed meanwhile
+            if known is None:
+                known = await self.store.claim(client_id, envelope.msgid, pending)
         try:
             output, warn = await self.handlers[envelope.infno](call)
         except NationalRefusal as refusal:
@@ -163,8 +172,10 @@ class NationalService(People, Visits, Settling, Statements):
             reply = answer(
                 self._timing(call.client, call.received_ms), err_msg=refusal_of(error).err_msg
             )
-            if error.code is ErrorCode.UNAVAILABLE:
-                # Nothing known to be done for good: the same message again is processed again.
+            if error.code in (ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL_ERROR):
+                # Not known to be done for good (a settlement may even have committed before
+                # the answer was lost): the same message again is processed again, and finds
+                # by its request's identity whatever the first attempt did.
                 record = await self.store.message(client_id, envelope.msgid) or pending
                 failed = replace(record, state=NationalMessageState.FAILED, answer=None)
                 await self.store.keep(client_id, envelope.msgid, failed)

@@ -16,15 +16,16 @@ from gateway.national.base import (
     Output,
     bill_line,
     bill_lines,
+    diagnosis_codes,
     med_type_refusal,
     person_of,
     visit_id_of,
+    visit_request,
     yuan_text,
 )
 from onestop import wire
 from onestop.domain.bill import (
     BillLine,
-    VisitRequest,
 )
 from onestop.domain.errors import DomainError
 from onestop.domain.settlement import SettlementStatus
@@ -38,7 +39,6 @@ from onestop.national.codes import (
 )
 from onestop.national.envelope import (
     NationalRefusal,
-    codes_in,
     node,
     parse_datetime,
     refusal_of,
@@ -117,10 +117,12 @@ class Settling(NationalBase):
                 f"of the visit's uploaded lines ({yuan_text(uploaded_total)})"
             )
         first_day = date.fromisoformat(visit.begin[:10])
-        diagnoses = tuple(codes_in([*visit.diagnoses, str(data.get("dise_codg") or "")]))
+        diagnoses = diagnosis_codes(
+            [*visit.diagnoses, str(data.get("dise_codg") or "")], "input.data.dise_codg"
+        )
         resettle_of = None if preview else await self._reversed_before(call, mdtrt_id)
         if inpatient:
-            request = VisitRequest(
+            request = visit_request(
                 visit_id=mdtrt_id,
                 member_id=member_id,
                 visit_type=visit_type,
@@ -132,7 +134,7 @@ class Settling(NationalBase):
                 resettle_of=resettle_of,
             )
         else:
-            request = VisitRequest(
+            request = visit_request(
                 visit_id=mdtrt_id,
                 member_id=member_id,
                 visit_type=visit_type,
@@ -182,14 +184,23 @@ class Settling(NationalBase):
         return max(date.fromisoformat(visit.begin[:10]), *(line.date for line in lines))
 
     async def _cancel_inpatient_settlement(self, call: Call) -> Output:
-        return await self._cancel_outpatient_settlement(call)
+        return await self._cancel_settlement(call, VisitType.INPATIENT)
 
     async def _cancel_outpatient_settlement(self, call: Call) -> Output:
+        return await self._cancel_settlement(call, VisitType.OUTPATIENT)
+
+    async def _cancel_settlement(self, call: Call, registered: VisitType) -> Output:
+        """2208, 2305, 2103: a settlement cancelled, its amounts answered negated."""
         data = node(call.input, "data")
         member_id = required_text(data, "psn_no", "input.data")
         mdtrt_id = required_text(data, "mdtrt_id", "input.data")
         setl_id = required_text(data, "setl_id", "input.data")
         visit = await self._visit(call, member_id, mdtrt_id, "input.data")
+        if visit.visit_type != registered.value:
+            raise NationalRefusal(
+                f"input.data.mdtrt_id: visit {mdtrt_id} is a {visit.visit_type} visit; "
+                f"{call.envelope.infno} cancels {registered.value} settlements"
+            )
         settlement = await self._own_settlement(call, setl_id, member_id, mdtrt_id)
         await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
         try:
@@ -294,12 +305,12 @@ class Settling(NationalBase):
                 f"{where}.medfee_sumamt: {yuan_text(total or 0)} is not the sum of the lines "
                 f"({yuan_text(sum(line.amount for line in lines))})"
             )
-        request = VisitRequest(
+        request = visit_request(
             visit_id=mdtrt_id,
             member_id=member_id,
             visit_type=VisitType.PHARMACY,
             service_date=begin.date(),
-            diagnoses=tuple(codes_in([str(info.get("dise_codg") or "")])),
+            diagnoses=diagnosis_codes([str(info.get("dise_codg") or "")], f"{where}.dise_codg"),
             use_personal_account=account,
             lines=tuple(lines),
         )
@@ -346,7 +357,7 @@ class Settling(NationalBase):
         }, None
 
     async def _cancel_purchase(self, call: Call) -> Output:
-        return await self._cancel_outpatient_settlement(call)
+        return await self._cancel_settlement(call, VisitType.PHARMACY)
 
     async def _reverse_message(self, call: Call) -> Output:
         data = node(call.input, "data")
@@ -383,14 +394,10 @@ class Settling(NationalBase):
                 f"input.data.oinfno: a {oinfno} is not reversed by 2601 in onestop; "
                 "a cancellation is undone by settling again, a pre-settlement needs no undo"
             )
-        if (
-            original.state is NationalMessageState.ANSWERED
-            and original.answer is not None
-            and json.loads(original.answer).get("infcode") not in (0, "0")
-        ):
-            return {}, f"message {omsgid} was refused: it did nothing, nothing to undo"
+        # What it made, whatever it answered: its answer may never have arrived.
         settlement = await self._settlement_made_by(call, original)
         if settlement is not None:
+            warning = None
             if settlement.status is SettlementStatus.SETTLED:
                 try:
                     await self.gateway.adjudicator.reverse(
@@ -398,13 +405,16 @@ class Settling(NationalBase):
                     )
                 except DomainError as error:
                     raise refusal_of(error) from None
-                return {}, None
-            return {}, f"the settlement message {omsgid} made is already cancelled"
+            else:
+                warning = f"the settlement message {omsgid} made is already cancelled"
+            await self._revoke(call, omsgid, original)
+            return {}, warning
         if oinfno in ("2201", "2401") and original.mdtrt_id:
             visit = await self.store.visit(original.member_id, client_id, original.mdtrt_id)
             if visit is not None and visit.status != NationalVisitStatus.CANCELLED:
                 await self._refuse_if_settled(call, original.mdtrt_id, "input.data")
                 await self._cancel_visit(call, original.member_id, original.mdtrt_id, visit)
+                await self._revoke(call, omsgid, original)
                 return {}, None
         if (
             original.state is not NationalMessageState.ANSWERED
@@ -415,11 +425,30 @@ class Settling(NationalBase):
                 f"input.data.omsgid: message {omsgid} is still being processed; send this "
                 f"2601 again in {seconds} s"
             )
+        if (
+            original.state is NationalMessageState.ANSWERED
+            and original.answer is not None
+            and json.loads(original.answer).get("infcode") not in (0, "0")
+        ):
+            return {}, f"message {omsgid} was refused: it did nothing, nothing to undo"
+        await self._revoke(call, omsgid, original)
+        return {}, f"message {omsgid} settled nothing: it is recorded as reversed"
+
+    async def _revoke(self, call: Call, omsgid: str, original: NationalMessage) -> None:
+        """Record a message as reversed, so that sent again it is refused, never processed.
+
+        Raises:
+            NationalRefusal: it changed meanwhile (sent again and being processed): the 2601
+                is to be sent again.
+        """
         revoked = replace(
             original,
             state=NationalMessageState.REVOKED,
             revoked_by=call.envelope.msgid,
             answer=None,
         )
-        await self.store.keep(client_id, omsgid, revoked)
-        return {}, f"message {omsgid} settled nothing: it is recorded as reversed"
+        if not await self.store.swap(call.client.client_id, omsgid, original, revoked):
+            raise NationalRefusal(
+                f"input.data.omsgid: message {omsgid} arrived again meanwhile and is being "
+                "processed; send this 2601 again in a few seconds"
+            )

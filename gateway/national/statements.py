@@ -41,6 +41,9 @@ from onestop.national.settlement import (
     national_setl_id,
 )
 
+MAX_DETAIL = 200_000
+"""Rows a 3202 may carry: a busy hospital's month."""
+
 
 class Statements(NationalBase):
     """What a client compares and looks up: its day, the catalog, its mapping."""
@@ -50,7 +53,7 @@ class Statements(NationalBase):
         last = parse_datetime(data.get("stmt_enddate"), "input.data.stmt_enddate").date()
         if last < first:
             raise NationalRefusal("input.data.stmt_enddate: before stmt_begndate")
-        if (last - first).days > 31:
+        if (last - first).days >= 31:
             raise NationalRefusal("input.data.stmt_enddate: at most 31 days after stmt_begndate")
         return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
@@ -132,6 +135,10 @@ class Statements(NationalBase):
         data = node(call.input, "data")
         days = self._statement_days(data)
         rows = rows_of(call.input, "detail")
+        if len(rows) > MAX_DETAIL:
+            raise NationalRefusal(
+                f"input.detail: at most {MAX_DETAIL} rows a message; reconcile fewer days at once"
+            )
         if "detail" not in call.input:
             raise NationalRefusal(
                 "input.detail: required: the settlements of the period as a list of objects "

@@ -14,6 +14,14 @@ from onestop.redis_client import RedisClient, redis_calls
 from onestop.storage import layout
 from onestop.storage.national import NationalMessage, NationalVisit, StagedLine
 
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 class NationalStore:
     """Reads and writes of the national interface's state."""
@@ -41,6 +49,19 @@ class NationalStore:
         """What is kept of a message, ``None`` when its ``msgid`` never came."""
         raw = await self._call(self.client.get(layout.national_message_key(client_id, msgid)))
         return None if raw is None else NationalMessage.from_json(cast(bytes, raw))
+
+    async def swap(
+        self, client_id: str, msgid: str, expected: NationalMessage, message: NationalMessage
+    ) -> bool:
+        """Replace what is kept of a message only if it is still ``expected`` (one script).
+
+        A resent message taking over and a 2601 revoking it may meet: exactly one wins.
+        """
+        key = layout.national_message_key(client_id, msgid)
+        swapped = await self._call(
+            self.client.eval(_SWAP, 1, key, expected.to_json(), message.to_json())
+        )
+        return bool(swapped)
 
     async def keep(self, client_id: str, msgid: str, message: NationalMessage) -> None:
         """Overwrite what is kept of a message (its progress, its answer)."""

@@ -5,20 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 
 from gateway.national.base import (
     ALL_LINES,
+    MAX_LIST,
     Call,
     NationalBase,
     Output,
     bill_line,
+    diagnosis_codes,
     med_type_refusal,
     person_of,
     rows_of,
     visit_id_of,
-)
-from onestop.domain.bill import (
-    VisitRequest,
+    visit_request,
 )
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.clients import Client
@@ -31,7 +32,6 @@ from onestop.national.codes import (
 )
 from onestop.national.envelope import (
     NationalRefusal,
-    codes_in,
     node,
     parse_datetime,
     refusal_of,
@@ -99,12 +99,13 @@ class Visits(NationalBase):
         self._may_settle(call.client, VisitType.INPATIENT)
         found = await self._member(call, member_id, begin.date())
         insutype = self._check_insutype(info, where, found)
-        diagnoses = codes_in(
+        diagnoses = diagnosis_codes(
             [
                 str(info.get("dscg_maindiag_code") or ""),
                 str(info.get("dise_codg") or ""),
                 *(str(row.get("diag_code") or "") for row in rows_of(call.input, "diseinfo")),
-            ]
+            ],
+            where,
         )
         mdtrt_id = visit_id_of(call.client.client_id, call.envelope.msgid)
         await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
@@ -145,12 +146,13 @@ class Visits(NationalBase):
                 f"[DATE_OUT_OF_VISIT] {where}.endtime: fee lines {', '.join(late)} are dated "
                 "after it; cancel them (2302) or send the real discharge time"
             )
-        diagnoses = codes_in(
+        diagnoses = diagnosis_codes(
             [
                 *visit.diagnoses,
                 str(info.get("dise_codg") or ""),
                 *(str(row.get("diag_code") or "") for row in rows_of(call.input, "diseinfo")),
-            ]
+            ],
+            where,
         )
         discharged = replace(
             visit,
@@ -180,6 +182,14 @@ class Visits(NationalBase):
         where = "input.data"
         member_id = required_text(rows[0], "psn_no", where)
         mdtrt_id = required_text(rows[0], "mdtrt_id", where)
+        if len(rows) > MAX_LIST:
+            raise NationalRefusal(f"{where}: at most {MAX_LIST} rows")
+        if any(
+            row.get("mdtrt_id") not in (None, mdtrt_id)
+            or row.get("psn_no") not in (None, member_id)
+            for row in rows
+        ):
+            raise NationalRefusal(f"{where}: every row of one message names the same visit")
         serials = [required_text(row, "feedetl_sn", where) for row in rows]
         await self._visit(call, member_id, mdtrt_id, where)
         await self._refuse_if_settled(call, mdtrt_id, where)
@@ -217,6 +227,8 @@ class Visits(NationalBase):
         rows = node(call.input, node_name, many=True)
         if not rows:
             raise NationalRefusal(f"input.{node_name}: at least one fee line")
+        if len(rows) > MAX_LIST:
+            raise NationalRefusal(f"input.{node_name}: at most {MAX_LIST} fee lines a message")
         first = rows[0]
         where0 = f"input.{node_name}[0]"
         member_id = required_text(first, "psn_no", where0)
@@ -262,14 +274,50 @@ class Visits(NationalBase):
             answers.append(line_result(uploaded, split, item))
             if row.get("dise_codg"):
                 diagnoses.append(str(row["dise_codg"]))
+        named = diagnosis_codes(diagnoses, f"input.{node_name}[].dise_codg")
+        if len(staged) + len(new) > MAX_LIST:
+            raise NationalRefusal(
+                f"input.{node_name}: visit {mdtrt_id} would hold {len(staged) + len(new)} "
+                f"lines; a bill has at most {MAX_LIST}"
+            )
+        self._check_returns(staged, new, node_name)
         await self._progress(call, member_id=member_id, mdtrt_id=mdtrt_id)
         await self.store.add_lines(member_id, client_id, mdtrt_id, new)
-        named = tuple(codes_in(diagnoses))
         if named != visit.diagnoses:
             await self.store.put_visit(
                 member_id, client_id, mdtrt_id, replace(visit, diagnoses=named)
             )
         return {"result": answers}, None
+
+    @staticmethod
+    def _check_returns(
+        staged: Mapping[str, StagedLine], new: Mapping[str, StagedLine], node_name: str
+    ) -> None:
+        """A return names an original line and returns at most what it billed.
+
+        Raises:
+            NationalRefusal: a return of a return, or more returned than billed.
+        """
+        lines = {**staged, **new}
+        returned: dict[str, Decimal] = {}
+        for serial, line in new.items():
+            if not line.returns:
+                continue
+            original = lines.get(line.returns)
+            if original is None or original.returns:
+                raise NationalRefusal(
+                    f"input.{node_name}: {serial} returns {line.returns}, which is not a line "
+                    "billed on this visit (a return returns an original line)"
+                )
+        for line in lines.values():
+            if line.returns:
+                returned[line.returns] = returned.get(line.returns, Decimal(0)) - line.quantity
+        for serial, quantity in returned.items():
+            if quantity > lines[serial].quantity:
+                raise NationalRefusal(
+                    f"input.{node_name}: more of {serial} is returned ({quantity}) than was "
+                    f"billed ({lines[serial].quantity})"
+                )
 
     def _classify(
         self,
@@ -290,7 +338,7 @@ class Visits(NationalBase):
             )
         code = line.national_code if client.national_codes_allowed else line.his_code
         bill = bill_line(1, code, abs(line.quantity), line.price_fen, abs(line.amount), day, where)
-        one_line = VisitRequest(
+        one_line = visit_request(
             visit_id="upload",
             member_id="upload",
             visit_type=VisitType.OUTPATIENT,
@@ -329,6 +377,14 @@ class Visits(NationalBase):
         if not chosen:
             raise NationalRefusal(
                 f"input.data.chrg_bchno: no unsettled line of batch {batch} on visit {mdtrt_id}"
+            )
+        orphans = sorted(
+            sn for sn, line in staged.items() if line.returns in chosen and sn not in chosen
+        )
+        if orphans:
+            raise NationalRefusal(
+                f"input.data.chrg_bchno: return lines {', '.join(orphans)} of another batch "
+                "refer to lines of this one; cancel their batch first"
             )
         await self.store.remove_lines(member_id, client_id, mdtrt_id, chosen)
         return {}, None

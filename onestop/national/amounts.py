@@ -45,45 +45,58 @@ def parse_body(body: bytes) -> Any:
         raise MalformedDocument(f"the body is not UTF-8 JSON: {error}") from None
 
 
+def shown(value: Any) -> str:
+    """A value as a message repeats it: at most 40 characters of it."""
+    # str() of a decimal keeps its exponent: 1E+999999999 is not written out digit by digit
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _decimal(value: Any, field: str) -> Decimal | None:
     """A number or numeric string as a decimal; ``None`` for absent, ``null`` or ``""``."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise NationalFieldError(field, f"{value!r} is not a number")
+        raise NationalFieldError(field, f"{shown(value)} is not a number")
     if isinstance(value, int | Decimal):
         number = Decimal(value)
     elif isinstance(value, str):
+        if len(value) > 40:
+            raise NationalFieldError(field, f"{shown(value)} is not a number of the interface")
         try:
             number = Decimal(value.strip())
         except InvalidOperation:
-            raise NationalFieldError(field, f"{value!r} is not a number") from None
+            raise NationalFieldError(field, f"{shown(value)} is not a number") from None
         if "e" in value.lower() or value.strip() != value:
-            raise NationalFieldError(field, f"{value!r} is not a plain decimal number")
+            raise NationalFieldError(field, f"{shown(value)} is not a plain decimal number")
     else:
-        raise NationalFieldError(field, f"{value!r} is not a number")
+        raise NationalFieldError(field, f"{shown(value)} is not a number")
     if not number.is_finite():
-        raise NationalFieldError(field, f"{value!r} is not a finite number")
+        raise NationalFieldError(field, f"{shown(value)} is not a finite number")
     return number
 
 
 def _places(number: Decimal) -> int:
-    exponent = number.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    """Decimal places a value needs, read from its digits (no context, nothing rounded)."""
+    _, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing)
 
 
 def _exact(value: Any, field: str, places: int, what: str) -> Decimal | None:
     number = _decimal(value, field)
     if number is None:
         return None
+    if number.copy_abs() >= _LIMIT:
+        raise NationalFieldError(field, f"{shown(value)} is out of range")
     if _places(number) > places:
         raise NationalFieldError(
             field,
-            f"{value} has more than {places} decimals: {what} is exact to {places} places "
+            f"{shown(value)} has more than {places} decimals: {what} is exact to {places} places "
             "and onestop rounds nothing; send the exact value",
         )
-    if abs(number) >= _LIMIT:
-        raise NationalFieldError(field, f"{value} is out of range")
     return number
 
 

@@ -217,10 +217,13 @@ def parse_datetime(value: Any, field: str) -> datetime:
         raise NationalRefusal(f"{field}: required, yyyy-MM-dd HH:mm:ss")
     for pattern in (DATETIME_FORMAT, "%Y-%m-%d"):
         try:
-            return datetime.strptime(value, pattern)
+            moment = datetime.strptime(value, pattern)
         except ValueError:
             continue
-    raise NationalRefusal(f"{field}: {value!r} is not yyyy-MM-dd HH:mm:ss")
+        if not 1900 <= moment.year <= 2999:
+            raise NationalRefusal(f"{field}: {value[:19]!r} is not a date of this era")
+        return moment
+    raise NationalRefusal(f"{field}: {value[:40]!r} is not yyyy-MM-dd HH:mm:ss")
 
 
 def text_field(

@@ -554,6 +554,8 @@ class NationalVisitField(StrEnum):
     """The ``msgid`` of the 2201 or 2401."""
     PERSON = "person"
     """What the settlement answer shows of the member, masked, as a JSON object by name."""
+    MEMBER_ID = "member_id"
+    """Whose visit it is (``psn_no``): a message naming another member does not find it."""
 
 
 class NationalLineField(StrEnum):

@@ -121,6 +121,7 @@ class NationalVisit:
     status: str
     his_number: str
     registered_by: str
+    member_id: str = ""
     end: str = ""
     diagnoses: tuple[str, ...] = ()
     person: dict[str, str] = field(default_factory=dict)
@@ -138,6 +139,7 @@ class NationalVisit:
             _V.DIAGNOSES: json.dumps(list(self.diagnoses), ensure_ascii=False),
             _V.REGISTERED_BY: self.registered_by,
             _V.PERSON: json.dumps(self.person, ensure_ascii=False, sort_keys=True),
+            _V.MEMBER_ID: self.member_id,
         }
 
     @classmethod
@@ -159,6 +161,7 @@ class NationalVisit:
                 status=values[_V.STATUS],
                 his_number=values.get(_V.HIS_NUMBER, ""),
                 registered_by=values.get(_V.REGISTERED_BY, ""),
+                member_id=values.get(_V.MEMBER_ID, ""),
                 end=values.get(_V.END, ""),
                 diagnoses=tuple(json.loads(values.get(_V.DIAGNOSES) or "[]")),
                 person=dict(json.loads(values.get(_V.PERSON) or "{}")),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
@@ -277,14 +278,14 @@ async def test_a_lost_answer_is_undone_by_2601_and_the_visit_settles_again(
     assert reversal == {}
     listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
     assert [item["status"] for item in listed.json()["items"]] == ["reversed"]
-    # The lost message resent answers what it answered; a new message settles again.
-    resent = await his.post(lost)
-    assert resent["output"]["setlinfo"]["setl_id"]
+    # The lost message resent (a retry queue) is refused: it was reversed, and never settles
+    # again; a new message settles the visit again.
+    refused(await his.post(lost), "reversed by 2601")
     again = ok(await his.call("2207", settle_input(mdtrt_id, "55.00")))
     listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
-    statuses = [item["status"] for item in listed.json()["items"]]
-    assert statuses == ["settled", "reversed"]
-    assert again["setlinfo"]["setl_id"] != resent["output"]["setlinfo"]["setl_id"]
+    items = listed.json()["items"]
+    assert [item["status"] for item in items] == ["settled", "reversed"]
+    assert again["setlinfo"]["medfee_sumamt"] == Decimal("55.00")
 
 
 async def test_2601_of_a_message_never_received_is_safe_both_ways(gateway: Gateway) -> None:
@@ -1049,3 +1050,137 @@ def test_the_provincial_profile_is_a_setting_refusing_unknown_ones(
     monkeypatch.setenv("ONESTOP_GATEWAY_NATIONAL_PROFILE", "atlantis")
     with pytest.raises(ValidationError, match="national_profile"):
         settings()
+
+
+async def test_a_settling_message_whose_answer_failed_is_found_again_not_settled_twice(
+    gateway: Gateway, redis_url: str
+) -> None:
+    """A 2207 that committed but was answered -1 is found again, never settled twice.
+
+    (The adjudicator's answer timed out: the message is recorded as failed.) Sent again, it
+    answers that very settlement; a 2601 of it undoes it.
+    """
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    await upload_two_lines(his, mdtrt_id)
+    first = ok(await his.call("2207", settle_input(mdtrt_id, "55.00")))["setlinfo"]
+    ok(
+        await his.call(
+            "2208", {"data": {"setl_id": first["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": MEMBER}}
+        )
+    )
+    message = his.envelope("2207", settle_input(mdtrt_id, "55.00"))
+    settled = ok(await his.post(message))["setlinfo"]  # settles again (resettle_of the first)
+    key = layout.national_message_key("ZZH3", message["msgid"])
+    redis = sync_client(redis_url)
+    try:
+        record = NationalMessage.from_json(cast(bytes, redis.get(key)))
+        assert record.fingerprint  # recorded before settling
+        redis.set(key, replace(record, state=NationalMessageState.FAILED, answer=None).to_json())
+    finally:
+        redis.close()
+    again = ok(await his.post(message))["setlinfo"]
+    assert again["setl_id"] == settled["setl_id"]
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    assert [item["status"] for item in listed.json()["items"]] == ["settled", "reversed"]
+    reversal = {"data": {"psn_no": MEMBER, "omsgid": message["msgid"], "oinfno": "2207"}}
+    assert ok(await his.call("2601", reversal)) == {}
+    listed = await his.transport.request("GET", "/v1/settlements", params={"visit_id": mdtrt_id})
+    assert [item["status"] for item in listed.json()["items"]] == ["reversed", "reversed"]
+    refused(await his.post(message), "reversed by 2601")
+
+
+async def test_a_visit_is_found_only_by_its_own_member(gateway: Gateway) -> None:
+    # Two members of one slot group: a message naming the other finds no visit.
+    first = MEMBER
+    group = layout.member_group(first)
+    other = next(
+        f"M9{n:05d}"
+        for n in range(100_000)
+        if layout.member_group(f"M9{n:05d}") == group and f"M9{n:05d}" != first
+    )
+    clients = await load_demo_over_http(gateway, [member_record(first), member_record(other)])
+    his = NationalHis(clients["ZZH3"], "ZZH3", REGION)
+    mdtrt_id = await register(his)
+    refused(
+        await his.call(
+            "2202", {"data": {"psn_no": other, "mdtrt_id": mdtrt_id, "ipt_otp_no": "MZ0001"}}
+        ),
+        f"no visit {mdtrt_id} of psn_no {other}",
+    )
+
+
+async def test_hostile_values_are_refused_naming_the_field_never_a_server_error(
+    gateway: Gateway,
+) -> None:
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+
+    async def upload(*lines: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = await his.call("2204", {"feedetail": list(lines)})
+        return answer
+
+    line = fee_line("H1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.00", "8.00")
+    refused(await upload({**line, "det_item_fee_sumamt": Decimal("1e999999999")}), "out of range")
+    refused(await upload({**line, "cnt": "1" * 41}), "input.feedetail[0].cnt")
+    refused(await upload({**line, "fee_ocur_time": "0999-01-01 00:00:00"}), "fee_ocur_time")
+    refused(
+        await upload(
+            {**line, "pric": Decimal("90000000000"), "det_item_fee_sumamt": Decimal("90000000000")}
+        ),
+        "input.feedetail[0]",
+    )
+    refused(await upload({**line, "dise_codg": "=cmd|x"}), "dise_codg", "not a code")
+    refused(await upload({**line, "det_item_fee_sumamt": Decimal("-8.00")}), "sign")
+    refused(await upload({**line, "init_feedetl_sn": "H0"}), "only a return line")
+    ok(await upload(line))
+    back = {
+        **line,
+        "feedetl_sn": "H2",
+        "cnt": Decimal(-1),
+        "det_item_fee_sumamt": Decimal("-8.00"),
+        "init_feedetl_sn": "H1",
+    }
+    ok(await upload(back))
+    refused(await upload({**back, "feedetl_sn": "H3"}), "more of H1 is returned")
+    refused(await upload({**back, "feedetl_sn": "H4", "init_feedetl_sn": "H2"}), "not a line")
+    refused(
+        await his.call(
+            "2302",
+            {
+                "data": [
+                    {"feedetl_sn": "H1", "mdtrt_id": mdtrt_id, "psn_no": MEMBER},
+                    {"feedetl_sn": "X", "mdtrt_id": "ANOTHER", "psn_no": MEMBER},
+                ]
+            },
+        ),
+        "same visit",
+    )
+    refused(
+        await his.call("2305", {"data": {"setl_id": "S1", "mdtrt_id": mdtrt_id, "psn_no": MEMBER}}),
+        "2305 cancels inpatient",
+    )
+    refused(
+        await his.call(
+            "1312", {"data": {"updt_time": "2026-01-01", "page_num": "²", "page_size": 10}}
+        ),
+        "page_num",
+    )
+    refused(
+        await his.call(
+            "3201",
+            {
+                "data": {
+                    "insutype": "390",
+                    "clr_type": "11",
+                    "stmt_begndate": "2026-01-01",
+                    "stmt_enddate": "2026-02-01",
+                    "medfee_sumamt": 0,
+                    "fund_pay_sumamt": 0,
+                    "acct_pay": 0,
+                    "fixmedins_setl_cnt": 0,
+                }
+            },
+        ),
+        "31 days",
+    )

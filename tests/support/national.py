@@ -38,7 +38,7 @@ def _log_exchange(request: bytes, answer: bytes) -> None:
 def dumps(value: Any) -> str:
     """JSON with decimals written as the numbers they are (``8.00``, never ``8.0`` or a float)."""
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return str(value)  # 8.00 stays 8.00; 1E+999999999 stays short
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(k)}:{dumps(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
