@@ -185,8 +185,13 @@ class NationalService(People, Visits, Settling, Statements):
             reply = answer(
                 self._timing(call.client, call.received_ms), output=output, warn_msg=warn
             )
-        body = answer_json(reply)
         record = await self.store.message(client_id, envelope.msgid) or pending
+        if record.state is NationalMessageState.REVOKED:
+            # A 2601 undid it while it was processed: that is its outcome.
+            revoked = self._known_answer(call, record, pending)
+            assert revoked is not None
+            return revoked
+        body = answer_json(reply)
         await self.store.keep(client_id, envelope.msgid, record.answered(body.decode()))
         _log_answer(call, reply)
         return body
