@@ -507,22 +507,18 @@ def bill_line(
     day: date,
     where: str,
 ) -> BillLine:
-    """A bill line at a whole-fen unit price.
+    """A bill line; a price below one fen's precision stays exact (domain section 14).
 
     Raises:
-        NationalRefusal: the price is below one fen's precision (domain section 14).
+        NationalRefusal: a value the bill does not take.
     """
-    if price_fen != price_fen.to_integral_value():
-        raise NationalRefusal(
-            f"{where}.pric: {price_fen / 100} yuan is not a whole number of fen; a price below "
-            "one fen is not settled yet (domain section 14)"
-        )
+    whole = price_fen == price_fen.to_integral_value()
     try:
         return BillLine(
             line_no=line_no,
             his_code=code,
             quantity=quantity,
-            unit_price=int(price_fen),
+            unit_price=int(price_fen) if whole else format(price_fen.normalize(), "f"),
             amount=amount,
             date=day,
         )

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from onestop.domain.errors import VisitNotAllowed
-from onestop.domain.types import ClientKind, Code, IsoDate, Quantity, VisitType
+from onestop.domain.types import ClientKind, Code, IsoDate, Quantity, UnitPrice, VisitType
 
 MAX_BILL_LINES = 5000
 """The most lines one request may carry (contract: 413 ``TOO_LARGE`` beyond)."""
@@ -35,7 +35,7 @@ class BillLine(BaseModel):
     line_no: Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
     his_code: Code
     quantity: Quantity
-    unit_price: Annotated[int, Strict(), Field(ge=-(10**12), le=10**12)]
+    unit_price: UnitPrice
     amount: Annotated[int, Strict(), Field(ge=-(10**13), le=10**13)]
     date: IsoDate
 
@@ -127,10 +127,10 @@ def request_identity(visit: VisitRequest) -> bytes:
         day = days.get(line.date)
         if day is None:
             day = days[line.date] = line.date.isoformat()
-        # unit_price is whole fen: an int is already its one text.
-        lines.append(
-            (line.line_no, line.his_code, quantity, str(line.unit_price), line.amount, day)
-        )
+        # A whole price is an int, its one text; a fractional one is written as a number.
+        price = line.unit_price
+        price_text = str(price) if isinstance(price, int) else _number(price)
+        lines.append((line.line_no, line.his_code, quantity, price_text, line.amount, day))
     canonical = {
         "visit_id": visit.visit_id,
         "member_id": visit.member_id,

@@ -90,5 +90,5 @@ def entitlement(policy: Policy, member: Member, on: date) -> Entitlement:
         in_waiting_period=benefits_start is not None and on < benefits_start,
         continuous_years=years,
         multiplier=multiplier,
-        annual_cap=round_half_up(exact_mul(policy.annual_cap, multiplier)),
+        annual_cap=round_half_up(exact_mul(policy.annual_cap_after(years), multiplier)),
     )

@@ -56,6 +56,13 @@ class ContinuousBonus(_Document):
     max: Ratio
 
 
+class CapStep(_Document):
+    """An annual cap that replaces the policy's after ``from_years`` continuous years (s9)."""
+
+    from_years: Annotated[int, Strict(), Field(ge=1, le=100)]
+    annual_cap: Fen
+
+
 class OutpatientSpecial(_Document):
     """Outpatient special diseases (门诊特定病种): ICD-10 prefixes, per-visit deductible, ratio."""
 
@@ -146,6 +153,9 @@ class Policy(_Document):
     name: Name
     inpatient: Inpatient
     annual_cap: Fen
+    cap_by_continuous_years: tuple[CapStep, ...] = ()
+    """Higher caps after continuous years (domain section 9); the continuous bonus multiplies
+    whichever cap applies."""
     continuous_bonus: ContinuousBonus | None = None
     waiting_period_months: Annotated[int, Strict(), Field(ge=0, le=120)] = 0
     outpatient_special: OutpatientSpecial | None = None
@@ -153,6 +163,25 @@ class Policy(_Document):
     personal_account: PersonalAccount | None = None
     supplementary: Supplementary | None = None
     assistance: dict[AssistanceCategory, Assistance] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_cap_per_year_count(self) -> Policy:
+        years = [step.from_years for step in self.cap_by_continuous_years]
+        if len(set(years)) != len(years):
+            raise ValueError("cap_by_continuous_years: each from_years at most once")
+        return self
+
+    def annual_cap_after(self, years: int) -> int:
+        """The annual cap, before the continuous bonus, after ``years`` of continuous enrolment.
+
+        The step with the largest ``from_years`` at most ``years``; without one, ``annual_cap``.
+        """
+        reached = [step for step in self.cap_by_continuous_years if step.from_years <= years]
+        return (
+            max(reached, key=lambda step: step.from_years).annual_cap
+            if reached
+            else (self.annual_cap)
+        )
 
     @property
     def key(self) -> tuple[str, Scheme, int]:
@@ -177,7 +206,16 @@ def parse_policy(data: Any) -> Policy:
 def policy_to_document(policy: Policy) -> dict[str, Any]:
     """The policy as the contract's JSON document (ratios as decimal strings)."""
     document: dict[str, Any] = _decimals_as_text(policy.model_dump(mode="python"))
+    for name in _ADDED_FIELDS:
+        if not document.get(name):
+            # A policy that does not use a round-2 field is written as before it existed:
+            # stored documents and their versions do not change.
+            del document[name]
     return document
+
+
+_ADDED_FIELDS = ("cap_by_continuous_years",)
+"""Optional fields added after round 1, left out of a document that does not use them."""
 
 
 def _decimals_as_text(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from onestop.domain.errors import ErrorCode, InvalidDocument, MalformedDocument, Problem
+from onestop.domain.types import decimal_places
 
 MONEY_PLACES = 2
 PRICE_PLACES = 6
@@ -76,22 +77,13 @@ def _decimal(value: Any, field: str) -> Decimal | None:
     return number
 
 
-def _places(number: Decimal) -> int:
-    """Decimal places a value needs, read from its digits (no context, nothing rounded)."""
-    _, digits, exponent = number.as_tuple()
-    if not isinstance(exponent, int) or exponent >= 0:
-        return 0
-    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    return max(0, -exponent - trailing)
-
-
 def _exact(value: Any, field: str, places: int, what: str) -> Decimal | None:
     number = _decimal(value, field)
     if number is None:
         return None
     if number.copy_abs() >= _LIMIT:
         raise NationalFieldError(field, f"{shown(value)} is out of range")
-    if _places(number) > places:
+    if decimal_places(number) > places:
         raise NationalFieldError(
             field,
             f"{shown(value)} has more than {places} decimals: {what} is exact to {places} places "

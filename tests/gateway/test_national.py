@@ -333,14 +333,6 @@ async def test_refusals_name_the_field_and_change_nothing(gateway: Gateway) -> N
     refused(
         await his.call(
             "2204",
-            {"feedetail": [fee_line("X1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.005", "8.01")]},
-        ),
-        "input.feedetail[0].pric",
-        "not a whole number of fen",
-    )
-    refused(
-        await his.call(
-            "2204",
             {"feedetail": [fee_line("X1", mdtrt_id, "RMYY-0020", "FA10", "1", "8.00", "8.001")]},
         ),
         "det_item_fee_sumamt",
@@ -1184,3 +1176,33 @@ async def test_hostile_values_are_refused_naming_the_field_never_a_server_error(
         ),
         "31 days",
     )
+
+
+async def test_a_price_below_one_fen_settles_exactly(gateway: Gateway) -> None:
+    """Pric has six decimals of yuan: 7.833333 yuan is 783.3333 fen (domain section 14)."""
+    his = await his_of(gateway)
+    mdtrt_id = await register(his)
+    refused(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line("P2", mdtrt_id, "RMYY-0001", "XA01", "3", "7.833333", "23.52")
+                ]
+            },
+        ),
+        "AMOUNT_MISMATCH",
+    )
+    uploaded = ok(
+        await his.call(
+            "2204",
+            {
+                "feedetail": [
+                    fee_line("P1", mdtrt_id, "RMYY-0001", "XA01", "3", "7.833333", "23.50")
+                ]
+            },
+        )
+    )
+    assert uploaded["result"][0]["pric"] == Decimal("7.833333")
+    settled = ok(await his.call("2207", settle_input(mdtrt_id, "23.50")))
+    assert settled["setlinfo"]["medfee_sumamt"] == Decimal("23.50")

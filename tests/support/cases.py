@@ -21,12 +21,10 @@ CASES_DIR = REPO_ROOT / "docs" / "cases"
 
 PENDING: dict[str, str] = {
     "12_out_of_region_and_referral": "issue 16: out-of-region care and referral (domain s8)",
-    "13_linhai_cap_after_continuous_years": "issue 16: a higher cap after continuous years (s9)",
     "14_assistance_general_and_outpatient": "issue 16: general and outpatient assistance (s10)",
     "15_registered_chronic_diseases": "issue 16: registered chronic diseases (s11)",
     "16_single_disease_price": "issue 16: single-disease fixed prices (s12)",
     "17_policy_changed_mid_year": "issue 16: policy versions within a year (s13)",
-    "18_sub_fen_unit_prices": "issue 16: unit prices below one fen (s14)",
 }
 """Round-2 cases whose rules are not built yet, with the issue that builds them."""
 

@@ -208,3 +208,39 @@ def test_identical_values_are_one_identity_and_any_other_value_another() -> None
                                      *_IDENTITY_BODY["lines"][1:]]},
     ):  # fmt: skip
         assert request_identity(VisitRequest.model_validate(changed)) != identity
+
+
+@pytest.mark.parametrize(
+    ("price", "kept"),
+    [
+        (1500, 1500),
+        ("1500", 1500),
+        ("1500.0000", 1500),
+        ("783.3333", Decimal("783.3333")),
+        ("783.33330", Decimal("783.3333")),
+    ],
+)
+def test_a_unit_price_is_whole_fen_or_a_decimal_string_of_four_places(
+    price: Any, kept: int | Decimal
+) -> None:
+    line = {**_request()["lines"][0], "unit_price": price}
+    parsed = VisitRequest.model_validate(_request(lines=[line])).lines[0].unit_price
+    assert parsed == kept
+    assert type(parsed) is type(kept)
+
+
+@pytest.mark.parametrize("price", ["783.33333", 783.3333, True, "1e999999999", 10**13, "abc"])
+def test_a_unit_price_that_is_not_exact_fen_is_refused(price: Any) -> None:
+    line = {**_request()["lines"][0], "unit_price": price}
+    with pytest.raises(ValidationError, match="unit_price"):
+        VisitRequest.model_validate(_request(lines=[line]))
+
+
+def test_a_price_below_one_fen_is_one_identity_however_written() -> None:
+    def identity(price: Any) -> bytes:
+        line = {**_request()["lines"][0], "unit_price": price, "amount": 1567}
+        return request_identity(VisitRequest.model_validate(_request(lines=[line])))
+
+    assert identity("783.3333") == identity("783.333300")
+    assert identity("783.3333") != identity("783.3334")
+    assert identity(1500) == identity("1500.0000")

@@ -7,8 +7,12 @@ import pytest
 
 from onestop.domain import entitlement
 from onestop.domain.eligibility import add_months, bonus_multiplier, continuous_years
-from onestop.domain.policy import ContinuousBonus
+from onestop.domain.errors import InvalidDocument
+from onestop.domain.member import Member
+from onestop.domain.policy import ContinuousBonus, parse_policy, policy_to_document
+from onestop.tooling.demo.regions import demo_policies
 from tests.support.builders import make_member, make_policy
+from tests.support.scenario import member_record
 
 
 @pytest.mark.parametrize(
@@ -67,3 +71,45 @@ def test_entitlement_on_a_day() -> None:
     assert (long_standing.continuous_years, long_standing.annual_cap) == (11, 4720000)
     assert long_standing.raised_ratio(Decimal("0.40")) == Decimal("0.4720")
     assert entitlement(make_policy(), new, date(2026, 3, 1)).benefits_start is None
+
+
+def test_a_higher_cap_after_continuous_years_then_the_bonus_multiplies_it() -> None:
+    """Domain section 9: the step reached replaces annual_cap; the bonus multiplies it."""
+    document = {
+        "region": "331082",
+        "scheme": "resident",
+        "year": 2026,
+        "name": "Linhai",
+        "inpatient": {
+            "deductible": {"community": 0, "level1": 0, "level2": 0, "level3": 0},
+            "ratio": {"community": "0.6", "level1": "0.6", "level2": "0.6", "level3": "0.6"},
+        },
+        "annual_cap": 6000000,
+        "cap_by_continuous_years": [
+            {"from_years": 5, "annual_cap": 8000000},
+            {"from_years": 3, "annual_cap": 7000000},
+        ],
+    }
+
+    def cap(enrolled_since: str, on: date, **extra: object) -> int:
+        policy = parse_policy({**document, **extra})
+        member = Member.model_validate(
+            {**member_record("L1", region="331082"), "enrolled_since": enrolled_since}
+        )
+        return entitlement(policy, member, on).annual_cap
+
+    assert cap("2024-01-01", date(2026, 6, 1)) == 6000000  # 2 years: the policy's cap
+    assert cap("2023-06-01", date(2026, 6, 1)) == 7000000  # 3 years exactly, on the day
+    assert cap("2023-06-02", date(2026, 6, 1)) == 6000000  # one day short
+    assert cap("2020-01-01", date(2026, 6, 1)) == 8000000  # 6 years: the largest step reached
+    bonus = {"continuous_bonus": {"from_years": 1, "step": "0.1", "max": "0.1"}}
+    assert cap("2020-01-01", date(2026, 6, 1), **bonus) == 8800000  # then x 1.1
+
+
+def test_a_cap_step_named_twice_is_refused() -> None:
+
+    document = policy_to_document(demo_policies()[0])
+    assert "cap_by_continuous_years" not in document  # unused: written as before
+    steps = [{"from_years": 3, "annual_cap": 1}, {"from_years": 3, "annual_cap": 2}]
+    with pytest.raises(InvalidDocument, match="at most once"):
+        parse_policy({**document, "cap_by_continuous_years": steps})
