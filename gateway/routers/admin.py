@@ -41,6 +41,7 @@ from onestop.domain.documents import validate_document
 from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.settlement import PolicyRef
+from onestop.domain.types import ClientKind
 from onestop.exports import write_export, zip_export
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -245,7 +246,8 @@ async def reconciliations(
         registered = [client_id]
     else:
         listed, _ = await gateway.adjudicator.list_clients()
-        registered = [client.client_id for client in listed]
+        # Hospitals and pharmacies reconcile; an agency client settles nothing.
+        registered = [client.client_id for client in listed if client.kind is not ClientKind.AGENCY]
     return convert.day_reconciliations(day, registered, kept)
 
 

@@ -530,6 +530,7 @@ async def test_amounts_per_settlement_and_groups_find_the_fen_and_the_agency_see
     assert zzh3["history"][0]["reconciled_at"].startswith("2026-06-10T10:00:00")
     assert zzh3["history"][0]["provisional"] is False  # closed, by the gateway's own clock
     assert standing["ZZC1"]["status"] == "not_reconciled"
+    assert "agency" not in standing  # the agency settles nothing, so reconciles nothing
     assert standing["ZZC1"]["latest"] is None
     one = await gateway.agency.request(
         "GET", "/v1/admin/reconciliations?date=2026-06-10&client_id=ZZH3"
