@@ -561,13 +561,6 @@ def body_of(request: VisitRequest) -> bytes:
     return orjson.dumps(request.model_dump(mode="json"))
 
 
-def yuan_text(fen: int) -> str:
-    """Fen as yuan for a message (``-25.10``)."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
-
-
 def answer_json(reply: dict[str, Any]) -> bytes:
     """An answer as the JSON it is sent as (amounts exactly as :func:`yuan` wrote them)."""
     return orjson.dumps(reply)

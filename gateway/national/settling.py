@@ -21,7 +21,6 @@ from gateway.national.base import (
     person_of,
     visit_id_of,
     visit_request,
-    yuan_text,
 )
 from onestop import wire
 from onestop.domain.bill import (
@@ -32,6 +31,7 @@ from onestop.domain.settlement import SettlementStatus
 from onestop.domain.types import VisitType
 from onestop.national.amounts import (
     fen_of,
+    yuan_text,
 )
 from onestop.national.codes import (
     ACCT_USED,

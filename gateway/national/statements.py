@@ -13,7 +13,6 @@ from gateway.national.base import (
     Output,
     rows_of,
     whole_number,
-    yuan_text,
 )
 from onestop import wire
 from onestop.domain.settlement import Settlement, SettlementStatus
@@ -21,6 +20,7 @@ from onestop.national.amounts import (
     decimal_number,
     fen_of,
     yuan,
+    yuan_text,
 )
 from onestop.national.codes import (
     CHRGITM_LV,

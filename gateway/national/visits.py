@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -204,9 +204,7 @@ class Visits(NationalBase):
                     f"{where}.feedetl_sn: {', '.join(unknown)} is no unsettled line of visit "
                     f"{mdtrt_id}"
                 )
-            returning = sorted(
-                sn for sn, line in staged.items() if line.returns in serials and sn not in serials
-            )
+            returning = _returns_left_behind(staged, serials)
             if returning:
                 raise NationalRefusal(
                     f"{where}.feedetl_sn: return lines {', '.join(returning)} refer to them; "
@@ -378,9 +376,7 @@ class Visits(NationalBase):
             raise NationalRefusal(
                 f"input.data.chrg_bchno: no unsettled line of batch {batch} on visit {mdtrt_id}"
             )
-        orphans = sorted(
-            sn for sn, line in staged.items() if line.returns in chosen and sn not in chosen
-        )
+        orphans = _returns_left_behind(staged, chosen)
         if orphans:
             raise NationalRefusal(
                 f"input.data.chrg_bchno: return lines {', '.join(orphans)} of another batch "
@@ -388,3 +384,12 @@ class Visits(NationalBase):
             )
         await self.store.remove_lines(member_id, client_id, mdtrt_id, chosen)
         return {}, None
+
+
+def _returns_left_behind(staged: Mapping[str, StagedLine], removed: Sequence[str]) -> list[str]:
+    """Return lines that would outlive the lines they return if ``removed`` went (sorted)."""
+    return sorted(
+        serial
+        for serial, line in staged.items()
+        if line.returns in removed and serial not in removed
+    )

@@ -130,11 +130,16 @@ def quantity_of(value: Any, field: str) -> Decimal:
     return number
 
 
-def yuan(fen: int) -> orjson.Fragment:
-    """An amount as the interface writes it: a JSON number of yuan with two decimals."""
+def yuan_text(fen: int) -> str:
+    """Fen as yuan with two decimals, as the interface writes an amount (``-25.10``)."""
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
-    return orjson.Fragment(f"{sign}{whole}.{cents:02d}".encode())
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def yuan(fen: int) -> orjson.Fragment:
+    """An amount as the interface writes it: a JSON number of yuan with two decimals."""
+    return orjson.Fragment(yuan_text(fen).encode())
 
 
 def decimal_number(value: Decimal, places: int) -> orjson.Fragment:
