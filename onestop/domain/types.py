@@ -167,22 +167,25 @@ _PRICE_LIMIT = 10**12
 
 
 def _unit_price_input(value: Any) -> int | Decimal:
-    """A unit price in fen: a whole number, or a decimal string with at most 4 places (s14)."""
+    """A unit price in fen: a decimal with at most 4 places, string or JSON number (s14, s17)."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, str):
         number = parse_decimal(value)
+    elif isinstance(value, float):
+        # As for quantities: a JSON number the parser made a float reads as written.
+        number = parse_decimal(repr(value))
     else:
         raise ValueError(
-            "a unit price is a whole number of fen, or a decimal string of fen with at most "
-            '4 places ("3.4500")'
+            "a unit price is a number of fen with at most 4 decimal places, as a JSON number "
+            'or a string ("3.4500")'
         )
     # Bounded before anything is computed from it: 1E+999999999 is never written out.
     if number.copy_abs() > _PRICE_LIMIT:
         raise ValueError(f"a unit price is at most {_PRICE_LIMIT} fen either way")
     if decimal_places(number) > 4:
         raise ValueError("a unit price in fen has at most 4 decimal places")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     return int(number) if number == number.to_integral_value() else number
 
@@ -190,7 +193,11 @@ def _unit_price_input(value: Any) -> int | Decimal:
 UnitPrice = Annotated[
     int | Decimal,
     BeforeValidator(_unit_price_input),
-    Field(json_schema_extra={"description": 'fen: an integer, or a decimal string ("3.4500")'}),
+    Field(
+        json_schema_extra={
+            "description": 'fen, at most 4 decimal places: a JSON number or a string ("3.4500")'
+        }
+    ),
 ]
 """A line's unit price in fen: whole, or below one fen's precision (domain section 14).
 Whole prices stay ``int``; a fractional one is an exact ``Decimal``."""

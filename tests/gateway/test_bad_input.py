@@ -72,9 +72,9 @@ async def test_deeply_nested_json_is_malformed(
         ("unit_price", 10**30),
         ("amount", -(10**20)),
         ("amount", 1.5),
-        # round 2 (domain section 14): a decimal string of fen, at most 4 places, no floats
+        # round 2 (domain sections 14 and 17): fen with at most 4 places, string or number
         ("unit_price", "4000.00001"),
-        ("unit_price", 4000.5),
+        ("unit_price", 4000.00001),
     ],
 )
 async def test_huge_tiny_and_odd_numbers_are_invalid(

@@ -97,7 +97,7 @@ def test_malformed_requests(overrides: dict[str, Any], field: str | None) -> Non
         {"quantity": "1.23456"},  # at most 4 places
         {"quantity": "abc"},
         {"quantity": "NaN"},
-        {"unit_price": 15.5},
+        {"unit_price": 15.00001},  # at most 4 places, as a JSON number too
         {"amount": "3000"},
         {"his_code": "YP\t1"},
         {"line_no": 0},
@@ -218,6 +218,9 @@ def test_identical_values_are_one_identity_and_any_other_value_another() -> None
         ("1500.0000", 1500),
         ("783.3333", Decimal("783.3333")),
         ("783.33330", Decimal("783.3333")),
+        # a JSON number, as domain section 17 reads section 14
+        (783.3333, Decimal("783.3333")),
+        (1500.0, 1500),
     ],
 )
 def test_a_unit_price_is_whole_fen_or_a_decimal_string_of_four_places(
@@ -229,7 +232,7 @@ def test_a_unit_price_is_whole_fen_or_a_decimal_string_of_four_places(
     assert type(parsed) is type(kept)
 
 
-@pytest.mark.parametrize("price", ["783.33333", 783.3333, True, "1e999999999", 10**13, "abc"])
+@pytest.mark.parametrize("price", ["783.33333", 783.33333, True, "1e999999999", 10**13, "abc"])
 def test_a_unit_price_that_is_not_exact_fen_is_refused(price: Any) -> None:
     line = {**_request()["lines"][0], "unit_price": price}
     with pytest.raises(ValidationError, match="unit_price"):
