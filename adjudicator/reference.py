@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from adjudicator.store import Store
 from onestop.domain.catalog import CatalogItem, catalog_csv, parse_catalog_csv
@@ -50,7 +51,10 @@ class Reference:
 
     store: Store
     versions: dict[str, str] = field(default_factory=dict)
-    policies: dict[tuple[str, str, int], tuple[Policy, str]] = field(default_factory=dict)
+    policies: dict[tuple[str, str, int], tuple[tuple[Policy, str], ...]] = field(
+        default_factory=dict
+    )
+    """(region, scheme, year) -> its versions with their content versions, earliest first."""
     catalog: dict[str, CatalogItem] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
 
@@ -73,15 +77,17 @@ class Reference:
 
     async def _load_policies(self) -> None:
         raw = await self.store.hgetall(POLICIES_KEY)
-        loaded: dict[tuple[str, str, int], tuple[Policy, str]] = {}
+        loaded: dict[tuple[str, str, int], list[tuple[Policy, str]]] = {}
         for value in raw.values():
             entry = json.loads(value)
             policy = parse_policy(entry["document"])
-            loaded[(policy.region, policy.scheme.value, policy.year)] = (
-                policy,
-                str(entry["version"]),
+            loaded.setdefault((policy.region, policy.scheme.value, policy.year), []).append(
+                (policy, str(entry["version"]))
             )
-        self.policies = loaded
+        self.policies = {
+            key: tuple(sorted(versions, key=lambda version: version[0].in_force_from))
+            for key, versions in loaded.items()
+        }
 
     async def _load_catalog(self) -> None:
         text = await self.store.get(CATALOG_KEY)
@@ -94,14 +100,31 @@ class Reference:
             name.decode(): Client.model_validate_json(value) for name, value in raw.items()
         }
 
-    def policy(self, region: str, scheme: str, year: int) -> tuple[Policy, str] | None:
-        """The policy and its version, if loaded."""
-        return self.policies.get((region, scheme, year))
+    def policy(self, region: str, scheme: str, year: int, on: date) -> tuple[Policy, str] | None:
+        """The policy version of ``year`` in force on ``on`` and its content version, if any.
+
+        ``on`` is the day that chooses (:attr:`onestop.domain.bill.Visit.policy_day`); the
+        versions are few, earliest first, so the latest one started by then is found by a walk.
+        """
+        found = None
+        for version in self.policies.get((region, scheme, year), ()):
+            if version[0].in_force_from > on:
+                break
+            found = version
+        return found
+
+    def policy_versions(self, region: str, scheme: str, year: int) -> tuple[Policy, ...]:
+        """Every loaded version of one policy year, earliest first."""
+        return tuple(policy for policy, _ in self.policies.get((region, scheme, year), ()))
 
     # -- writes -------------------------------------------------------------------------------
 
     async def put_policy(self, policy: Policy) -> str:
-        """Store a policy (replacing the one of its region, scheme and year); its version."""
+        """Store a policy version; its content version.
+
+        It replaces the version of its region, scheme and year in force from the same day
+        (January 1 when the document has no ``effective_from``), and no other.
+        """
         document = policy_to_document(policy)
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = content_version(canonical)
@@ -111,7 +134,9 @@ class Reference:
             POLICIES_KEY,
             value,
             fresh_version(),
-            field=policy_field(policy.region, policy.scheme.value, policy.year),
+            field=policy_field(
+                policy.region, policy.scheme.value, policy.year, policy.effective_from
+            ),
         )
         await self.refresh()
         return version

@@ -399,7 +399,8 @@ class SettlementService:
     def _compute(
         self, command: SettleCommand, client: Client, record: MemberRecord
     ) -> tuple[Adjudication, PolicyRef]:
-        policy, policy_ref = self._policy(record.member, command.visit.policy_year)
+        visit = command.visit
+        policy, policy_ref = self._policy(record.member, visit.policy_year, visit.policy_day)
         result = adjudicate(
             command.visit,
             client.settling_level(),
@@ -411,14 +412,23 @@ class SettlementService:
         )
         return result, policy_ref
 
-    def _policy(self, member: Member, year: int) -> tuple[Policy, PolicyRef]:
-        found = self.reference.policy(member.region, member.scheme.value, year)
+    def _policy(self, member: Member, year: int, on: date) -> tuple[Policy, PolicyRef]:
+        """The version of the member's policy of ``year`` in force on ``on`` (section 13)."""
+        region, scheme = member.region, member.scheme.value
+        found = self.reference.policy(region, scheme, year, on)
         if found is None:
-            raise NoPolicy(
-                f"no policy for region {member.region}, scheme {member.scheme.value}, {year}"
-            )
+            versions = self.reference.policy_versions(region, scheme, year)
+            if versions:
+                raise NoPolicy(
+                    f"no policy for region {region}, scheme {scheme} in force on {on}: the "
+                    f"first version of {year} takes effect on {versions[0].in_force_from}; "
+                    "the agency loads a version in force from an earlier day"
+                )
+            raise NoPolicy(f"no policy for region {region}, scheme {scheme}, {year}")
         policy, version = found
-        return policy, PolicyRef(policy.region, policy.scheme, policy.year, version)
+        return policy, PolicyRef(
+            policy.region, policy.scheme, policy.year, version, policy.in_force_from
+        )
 
     @staticmethod
     def _check_stay(visit: Visit, snapshot: Snapshot) -> tuple[date, date] | None:
@@ -631,7 +641,7 @@ class SettlementService:
     async def _eligibility(self, record: MemberRecord, day: date) -> Eligibility:
         await self.reference.refresh()
         member = record.member
-        policy, policy_ref = self._policy(member, day.year)
+        policy, policy_ref = self._policy(member, day.year, day)
         rights = entitlement(policy, member, day)
         return Eligibility(
             member_id=member.member_id,

@@ -23,7 +23,7 @@ from onestop import wire as convert
 from onestop.domain.clients import Client
 from onestop.domain.documents import utf8_text, validate_document
 from onestop.domain.errors import DomainError, InvalidDocument
-from onestop.domain.settlement import Settlement
+from onestop.domain.settlement import PolicyRef, Settlement
 from onestop.errors import STATUS, InternalError
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -196,8 +196,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
             context, lambda: self.loading.put_policy(request.document_json)
         )
         return pb.PutPolicyReply(
-            policy=pb.PolicyRef(
-                region=policy.region, scheme=policy.scheme.value, year=policy.year, version=version
+            policy=convert.policy_message(
+                PolicyRef(policy.region, policy.scheme, policy.year, version, policy.in_force_from)
             )
         )
 

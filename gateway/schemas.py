@@ -122,6 +122,7 @@ POLICY_REF_EXAMPLE: dict[str, Any] = {
     "scheme": "resident",
     "year": 2026,
     "version": "5b1f0c2e9a7d",
+    "effective_from": "2026-01-01",
 }
 
 AMOUNTS_EXAMPLE: dict[str, Any] = {

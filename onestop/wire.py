@@ -173,13 +173,28 @@ def year_to_date_of(message: pb.YearToDate) -> YearToDateView:
 def policy_message(policy: PolicyRef) -> pb.PolicyRef:
     """A policy reference."""
     return pb.PolicyRef(
-        region=policy.region, scheme=policy.scheme.value, year=policy.year, version=policy.version
+        region=policy.region,
+        scheme=policy.scheme.value,
+        year=policy.year,
+        version=policy.version,
+        effective_from=policy.effective_from.isoformat(),
     )
 
 
 def policy_of(message: pb.PolicyRef) -> PolicyRef:
-    """A policy reference from its message."""
-    return PolicyRef(message.region, Scheme(message.scheme), message.year, message.version)
+    """A policy reference from its message.
+
+    A settlement stored before policies had versions within a year names none: it applied the
+    only version, in force from January 1.
+    """
+    effective_from = (
+        date.fromisoformat(message.effective_from)
+        if message.effective_from
+        else date(message.year, 1, 1)
+    )
+    return PolicyRef(
+        message.region, Scheme(message.scheme), message.year, message.version, effective_from
+    )
 
 
 def amounts_message(amounts: Amounts) -> pb.Amounts:

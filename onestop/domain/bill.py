@@ -181,6 +181,14 @@ class Visit:
         """The calendar year of the visit's last day."""
         return self.last_day.year
 
+    @property
+    def policy_day(self) -> date:
+        """The day that chooses the version of the policy year (domain section 13).
+
+        The first day; for a stay crossing January 1, January 1 of the policy year.
+        """
+        return max(self.first_day, date(self.last_day.year, 1, 1))
+
 
 def check_client_may_settle(client_kind: ClientKind, visit_type: VisitType) -> None:
     """Pharmacy swipes come only from pharmacies, every other visit only from hospitals.

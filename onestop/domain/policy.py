@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from onestop.domain.documents import validate_document
 from onestop.domain.types import (
@@ -13,6 +23,7 @@ from onestop.domain.types import (
     Code,
     Fen,
     HospitalLevel,
+    IsoDate,
     Name,
     PositiveFen,
     Ratio,
@@ -163,6 +174,8 @@ class Policy(_Document):
     personal_account: PersonalAccount | None = None
     supplementary: Supplementary | None = None
     assistance: dict[AssistanceCategory, Assistance] = Field(default_factory=dict)
+    effective_from: IsoDate | None = None
+    """The first day this version applies (domain section 13); absent means January 1."""
 
     @model_validator(mode="after")
     def _one_cap_per_year_count(self) -> Policy:
@@ -170,6 +183,22 @@ class Policy(_Document):
         if len(set(years)) != len(years):
             raise ValueError("cap_by_continuous_years: each from_years at most once")
         return self
+
+    @field_validator("effective_from")
+    @classmethod
+    def _effective_within_its_year(cls, value: date | None, info: ValidationInfo) -> date | None:
+        year = info.data.get("year")
+        if value is not None and year is not None and value.year != year:
+            raise ValueError(
+                f"{value} is not in the policy's year {year}: a version takes effect within "
+                "its own year (a new year is a new policy document)"
+            )
+        return value
+
+    @property
+    def in_force_from(self) -> date:
+        """The first day this version applies: ``effective_from``, or January 1 of ``year``."""
+        return self.effective_from or date(self.year, 1, 1)
 
     def annual_cap_after(self, years: int) -> int:
         """The annual cap, before the continuous bonus, after ``years`` of continuous enrolment.
@@ -204,7 +233,7 @@ def parse_policy(data: Any) -> Policy:
 
 
 def policy_to_document(policy: Policy) -> dict[str, Any]:
-    """The policy as the contract's JSON document (ratios as decimal strings)."""
+    """The policy as the contract's JSON document (ratios as decimal strings, dates as text)."""
     document: dict[str, Any] = _decimals_as_text(policy.model_dump(mode="python"))
     for name in _ADDED_FIELDS:
         if not document.get(name):
@@ -214,13 +243,15 @@ def policy_to_document(policy: Policy) -> dict[str, Any]:
     return document
 
 
-_ADDED_FIELDS = ("cap_by_continuous_years",)
+_ADDED_FIELDS = ("cap_by_continuous_years", "effective_from")
 """Optional fields added after round 1, left out of a document that does not use them."""
 
 
 def _decimals_as_text(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, dict):
         return {str(key): _decimals_as_text(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -7,6 +7,7 @@ converted from the gRPC message in one place (``gateway/convert.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 
 from onestop.domain.engine import Amounts, LineSplit, Note
@@ -31,6 +32,9 @@ class PolicyRef:
     scheme: Scheme
     year: int
     version: str
+    effective_from: date
+    """The first day of the version applied (domain section 13); January 1 of ``year`` for a
+    policy loaded without ``effective_from``."""
 
 
 @dataclass(frozen=True, slots=True)

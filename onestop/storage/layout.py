@@ -22,8 +22,9 @@ Layout history: ``os1`` (round 1) stored the member's profile, a settlement's in
 amounts, and the day totals by position; ``os2`` stores all of them by name. Within ``os2``,
 fields are only ever added, and data written before a field existed reads without it:
 settlements and journal entries gained the visit's type, dates and hospital level, day totals
-their split by visit type and scheme (``by:`` fields), and each day its reconciliations
-(:func:`reconciliations_key`), all in 0.2.0.
+their split by visit type and scheme (``by:`` fields), each day its reconciliations
+(:func:`reconciliations_key`), and the policies hash its mid-year versions
+(:func:`policy_field` with a fourth element), all in 0.2.0.
 """
 
 from __future__ import annotations
@@ -428,6 +429,9 @@ class JournalField(StrEnum):
     FIRST_DAY = "first_day"
     LAST_DAY = "last_day"
     HOSPITAL_LEVEL = "hospital_level"
+    POLICY_EFFECTIVE_FROM = "policy_effective_from"
+    """``YYYY-MM-DD``: the first day of the policy version applied (0.2.0); entries before it
+    lack it and applied the version in force from January 1."""
 
 
 # The amounts (:data:`~onestop.domain.reconciliation.AMOUNT_FIELDS`) are stored under the
@@ -622,9 +626,17 @@ def client_of_mapping_kind(kind: str) -> str | None:
     return kind.removeprefix(_MAPPING_KIND) if kind.startswith(_MAPPING_KIND) else None
 
 
-def policy_field(region: str, scheme: str, year: int) -> str:
-    """The policies-hash field of one policy: a JSON array, so any region code is one key."""
-    return json.dumps([region, scheme, year], ensure_ascii=False, separators=(",", ":"))
+def policy_field(region: str, scheme: str, year: int, effective_from: date | None = None) -> str:
+    """The policies-hash field of one policy version: a JSON array, so any region code is one key.
+
+    ``[region, scheme, year]`` for the version in force from January 1 (written so before
+    versions existed: a document with ``effective_from`` January 1 replaces one without it),
+    ``[region, scheme, year, "YYYY-MM-DD"]`` for a version taking effect later (0.2.0).
+    """
+    parts: list[str | int] = [region, scheme, year]
+    if effective_from is not None and effective_from != date(year, 1, 1):
+        parts.append(effective_from.isoformat())
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
 
 
 __all__ = [

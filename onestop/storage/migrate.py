@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, cast
 
 from onestop.clock import settlement_day
@@ -465,7 +466,7 @@ def _journal_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
         visit_id=fields[b"v"].decode(),
         at_ms=int(fields[b"t"]),
         amounts=Amounts(**_numbers(fields[b"a"], V1_AMOUNTS)),
-        policy=PolicyRef(region, Scheme(scheme), int(year), version),
+        policy=PolicyRef(region, Scheme(scheme), int(year), version, date(int(year), 1, 1)),
         visit=UNRECORDED_VISIT,
     )
     return dict(journal_fields(entry))

@@ -490,6 +490,7 @@ def journal_fields(entry: JournalEntry) -> Pairs:
         (JournalField.POLICY_SCHEME.value, entry.policy.scheme.value),
         (JournalField.POLICY_YEAR.value, entry.policy.year),
         (JournalField.POLICY_VERSION.value, entry.policy.version),
+        (JournalField.POLICY_EFFECTIVE_FROM.value, entry.policy.effective_from.isoformat()),
         *_visit_pairs(entry.visit, _JOURNAL_VISIT_FIELDS),
     ]
     pairs.extend(asdict(entry.amounts).items())
@@ -503,6 +504,8 @@ def decode_journal_entry(raw: RawHash) -> JournalEntry:
         CorruptRecord: a field every entry has is missing.
     """
     what = "a journal entry"
+    year = int(_text(raw, JournalField.POLICY_YEAR, what))
+    effective_from = raw.get(JournalField.POLICY_EFFECTIVE_FROM.encode())
     return JournalEntry(
         kind=EntryKind(_text(raw, JournalField.KIND, what)),
         settlement_id=_text(raw, JournalField.SETTLEMENT_ID, what),
@@ -514,8 +517,11 @@ def decode_journal_entry(raw: RawHash) -> JournalEntry:
         policy=PolicyRef(
             region=_text(raw, JournalField.POLICY_REGION, what),
             scheme=Scheme(_text(raw, JournalField.POLICY_SCHEME, what)),
-            year=int(_text(raw, JournalField.POLICY_YEAR, what)),
+            year=year,
             version=_text(raw, JournalField.POLICY_VERSION, what),
+            effective_from=(
+                date.fromisoformat(effective_from.decode()) if effective_from else date(year, 1, 1)
+            ),
         ),
         visit=_decode_visit(raw, _JOURNAL_VISIT_FIELDS),
     )

@@ -68,7 +68,7 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
         "+V1",
         1_772_000_000_000,
         _amounts(100, 50),
-        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1", date(2026, 1, 1)),
         UNRECORDED_VISIT,
     )
     await write_export(_entries(hostile), date(2026, 3, 1), tmp_path, _signer())
@@ -83,7 +83,7 @@ async def test_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> 
 
 async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
     amounts = _amounts(500, 200)
-    policy = PolicyRef("r", Scheme.EMPLOYEE, 2026, "v")
+    policy = PolicyRef("r", Scheme.EMPLOYEE, 2026, "v", date(2026, 1, 1))
     visit = VisitFacts(
         VisitType.INPATIENT, date(2026, 2, 20), date(2026, 2, 28), HospitalLevel.LEVEL2
     )
@@ -123,7 +123,7 @@ async def _one_day(directory: Path, signer: Signer) -> dict[str, Any]:
         "V1",
         1_772_000_000_000,
         _amounts(900, 600),
-        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1"),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v1", date(2026, 1, 1)),
         VisitFacts(VisitType.PHARMACY, date(2026, 3, 1), date(2026, 3, 1), None),
     )
     return await write_export(_entries(entry), date(2026, 3, 1), directory, signer)

@@ -9,6 +9,7 @@ from onestop import wire
 from onestop.domain import YearToDate, adjudicate
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
 from onestop.domain.types import HospitalLevel, Scheme, VisitType
+from onestop.settlement.v1 import adjudicator_pb2 as pb
 from tests.support.builders import line, make_item, make_member, make_policy, make_visit
 
 
@@ -36,7 +37,7 @@ def _settlement() -> Settlement:
         VisitType.INPATIENT,
         SettlementStatus.SETTLED,
         "2026-03-09T10:00:00.000+08:00",
-        PolicyRef("410100", Scheme.RESIDENT, 2026, "v"),
+        PolicyRef("410100", Scheme.RESIDENT, 2026, "v", date(2026, 7, 1)),
         result.amounts,
         result.lines,
         result.year_to_date,
@@ -76,3 +77,11 @@ def test_empty_lines_round_trip() -> None:
         }
     )
     assert wire.record_of(wire.record_bytes(empty)).lines == ()
+
+
+def test_a_policy_reference_stored_before_versions_names_january_1() -> None:
+    # A settlement stored before 0.2.0 has no effective_from: it applied the only version.
+    message = pb.PolicyRef(region="410100", scheme="resident", year=2025, version="v")
+    assert wire.policy_of(message).effective_from == date(2025, 1, 1)
+    later = PolicyRef("410100", Scheme.RESIDENT, 2026, "v", date(2026, 7, 1))
+    assert wire.policy_of(wire.policy_message(later)) == later

@@ -24,7 +24,6 @@ PENDING: dict[str, str] = {
     "14_assistance_general_and_outpatient": "issue 16: general and outpatient assistance (s10)",
     "15_registered_chronic_diseases": "issue 16: registered chronic diseases (s11)",
     "16_single_disease_price": "issue 16: single-disease fixed prices (s12)",
-    "17_policy_changed_mid_year": "issue 16: policy versions within a year (s13)",
 }
 """Round-2 cases whose rules are not built yet, with the issue that builds them."""
 

@@ -318,10 +318,15 @@ class PolicyRef(_message.Message):
     SCHEME_FIELD_NUMBER: _builtins.int
     YEAR_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     scheme: _builtins.str
     year: _builtins.int
     version: _builtins.str
+    effective_from: _builtins.str
+    """First day of the version applied, YYYY-MM-DD (domain section 13); empty in settlements
+    stored before 0.2.0, which read as January 1 of `year`.
+    """
     def __init__(
         self,
         *,
@@ -329,10 +334,11 @@ class PolicyRef(_message.Message):
         scheme: _builtins.str = ...,
         year: _builtins.int = ...,
         version: _builtins.str = ...,
+        effective_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["region", b"region", "scheme", b"scheme", "version", b"version", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "region", b"region", "scheme", b"scheme", "version", b"version", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

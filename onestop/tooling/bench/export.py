@@ -110,7 +110,7 @@ def fill_journal(url: str, settlements: int, seed: int = 9) -> None:
                     personal_account=0,
                     cash=total - basic,
                 ),
-                policy=PolicyRef("410100", Scheme.RESIDENT, 2026, "bench"),
+                policy=PolicyRef("410100", Scheme.RESIDENT, 2026, "bench", date(2026, 1, 1)),
                 visit=VisitFacts(
                     VisitType.INPATIENT, DAY - timedelta(days=5), DAY, HospitalLevel.LEVEL3
                 ),

@@ -59,6 +59,7 @@ class Settled:
     identity: bytes
     member_id: str
     adjudication: Adjudication
+    policy: Policy
     stay: tuple[date, date] | None
     reversal: YearToDateView | None = None  # the year to date its reversal left
 
@@ -77,7 +78,7 @@ class Refused(Exception):
 class Ledger:
     """An independent model of the rules: the engine plus the visit rules of sections 15-16."""
 
-    policies: dict[tuple[str, str, int], Policy]
+    policies: dict[tuple[str, str, int], list[Policy]]  # every version of a policy year
     catalog: dict[str, CatalogItem]
     clients: dict[str, Client]
     mappings: dict[str, MappingTable]
@@ -94,8 +95,14 @@ class Ledger:
         catalog = {
             item.code: item for item in parse_catalog_items(enumerate(data["catalog"], start=2))
         }
+        policies: dict[tuple[str, str, int], list[Policy]] = {}
+        for policy in map(parse_policy, data["policies"]):
+            versions = policies.setdefault(policy.key, [])
+            # a version of the same first day replaces the one loaded before (section 13)
+            versions[:] = [v for v in versions if v.in_force_from != policy.in_force_from]
+            versions.append(policy)
         return cls(
-            policies={policy.key: policy for policy in map(parse_policy, data["policies"])},
+            policies=policies,
             catalog=catalog,
             clients={
                 row["client_id"]: Client(ClientKind(row["kind"]), HospitalLevel(row["level"]))
@@ -124,15 +131,22 @@ class Ledger:
             raise Refused(STATUS[error.code].http, error.code) from error
         return request
 
-    def _compute(self, client_id: str, request: VisitRequest) -> tuple[Adjudication, Member]:
+    def _compute(
+        self, client_id: str, request: VisitRequest
+    ) -> tuple[Adjudication, Member, Policy]:
         client = self.clients[client_id]
         visit = map_bill(request, self.mappings[client_id], self.catalog)
         member = self.members.get(request.member_id)
         if member is None:
             raise Refused(404, "UNKNOWN_MEMBER")
-        policy = self.policies.get((member.region, member.scheme, visit.policy_year))
-        if policy is None:
+        in_force = [
+            version
+            for version in self.policies.get((member.region, member.scheme, visit.policy_year), [])
+            if version.in_force_from <= visit.policy_day
+        ]
+        if not in_force:
             raise Refused(404, "NO_POLICY")
+        policy = max(in_force, key=lambda version: version.in_force_from)
         year = visit.policy_year
         try:
             result = adjudicate(
@@ -146,7 +160,7 @@ class Ledger:
             )
         except DomainError as error:
             raise Refused(STATUS[error.code].http, error.code) from error
-        return result, member
+        return result, member, policy
 
     def _check_resettle_of(self, client_id: str, request: VisitRequest) -> None:
         if request.resettle_of is None:
@@ -180,40 +194,47 @@ class Ledger:
                 raise Refused(409, "OVERLAPPING_STAY")
         return stay
 
-    def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication]:
+    def preview(self, client_id: str, body: dict[str, Any]) -> tuple[int, Adjudication, Policy]:
         request = self._map(client_id, body)
         self._check_resettle_of(client_id, request)
         if self._active(client_id, request.visit_id) is not None:
             raise Refused(409, "VISIT_ALREADY_SETTLED")  # a preview is never a replay
-        result, member = self._compute(client_id, request)
+        result, member, policy = self._compute(client_id, request)
         self._stay(member.member_id, request)
-        return 200, result
+        return 200, result, policy
 
     def settle(
         self, client_id: str, body: dict[str, Any], settlement_id: str
-    ) -> tuple[int, Adjudication, bool, YearToDateView | None]:
+    ) -> tuple[int, Adjudication, Policy, bool, YearToDateView | None]:
         request = self._map(client_id, body)
         self._check_resettle_of(client_id, request)
         identity = request_identity(request)
         history = self.visits.setdefault((client_id, request.visit_id), [])
         for earlier in history:
             if earlier.identity == identity:
-                return 200, earlier.adjudication, True, earlier.reversal
+                return 200, earlier.adjudication, earlier.policy, True, earlier.reversal
         if self._active(client_id, request.visit_id) is not None:
             raise Refused(409, "VISIT_ALREADY_SETTLED")
-        result, member = self._compute(client_id, request)
+        result, member, policy = self._compute(client_id, request)
         stay = self._stay(member.member_id, request)
         key = (member.member_id, result.policy_year)
         self.state[key] = self.state.get(key, YearToDate()).plus(result.delta)
         self.balances[member.member_id] -= result.delta.personal_account
         settled = Settled(
-            settlement_id, client_id, request.visit_id, identity, member.member_id, result, stay
+            settlement_id,
+            client_id,
+            request.visit_id,
+            identity,
+            member.member_id,
+            result,
+            policy,
+            stay,
         )
         history.append(settled)
         self.by_id[settlement_id] = settled
-        return 201, result, False, None
+        return 201, result, policy, False, None
 
-    def reverse(self, settlement_id: str) -> tuple[Adjudication, YearToDateView]:
+    def reverse(self, settlement_id: str) -> tuple[Adjudication, Policy, YearToDateView]:
         record = self.by_id[settlement_id]
         result = record.adjudication
         key = (record.member_id, result.policy_year)
@@ -223,7 +244,7 @@ class Ledger:
             record.reversal = YearToDateView.of(
                 self.state[key], result.entitlement.annual_cap, self.balances[record.member_id]
             )
-        return result, record.reversal
+        return result, record.policy, record.reversal
 
     def snapshot(self) -> tuple[object, ...]:
         return (
@@ -236,11 +257,18 @@ class Ledger:
 def _answer(
     status: int,
     result: Adjudication,
+    policy: Policy,
     view: YearToDateView | None = None,
     replayed: bool | None = None,
 ) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "status": status,
+        "policy": {
+            "region": policy.region,
+            "scheme": policy.scheme.value,
+            "year": policy.year,
+            "effective_from": policy.in_force_from.isoformat(),
+        },
         "amounts": dataclasses.asdict(result.amounts),
         "year_to_date": dataclasses.asdict(view or result.year_to_date),
     }
@@ -262,7 +290,7 @@ def test_case_through_the_engine(case: Case) -> None:
         try:
             if step["action"] == "settle":
                 request = step_request(step, {**id_of_step, **settlement_of_step})
-                status, result, replayed, view = ledger.settle(
+                status, result, policy, replayed, view = ledger.settle(
                     step["client_id"], request, id_of_step[index]
                 )
                 # A replay answers its settlement's id: the step whose id it is.
@@ -276,15 +304,15 @@ def test_case_through_the_engine(case: Case) -> None:
                     index,
                 )
                 settlement_of_step[index] = id_of_step[settled_by]
-                answer = _answer(status, result, view, replayed=replayed)
+                answer = _answer(status, result, policy, view, replayed=replayed)
             elif step["action"] == "preview":
-                status, result = ledger.preview(
+                status, result, policy = ledger.preview(
                     step["client_id"], step_request(step, {**id_of_step, **settlement_of_step})
                 )
-                answer = _answer(status, result)
+                answer = _answer(status, result, policy)
             elif step["action"] == "reverse":
-                result, view = ledger.reverse(settlement_of_step[step["reverse_step"]])
-                answer = _answer(200, result, view)
+                result, policy, view = ledger.reverse(settlement_of_step[step["reverse_step"]])
+                answer = _answer(200, result, policy, view)
             else:
                 pytest.fail(f"{where}: the in-process run has no action {step['action']}")
         except Refused as refusal:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,7 @@ from pydantic import ValidationError
 from onestop.domain import ClientKind, VisitNotAllowed, VisitRequest, VisitType
 from onestop.domain.bill import check_client_may_settle, request_identity
 from onestop.domain.documents import parse_json
+from tests.support.builders import make_visit
 
 
 def _request(**overrides: Any) -> dict[str, Any]:
@@ -247,3 +249,18 @@ def test_a_price_below_one_fen_is_one_identity_however_written() -> None:
     assert identity("783.3333") == identity("783.333300")
     assert identity("783.3333") != identity("783.3334")
     assert identity(1500) == identity("1500.0000")
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "policy_year", "policy_day"),
+    [
+        (date(2026, 6, 30), date(2026, 7, 5), 2026, date(2026, 6, 30)),  # the first day
+        (date(2026, 12, 30), date(2027, 1, 2), 2027, date(2027, 1, 1)),  # crossing January 1
+        (date(2026, 12, 31), date(2026, 12, 31), 2026, date(2026, 12, 31)),
+    ],
+)
+def test_the_policy_year_is_the_last_day_s_and_its_version_is_chosen_by_the_first(
+    first: date, last: date, policy_year: int, policy_day: date
+) -> None:
+    visit = make_visit(first=first, last=last)
+    assert (visit.policy_year, visit.policy_day) == (policy_year, policy_day)

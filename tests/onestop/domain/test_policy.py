@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,10 @@ def _fields_at_fault(document: dict[str, Any]) -> list[str | None]:
         ),
         (policy_document(supplementary={"kind": "lottery"}), "supplementary"),
         (policy_document(scheme="private"), "scheme"),
+        # domain section 13: a version takes effect within its own year
+        (policy_document(year=2026, effective_from="2027-01-01"), "effective_from"),
+        (policy_document(year=2026, effective_from="2025-12-31"), "effective_from"),
+        (policy_document(effective_from="2026-7-1"), "effective_from"),
     ],
 )
 def test_invalid_policies_name_the_field_at_fault(document: dict[str, Any], field: str) -> None:
@@ -180,3 +185,14 @@ def test_broken_files_are_malformed(tmp_path: Path) -> None:
         parse_yaml("a: [unclosed")
     with pytest.raises(MalformedDocument):
         parse_json('{"ratio": NaN}')
+
+
+def test_a_version_is_in_force_from_its_first_day_and_written_only_when_set() -> None:
+    plain = parse_policy(policy_document(year=2026))
+    assert plain.effective_from is None
+    assert plain.in_force_from == date(2026, 1, 1)
+    assert "effective_from" not in policy_to_document(plain)  # stored as before versions
+    july = parse_policy(policy_document(year=2026, effective_from="2026-07-01"))
+    assert july.in_force_from == date(2026, 7, 1)
+    assert policy_to_document(july)["effective_from"] == "2026-07-01"
+    assert parse_policy(policy_to_document(july)) == july

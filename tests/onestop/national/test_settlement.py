@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 
 import orjson
@@ -64,7 +65,7 @@ def test_every_answer_keeps_r1_to_r4(
         visit_type=VisitType.OUTPATIENT,
         status=SettlementStatus.SETTLED,
         settled_at="2026-03-01T08:00:00+08:00",
-        policy=PolicyRef("410100", scheme, 2026, "v"),
+        policy=PolicyRef("410100", scheme, 2026, "v", date(2026, 1, 1)),
         amounts=Amounts(
             total=total,
             full_self_pay=full,

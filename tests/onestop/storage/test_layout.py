@@ -109,6 +109,8 @@ def _names() -> dict[str, Any]:
         "national_line_fields": {field.name: field.value for field in layout.NationalLineField},
         "audit_fields": {field.name: field.value for field in layout.AuditField},
         "policy_field": layout.policy_field("410100", "resident", 2026),
+        "policy_field_jan1": layout.policy_field("410100", "resident", 2026, date(2026, 1, 1)),
+        "policy_field_mid_year": layout.policy_field("410100", "resident", 2026, date(2026, 7, 1)),
     }
 
 

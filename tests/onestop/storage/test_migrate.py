@@ -57,9 +57,12 @@ async def _migrate(url: str, **options: Any) -> Any:
 
 def _comparable(result: dict[str, Any]) -> dict[str, Any]:
     # Signatures are made at answer time with the gateway's keys of the day; amounts added
-    # since (hospital_part, always 0 for what round 1 settled) answer 0 for old settlements.
+    # since (hospital_part, always 0 for what round 1 settled) answer 0 for old settlements,
+    # and their policy the version in force from January 1, the only one there was.
     comparable = {k: v for k, v in result.items() if k not in ("signature", "replayed")}
     comparable["amounts"] = {"hospital_part": 0, **result["amounts"]}
+    policy = result["policy"]
+    comparable["policy"] = {"effective_from": f"{policy['year']}-01-01", **policy}
     return comparable
 
 
