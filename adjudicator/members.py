@@ -16,7 +16,7 @@ from onestop.domain.member import Member, MemberLine, RejectedLine, parse_member
 from onestop.domain.types import MemberStatus
 from onestop.redis_client import RedisPipeline, redis_calls, run_pipeline
 from onestop.storage.layout import MemberField, identity_index_key, member_key
-from onestop.storage.records import decode_member, member_fields
+from onestop.storage.records import decode_member, member_cleared_fields, member_fields
 
 BATCH = 500
 
@@ -192,10 +192,11 @@ class MemberLoader:
             for member, released in writes:
                 for index_key in released:
                     self._release.queue(pipe, [index_key], [member.member_id])
-                pipe.hset(
-                    member_key(member.member_id),
-                    mapping=member_fields(member, self.cipher),  # type: ignore[arg-type]
-                )
+                key = member_key(member.member_id)
+                pipe.hset(key, mapping=member_fields(member, self.cipher))  # type: ignore[arg-type]
+                cleared = member_cleared_fields(member)
+                if cleared:
+                    pipe.hdel(key, *cleared)
 
         if writes:
             async with redis_calls():

@@ -409,6 +409,7 @@ class SettlementService:
             self.reference.catalog,
             record.year(command.visit.policy_year),
             record.balance,
+            client_region=client.region,
         )
         return result, policy_ref
 
@@ -663,6 +664,8 @@ class SettlementService:
             birth_date=member.birth_date.isoformat(),
             sex=member.sex,
             enrolled_since=member.enrolled_since.isoformat(),
+            out_of_region_registrations=member.out_of_region_registrations,
+            registered_diseases=member.registered_diseases,
         )
 
 

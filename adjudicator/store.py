@@ -409,7 +409,7 @@ class Store:
                     now_ms,
                     *_lists(
                         member_increments(record.policy_year, record.delta, undo=True),
-                        state_capture(record.policy_year),
+                        state_capture(record.policy_year, record.delta),
                         [(VisitField.STATUS.value, SettlementStatus.REVERSED.value)],
                         reversal_fields(now_ms),
                         journal_fields(entry),

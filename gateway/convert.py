@@ -39,7 +39,13 @@ from onestop.domain.reconciliation import (
     ReconciliationSummary,
 )
 from onestop.settlement.v1 import adjudicator_pb2 as pb
-from onestop.wire import policy_of, settlement_of, year_to_date_of
+from onestop.wire import (
+    out_of_region_registrations_of,
+    policy_of,
+    registered_diseases_of,
+    settlement_of,
+    year_to_date_of,
+)
 
 
 def settlement_result(message: pb.Settlement) -> UnsignedResult:
@@ -72,6 +78,10 @@ def eligibility_result(message: pb.EligibilityAnswer) -> EligibilityResult:
             "personal_account_balance": message.personal_account_balance,
             "year_to_date": year_to_date_of(message.year_to_date),
             "policy": policy_of(message.policy),
+            "out_of_region_registrations": out_of_region_registrations_of(
+                message.out_of_region_registrations
+            ),
+            "registered_diseases": registered_diseases_of(message.registered_diseases),
         }
     )
 

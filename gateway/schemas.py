@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import ErrorCode
-from onestop.domain.member import IdNumber
+from onestop.domain.member import DiseaseRegistration, IdNumber, OutOfRegionRegistration
 from onestop.domain.reconciliation import DayFigures, GroupKey, HospitalDay
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import YearToDateView
@@ -149,6 +149,9 @@ YEAR_TO_DATE_EXAMPLE: dict[str, Any] = {
     "assistance": 0,
     "assistance_base": 0,
     "personal_account_balance": 5000,
+    "assistance_outpatient": 0,
+    "assistance_outpatient_base": 0,
+    "diseases": {},
 }
 
 RESULT_EXAMPLE: dict[str, Any] = {
@@ -322,6 +325,10 @@ class EligibilityResult(BaseModel):
                 "personal_account_balance": 5000,
                 "year_to_date": YEAR_TO_DATE_EXAMPLE,
                 "policy": POLICY_REF_EXAMPLE,
+                "out_of_region_registrations": [
+                    {"region": "520100", "from": "2026-01-01", "to": None}
+                ],
+                "registered_diseases": [{"code": "MT002", "from": "2026-01-01", "to": None}],
             }
         },
     )
@@ -339,7 +346,13 @@ class EligibilityResult(BaseModel):
     supplementary_enrolled: bool
     personal_account_balance: int
     year_to_date: YearToDateView
-    policy: PolicyRef
+    policy: PolicyRef = Field(description="the policy version in force on the date asked")
+    out_of_region_registrations: tuple[OutOfRegionRegistration, ...] = Field(
+        description="registrations for care in other regions (异地就医备案): region, from, to"
+    )
+    registered_diseases: tuple[DiseaseRegistration, ...] = Field(
+        description="registrations for chronic and special diseases (门诊慢特病): code, from, to"
+    )
 
 
 class LookupRequest(BaseModel):

@@ -289,7 +289,12 @@ def _soak(args: argparse.Namespace) -> int:
         write=progress,
     )
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
-    healthy = figures["balanced"] and figures["lost"] == 0 and figures["duplicated"] == 0
+    healthy = (
+        figures["balanced"]
+        and figures["lost"] == 0
+        and figures["duplicated"] == 0
+        and not figures["identities_broken"]
+    )
     return 0 if healthy else 1
 
 

@@ -63,7 +63,10 @@ SETTLEMENT_COLUMNS = (
 )
 """Columns of ``settlements.csv``; the visit's four are empty for an entry written before
 onestop recorded them (and ``hospital_level`` for a pharmacy)."""
-SUMMARY_COLUMNS = ("client_id", "settlements", "reversals", *RECONCILED_FUNDS)
+SUMMARY_FUNDS = (*RECONCILED_FUNDS, "hospital_part")
+"""The amounts ``summary.csv`` sums per client: the reconciled funds, and what single-disease
+prices left to the hospital (added at the end in 0.2.0, within ``onestop-export-2``)."""
+SUMMARY_COLUMNS = ("client_id", "settlements", "reversals", *SUMMARY_FUNDS)
 
 
 class _HashingWriter:
@@ -93,7 +96,7 @@ def _visit_cells(visit: VisitFacts) -> list[str]:
 class _ClientDay:
     settlements: int = 0
     reversals: int = 0
-    amounts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECONCILED_FUNDS, 0))
+    amounts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_FUNDS, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,7 @@ async def write_export(
                 day_of_client.settlements += 1
             else:
                 day_of_client.reversals += 1
-            for fund in RECONCILED_FUNDS:
+            for fund in SUMMARY_FUNDS:
                 day_of_client.amounts[fund] += amounts[fund]
     settlements_digest = sink.digest.hexdigest()
 
@@ -170,7 +173,7 @@ async def write_export(
             figures = per_client[client_id]
             writer.writerow(
                 [neutralise_formula(client_id), figures.settlements, figures.reversals]
-                + [figures.amounts[fund] for fund in RECONCILED_FUNDS]
+                + [figures.amounts[fund] for fund in SUMMARY_FUNDS]
             )
 
     manifest: dict[str, Any] = {

@@ -21,6 +21,27 @@ def signed_part(result: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in result.items() if key not in ("signature", "replayed")}
 
 
+def money_adds_up(amounts: Mapping[str, int]) -> bool:
+    """Whether a receipt's amounts obey both identities, the hospital's part included.
+
+    ``total`` is the sum of the four line categories, and the sum of who pays: the funds,
+    the personal account, the cash and what a single-disease price left to the hospital.
+    """
+    categories = ("full_self_pay", "over_limit_self_pay", "pre_self_pay", "in_scope")
+    payers = (
+        "basic_fund",
+        "supplementary",
+        "assistance",
+        "personal_account",
+        "cash",
+        "hospital_part",
+    )
+    total = amounts["total"]
+    return (
+        total == sum(amounts[name] for name in categories) == sum(amounts[name] for name in payers)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptCheck:
     """The outcome of checking a receipt.

@@ -78,6 +78,10 @@ def render_statement(result: Mapping[str, Any], *, client_name: str, patient: st
             format_yuan(int(amounts["personal_account"]) + int(amounts["cash"])),
         )
     )
+    year = result.get("year_to_date") or {}
+    for code, paid in sorted((year.get("diseases") or {}).items()):
+        # A registered disease's own figure: what its annual cap is measured against.
+        lines.append(_row(f"慢特病 {code} basic fund this year", format_yuan(int(paid))))
     for note in result.get("notes", ()):
         lines.append(f"* {note['message']}")
     lines.append(rule)

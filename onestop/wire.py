@@ -9,7 +9,7 @@ same typed exception on the other side (:func:`refusal_from_rpc_error`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -22,6 +22,7 @@ from onestop.domain.clients import Client
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import DomainError, ErrorCode, InvalidDocument, Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
+from onestop.domain.member import DiseaseRegistration, OutOfRegionRegistration
 from onestop.domain.reconciliation import (
     AMOUNT_FIELDS,
     COUNTS,
@@ -113,6 +114,7 @@ def visit_of(request: pb.SettleRequest) -> Visit:
         last_day=day_of(request.last_day, "last_day"),
         diagnoses=tuple(request.diagnoses),
         use_personal_account=request.use_personal_account,
+        referral_no=request.referral_no or None,
         lines=tuple(
             CodedLine(line_no, code, _decimal_of(quantity, "lines.catalog_qty"), amount, days[day])
             for line_no, code, quantity, amount, day in zip(
@@ -155,6 +157,7 @@ def settle_request_of(
         ),
         fingerprint=fingerprint,
         resettle_of=resettle_of or "",
+        referral_no=visit.referral_no or "",
     )
 
 
@@ -166,7 +169,12 @@ def year_to_date_message(view: YearToDateView) -> pb.YearToDate:
 def year_to_date_of(message: pb.YearToDate) -> YearToDateView:
     """The year-to-date block of a message."""
     return YearToDateView(
-        **{name: getattr(message, name) for name in YearToDateView.__dataclass_fields__}
+        **{
+            name: getattr(message, name)
+            for name in YearToDateView.__dataclass_fields__
+            if name != "diseases"
+        },
+        diseases=dict(message.diseases),
     )
 
 
@@ -336,6 +344,45 @@ def eligibility_message(answer: Eligibility) -> pb.EligibilityAnswer:
         birth_date=answer.birth_date,
         sex=answer.sex,
         enrolled_since=answer.enrolled_since,
+        out_of_region_registrations=[
+            _registration_message(entry.region, entry)
+            for entry in answer.out_of_region_registrations
+        ],
+        registered_diseases=[
+            _registration_message(entry.code, entry) for entry in answer.registered_diseases
+        ],
+    )
+
+
+def _registration_message(
+    code: str, entry: DiseaseRegistration | OutOfRegionRegistration
+) -> pb.Registration:
+    return pb.Registration(
+        code=code,
+        to=entry.ends.isoformat() if entry.ends else "",
+        **{"from": entry.starts.isoformat()},
+    )
+
+
+def out_of_region_registrations_of(
+    messages: Iterable[pb.Registration],
+) -> tuple[OutOfRegionRegistration, ...]:
+    """The member's registrations for care in other regions, from their messages."""
+    return tuple(
+        OutOfRegionRegistration.model_validate(
+            {"region": message.code, "from": getattr(message, "from"), "to": message.to or None}
+        )
+        for message in messages
+    )
+
+
+def registered_diseases_of(messages: Iterable[pb.Registration]) -> tuple[DiseaseRegistration, ...]:
+    """The member's disease registrations, from their messages."""
+    return tuple(
+        DiseaseRegistration.model_validate(
+            {"code": message.code, "from": getattr(message, "from"), "to": message.to or None}
+        )
+        for message in messages
     )
 
 

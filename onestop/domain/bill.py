@@ -64,6 +64,11 @@ class VisitRequest(BaseModel):
         description="the caller's reversed settlement of this visit, to settle the same bill "
         "again (domain section 15)",
     )
+    referral_no: Code | None = Field(
+        default=None,
+        description="the referral (转诊) number of a stay the member was referred to "
+        "(domain section 8)",
+    )
 
     _days: tuple[date, date] = PrivateAttr()
 
@@ -143,6 +148,9 @@ def request_identity(visit: VisitRequest) -> bytes:
         "resettle_of": visit.resettle_of,
         "lines": lines,
     }
+    if visit.referral_no is not None:
+        # Added in 0.2.0: a request without it keeps the identity it always had.
+        canonical["referral_no"] = visit.referral_no
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).digest()
 
 
@@ -175,6 +183,8 @@ class Visit:
     diagnoses: tuple[str, ...]
     use_personal_account: bool
     lines: tuple[CodedLine, ...]
+    referral_no: str | None = None
+    """The request's referral number, when it has one (domain section 8)."""
 
     @property
     def policy_year(self) -> int:

@@ -418,4 +418,5 @@ def map_bill(
         diagnoses=request.diagnoses,
         use_personal_account=request.use_personal_account,
         lines=tuple(coded),
+        referral_no=request.referral_no,
     )

@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from onestop.domain.documents import validation_problems
 from onestop.domain.errors import ErrorCode, Problem
@@ -21,6 +31,47 @@ from onestop.domain.types import (
     Name,
     Scheme,
 )
+
+
+class _Window(BaseModel):
+    """Days from ``from`` to ``to`` (both included; ``to: null``: no end)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    starts: IsoDate = Field(alias="from")
+    ends: IsoDate | None = Field(default=None, alias="to")
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> _Window:
+        if self.ends is not None and self.ends < self.starts:
+            raise ValueError(f"to {self.ends} is before from {self.starts}")
+        return self
+
+    def covers(self, day: date) -> bool:
+        """Whether ``day`` is inside the window."""
+        return self.starts <= day and (self.ends is None or day <= self.ends)
+
+
+class OutOfRegionRegistration(_Window):
+    """A registration for care in another region (异地就医备案, domain section 8)."""
+
+    region: Code
+
+
+class DiseaseRegistration(_Window):
+    """A registration for a chronic or special disease (门诊慢特病认定, domain section 11)."""
+
+    code: Code
+
+
+def _listed_once(entries: tuple[_Window, ...]) -> tuple[_Window, ...]:
+    seen = set()
+    for index, entry in enumerate(entries):
+        if entry in seen:
+            raise ValueError(f"entry {index} repeats an earlier one")
+        seen.add(entry)
+    return entries
+
 
 IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9X]$")]
 """A resident identity card number: 17 digits and a check character (digit or X)."""
@@ -48,6 +99,27 @@ class Member(BaseModel):
     assistance_category: AssistanceCategory | None = None
     groups: tuple[Code, ...] = Field(default=(), max_length=32)
     personal_account_balance: Fen | None = None
+    out_of_region_registrations: tuple[OutOfRegionRegistration, ...] = Field(
+        default=(), max_length=32
+    )
+    registered_diseases: tuple[DiseaseRegistration, ...] = Field(default=(), max_length=32)
+
+    _unrepeated = field_validator("out_of_region_registrations", "registered_diseases")(
+        _listed_once
+    )
+
+    def registered_in(self, region: str, day: date) -> bool:
+        """Whether a registration for care in ``region`` covers ``day`` (domain section 8)."""
+        return any(
+            entry.region == region and entry.covers(day)
+            for entry in self.out_of_region_registrations
+        )
+
+    def registered_for(self, disease_code: str, day: date) -> bool:
+        """Whether a registration for the disease covers ``day`` (domain section 11)."""
+        return any(
+            entry.code == disease_code and entry.covers(day) for entry in self.registered_diseases
+        )
 
     def belongs_to_any(self, group_names: Iterable[str]) -> bool:
         """Whether the member's assistance category or one of its groups is listed."""

@@ -7,11 +7,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     Strict,
     StrictBool,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -74,8 +77,19 @@ class CapStep(_Document):
     annual_cap: Fen
 
 
+def _no_repeats(values: tuple[Any, ...], what: str) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} '{value}' is listed twice")
+        seen.add(value)
+
+
 class OutpatientSpecial(_Document):
-    """Outpatient special diseases (门诊特定病种): ICD-10 prefixes, per-visit deductible, ratio."""
+    """Outpatient special diseases (门诊特定病种) in the one-block form.
+
+    ICD-10 prefixes, one per-visit deductible and ratio, no registration and no cap of its own.
+    """
 
     diagnoses: tuple[Code, ...] = Field(min_length=1)
     ratio: Ratio
@@ -84,6 +98,55 @@ class OutpatientSpecial(_Document):
     def covers(self, diagnoses: tuple[str, ...]) -> bool:
         """Whether any visit diagnosis starts with one of the listed prefixes."""
         return any(code.startswith(self.diagnoses) for code in diagnoses)
+
+
+class SpecialDisease(_Document):
+    """One registered chronic or special disease (门诊慢特病) of the list form (section 11)."""
+
+    code: Code
+    name: Name
+    diagnoses: tuple[Code, ...] = Field(min_length=1)
+    ratio: Ratio
+    deductible: Fen
+    annual_cap: Fen | None
+    """What the basic fund pays for this disease in a year, within the shared cap; null: none."""
+    requires_registration: StrictBool
+
+    def covers(self, diagnoses: tuple[str, ...]) -> bool:
+        """Whether any visit diagnosis starts with one of the listed prefixes."""
+        return any(code.startswith(self.diagnoses) for code in diagnoses)
+
+
+class SingleDisease(_Document):
+    """A single-disease fixed price (单病种限价, section 12) of an inpatient stay."""
+
+    code: Code
+    name: Name
+    diagnoses: tuple[Code, ...] = Field(min_length=1)
+    """ICD-10 prefixes the stay's first diagnosis is matched against."""
+    price: PositiveFen
+    patient_ratio: Ratio
+
+
+class OutOfRegion(_Document):
+    """Care outside the member's region (异地就医, section 8): ratio reductions, pooling."""
+
+    registered_ratio_reduction: Ratio
+    unregistered_ratio_reduction: Ratio
+    pooling: StrictBool
+    """Whether general outpatient pooling pays out of region."""
+
+
+class Referral(_Document):
+    """Stays at these levels without a referral number have their ratio reduced (section 8)."""
+
+    levels: tuple[HospitalLevel, ...] = Field(min_length=1)
+    unreferred_ratio_reduction: Ratio
+
+    @model_validator(mode="after")
+    def _levels_once(self) -> Referral:
+        _no_repeats(self.levels, "level")
+        return self
 
 
 class OutpatientPooling(_Document):
@@ -141,15 +204,65 @@ class CriticalIllness(_Document):
         return self
 
 
-class Assistance(_Document):
-    """Medical assistance for one assistance category."""
+class OutpatientAssistance(_Document):
+    """Assistance terms of outpatient visits and pharmacy swipes (section 10).
+
+    They count on their own year-to-date figures.
+    """
 
     threshold: Fen
     ratio: Ratio
     annual_cap: Fen | None
 
 
+class Assistance(_Document):
+    """Medical assistance for one assistance category (or ``general``: members with none)."""
+
+    threshold: Fen
+    ratio: Ratio
+    annual_cap: Fen | None
+    outpatient: OutpatientAssistance | None = None
+    """Terms of outpatient, outpatient-special and pharmacy visits; absent: these terms."""
+
+
+GENERAL_ASSISTANCE = "general"
+"""The ``assistance`` key for members with no assistance category (一般对象, section 10)."""
+
+_ASSISTANCE_KEYS = (*(category.value for category in AssistanceCategory), GENERAL_ASSISTANCE)
+
+
+def _assistance_key(value: str) -> str:
+    if value not in _ASSISTANCE_KEYS:
+        raise ValueError(f"must be one of {', '.join(_ASSISTANCE_KEYS)}")
+    return value
+
+
+AssistanceKey = Annotated[str, Strict(), AfterValidator(_assistance_key)]
+"""A key of the ``assistance`` table: an assistance category, or ``general``."""
+
+
 Supplementary = Annotated[BeyondCap | CriticalIllness, Field(discriminator="kind")]
+
+
+def _special_form(value: Any) -> str | None:
+    if isinstance(value, dict | OutpatientSpecial):
+        return "one_block"
+    if isinstance(value, list | tuple):
+        return "list"
+    return None
+
+
+SpecialDiseases = Annotated[
+    Annotated[OutpatientSpecial, Tag("one_block")]
+    | Annotated[tuple[SpecialDisease, ...], Tag("list")],
+    Discriminator(
+        _special_form,
+        custom_error_type="invalid_form",
+        custom_error_message="must be an object (one block) or a list of diseases",
+    ),
+]
+"""``outpatient_special``: one block, or a list of diseases; a problem's path names the form
+(``outpatient_special.list.0.ratio``)."""
 
 
 class Policy(_Document):
@@ -169,11 +282,16 @@ class Policy(_Document):
     whichever cap applies."""
     continuous_bonus: ContinuousBonus | None = None
     waiting_period_months: Annotated[int, Strict(), Field(ge=0, le=120)] = 0
-    outpatient_special: OutpatientSpecial | None = None
+    outpatient_special: SpecialDiseases | None = None
+    """One block (round 1), or a list of registered diseases (domain section 11)."""
     outpatient_pooling: OutpatientPooling | None = None
     personal_account: PersonalAccount | None = None
     supplementary: Supplementary | None = None
-    assistance: dict[AssistanceCategory, Assistance] = Field(default_factory=dict)
+    assistance: dict[AssistanceKey, Assistance] = Field(default_factory=dict)
+    single_disease: tuple[SingleDisease, ...] = ()
+    """Single-disease fixed prices of inpatient stays (domain section 12)."""
+    out_of_region: OutOfRegion | None = None
+    referral: Referral | None = None
     effective_from: IsoDate | None = None
     """The first day this version applies (domain section 13); absent means January 1."""
 
@@ -183,6 +301,23 @@ class Policy(_Document):
         if len(set(years)) != len(years):
             raise ValueError("cap_by_continuous_years: each from_years at most once")
         return self
+
+    @field_validator("outpatient_special")
+    @classmethod
+    def _diseases_once(
+        cls, value: OutpatientSpecial | tuple[SpecialDisease, ...] | None
+    ) -> OutpatientSpecial | tuple[SpecialDisease, ...] | None:
+        if isinstance(value, tuple):
+            if not value:
+                raise ValueError("a list of diseases lists at least one (or leave the block out)")
+            _no_repeats(tuple(disease.code for disease in value), "disease code")
+        return value
+
+    @field_validator("single_disease")
+    @classmethod
+    def _single_diseases_once(cls, value: tuple[SingleDisease, ...]) -> tuple[SingleDisease, ...]:
+        _no_repeats(tuple(disease.code for disease in value), "disease code")
+        return value
 
     @field_validator("effective_from")
     @classmethod
@@ -240,10 +375,19 @@ def policy_to_document(policy: Policy) -> dict[str, Any]:
             # A policy that does not use a round-2 field is written as before it existed:
             # stored documents and their versions do not change.
             del document[name]
+    for entry in document["assistance"].values():
+        if entry.get("outpatient") is None:
+            del entry["outpatient"]
     return document
 
 
-_ADDED_FIELDS = ("cap_by_continuous_years", "effective_from")
+_ADDED_FIELDS = (
+    "cap_by_continuous_years",
+    "effective_from",
+    "single_disease",
+    "out_of_region",
+    "referral",
+)
 """Optional fields added after round 1, left out of a document that does not use them."""
 
 

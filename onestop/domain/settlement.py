@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 
 from onestop.domain.engine import Amounts, LineSplit, Note
+from onestop.domain.member import DiseaseRegistration, OutOfRegionRegistration
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import AssistanceCategory, MemberStatus, Scheme, VisitType
 
@@ -102,3 +103,7 @@ class Eligibility:
     """``M`` or ``F``; as ``birth_date``."""
     enrolled_since: str = ""
     """``YYYY-MM-DD``; as ``birth_date``."""
+    out_of_region_registrations: tuple[OutOfRegionRegistration, ...] = ()
+    """Registrations for care in other regions (domain section 8)."""
+    registered_diseases: tuple[DiseaseRegistration, ...] = ()
+    """Registrations for chronic and special diseases (domain section 11)."""

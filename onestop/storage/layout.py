@@ -302,6 +302,10 @@ class MemberField(StrEnum):
     """Personal account balance, fen."""
     VERSION = "ve"
     """Moved by every commit and reversal: a snapshot with this version is still true."""
+    OUT_OF_REGION_REGISTRATIONS = "oo"
+    """A JSON list of ``{"region", "from", "to"}`` (added in 0.2.0; absent: none)."""
+    REGISTERED_DISEASES = "rd"
+    """A JSON list of ``{"code", "from", "to"}`` (added in 0.2.0; absent: none)."""
 
 
 YEAR_FIGURES: dict[str, str] = {
@@ -312,8 +316,15 @@ YEAR_FIGURES: dict[str, str] = {
     "assistance": "as",
     "assistance_base": "ab",
     "admissions": "ad",
+    "assistance_outpatient": "ao",
+    "assistance_outpatient_base": "ob",
 }
-"""A year's figures (:class:`~onestop.domain.state.YearToDate` field) -> field suffix."""
+"""A year's figures (:class:`~onestop.domain.state.YearToDate` field) -> field suffix; the
+last two were added in 0.2.0 (a member without them has 0)."""
+
+DISEASE_FIGURE = "d"
+"""The suffix of per-disease figures: ``2026:d:MT002`` is the basic fund paid in 2026 for
+disease MT002 (added in 0.2.0)."""
 
 
 _FIGURE_OF_SUFFIX = {suffix: figure for figure, suffix in YEAR_FIGURES.items()}
@@ -329,6 +340,20 @@ def year_of_field(field: str) -> tuple[int, str] | None:
     year, separator, code = field.partition(":")
     figure = _FIGURE_OF_SUFFIX.get(code) if separator and year.isdigit() else None
     return None if figure is None else (int(year), figure)
+
+
+def year_disease_field(year: int, disease_code: str) -> str:
+    """The member-hash field of the basic fund paid in ``year`` for one disease."""
+    return f"{year}:{DISEASE_FIGURE}:{disease_code}"
+
+
+def year_disease_of_field(field: str) -> tuple[int, str] | None:
+    """``(year, disease code)`` of a per-disease field, ``None`` for any other member field."""
+    year, separator, rest = field.partition(":")
+    figure, separator_2, code = rest.partition(":")
+    if separator and separator_2 and figure == DISEASE_FIGURE and year.isdigit() and code:
+        return int(year), code
+    return None
 
 
 class VisitField(StrEnum):
@@ -401,6 +426,9 @@ class SettlementField(StrEnum):
     HOSPITAL_LEVEL = "hospital_level"
     """The client's registered level when it settled; empty when it has none."""
 
+
+STATE_AFTER_DISEASE = "disease:"
+"""The prefix of a per-disease figure captured by a reversal: ``disease:MT002``."""
 
 STATE_AFTER_FIGURES = (
     *(name for name in YEAR_FIGURES if name != "admissions"),
@@ -646,6 +674,7 @@ __all__ = [
     "CLIENTS_KEY",
     "CLIENTS_KIND",
     "DELTA_FIELDS",
+    "DISEASE_FIGURE",
     "GATEWAY_KEY_PATTERNS",
     "GROUPS",
     "GROUP_FIELD_PREFIX",
@@ -656,6 +685,7 @@ __all__ = [
     "POLICIES_KIND",
     "PREFIX",
     "REQUEST_FIELD_PREFIX",
+    "STATE_AFTER_DISEASE",
     "STATE_AFTER_FIGURES",
     "VERSIONS_KEY",
     "YEAR_FIGURES",
@@ -705,6 +735,8 @@ __all__ = [
     "visit_claim_key",
     "visit_group",
     "visit_key",
+    "year_disease_field",
+    "year_disease_of_field",
     "year_field",
     "year_of_field",
 ]

@@ -434,7 +434,7 @@ async def _visit(client: RedisClient, old: str, new: str) -> None:
 
 async def _settlement(client: RedisClient, old: str, new: str) -> None:
     raw = await _hash(client, old)
-    delta = StateDelta(**_numbers(raw[b"d"], V1_DELTA))
+    delta = StateDelta.of_dict(_numbers(raw[b"d"], V1_DELTA))
     record = SettlementRecord(
         settlement_id=new.rsplit(":s:", 1)[1],
         status=SettlementStatus(raw[b"st"].decode()),

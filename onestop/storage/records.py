@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from pydantic import BaseModel
+
 from onestop.domain.engine import Amounts
 from onestop.domain.member import Member
 from onestop.domain.reconciliation import (
@@ -33,13 +35,13 @@ from onestop.domain.reconciliation import (
     sum_figures,
 )
 from onestop.domain.settlement import PolicyRef, SettlementStatus
-from onestop.domain.state import StateDelta, YearToDate
+from onestop.domain.state import YEAR_COUNTERS, StateDelta, YearToDate, disease_figures
 from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
     CLAIMANT_FIELD_PREFIX,
-    DELTA_FIELDS,
     REQUEST_FIELD_PREFIX,
+    STATE_AFTER_DISEASE,
     STATE_AFTER_FIGURES,
     AuditField,
     DayTotalField,
@@ -55,6 +57,8 @@ from onestop.storage.layout import (
     request_field,
     reversed_amount_field,
     settled_amount_field,
+    year_disease_field,
+    year_disease_of_field,
     year_field,
     year_of_field,
 )
@@ -108,8 +112,27 @@ class MemberRecord:
         return self.years.get(year) or YearToDate()
 
 
+def _windows_text(entries: tuple[BaseModel, ...]) -> str:
+    return json.dumps(
+        [entry.model_dump(mode="json", by_alias=True) for entry in entries],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+_LIST_FIELDS = (
+    (MemberField.OUT_OF_REGION_REGISTRATIONS, "out_of_region_registrations"),
+    (MemberField.REGISTERED_DISEASES, "registered_diseases"),
+)
+"""Member-hash fields written only when the member's list is not empty (added in 0.2.0)."""
+
+
 def member_fields(member: Member, cipher: MemberCipher) -> dict[str, str | int | bytes]:
-    """The hash fields a members-file line writes (the balance only when the line has one)."""
+    """The hash fields a members-file line writes (the balance only when the line has one).
+
+    A list the member does not have (registrations) is not written: see
+    :func:`member_cleared_fields`.
+    """
     values: dict[str, str | int | bytes] = {
         MemberField.BIRTH_DATE: member.birth_date.isoformat(),
         MemberField.SEX: member.sex,
@@ -126,7 +149,16 @@ def member_fields(member: Member, cipher: MemberCipher) -> dict[str, str | int |
     }
     if member.personal_account_balance is not None:
         values[MemberField.BALANCE] = member.personal_account_balance
+    for field_name, attribute in _LIST_FIELDS:
+        entries = getattr(member, attribute)
+        if entries:
+            values[field_name] = _windows_text(entries)
     return {str(name): value for name, value in values.items()}
+
+
+def member_cleared_fields(member: Member) -> list[str]:
+    """The fields a members-file line removes: its empty lists (a re-import may drop them)."""
+    return [str(name) for name, attribute in _LIST_FIELDS if not getattr(member, attribute)]
 
 
 def decode_member(member_id: str, raw: RawHash, cipher: MemberCipher) -> MemberRecord | None:
@@ -157,19 +189,36 @@ def decode_member(member_id: str, raw: RawHash, cipher: MemberCipher) -> MemberR
             "supplementary_enrolled": _text(raw, MemberField.SUPPLEMENTARY_ENROLLED, what) == "1",
             "assistance_category": _text(raw, MemberField.ASSISTANCE_CATEGORY, what) or None,
             "groups": tuple(json.loads(_text(raw, MemberField.GROUPS, what))),
+            **{
+                attribute: json.loads(raw[name.encode()])
+                for name, attribute in _LIST_FIELDS
+                if name.encode() in raw
+            },
         }
     )
     figures: dict[int, dict[str, int]] = {}
+    diseases: dict[int, dict[str, int]] = {}
     for key, value in raw.items():
-        parsed = year_of_field(key.decode())
+        name = key.decode()
+        parsed = year_of_field(name)
         if parsed is not None:
             year, figure = parsed
             figures.setdefault(year, {})[figure] = int(value)
+            continue
+        disease = year_disease_of_field(name)
+        if disease is not None:
+            year, code = disease
+            diseases.setdefault(year, {})[code] = int(value)
     return MemberRecord(
         member=member,
         balance=_int(raw, MemberField.BALANCE, 0),
         version=_int(raw, MemberField.VERSION, 0),
-        years={year: YearToDate(**values) for year, values in figures.items()},
+        years={
+            year: YearToDate(
+                **figures.get(year, {}), diseases=disease_figures(diseases.get(year, {}))
+            )
+            for year in figures.keys() | diseases.keys()
+        },
     )
 
 
@@ -182,18 +231,25 @@ def member_increments(year: int, delta: StateDelta, *, undo: bool = False) -> Pa
     sign = -1 if undo else 1
     pairs: Pairs = [
         (year_field(year, figure), sign * getattr(delta, figure))
-        for figure in YearToDate.__dataclass_fields__
+        for figure in YEAR_COUNTERS
         if getattr(delta, figure)
     ]
+    pairs.extend(
+        (year_disease_field(year, code), sign * value) for code, value in delta.diseases if value
+    )
     if delta.personal_account:
         pairs.append((MemberField.BALANCE.value, -sign * delta.personal_account))
     pairs.append((MemberField.VERSION.value, 1))
     return pairs
 
 
-def state_capture(year: int) -> Pairs:
-    """What a reversal reads of the member after the undo: name -> member-hash field."""
-    return [
+def state_capture(year: int, delta: StateDelta) -> Pairs:
+    """What a reversal of ``delta`` reads of the member after the undo: name -> member field.
+
+    The year's figures and the balance, and the figure of each disease the settlement added
+    to (``disease:CODE``).
+    """
+    pairs: Pairs = [
         (
             figure,
             MemberField.BALANCE.value
@@ -202,6 +258,11 @@ def state_capture(year: int) -> Pairs:
         )
         for figure in STATE_AFTER_FIGURES
     ]
+    pairs.extend(
+        (f"{STATE_AFTER_DISEASE}{code}", year_disease_field(year, code))
+        for code, _ in delta.diseases
+    )
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +277,11 @@ def decode_state_after(text: str | bytes) -> StateAfter:
     """The ``state_after`` a reversal stored (values missing from the member read as 0)."""
     values = {name: int(value or 0) for name, value in json.loads(text).items()}
     balance = values.pop("personal_account_balance", 0)
-    return StateAfter(YearToDate(**values), balance)
+    diseases = {
+        name.removeprefix(STATE_AFTER_DISEASE): values.pop(name)
+        for name in [name for name in values if name.startswith(STATE_AFTER_DISEASE)]
+    }
+    return StateAfter(YearToDate(**values, diseases=disease_figures(diseases)), balance)
 
 
 # -- stays and visits ------------------------------------------------------------------------
@@ -425,14 +490,13 @@ def settlement_fields(settlement: SettlementRecord) -> Pairs:
 
 
 def delta_text(delta: StateDelta) -> str:
-    """A settlement's increments as a JSON object, by name."""
-    return json.dumps(asdict(delta), separators=(",", ":"))
+    """A settlement's increments as a JSON object, by name (:meth:`StateDelta.as_dict`)."""
+    return json.dumps(delta.as_dict(), separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_delta(text: str | bytes) -> StateDelta:
     """Increments stored by :func:`delta_text` (a name a later version added reads as 0)."""
-    values = json.loads(text)
-    return StateDelta(**{name: int(values.get(name, 0)) for name in DELTA_FIELDS})
+    return StateDelta.of_dict(json.loads(text))
 
 
 def decode_settlement(settlement_id: str, raw: RawHash) -> SettlementRecord | None:

@@ -10,7 +10,8 @@ process are killed (``kill -9``) at random moments; the supervisor starts them a
 At the end each client reconciles every day against the receipts it received
 (``POST /v1/reconciliation`` with its own totals and settlement ids), and the agency's export
 of each day is compared with all receipts. Lost = a receipt the gateway does not know;
-duplicated = a visit settled twice, or a settlement no terminal received.
+duplicated = a visit settled twice, or a settlement no terminal received. Every receipt's
+amounts must add up, the hospital's part of a single-disease price included.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from onestop.admin import Connection
 from onestop.client import SignedClient
 from onestop.domain.reconciliation import AMOUNT_FIELDS, RECONCILED_FUNDS
 from onestop.exports import SETTLEMENTS
+from onestop.receipts import money_adds_up
 from onestop.tooling.bench.driver import bill_templates
 from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.tooling.serve import ServeSettings, Supervisor, wait_http_healthy
@@ -67,6 +69,8 @@ class Tally:
     visit_settlement: dict[tuple[str, str], str] = field(default_factory=dict)
     previews: int = 0
     visit_settled_twice: int = 0
+    identities_broken: list[str] = field(default_factory=list)
+    """Receipts whose amounts do not add up (domain section 12's identities)."""
 
     def answered(self, answer: httpx.Response) -> None:
         """Count an answer by status and contract code."""
@@ -160,11 +164,11 @@ async def _terminal_loop(terminal: Terminal, tally: Tally, stop_at: float) -> No
         if known != settlement_id:
             tally.visit_settled_twice += 1
         if settlement_id not in tally.receipts:
+            amounts = {name: int(result["amounts"][name]) for name in AMOUNT_FIELDS}
+            if not money_adds_up(amounts):
+                tally.identities_broken.append(settlement_id)
             tally.receipts[settlement_id] = Receipt(
-                terminal.client.client_id,
-                visit_id,
-                {name: int(result["amounts"][name]) for name in AMOUNT_FIELDS},
-                _day_of(result["settled_at"]),
+                terminal.client.client_id, visit_id, amounts, _day_of(result["settled_at"])
             )
             terminal.settled.append(settlement_id)
 
@@ -415,4 +419,5 @@ async def _drive(
         "unbalanced": [result for result in results if result["result"] != "balanced"],
         "lost": lost,
         "duplicated": tally.visit_settled_twice + unknown,
+        "identities_broken": tally.identities_broken,
     }

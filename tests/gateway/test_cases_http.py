@@ -90,7 +90,7 @@ def check_receipt(result: dict[str, Any], keys: dict[str, str]) -> None:
         + money["assistance"]
         + money["personal_account"]
         + money["cash"]
-        + money.get("hospital_part", 0)  # round 2 (domain.md section 12)
+        + money["hospital_part"]  # round 2 (domain.md section 12)
     )
     assert all(value >= 0 for value in money.values())
     assert sum(line["amount"] for line in result["lines"]) == money["total"]

@@ -106,7 +106,7 @@ async def test_reversal_rows_carry_negative_amounts(tmp_path: Path) -> None:
     } == {("inpatient", "2026-02-20", "2026-02-28", "level2")}
     assert manifest["files"]["summary.csv"]["rows"] == 1
     summary = (tmp_path / "summary.csv").read_text().splitlines()
-    assert summary[1] == "H1,1,1,0,0,0,0,0,0"
+    assert summary[1] == "H1,1,1,0,0,0,0,0,0,0"
 
 
 def _published(signer: Signer) -> dict[str, str]:
@@ -224,3 +224,47 @@ async def test_the_command_checks_key_date_and_zip(
     other.write_text(json.dumps({"keys": []}))
     assert main(["verify-export", day_zip, "--keys", str(other)]) == 1
     assert "not among the published keys" in capsys.readouterr().out
+
+
+async def test_the_summary_sums_what_single_disease_prices_left_to_the_hospital(
+    tmp_path: Path,
+) -> None:
+    # a 5,200-yuan appendectomy at a 4,500-yuan price: the hospital bears 700 (section 12)
+    amounts = Amounts(
+        total=520000,
+        full_self_pay=58250,
+        over_limit_self_pay=0,
+        pre_self_pay=0,
+        in_scope=461750,
+        deductible=0,
+        basic_fund=315000,
+        supplementary=0,
+        assistance=0,
+        personal_account=0,
+        cash=135000,
+        hospital_part=70000,
+    )
+    entry = JournalEntry(
+        EntryKind.SETTLEMENT,
+        "S1",
+        "FGH2",
+        "F2",
+        "ZY1601",
+        1_772_000_000_000,
+        amounts,
+        PolicyRef("610822", Scheme.RESIDENT, 2026, "v1", date(2026, 1, 1)),
+        VisitFacts(VisitType.INPATIENT, date(2026, 3, 1), date(2026, 3, 5), HospitalLevel.LEVEL2),
+    )
+    await write_export(_entries(entry), date(2026, 3, 5), tmp_path, _signer())
+    with (tmp_path / SETTLEMENTS).open(newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["hospital_part"] == "70000"
+    with (tmp_path / "summary.csv").open(newline="") as handle:
+        summary = next(csv.DictReader(handle))
+    assert summary["hospital_part"] == "70000"
+    # every fen of the total is accounted for, the hospital's part included
+    assert int(summary["total"]) == sum(
+        int(summary[name])
+        for name in ("basic_fund", "supplementary", "assistance", "personal_account", "cash")
+    ) + int(summary["hospital_part"])
+    assert verify_export(tmp_path).ok

@@ -86,8 +86,11 @@ def make_visit(
     last: date = date(2026, 3, 9),
     diagnoses: tuple[str, ...] = ("K35.8",),
     use_personal_account: bool = False,
+    referral_no: str | None = None,
 ) -> Visit:
     """A visit of the given lines (numbered as given)."""
     if visit_type is not VisitType.INPATIENT:
         last = first
-    return Visit(visit_type, first, last, diagnoses, use_personal_account, tuple(lines))
+    return Visit(
+        visit_type, first, last, diagnoses, use_personal_account, tuple(lines), referral_no
+    )

@@ -19,12 +19,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO_ROOT / "docs" / "cases"
 
-PENDING: dict[str, str] = {
-    "12_out_of_region_and_referral": "issue 16: out-of-region care and referral (domain s8)",
-    "14_assistance_general_and_outpatient": "issue 16: general and outpatient assistance (s10)",
-    "15_registered_chronic_diseases": "issue 16: registered chronic diseases (s11)",
-    "16_single_disease_price": "issue 16: single-disease fixed prices (s12)",
-}
+PENDING: dict[str, str] = {}
 """Round-2 cases whose rules are not built yet, with the issue that builds them."""
 
 

@@ -24,6 +24,7 @@ from onestop.domain import (
 )
 from onestop.domain.catalog import CATALOG_COLUMNS
 from onestop.domain.mapping import MAPPING_COLUMNS
+from onestop.domain.state import disease_figures
 
 LEVELS = [level.value for level in HospitalLevel]
 CATEGORIES = ["dibao", "tekun", "youfu", "low_income"]
@@ -78,6 +79,64 @@ _supplementary = st.one_of(
     ),
 )
 
+DISEASE_CODES = ["MT001", "MT002", "MT003"]
+REGIONS = ["410100", "520100"]
+"""The member's own region, and another one."""
+
+_one_block = st.fixed_dictionaries(
+    {
+        "diagnoses": st.lists(st.sampled_from(["C", "N18", "Z94", "I10"]), min_size=1, max_size=3),
+        "ratio": ratio,
+        "deductible": st.integers(0, 50_000),
+    }
+)
+
+_disease_list = st.lists(
+    st.sampled_from(DISEASE_CODES), min_size=1, max_size=3, unique=True
+).flatmap(
+    lambda codes: st.tuples(
+        *(
+            st.fixed_dictionaries(
+                {
+                    "code": st.just(code),
+                    "name": st.just(f"disease {code}"),
+                    "diagnoses": st.lists(
+                        st.sampled_from(["C", "N18", "Z94", "I10"]), min_size=1, max_size=2
+                    ),
+                    "ratio": ratio,
+                    "deductible": st.integers(0, 50_000),
+                    "annual_cap": st.one_of(st.none(), st.integers(0, 500_000)),
+                    "requires_registration": st.booleans(),
+                }
+            )
+            for code in codes
+        )
+    ).map(list)
+)
+
+_single_diseases = st.lists(
+    st.sampled_from([("DB01", "K35"), ("DB02", "C"), ("DB03", "I10")]),
+    max_size=2,
+    unique_by=lambda pair: pair[0],
+).flatmap(
+    lambda pairs: st.tuples(
+        *(
+            st.fixed_dictionaries(
+                {
+                    "code": st.just(code),
+                    "name": st.just(f"fixed price {code}"),
+                    "diagnoses": st.just([prefix]),
+                    "price": st.integers(1, 3_000_000),
+                    "patient_ratio": ratio,
+                }
+            )
+            for code, prefix in pairs
+        )
+    ).map(list)
+)
+
+_assistance_terms = {"threshold": fen, "ratio": ratio, "annual_cap": st.one_of(st.none(), fen)}
+
 policies: st.SearchStrategy[Policy] = st.fixed_dictionaries(
     {
         "region": st.just("410100"),
@@ -99,18 +158,7 @@ policies: st.SearchStrategy[Policy] = st.fixed_dictionaries(
             st.fixed_dictionaries({"from_years": st.integers(1, 5), "step": ratio, "max": ratio}),
         ),
         "waiting_period_months": st.sampled_from([0, 0, 6, 12]),
-        "outpatient_special": st.one_of(
-            st.none(),
-            st.fixed_dictionaries(
-                {
-                    "diagnoses": st.lists(
-                        st.sampled_from(["C", "N18", "Z94", "I10"]), min_size=1, max_size=3
-                    ),
-                    "ratio": ratio,
-                    "deductible": st.integers(0, 50_000),
-                }
-            ),
-        ),
+        "outpatient_special": st.one_of(st.none(), _one_block, _disease_list),
         "outpatient_pooling": st.one_of(
             st.none(), st.fixed_dictionaries({"ratio": ratio, "annual_cap": st.integers(0, 20_000)})
         ),
@@ -119,12 +167,34 @@ policies: st.SearchStrategy[Policy] = st.fixed_dictionaries(
         ),
         "supplementary": _supplementary,
         "assistance": st.dictionaries(
-            st.sampled_from(CATEGORIES),
+            st.sampled_from([*CATEGORIES, "general"]),
             st.fixed_dictionaries(
-                {"threshold": fen, "ratio": ratio, "annual_cap": st.one_of(st.none(), fen)}
+                _assistance_terms,
+                optional={"outpatient": st.fixed_dictionaries(_assistance_terms)},
             ),
         ),
-    }
+    },
+    optional={
+        "cap_by_continuous_years": st.lists(
+            st.fixed_dictionaries({"from_years": st.integers(1, 10), "annual_cap": fen}),
+            max_size=2,
+            unique_by=lambda step: step["from_years"],
+        ),
+        "single_disease": _single_diseases,
+        "out_of_region": st.fixed_dictionaries(
+            {
+                "registered_ratio_reduction": ratio,
+                "unregistered_ratio_reduction": ratio,
+                "pooling": st.booleans(),
+            }
+        ),
+        "referral": st.fixed_dictionaries(
+            {
+                "levels": st.lists(st.sampled_from(LEVELS), min_size=1, max_size=2, unique=True),
+                "unreferred_ratio_reduction": ratio,
+            }
+        ),
+    },
 ).map(parse_policy)
 
 
@@ -169,6 +239,31 @@ def members(draw: st.DrawFn) -> Member:
             "assistance_category": draw(st.one_of(st.none(), st.sampled_from(CATEGORIES))),
             "groups": draw(st.lists(st.sampled_from(GROUPS), max_size=2, unique=True)),
             "personal_account_balance": draw(st.integers(0, 100_000)),
+            "out_of_region_registrations": draw(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "region": st.sampled_from(REGIONS),
+                            "from": st.just(f"{YEAR}-01-01"),
+                            "to": st.sampled_from([None, f"{YEAR}-06-30"]),
+                        }
+                    ),
+                    max_size=1,
+                )
+            ),
+            "registered_diseases": draw(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "code": st.sampled_from(DISEASE_CODES),
+                            "from": st.sampled_from([f"{YEAR}-01-01", f"{YEAR}-07-01"]),
+                            "to": st.none(),
+                        }
+                    ),
+                    max_size=2,
+                    unique_by=lambda entry: entry["code"],
+                )
+            ),
         }
     )
 
@@ -201,6 +296,7 @@ def visits(draw: st.DrawFn, catalog: dict[str, CatalogItem]) -> Visit:
         diagnoses=tuple(draw(st.lists(st.sampled_from(DIAGNOSES), max_size=2))),
         use_personal_account=draw(st.booleans()),
         lines=lines,
+        referral_no=draw(st.sampled_from([None, "REF-1"])),
     )
 
 
@@ -213,7 +309,15 @@ year_states: st.SearchStrategy[YearToDate] = st.builds(
     assistance=fen,
     assistance_base=st.integers(0, 10_000_000),
     admissions=st.integers(0, 5),
+    assistance_outpatient=st.integers(0, 100_000),
+    assistance_outpatient_base=st.integers(0, 1_000_000),
+    diseases=st.dictionaries(st.sampled_from(DISEASE_CODES), st.integers(1, 600_000)).map(
+        disease_figures
+    ),
 )
+
+client_regions = st.sampled_from([None, *REGIONS])
+"""The billing client's region: unknown, the member's own, another."""
 
 levels = st.sampled_from(list(HospitalLevel))
 

@@ -136,6 +136,7 @@ class SettleRequest(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
     RESETTLE_OF_FIELD_NUMBER: _builtins.int
+    REFERRAL_NO_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     visit_id: _builtins.str
     member_id: _builtins.str
@@ -151,6 +152,8 @@ class SettleRequest(_message.Message):
     """The caller's reversed settlement of this visit, to settle the same bill again; empty
     when the request does not name one.
     """
+    referral_no: _builtins.str
+    """The request's referral number (domain section 8); empty when it has none."""
     @_builtins.property
     def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -169,10 +172,11 @@ class SettleRequest(_message.Message):
         lines: Global___CodedLines | None = ...,
         fingerprint: _builtins.bytes = ...,
         resettle_of: _builtins.str = ...,
+        referral_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "diagnoses", b"diagnoses", "fingerprint", b"fingerprint", "first_day", b"first_day", "last_day", b"last_day", "lines", b"lines", "member_id", b"member_id", "resettle_of", b"resettle_of", "use_personal_account", b"use_personal_account", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "diagnoses", b"diagnoses", "fingerprint", b"fingerprint", "first_day", b"first_day", "last_day", b"last_day", "lines", b"lines", "member_id", b"member_id", "referral_no", b"referral_no", "resettle_of", b"resettle_of", "use_personal_account", b"use_personal_account", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -457,6 +461,26 @@ Global___LineSplits: _TypeAlias = LineSplits  # noqa: Y015
 class YearToDate(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class DiseasesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BASIC_FUND_FIELD_NUMBER: _builtins.int
     BASIC_CAP_REMAINING_FIELD_NUMBER: _builtins.int
     OUTPATIENT_POOLING_FIELD_NUMBER: _builtins.int
@@ -465,6 +489,9 @@ class YearToDate(_message.Message):
     ASSISTANCE_FIELD_NUMBER: _builtins.int
     ASSISTANCE_BASE_FIELD_NUMBER: _builtins.int
     PERSONAL_ACCOUNT_BALANCE_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_OUTPATIENT_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_OUTPATIENT_BASE_FIELD_NUMBER: _builtins.int
+    DISEASES_FIELD_NUMBER: _builtins.int
     basic_fund: _builtins.int
     basic_cap_remaining: _builtins.int
     outpatient_pooling: _builtins.int
@@ -473,6 +500,13 @@ class YearToDate(_message.Message):
     assistance: _builtins.int
     assistance_base: _builtins.int
     personal_account_balance: _builtins.int
+    assistance_outpatient: _builtins.int
+    """Domain sections 10 and 11 (0.2.0)."""
+    assistance_outpatient_base: _builtins.int
+    @_builtins.property
+    def diseases(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """basic fund paid this year per disease code"""
+
     def __init__(
         self,
         *,
@@ -484,10 +518,13 @@ class YearToDate(_message.Message):
         assistance: _builtins.int = ...,
         assistance_base: _builtins.int = ...,
         personal_account_balance: _builtins.int = ...,
+        assistance_outpatient: _builtins.int = ...,
+        assistance_outpatient_base: _builtins.int = ...,
+        diseases: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "assistance_base", b"assistance_base", "basic_cap_remaining", b"basic_cap_remaining", "basic_fund", b"basic_fund", "critical_illness_base", b"critical_illness_base", "outpatient_pooling", b"outpatient_pooling", "personal_account_balance", b"personal_account_balance", "supplementary", b"supplementary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "assistance_base", b"assistance_base", "assistance_outpatient", b"assistance_outpatient", "assistance_outpatient_base", b"assistance_outpatient_base", "basic_cap_remaining", b"basic_cap_remaining", "basic_fund", b"basic_fund", "critical_illness_base", b"critical_illness_base", "diseases", b"diseases", "outpatient_pooling", b"outpatient_pooling", "personal_account_balance", b"personal_account_balance", "supplementary", b"supplementary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -737,6 +774,8 @@ class EligibilityAnswer(_message.Message):
     BIRTH_DATE_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     ENROLLED_SINCE_FIELD_NUMBER: _builtins.int
+    OUT_OF_REGION_REGISTRATIONS_FIELD_NUMBER: _builtins.int
+    REGISTERED_DISEASES_FIELD_NUMBER: _builtins.int
     member_id: _builtins.str
     name_masked: _builtins.str
     id_number_masked: _builtins.str
@@ -760,6 +799,12 @@ class EligibilityAnswer(_message.Message):
     def year_to_date(self) -> Global___YearToDate: ...
     @_builtins.property
     def policy(self) -> Global___PolicyRef: ...
+    @_builtins.property
+    def out_of_region_registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]:
+        """The member's registrations (domain sections 8 and 11, 0.2.0)."""
+
+    @_builtins.property
+    def registered_diseases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]: ...
     def __init__(
         self,
         *,
@@ -780,14 +825,43 @@ class EligibilityAnswer(_message.Message):
         birth_date: _builtins.str = ...,
         sex: _builtins.str = ...,
         enrolled_since: _builtins.str = ...,
+        out_of_region_registrations: _abc.Iterable[Global___Registration] | None = ...,
+        registered_diseases: _abc.Iterable[Global___Registration] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "year_to_date", b"year_to_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_category", b"assistance_category", "birth_date", b"birth_date", "continuous_years", b"continuous_years", "enrolled_since", b"enrolled_since", "id_number_masked", b"id_number_masked", "in_waiting_period", b"in_waiting_period", "member_id", b"member_id", "name_masked", b"name_masked", "personal_account_balance", b"personal_account_balance", "policy", b"policy", "region", b"region", "scheme", b"scheme", "sex", b"sex", "status", b"status", "supplementary_enrolled", b"supplementary_enrolled", "waiting_until", b"waiting_until", "year_to_date", b"year_to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_category", b"assistance_category", "birth_date", b"birth_date", "continuous_years", b"continuous_years", "enrolled_since", b"enrolled_since", "id_number_masked", b"id_number_masked", "in_waiting_period", b"in_waiting_period", "member_id", b"member_id", "name_masked", b"name_masked", "out_of_region_registrations", b"out_of_region_registrations", "personal_account_balance", b"personal_account_balance", "policy", b"policy", "region", b"region", "registered_diseases", b"registered_diseases", "scheme", b"scheme", "sex", b"sex", "status", b"status", "supplementary_enrolled", b"supplementary_enrolled", "waiting_until", b"waiting_until", "year_to_date", b"year_to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EligibilityAnswer: _TypeAlias = EligibilityAnswer  # noqa: Y015
+
+@_typing.final
+class Registration(_message.Message):
+    """A registration for care in a region, or for a disease: from and to both included."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """the region, or the disease's code"""
+    to: _builtins.str
+    """YYYY-MM-DD; empty: no end"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        to: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "from", b"from", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Registration: _TypeAlias = Registration  # noqa: Y015
 
 @_typing.final
 class PutPolicyRequest(_message.Message):

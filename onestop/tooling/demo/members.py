@@ -51,8 +51,9 @@ def _member(
     groups: tuple[str, ...] = (),
     balance: int = 0,
     sequence: int = 1,
+    registrations: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    return (registrations or {}) | {
         "member_id": member_id,
         "id_number": id_number(region, birth, sequence),
         "name": name,
@@ -103,6 +104,32 @@ FEATURED = (
         sequence=44,
     ),
     _member("FG000001", "刘洋", "610822", date(1975, 11, 5), "M", date(2016, 1, 1), sequence=55),
+    _member(
+        "ZZ000003",
+        "陈静",
+        "410100",
+        date(1968, 6, 21),
+        "F",
+        date(2013, 1, 1),
+        sequence=66,
+        registrations={
+            # moved to live with her daughter in Guiyang: registered for care there (备案)
+            "out_of_region_registrations": [{"region": "520100", "from": "2026-01-01", "to": None}]
+        },
+    ),
+    _member(
+        "ZZ000004",
+        "周磊",
+        "410100",
+        date(1971, 3, 9),
+        "M",
+        date(2011, 1, 1),
+        sequence=77,
+        registrations={
+            "registered_diseases": [{"code": "MT002", "from": "2026-02-01", "to": None}]
+        },
+    ),
+    _member("FG000002", "孙娜", "610822", date(1996, 8, 17), "F", date(2018, 1, 1), sequence=88),
 )
 """The patients the walk-through follows, as members-file records."""
 

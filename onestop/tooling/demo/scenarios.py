@@ -142,6 +142,19 @@ def scenarios() -> list[Scenario]:
     swipe = _Bill("ZZP1").add("XA01", "1", 2_350, swipe_day).add("XC03", "1", 9_900, swipe_day)
     swipe.add("XB06", "2", 3_400, swipe_day)
 
+    away_admission = date(2026, 9, 14)
+    away = _Bill("GYH3").daily(away_admission, 7, ward_day)
+    away.add("FA08", "2", 1_800, away_admission).add("XA03", "4", 2_600, away_admission)
+
+    dialysis_day = date(2026, 10, 9)
+    dialysis = _Bill("ZZH3").add("FA04", "1", 45_000, dialysis_day)
+    dialysis.add("XA02", "2", 650, dialysis_day).add("CB02", "2", 250, dialysis_day)
+
+    fixed_admission = date(2026, 8, 3)
+    fixed = _Bill("FGH2").daily(fixed_admission, 5, ward_day)
+    fixed.add("FA03", "1", 380_000, fixed_admission).add("FA09", "1", 120_000, fixed_admission)
+    fixed.add("CC03", "1", 26_000, fixed_admission)
+
     unmapped_day = date(2026, 10, 12)
     unmapped = _Bill("ZZC1").add("FA10", "1", 900, unmapped_day)
     unmapped.add("XA01", "1", 2_350, unmapped_day, his="JS-NEW-0417")
@@ -180,6 +193,31 @@ def scenarios() -> list[Scenario]:
             "the imported nutrition.",
             "ZZP1",
             _single_day("KT2026100401", "ZZ000001", "pharmacy", swipe_day, swipe, []),
+        ),
+        Scenario(
+            "A Zhengzhou patient treated in Guiyang, registered for care there: her own plan "
+            "pays, 5 points lower (out of region, 异地就医).",
+            "GYH3",
+            _inpatient("SY12026091401", "ZZ000003", away_admission, 7, away, ["J18.9"]),
+        ),
+        Scenario(
+            "A registered dialysis patient (门诊慢特病 MT002): 80 % within the disease's own "
+            "20,000-yuan cap, counted apart in the year's figures.",
+            "ZZH3",
+            _single_day(
+                "RMYY2026100901",
+                "ZZ000004",
+                "outpatient_special",
+                dialysis_day,
+                dialysis,
+                ["N18.5"],
+            ),
+        ),
+        Scenario(
+            "An appendectomy in Fugu at its single-disease price of 4,500 yuan: the patient "
+            "pays 30 %, the hospital bears what the bill exceeds the price by.",
+            "FGH2",
+            _inpatient("FGX2026080301", "FG000002", fixed_admission, 5, fixed, ["K35.8"]),
         ),
         Scenario(
             "A community centre bills a code it never mapped: refused, nothing settled.",

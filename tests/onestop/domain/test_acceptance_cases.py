@@ -49,6 +49,7 @@ CASES = load_cases()
 class Client:
     kind: ClientKind
     level: HospitalLevel
+    region: str | None
 
 
 @dataclass
@@ -105,7 +106,9 @@ class Ledger:
             policies=policies,
             catalog=catalog,
             clients={
-                row["client_id"]: Client(ClientKind(row["kind"]), HospitalLevel(row["level"]))
+                row["client_id"]: Client(
+                    ClientKind(row["kind"]), HospitalLevel(row["level"]), row.get("region")
+                )
                 for row in data["clients"]
             },
             mappings={
@@ -157,6 +160,7 @@ class Ledger:
                 self.catalog,
                 self.state.get((member.member_id, year), YearToDate()),
                 self.balances[member.member_id],
+                client_region=client.region,
             )
         except DomainError as error:
             raise Refused(STATUS[error.code].http, error.code) from error

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
 from onestop.domain import mask_id_number, mask_name, parse_members_jsonl
-from onestop.domain.member import AcceptedLine, RejectedLine
+from onestop.domain.member import AcceptedLine, RejectedLine, parse_member_line
 from tests.support.builders import make_member
 
 CONTRACT_MEMBER = {
@@ -72,3 +73,44 @@ def test_group_membership_counts_the_assistance_category() -> None:
     assert member.belongs_to_any(["severe_disability", "x"])
     assert not member.belongs_to_any(["dibao"])
     assert not member.belongs_to_any([])
+
+
+@pytest.mark.parametrize(
+    ("fields", "at_fault"),
+    [
+        ({"out_of_region_registrations": [{"region": "520100", "from": "2026-03-01",
+                                           "to": "2026-02-28"}]},
+         "out_of_region_registrations.0"),
+        ({"out_of_region_registrations": [{"region": "520100", "from": "2026-01-01"}] * 2},
+         "out_of_region_registrations"),
+        ({"out_of_region_registrations": [{"region": "520100"}]},
+         "out_of_region_registrations.0.from"),
+        ({"registered_diseases": [{"code": "MT002", "from": "2026-01-01", "until": None}]},
+         "registered_diseases.0.until"),
+        ({"registered_diseases": [{"code": "MT002", "from": "2026-1-1"}]},
+         "registered_diseases.0.from"),
+    ],
+)  # fmt: skip
+def test_registrations_are_checked_like_every_field(
+    fields: dict[str, object], at_fault: str
+) -> None:
+    line = json.dumps(make_member().model_dump(mode="json") | fields)
+    parsed = parse_member_line(1, line)
+    assert isinstance(parsed, RejectedLine)
+    assert parsed.problem.field == at_fault
+
+
+def test_registrations_cover_their_days_both_included() -> None:
+    member = make_member(
+        out_of_region_registrations=[
+            {"region": "520100", "from": "2026-03-01", "to": "2026-03-31"}
+        ],
+        registered_diseases=[{"code": "MT002", "from": "2026-03-01", "to": None}],
+    )
+    assert not member.registered_in("520100", date(2026, 2, 28))
+    assert member.registered_in("520100", date(2026, 3, 1))
+    assert member.registered_in("520100", date(2026, 3, 31))
+    assert not member.registered_in("520100", date(2026, 4, 1))
+    assert not member.registered_in("610822", date(2026, 3, 15))
+    assert member.registered_for("MT002", date(2030, 1, 1))
+    assert not member.registered_for("MT001", date(2026, 3, 15))

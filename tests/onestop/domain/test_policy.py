@@ -50,12 +50,31 @@ CRITICAL_ILLNESS_BLOCK = {
 }
 
 
+DISEASE = {
+    "code": "MT002",
+    "name": "尿毒症透析",
+    "diagnoses": ["N18"],
+    "ratio": "0.80",
+    "deductible": 0,
+    "annual_cap": 100000,
+    "requires_registration": True,
+}
+SINGLE = {
+    "code": "DB01",
+    "name": "急性阑尾炎",
+    "diagnoses": ["K35"],
+    "price": 450000,
+    "patient_ratio": "0.30",
+}
+TERMS = {"threshold": 0, "ratio": "0.50", "annual_cap": None}
+
+
 def test_contract_example_is_accepted() -> None:
     policy = parse_policy(parse_json(CONTRACT_EXAMPLE))
     assert policy.key == ("410100", "resident", 2026)
     assert policy.inpatient.ratio.level2 == Decimal("0.55")
     assert isinstance(policy.supplementary, BeyondCap)
-    assert policy.assistance["tekun"].annual_cap is None  # type: ignore[index]
+    assert policy.assistance["tekun"].annual_cap is None
 
 
 def test_critical_illness_block_is_accepted() -> None:
@@ -153,8 +172,32 @@ def _fields_at_fault(document: dict[str, Any]) -> list[str | None]:
         (policy_document(year=2026, effective_from="2027-01-01"), "effective_from"),
         (policy_document(year=2026, effective_from="2025-12-31"), "effective_from"),
         (policy_document(effective_from="2026-7-1"), "effective_from"),
+        # domain sections 8, 10, 11, 12: strict like the rest
+        (policy_document(outpatient_special=[{**DISEASE, "ratio": "1.5"}]),
+         "outpatient_special.list.0.ratio"),
+        (policy_document(outpatient_special=[{**DISEASE, "extra": 1}]),
+         "outpatient_special.list.0.extra"),
+        (policy_document(outpatient_special=[DISEASE, DISEASE]), "outpatient_special"),
+        (policy_document(outpatient_special=[]), "outpatient_special"),
+        (policy_document(outpatient_special={"diagnoses": ["C"], "ratio": "2", "deductible": 0}),
+         "outpatient_special.one_block.ratio"),
+        (policy_document(outpatient_special="C"), "outpatient_special"),
+        (policy_document(single_disease=[{**SINGLE, "price": 0}]), "single_disease.0.price"),
+        (policy_document(single_disease=[SINGLE, SINGLE]), "single_disease"),
+        (policy_document(single_disease=[{**SINGLE, "patient_ratio": "-0.1"}]),
+         "single_disease.0.patient_ratio"),
+        (policy_document(out_of_region={"registered_ratio_reduction": "0.05",
+                                        "unregistered_ratio_reduction": "0.15"}),
+         "out_of_region.pooling"),
+        (policy_document(referral={"levels": ["level3", "level3"],
+                                   "unreferred_ratio_reduction": "0.1"}), "referral"),
+        (policy_document(referral={"levels": [], "unreferred_ratio_reduction": "0.1"}),
+         "referral.levels"),
+        (policy_document(assistance={"general": {**TERMS, "outpatient": {**TERMS, "x": 1}}}),
+         "assistance.general.outpatient.x"),
+        (policy_document(assistance={"everyone": TERMS}), "assistance.everyone.[key]"),
     ],
-)
+)  # fmt: skip
 def test_invalid_policies_name_the_field_at_fault(document: dict[str, Any], field: str) -> None:
     assert field in _fields_at_fault(document)
 
@@ -196,3 +239,23 @@ def test_a_version_is_in_force_from_its_first_day_and_written_only_when_set() ->
     assert july.in_force_from == date(2026, 7, 1)
     assert policy_to_document(july)["effective_from"] == "2026-07-01"
     assert parse_policy(policy_to_document(july)) == july
+
+
+def test_round_two_blocks_load_and_are_written_back_as_loaded() -> None:
+    document = policy_document(
+        outpatient_special=[DISEASE],
+        single_disease=[SINGLE],
+        out_of_region={
+            "registered_ratio_reduction": "0.05",
+            "unregistered_ratio_reduction": "0.15",
+            "pooling": False,
+        },
+        referral={"levels": ["level3"], "unreferred_ratio_reduction": "0.10"},
+        assistance={"general": {**TERMS, "outpatient": TERMS}},
+    )
+    policy = parse_policy(document)
+    assert parse_policy(policy_to_document(policy)) == policy
+    # a policy without them is written exactly as before they existed
+    plain = policy_to_document(parse_policy(policy_document(assistance={"dibao": TERMS})))
+    assert not {"single_disease", "out_of_region", "referral"} & set(plain)
+    assert "outpatient" not in plain["assistance"]["dibao"]

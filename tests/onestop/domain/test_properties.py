@@ -5,7 +5,7 @@ Each property runs at least 500 examples.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +21,19 @@ from onestop.domain import (
     YearToDate,
     adjudicate,
 )
-from onestop.domain.policy import CriticalIllness
-from tests.support.strategies import catalogs, levels, members, policies, visits, year_states
+from onestop.domain.engine import assistance_terms
+from onestop.domain.policy import CriticalIllness, SpecialDisease
+from onestop.domain.state import DELTA_COUNTERS, YEAR_COUNTERS
+from onestop.domain.types import VisitType
+from tests.support.strategies import (
+    catalogs,
+    client_regions,
+    levels,
+    members,
+    policies,
+    visits,
+    year_states,
+)
 
 EXAMPLES = settings(max_examples=500, deadline=None)
 
@@ -39,6 +50,7 @@ def check_identities(result: Adjudication, balance: int) -> None:
         + money.assistance
         + money.personal_account
         + money.cash
+        + money.hospital_part
     )
     assert money.deductible <= money.in_scope
     assert money.personal_account <= balance
@@ -51,9 +63,16 @@ def check_identities(result: Adjudication, balance: int) -> None:
             split.full_self_pay + split.over_limit_self_pay + split.pre_self_pay + split.in_scope
         )
     assert sum(split.amount for split in result.lines) == money.total
-    assert all(value >= 0 for value in astuple(result.delta))
-    assert result.delta.personal_account == money.personal_account
-    assert money.basic_fund == result.delta.basic_fund + result.delta.outpatient_pooling
+    delta = result.delta
+    assert all(getattr(delta, name) >= 0 for name in DELTA_COUNTERS)
+    assert all(value > 0 for _, value in delta.diseases)
+    assert delta.personal_account == money.personal_account
+    assert money.basic_fund == delta.basic_fund + delta.outpatient_pooling
+    # a disease's figure is part of the basic fund's, one disease at most
+    assert len(delta.diseases) <= 1
+    assert sum(value for _, value in delta.diseases) <= delta.basic_fund
+    assert money.assistance == delta.assistance + delta.assistance_outpatient
+    assert money.hospital_part == 0 or money.deductible == 0
 
 
 @EXAMPLES
@@ -63,6 +82,7 @@ def check_identities(result: Adjudication, balance: int) -> None:
     member=members(),
     level=levels,
     state=year_states,
+    region=client_regions,
     data=st.data(),
 )
 def test_every_fen_is_conserved_and_nothing_is_negative(
@@ -71,22 +91,56 @@ def test_every_fen_is_conserved_and_nothing_is_negative(
     member: Member,
     level: HospitalLevel,
     state: YearToDate,
+    region: str | None,
     data: st.DataObject,
 ) -> None:
     visit = data.draw(visits(catalog))
     balance = member.personal_account_balance or 0
-    result = adjudicate(visit, level, member, policy, catalog, state, balance)
+    result = adjudicate(visit, level, member, policy, catalog, state, balance, client_region=region)
     check_identities(result, balance)
     after = state.plus(result.delta)
     assert result.year_to_date.basic_fund == after.basic_fund
     assert result.year_to_date.assistance_base == after.assistance_base
+    assert result.year_to_date.assistance_outpatient == after.assistance_outpatient
+    assert result.year_to_date.diseases == dict(after.diseases)
     assert result.year_to_date.personal_account_balance == balance - result.amounts.personal_account
 
 
-def _sum(deltas: list[StateDelta]) -> StateDelta:
-    return StateDelta(
-        *(sum(getattr(delta, f.name) for delta in deltas) for f in fields(StateDelta))
-    )
+def _sum(deltas: list[StateDelta]) -> YearToDate:
+    total = YearToDate()
+    for delta in deltas:
+        total = total.plus(delta)
+    return total
+
+
+def _within_caps(
+    state: YearToDate, policy: Policy, member: Member, hardship_uncapped: bool
+) -> None:
+    """No year-to-date figure passes its own cap."""
+    if policy.outpatient_pooling is not None:
+        assert state.outpatient_pooling <= policy.outpatient_pooling.annual_cap
+    supplementary = policy.supplementary
+    if supplementary is not None and supplementary.annual_cap is not None:
+        assert hardship_uncapped or state.supplementary <= supplementary.annual_cap
+    inpatient_terms = assistance_terms(member, policy, VisitType.INPATIENT)
+    if inpatient_terms is not None and inpatient_terms[0].annual_cap is not None:
+        assert state.assistance <= inpatient_terms[0].annual_cap
+    outpatient_terms = assistance_terms(member, policy, VisitType.PHARMACY)
+    if outpatient_terms is not None and outpatient_terms[1]:
+        cap = outpatient_terms[0].annual_cap
+        assert cap is None or state.assistance_outpatient <= cap
+    else:
+        assert state.assistance_outpatient == state.assistance_outpatient_base == 0
+    if isinstance(policy.outpatient_special, tuple):
+        diseases: tuple[SpecialDisease, ...] = policy.outpatient_special
+        for disease in diseases:
+            if disease.annual_cap is not None:
+                assert state.disease(disease.code) <= disease.annual_cap
+        assert {code for code, _ in state.diseases} <= {disease.code for disease in diseases}
+    else:
+        assert state.diseases == ()
+    assert min(getattr(state, name) for name in YEAR_COUNTERS) >= 0
+    assert all(value > 0 for _, value in state.diseases)
 
 
 @dataclass
@@ -104,6 +158,7 @@ class Book:
     catalog=catalogs,
     member=members(),
     level=levels,
+    region=client_regions,
     data=st.data(),
 )
 def test_sequences_of_settlements_and_reversals(
@@ -111,6 +166,7 @@ def test_sequences_of_settlements_and_reversals(
     catalog: dict[str, CatalogItem],
     member: Member,
     level: HospitalLevel,
+    region: str | None,
     data: st.DataObject,
 ) -> None:
     initial_balance = member.personal_account_balance or 0
@@ -135,7 +191,16 @@ def test_sequences_of_settlements_and_reversals(
         else:
             visit: Visit = data.draw(visits(catalog), label="visit")
             previous = book.state
-            result = adjudicate(visit, level, member, policy, catalog, book.state, book.balance)
+            result = adjudicate(
+                visit,
+                level,
+                member,
+                policy,
+                catalog,
+                book.state,
+                book.balance,
+                client_region=region,
+            )
             check_identities(result, book.balance)
             book.state = book.state.plus(result.delta)
             book.balance -= result.delta.personal_account
@@ -148,24 +213,9 @@ def test_sequences_of_settlements_and_reversals(
             assert book.state.minus(result.delta) == previous
 
         # the state is exactly the sum of what the active settlements added
-        total = _sum([settled.delta for settled in book.active])
-        assert book.state == YearToDate().plus(total)
-        assert book.balance == initial_balance - total.personal_account >= 0
+        assert book.state == _sum([settled.delta for settled in book.active])
+        paid = sum(settled.delta.personal_account for settled in book.active)
+        assert book.balance == initial_balance - paid >= 0
         # no year-to-date figure passes its cap
         assert book.state.basic_fund <= highest_basic_cap
-        if policy.outpatient_pooling is not None:
-            assert book.state.outpatient_pooling <= policy.outpatient_pooling.annual_cap
-        if (
-            supplementary is not None
-            and supplementary.annual_cap is not None
-            and not hardship_uncapped
-        ):
-            assert book.state.supplementary <= supplementary.annual_cap
-        rule = (
-            policy.assistance.get(member.assistance_category)
-            if member.assistance_category
-            else None
-        )
-        if rule is not None and rule.annual_cap is not None:
-            assert book.state.assistance <= rule.annual_cap
-        assert min(astuple(book.state)) >= 0
+        _within_caps(book.state, policy, member, hardship_uncapped)

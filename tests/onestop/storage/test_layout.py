@@ -38,12 +38,21 @@ from onestop.domain import VisitRequest, map_bill
 from onestop.domain.catalog import catalog_csv, parse_catalog_items
 from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
+from onestop.domain.member import Member
 from onestop.domain.reconciliation import DayFigures, GroupKey, HospitalDay, funds_of
+from onestop.domain.state import StateDelta
 from onestop.redis_client import connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import public_pem
 from onestop.storage import layout
 from onestop.storage.crypto import MemberCipher
+from onestop.storage.records import (
+    delta_text,
+    member_cleared_fields,
+    member_fields,
+    member_increments,
+    state_capture,
+)
 from tests.support import round1
 from tests.support.adjudicator import fingerprint
 from tests.support.cases import CASES_DIR
@@ -111,7 +120,43 @@ def _names() -> dict[str, Any]:
         "policy_field": layout.policy_field("410100", "resident", 2026),
         "policy_field_jan1": layout.policy_field("410100", "resident", 2026, date(2026, 1, 1)),
         "policy_field_mid_year": layout.policy_field("410100", "resident", 2026, date(2026, 7, 1)),
+        "year_disease_field": layout.year_disease_field(2026, "MT002"),
+        "round2_forms": _round2_forms(),
     }
+
+
+def _round2_forms() -> dict[str, Any]:
+    """Stored forms of the round-2 figures (domain sections 8, 10, 11), written by the code."""
+    member = Member.model_validate(
+        {
+            **CASE["members"][0],
+            "out_of_region_registrations": [{"region": "520100", "from": "2026-01-01", "to": None}],
+            "registered_diseases": [{"code": "MT002", "from": "2026-01-01", "to": "2026-12-31"}],
+        }
+    )
+    fields = member_fields(member, MemberCipher(bytes(32)))
+    delta = StateDelta(
+        basic_fund=36000,
+        assistance_outpatient=2350,
+        assistance_outpatient_base=4700,
+        diseases=(("MT002", 36000),),
+    )
+    forms = {
+        "member_lists": {
+            str(name): fields[name]
+            for name in (
+                layout.MemberField.OUT_OF_REGION_REGISTRATIONS,
+                layout.MemberField.REGISTERED_DISEASES,
+            )
+        },
+        "member_cleared_without_lists": member_cleared_fields(
+            Member.model_validate(CASE["members"][0])
+        ),
+        "delta": delta_text(delta),
+        "member_increments": member_increments(2026, delta),
+        "state_capture": state_capture(2026, delta),
+    }
+    return cast(dict[str, Any], json.loads(json.dumps(forms)))
 
 
 def _shown(key: str, field: str, value: bytes) -> Any:

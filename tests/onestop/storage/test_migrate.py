@@ -63,6 +63,13 @@ def _comparable(result: dict[str, Any]) -> dict[str, Any]:
     comparable["amounts"] = {"hospital_part": 0, **result["amounts"]}
     policy = result["policy"]
     comparable["policy"] = {"effective_from": f"{policy['year']}-01-01", **policy}
+    # year-to-date figures added since (outpatient assistance, diseases) start at nothing
+    comparable["year_to_date"] = {
+        "assistance_outpatient": 0,
+        "assistance_outpatient_base": 0,
+        "diseases": {},
+        **result["year_to_date"],
+    }
     return comparable
 
 

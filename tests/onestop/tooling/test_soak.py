@@ -35,6 +35,7 @@ def test_a_short_soak_with_faults_reconciles(capsys: pytest.CaptureFixture[str])
     assert figures["balanced"] is True
     assert figures["lost"] == 0
     assert figures["duplicated"] == 0
+    assert figures["identities_broken"] == []
     assert figures["days_reconciled"] >= 1
     assert not [
         answer

@@ -40,8 +40,8 @@ def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     printed: list[str] = []
     assert run_demo(printed.append) == 0
     text = "\n".join(printed)
-    assert "members: 305 loaded, 0 rejected" in text
-    assert text.count("个人现金 Cash to pay") == 6
+    assert "members: 308 loaded, 0 rejected" in text
+    assert text.count("个人现金 Cash to pay") == 9
     assert "The basic fund's annual cap is reached: it pays 25,000.00" in text
     assert "In the waiting period" in text
     assert "医疗救助 Medical assistance                           788.73" in text
@@ -49,5 +49,14 @@ def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     assert "Nothing was settled." in text
     assert "4101**********0118" in text
     assert "410100195804120118" not in text  # never the clear id number
-    assert text.count("receipt signed with key") == 6
-    assert "6 visits settled; everything stopped." in text
+    assert text.count("receipt signed with key") == 9
+    assert "9 visits settled; everything stopped." in text
+    # the round-2 patients (domain sections 8, 11, 12), each with what the cashier reads out:
+    # out of region, registered: (1,239.00 - 900.00) x (0.50 - 0.05) = 152.55
+    assert "统筹基金 Basic fund                                   152.55" in text
+    assert "Treated out of region (520100), registered for care there" in text
+    # registered dialysis: 468.00 x 0.80 = 374.40, counted against MT002's own cap
+    assert "慢特病 MT002 basic fund this year                     374.40" in text
+    # a 6,045.00 bill at a 4,500.00 price: basic 3,150.00, patient 1,350.00, hospital 1,545.00
+    assert "医院承担 Borne by the hospital                      1,545.00" in text
+    assert "Single-disease price DB01 急性阑尾炎: 4,500.00 yuan" in text
