@@ -8,9 +8,14 @@ same ``msgid``). Every step the case expects to settle must settle with the case
 read back from ``setlinfo`` in fen; every step it expects refused must be answered
 ``infcode -1`` at some message of its flow.
 
-Round 1's cases are replayed. Round 2's that pass (19, 20) are about onestop's own request
-identity and visit ids (domain sections 15 and 16), which the national dialect expresses
-through ``msgid`` and ``mdtrt_id`` instead; they are not replayed here.
+Round 1's cases are replayed, and round 2's benefit cases 13 to 18 (a cap raised after
+continuous years, assistance for everyone and for outpatients apart, registered diseases, a
+single-disease price read back from ``hosp_part_amt``, policy versions, prices below one fen).
+Case 12 is not: the national transactions onestop serves carry no referral number (2501, the
+national referral registration, is not served), so a stay at a level that needs a referral is
+settled as not referred (docs/national.md says so). Cases 19 and 20 are about onestop's own
+request identity and visit ids (domain sections 15 and 16), which the national dialect
+expresses through ``msgid`` and ``mdtrt_id`` instead.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from typing import Any
 import pytest
 
 from tests.gateway.test_cases_http import load_case
-from tests.support.cases import CASES_DIR, Case, load_cases
+from tests.support.cases import Case, load_cases
 from tests.support.gateway import Gateway
 from tests.support.national import NationalHis, relationships_broken
 
-ROUND_ONE = [case for case in load_cases() if case.path.parent == CASES_DIR]
+NOT_REPLAYED = {
+    "12_out_of_region_and_referral": "no referral number in the national transactions served",
+    "19_identical_requests_and_resettle_of": "identity is the msgid's in the national dialect",
+    "20_visit_ids_faults_and_band_bonus": "visit ids are mdtrt_ids in the national dialect",
+}
+REPLAYED = [case for case in load_cases() if case.path.stem not in NOT_REPLAYED]
 
 
 def national_amounts(info: dict[str, Any]) -> dict[str, int]:
@@ -307,7 +317,7 @@ async def sale(replay: Replay, client_id: str, request: dict[str, Any], *, previ
 CANCEL = {"inpatient": "2305", "pharmacy": "2103"}
 
 
-@pytest.mark.parametrize("case", ROUND_ONE, ids=[case.path.stem for case in ROUND_ONE])
+@pytest.mark.parametrize("case", REPLAYED, ids=[case.path.stem for case in REPLAYED])
 async def test_case_through_the_national_interface(case: Case, gateway: Gateway) -> None:
     await load_case(gateway, case)
     clients = {client["client_id"]: client for client in case.data["clients"]}
@@ -360,3 +370,8 @@ async def test_case_through_the_national_interface(case: Case, gateway: Gateway)
     )
     assert compared == expected
     assert refusals == sum(1 for step in case.steps if step["expect"]["status"] >= 400)
+
+
+def test_every_case_left_out_exists() -> None:
+    # a case renamed or removed must not leave a stale reason behind
+    assert set(NOT_REPLAYED) <= {case.path.stem for case in load_cases()}
