@@ -130,6 +130,7 @@ class LoadingService:
                 )
                 pipe.xadd(mapping_audit_key(client_id), audit_fields(entry))  # type: ignore[arg-type]
             await pipe.execute()
+        await self.reference.store.replicated(mapping_audit_key(client_id))
 
     async def mapping_text(self, client_id: str) -> str:
         """A client's current mapping as CSV.

@@ -55,6 +55,7 @@ class MemberLoader:
     """Writes members to Redis, refusing a second active enrolment of one id number."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.client = store.client
         self.cipher = store.cipher
         self._claim = lua_script("claim_identity.lua")
@@ -201,6 +202,8 @@ class MemberLoader:
         if writes:
             async with redis_calls():
                 await run_pipeline(self.client, write, [self._release])
+            # A loaded member is acknowledged once the replicas hold it (see Store.replicated).
+            await self.store.replicated(*(member_key(member.member_id) for member, _ in writes))
         report.loaded += len(writes)
         report.rejected.sort(key=lambda rejection: rejection.line)
 

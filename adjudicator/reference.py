@@ -1,9 +1,11 @@
 """Reference data kept hot in process: policies, catalog, clients; loaded and refreshed.
 
 Each kind has a version in Redis (:data:`onestop.storage.layout.VERSIONS_KEY`). Every
-settlement reads the versions in the same round trip as the member's state, and reloads a
-kind only when its version moved, so a policy or catalog the agency loads applies from the
-next settlement on, in every process.
+settlement asks the process's :class:`~onestop.reference_versions.VersionsCache` for the
+versions (from memory while they are younger than the bound, default 1 s) and reloads a kind
+only when its version moved. A write announces itself, so a policy or catalog the agency loads
+applies at once in the process that wrote it and, in every other process, as soon as the
+announcement arrives and at the latest after the bound.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingTable, mapping_csv, parse_mapping_csv
 from onestop.domain.policy import Policy, parse_policy, policy_to_document
 from onestop.process import freeze_long_lived_objects
+from onestop.reference_versions import VersionsCache
 from onestop.storage.layout import (
     CATALOG_KEY,
     CATALOG_KIND,
@@ -50,6 +53,8 @@ class Reference:
     """Hot copies of the reference data, each with the version it was read at."""
 
     store: Store
+    versions_cache: VersionsCache | None = None
+    """Where the versions come from; ``None`` reads Redis every time (tests, tools)."""
     versions: dict[str, str] = field(default_factory=dict)
     policies: dict[tuple[str, str, int], tuple[tuple[Policy, str], ...]] = field(
         default_factory=dict
@@ -60,7 +65,12 @@ class Reference:
 
     async def refresh(self, versions: Mapping[str, str] | None = None) -> None:
         """Reload whatever changed since it was read (``versions`` as just read, if at hand)."""
-        current = await self.store.versions() if versions is None else versions
+        if versions is not None:
+            current = versions
+        elif self.versions_cache is not None:
+            current = await self.versions_cache.current()
+        else:
+            current = await self.store.versions()
         loaded = False
         for kind, loader in (
             (POLICIES_KIND, self._load_policies),
@@ -138,6 +148,7 @@ class Reference:
                 policy.region, policy.scheme.value, policy.year, policy.effective_from
             ),
         )
+        self._written()
         await self.refresh()
         return version
 
@@ -146,6 +157,7 @@ class Reference:
         text = catalog_csv(items)
         version = content_version(text)
         await self.store.put_reference(CATALOG_KIND, CATALOG_KEY, text, version)
+        self._written()
         await self.refresh()
         return version
 
@@ -158,7 +170,13 @@ class Reference:
             fresh_version(),
             field=client.client_id,
         )
+        self._written()
         await self.refresh()
+
+    def _written(self) -> None:
+        """This process wrote reference data: its next read of the versions goes to Redis."""
+        if self.versions_cache is not None:
+            self.versions_cache.invalidate()
 
     async def mapping(self, client_id: str) -> MappingTable:
         """A client's mapping as stored (empty when none was uploaded)."""
@@ -174,6 +192,7 @@ class Reference:
         await self.store.put_reference(
             mapping_kind(client_id), mapping_key(client_id), text, version
         )
+        self._written()
         return version
 
     def catalog_text(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis import asyncio as aioredis
 
 from adjudicator.loading import LoadingService
 from adjudicator.members import MemberLoader
@@ -20,7 +21,8 @@ from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
-from onestop.redis_client import REDIS_ERRORS, RedisClient, connect
+from onestop.redis_client import REDIS_ERRORS, RedisClient, Replication, connect
+from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.storage.crypto import MemberCipher
@@ -51,6 +53,7 @@ class RunningAdjudicator:
     grace_seconds: float
     service: SettlementService
     _probe: asyncio.Task[None]
+    versions: VersionsCache
 
     async def stop(self) -> None:
         """Stop taking calls, let in-flight calls finish (up to the grace period), close."""
@@ -59,6 +62,7 @@ class RunningAdjudicator:
         with contextlib.suppress(asyncio.CancelledError):
             await self._probe
         await self.server.stop(self.grace_seconds)
+        await self.versions.close()
         await self.redis.aclose()
         log.info("stopped", extra={"port": self.port})
 
@@ -80,6 +84,28 @@ async def _probe_redis(client: RedisClient, servicer: health.aio.HealthServicer)
         await asyncio.sleep(HEALTH_PROBE_SECONDS)
 
 
+async def _check_replicas(client: RedisClient, replication: Replication) -> None:
+    """Warn at start when a primary has fewer replicas than every write will wait for."""
+    if replication.replicas == 0:
+        return
+    nodes = client.get_primaries() if isinstance(client, aioredis.RedisCluster) else [None]
+    for node in nodes:
+        try:
+            if node is None:
+                info = await client.info("replication")
+            else:
+                info = await client.info("replication", target_nodes=node)
+        except REDIS_ERRORS:
+            continue
+        connected = int(info.get("connected_slaves", 0))
+        if connected < replication.replicas:
+            log.warning(
+                "a Redis primary has fewer replicas than writes wait for: they will be "
+                "answered 503 until enough replicas are connected",
+                extra={"connected": connected, "required": replication.replicas},
+            )
+
+
 async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     """Start serving on ``settings.host:settings.port`` (0: a free port, see ``.port``)."""
     client = await connect(
@@ -94,8 +120,12 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         await client.aclose()
         raise
     cipher = MemberCipher(settings.member_key_bytes(), settings.previous_member_keys())
-    store = Store(client, cipher)
-    reference = Reference(store)
+    replication = Replication(settings.replicas_required, settings.replica_timeout_ms)
+    await _check_replicas(client, replication)
+    store = Store(client, cipher, replication)
+    versions = VersionsCache(client, settings.reference_max_age_seconds)
+    versions.listen(settings.redis_url, settings.redis_login())
+    reference = Reference(store, versions)
     service = SettlementService(
         store,
         reference,
@@ -132,7 +162,14 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     probe = asyncio.create_task(_probe_redis(client, health_servicer))
     log.info("listening", extra={"host": settings.host, "port": port})
     return RunningAdjudicator(
-        server, port, health_servicer, client, settings.shutdown_grace_seconds, service, probe
+        server,
+        port,
+        health_servicer,
+        client,
+        settings.shutdown_grace_seconds,
+        service,
+        probe,
+        versions,
     )
 
 

@@ -120,7 +120,7 @@ class SettlementService:
         """
         await self._check_resettle_of(command)
         snapshot = await self.store.snapshot(command.member_id, command.client_id, command.visit_id)
-        await self.reference.refresh(snapshot.versions)
+        await self.reference.refresh()
         client = self._client(command)
         await self._check_not_another_members(command)
         visit = snapshot.visit
@@ -159,11 +159,19 @@ class SettlementService:
         claimed_ms = self.clock()
         claim = await self._claim_visit(command, token, claimed_ms)
         try:
-            return await self._settle_claimed(command, started, claimed_ms)
+            settled = await self._settle_claimed(command, started, claimed_ms)
         except DomainError:
             if claim is not None:
                 await self._release_visit(command, token, claim)
             raise
+        # Acknowledged means replicated: a new settlement or a replay is answered only once
+        # the configured replicas hold it (and the visit's claim). Falling short is a 503
+        # that is safe to retry: the retry replays the settlement and waits again.
+        await self.store.replicated(
+            layout.member_key(command.member_id),
+            layout.visit_claim_key(command.client_id, command.visit_id),
+        )
+        return settled
 
     async def _settle_claimed(
         self, command: SettleCommand, started: float, claimed_ms: int
@@ -172,7 +180,7 @@ class SettlementService:
             snapshot = await self.store.snapshot(
                 command.member_id, command.client_id, command.visit_id
             )
-            await self.reference.refresh(snapshot.versions)
+            await self.reference.refresh()
             client = self._client(command)
             earlier = await self._earlier_settlement(command, snapshot)
             if earlier is not None:
@@ -544,6 +552,7 @@ class SettlementService:
         """
         stored = await self._own_settlement(settlement_id, client_id)
         if stored.status is SettlementStatus.REVERSED:
+            await self.store.replicated(layout.member_key(stored.member_id))
             return self._as_stored(stored)
         settlement = record_of(stored.record)
         outcome = await self.store.reverse(stored, settlement, self.clock())
@@ -551,6 +560,7 @@ class SettlementService:
             raise NotFound(f"no settlement {settlement_id}")
         if not outcome.already:
             log.info("reversed", extra={"settlement_id": settlement_id, "client_id": client_id})
+        await self.store.replicated(layout.member_key(stored.member_id))
         return self._reversed_view(settlement, outcome.state_after, outcome.reversed_ms)
 
     def _as_stored(self, stored: SettlementRecord) -> Settlement:

@@ -78,6 +78,30 @@ class AdjudicatorSettings(RedisLoginSettings):
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    replicas_required: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="replicas of the written key's primary that must hold a settlement, "
+        "reversal, members load or reference change before it is acknowledged (Redis WAIT). "
+        "0 acknowledges what the primary applied, as before 0.2.0: a failover may then lose "
+        "the last writes its replica had not received",
+    )
+    replica_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="how long to wait for them; past it the answer is 503 UNAVAILABLE, safe to "
+        "retry (the write stays and the retry is answered once the replicas hold it)",
+    )
+    reference_max_age_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how old this process's copy of the reference-data versions may be when a "
+        "settlement uses it (a write announces itself at once; this bounds a lost "
+        "announcement). 0 reads Redis for every settlement",
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="the adjudicator's certificate (PEM); with tls_key_file"
     )

@@ -22,12 +22,16 @@ from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
 from onestop.redis_client import (
+    NO_REPLICATION,
     LuaScript,
     RedisClient,
     RedisPipeline,
+    Replication,
     redis_calls,
     run_pipeline,
+    wait_for_replicas,
 )
+from onestop.reference_versions import announce_versions
 from onestop.storage import layout
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import MemberField, SettlementField, VisitClaimField, VisitField
@@ -79,12 +83,11 @@ def _lists(*lists: Pairs) -> list[bytes]:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What settling one visit reads, taken atomically, plus the reference-data versions."""
+    """What settling one visit reads of the member, taken atomically."""
 
     member: MemberRecord | None
     stays: tuple[Stay, ...]
     visit: VisitIndex | None
-    versions: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,36 +150,47 @@ class ClaimOutcome:
 class Store:
     """The adjudicator's view of Redis."""
 
-    def __init__(self, client: RedisClient, cipher: MemberCipher) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        cipher: MemberCipher,
+        replication: Replication = NO_REPLICATION,
+    ) -> None:
         self.client = client
         self.cipher = cipher
+        self.replication = replication
         self._read = lua_script("read_member.lua")
         self._commit = lua_script("prelude.lua", "commit_settlement.lua")
         self._reverse = lua_script("prelude.lua", "reverse_settlement.lua")
         self._claim_visit = lua_script("claim_visit.lua")
         self._release_visit = lua_script("release_visit.lua")
 
+    async def replicated(self, *keys: str) -> None:
+        """Return once the writes to the primaries of ``keys`` reached the replicas required.
+
+        Raises:
+            Unavailable: they did not confirm in time (the writes stay; retrying is safe).
+        """
+        await wait_for_replicas(self.client, keys, self.replication)
+
     async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
-        """Read the member, its stays, the visit's settlement and the reference versions."""
+        """Read the member, its stays and the visit's settlement, at one moment.
+
+        The member's three keys share a slot and are read by one script. The reference
+        versions are not read here: :class:`onestop.reference_versions.VersionsCache` keeps
+        them, so that no one key is read by every settlement.
+        """
         member_keys = [
             layout.member_key(member_id),
             layout.stays_key(member_id),
             layout.visit_key(member_id, client_id, visit_id),
         ]
-
-        def build(pipe: RedisPipeline) -> None:
-            # The member's three keys share a slot and are read by one script (one moment);
-            # the versions live elsewhere (on another node in a cluster).
-            self._read.queue(pipe, member_keys, ())
-            pipe.hgetall(layout.VERSIONS_KEY)
-
         async with redis_calls():
-            (member, stays, visit), versions = await run_pipeline(self.client, build, [self._read])
+            member, stays, visit = await self._read(self.client, member_keys, ())
         return Snapshot(
             member=decode_member(member_id, _pairs(member), self.cipher),
             stays=decode_stays(_pairs(stays)),
             visit=decode_visit(_pairs(visit)),
-            versions=_text_map(versions),
         )
 
     async def claim_visit(
@@ -490,6 +504,9 @@ class Store:
             else:
                 await self.client.hset(key, field, value)
             await self.client.hset(layout.VERSIONS_KEY, kind, version)
+        await self.replicated(key, layout.VERSIONS_KEY)
+        # Every process forgets its copy of the versions now rather than within its bound.
+        await announce_versions(self.client, kind)
 
 
 def _journal_entry(

@@ -36,6 +36,7 @@ from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from onestop.domain.errors import DomainError
 from onestop.redis_client import connect
+from onestop.reference_versions import VersionsCache
 from onestop.storage.migrate import require_current_layout
 
 log = logging.getLogger("onestop.gateway")
@@ -68,6 +69,7 @@ def create_app(
             yield
         finally:
             await gateway.adjudicator.close()
+            await gateway.versions.close()
             await gateway.redis.aclose()
 
     app = FastAPI(
@@ -199,6 +201,8 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.adjudicator_tls_server_name,
     )
     reference = GatewayReference(adjudicator)
+    versions = VersionsCache(redis, settings.reference_max_age_seconds)
+    versions.listen(settings.redis_url, settings.redis_login())
     limiter = RequestLimiter(
         per_client_rate=settings.rate_per_client,
         per_client_burst=settings.burst_per_client,
@@ -208,6 +212,7 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
     auth = Authenticator(
         redis,
         reference,
+        versions,
         clock_skew_seconds=settings.clock_skew_seconds,
         nonce_ttl_seconds=settings.nonce_ttl_seconds,
         limiter=limiter,
@@ -222,6 +227,7 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         UnknownMemberGuard(
             redis, settings.unknown_members_limit, settings.unknown_members_window_seconds
         ),
+        versions,
         settings.export_grace_seconds,
         national_profile=settings.national_profile,
     )

@@ -32,8 +32,9 @@ from onestop.domain.errors import ErrorCode, Forbidden, Problem
 from onestop.domain.types import ClientKind
 from onestop.errors import Unauthenticated, Unavailable
 from onestop.redis_client import REDIS_ERRORS, RedisClient
+from onestop.reference_versions import VersionsCache
 from onestop.signing import UnusableKey, load_public_key, verify
-from onestop.storage.layout import VERSIONS_KEY, nonce_key
+from onestop.storage.layout import nonce_key
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 """A client id: what ``PUT /v1/admin/clients/{client_id}`` accepts."""
@@ -88,6 +89,7 @@ class Authenticator:
         self,
         redis: RedisClient,
         reference: GatewayReference,
+        versions: VersionsCache,
         *,
         clock_skew_seconds: int,
         nonce_ttl_seconds: int,
@@ -96,6 +98,7 @@ class Authenticator:
     ) -> None:
         self.redis = redis
         self.reference = reference
+        self.versions = versions
         self.clock_skew = clock_skew_seconds
         self.nonce_ttl = nonce_ttl_seconds
         self.limiter = limiter
@@ -144,10 +147,10 @@ class Authenticator:
         if not _SIGNATURE.fullmatch(signature):
             raise Unauthenticated("X-Signature must be 64 bytes in standard, padded base64")
         try:
-            versions = await self.redis.hgetall(VERSIONS_KEY)
+            versions = await self.versions.current()
         except REDIS_ERRORS as error:
             raise Unavailable("Redis is unavailable; retry") from error
-        self.reference.observe(cast(dict[bytes, bytes], versions))
+        self.reference.observe(versions)
         client = await self.reference.client(client_id)
         if client is None:
             raise Unauthenticated(NOT_REGISTERED.format(client_id=client_id))

@@ -1,8 +1,10 @@
 """Hot copies of what the gateway reads on every request: clients, catalog, mappings.
 
-Versions come from Redis with each request's nonce check (one round trip); a kind is fetched
-from the adjudicator again only when its version moved, so an agency upload applies from the
-next request on, in every gateway process.
+Versions come from the process's :class:`~onestop.reference_versions.VersionsCache` (read
+from Redis at most once a bound, default 1 s, and forgotten at once when a write is announced);
+a kind is fetched from the adjudicator again only when its version moved, so an agency upload
+applies from the next request on in the process that made it, and within the bound in every
+other gateway process.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ class GatewayReference:
         self._mappings: dict[str, tuple[str | None, MappingTable]] = {}
         self._lock = asyncio.Lock()
 
-    def observe(self, versions: Mapping[bytes, bytes]) -> None:
-        """Note the versions just read from Redis."""
-        self.latest = {name.decode(): value.decode() for name, value in versions.items()}
+    def observe(self, versions: Mapping[str, str]) -> None:
+        """Note the versions just read (from the process's versions cache)."""
+        self.latest = dict(versions)
 
     async def client(self, client_id: str) -> Client | None:
         """A registered client, read again when the registry's version moved."""

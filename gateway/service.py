@@ -37,6 +37,7 @@ from onestop.domain.types import ClientKind
 from onestop.errors import TooLarge, Unavailable
 from onestop.national.codes import Profile
 from onestop.redis_client import RedisClient
+from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import canonical_json
 
@@ -79,6 +80,8 @@ class Gateway:
     redis: RedisClient
     uploads: UploadSlots
     unknown_members: UnknownMemberGuard
+    versions: VersionsCache
+    """The reference-data versions, kept for a bounded time (no hot key)."""
     export_grace_seconds: int = 900
     """How long after its midnight a day's export is still refused (settings)."""
     clock: Callable[[], int] = now_ms

@@ -119,6 +119,14 @@ class GatewaySettings(RedisLoginSettings):
     redis_wait_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="how long a start waits for Redis to answer"
     )
+    reference_max_age_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how old this process's copy of the reference-data versions may be when a "
+        "request uses it (a write announces itself at once; this bounds a lost announcement). "
+        "0 reads Redis for every request",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("nonce_ttl_seconds")

@@ -124,6 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
             ("gateway_workers", args.gateway_workers),
             ("adjudicator_workers", args.adjudicator_workers),
             ("redis_shards", args.redis_shards),
+            ("redis_replicas", args.redis_replicas),
         )
         if value is not None
     }
@@ -590,6 +591,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-shards",
         type=int,
         help="the embedded Redis: 1 server (default), or a Redis Cluster of N primaries",
+    )
+    serve.add_argument(
+        "--redis-replicas",
+        type=int,
+        help="replicas of each embedded primary (0); writes are acknowledged once they hold them",
     )
     serve.set_defaults(handler=_serve)
 

@@ -25,11 +25,12 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 from redis import exceptions as redis_errors
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.cluster import ClusterPipeline, PipelineCommand
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from onestop.errors import Unavailable
+from onestop.storage.layout import replication_barrier_key
 
 log = logging.getLogger("onestop.redis")
 
@@ -278,3 +279,92 @@ async def run_pipeline(
         pipe = client.pipeline(transaction=False)
         build(pipe)
         return await pipe.execute()
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """How many replicas must hold a write before it is acknowledged (0: none, as round 1).
+
+    Attributes:
+        replicas: replicas of the written key's primary that must confirm it.
+        timeout_ms: how long to wait for them; past it the caller answers "unavailable,
+            retry" (the write stays: the same request again finds it and waits again).
+    """
+
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+
+NO_REPLICATION = Replication()
+
+_BARRIER_TTL_MS = 10_000
+
+
+async def wait_for_replicas(
+    client: RedisClient, keys: Sequence[str], replication: Replication
+) -> None:
+    """Return once every write so far to the primaries of ``keys`` reached enough replicas.
+
+    Redis's ``WAIT`` counts the writes of the connection it is sent on; the write to
+    acknowledge may have gone through another connection of the pool. So each primary gets a
+    small write of its own (a barrier key that expires) followed by ``WAIT`` on one connection:
+    a replica acknowledges offsets in order, so confirming the barrier confirms every write
+    the primary had applied before it.
+
+    Raises:
+        Unavailable: a primary could not be reached, or fewer replicas than required
+            confirmed within the timeout. The writes stay; the caller's request is safe to
+            send again.
+    """
+    if replication.replicas == 0 or not keys:
+        return
+    if isinstance(client, aioredis.RedisCluster):
+        targets: dict[str, tuple[Any, str]] = {}
+        for key in keys:
+            node = client.get_node_from_key(key)
+            if node is not None:
+                targets.setdefault(node.name, (node, key))
+        confirmed = await asyncio.gather(
+            *(_cluster_barrier(client, node, key, replication) for node, key in targets.values())
+        )
+    else:
+        confirmed = [await _barrier(client, keys[0], replication)]
+    if min(confirmed) < replication.replicas:
+        raise Unavailable(
+            f"the change was written but confirmed by {min(confirmed)} of the "
+            f"{replication.replicas} replicas required within {replication.timeout_ms} ms: "
+            "send the same request again (it is answered once the replicas hold it)"
+        )
+
+
+async def _barrier(client: aioredis.Redis, key: str, replication: Replication) -> int:
+    pipe = client.pipeline(transaction=False)  # one connection: WAIT covers the SET
+    pipe.set(replication_barrier_key(key), b"", px=_BARRIER_TTL_MS)
+    pipe.execute_command("WAIT", replication.replicas, replication.timeout_ms)
+    async with redis_calls():
+        _, confirmed = await pipe.execute()
+    return int(confirmed)
+
+
+async def _cluster_barrier(
+    client: aioredis.RedisCluster, node: Any, key: str, replication: Replication
+) -> int:
+    commands = [
+        PipelineCommand(0, "SET", replication_barrier_key(key), b"", "PX", _BARRIER_TTL_MS),
+        PipelineCommand(1, "WAIT", replication.replicas, replication.timeout_ms),
+    ]
+    async with redis_calls():
+        await node.execute_pipeline(commands)
+    failed = next(
+        (command.result for command in commands if isinstance(command.result, Exception)), None
+    )
+    if failed is not None:
+        # A slot moved (a failover): learn the new map for the next request; this one retries.
+        with contextlib.suppress(*REDIS_ERRORS):
+            await client.nodes_manager.initialize()
+        raise Unavailable(
+            f"the replicas could not be asked ({type(failed).__name__}): send the same "
+            "request again"
+        )
+    confirmed: Any = commands[1].result
+    return int(confirmed)

@@ -6,8 +6,9 @@ and each service logs in as its own user with its own password:
 - ``adjudicator``: every key, every command but the dangerous ones (no ``CONFIG``,
   ``FLUSHALL``, ``DEBUG``, ``KEYS``...), plus what a cluster client needs to find the slots.
 - ``gateway``: only the keys the gateway keeps (nonces, unknown-member counters, the
-  reference-data versions). Members, settlements and the journal are out of its reach: a
-  compromised gateway can ask the adjudicator, signed and audited, and nothing more.
+  reference-data versions) and the channel announcing new versions. Members, settlements and
+  the journal are out of its reach: a compromised gateway can ask the adjudicator, signed
+  and audited, and nothing more.
 - ``admin``: everything, for the operator (migration, inspection, backups, forming a cluster).
 - ``node``: what Redis servers need of each other and their probes: a replica logs in to its
   primary with it (``masteruser``/``masterauth``) to replicate; it reads no key.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from onestop.redis_client import RedisLogin
 from onestop.signing import write_secret_file
-from onestop.storage.layout import GATEWAY_KEY_PATTERNS
+from onestop.storage.layout import GATEWAY_KEY_PATTERNS, VERSIONS_CHANNEL
 from onestop.storage.migrate import OLD_PREFIX
 
 ADMIN = "admin"
@@ -42,13 +43,13 @@ cluster node, and the cluster client reads the slot map (all @admin/@dangerous i
 
 RULES: Mapping[str, str] = {
     ADMIN: "~* &* +@all",
-    ADJUDICATOR: f"~* resetchannels +@all -@dangerous {_CLUSTER_DISCOVERY}",
+    ADJUDICATOR: f"~* resetchannels &{VERSIONS_CHANNEL} +@all -@dangerous {_CLUSTER_DISCOVERY}",
     GATEWAY: " ".join(
         (
             *(f"~{pattern}" for pattern in GATEWAY_KEY_PATTERNS),
             # Read at start, to refuse data of the older layout (``require_current_layout``).
             f"~{OLD_PREFIX}:versions",
-            "resetchannels +@all -@dangerous",
+            f"resetchannels &{VERSIONS_CHANNEL} +@all -@dangerous",
             _CLUSTER_DISCOVERY,
         )
     ),

@@ -83,7 +83,9 @@ async def put_client(
     client = validate_document(
         Client, {"client_id": client_id, **registration.model_dump()}, what="client"
     )
-    return convert.client_out(await gateway.adjudicator.put_client(client))
+    stored = await gateway.adjudicator.put_client(client)
+    gateway.versions.invalidate()  # this process knows the client from its next request
+    return convert.client_out(stored)
 
 
 @router.get(
@@ -113,7 +115,9 @@ async def list_clients(caller: AgencyDep, gateway: GatewayDep) -> list[ClientOut
 async def put_policy(policy: Policy, caller: AgencyDep, gateway: GatewayDep) -> PolicyRef:
     """Store the policy of one region, scheme and year (unknown keys are refused)."""
     document = json.dumps(policy_to_document(policy), ensure_ascii=False).encode()
-    return await gateway.adjudicator.put_policy(document)
+    stored = await gateway.adjudicator.put_policy(document)
+    gateway.versions.invalidate()
+    return stored
 
 
 @router.put(
@@ -124,7 +128,9 @@ async def put_policy(policy: Policy, caller: AgencyDep, gateway: GatewayDep) -> 
 )
 async def put_catalog(upload: AgencyUploadDep, gateway: GatewayDep) -> CatalogLoaded:
     """Replace the catalog (CSV); faulty rows are listed with their numbers."""
-    return convert.catalog_loaded(await gateway.adjudicator.put_catalog(_chunks(upload.body)))
+    loaded = await gateway.adjudicator.put_catalog(_chunks(upload.body))
+    gateway.versions.invalidate()
+    return convert.catalog_loaded(loaded)
 
 
 @router.put(
@@ -143,6 +149,7 @@ async def put_mapping(
     reply = await gateway.adjudicator.put_mapping(
         client_id, upload.body.read(), confirm=confirm, changed_by=upload.caller.client_id
     )
+    gateway.versions.invalidate()
     return convert.mapping_loaded(reply)
 
 

@@ -187,6 +187,20 @@ def national_lines_key(member_id: str, client_id: str, mdtrt_id: str) -> str:
     return f"{_tag(member_group(member_id))}:nl:{client_id}:{mdtrt_id}"
 
 
+def replication_barrier_key(key: str) -> str:
+    """String with a time to live, in ``key``'s slot: written just before ``WAIT``.
+
+    ``WAIT`` counts the writes of its own connection; this small write on that connection makes
+    it cover every earlier write of the primary (see ``onestop.redis_client``). Added in 0.2.0.
+    """
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    tag = key[start + 1 : end] if start >= 0 and end > start + 1 else key
+    if "{" in tag or "}" in tag:
+        raise ValueError(f"cannot place a barrier beside {key!r}")
+    return f"{PREFIX}:wait:{{{tag}}}"
+
+
 def identity_index_key(blind_index: str) -> str:
     """String: member id of the active enrolment with this id number (by HMAC, never clear)."""
     return f"{PREFIX}:idx:{blind_index}"
@@ -194,6 +208,9 @@ def identity_index_key(blind_index: str) -> str:
 
 VERSIONS_KEY = f"{PREFIX}:versions"
 """Hash: kind of reference data (:func:`mapping_kind` and the ``*_KIND`` names) -> version."""
+
+VERSIONS_CHANNEL = f"{PREFIX}:versions:changed"
+"""Pub/sub channel: a write of reference data publishes its kind (added in 0.2.0)."""
 
 POLICIES_KEY = f"{PREFIX}:policies"
 """Hash: :func:`policy_field` -> ``{"version", "document"}`` (JSON; the contract's policy)."""
@@ -687,6 +704,7 @@ __all__ = [
     "REQUEST_FIELD_PREFIX",
     "STATE_AFTER_DISEASE",
     "STATE_AFTER_FIGURES",
+    "VERSIONS_CHANNEL",
     "VERSIONS_KEY",
     "YEAR_FIGURES",
     "AuditField",
@@ -726,6 +744,7 @@ __all__ = [
     "nonce_key",
     "policy_field",
     "reconciliations_key",
+    "replication_barrier_key",
     "request_field",
     "reversed_amount_field",
     "settled_amount_field",

@@ -23,7 +23,7 @@ import redis
 
 from onestop.process import die_with_parent
 from onestop.redis_client import RedisLogin
-from onestop.redis_users import ADMIN, make_redis_users, password_file
+from onestop.redis_users import ADMIN, NODE, make_redis_users, password_file
 
 AppendFsync = Literal["always", "everysec"]
 
@@ -100,6 +100,9 @@ class RedisServer:
         users_dir: where the services' Redis users live (:func:`make_redis_users`): when
             given, the server admits only them (the default user is off) and this object
             logs in as ``admin``; without it the server is open to anyone on loopback (tests).
+        replica_of: the primary this server replicates (a standalone server's replica; cluster
+            replicas are made by :class:`LocalRedisCluster` instead). It logs in to it as the
+            ``node`` user when there are users.
     """
 
     def __init__(
@@ -110,12 +113,14 @@ class RedisServer:
         appendfsync: AppendFsync = "always",
         extra_config: tuple[str, ...] = (),
         users_dir: Path | None = None,
+        replica_of: RedisServer | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.users_dir = users_dir
         self.port = port
         self.appendfsync = appendfsync
         self.extra_config = extra_config
+        self.replica_of = replica_of
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -217,6 +222,12 @@ class RedisServer:
         ]
         if acl_file is not None:
             lines.append(f"aclfile {acl_file.resolve()}")
+        if self.replica_of is not None:
+            lines.append(f"replicaof 127.0.0.1 {self.replica_of.port}")
+        if self.users_dir is not None:
+            # A replica (of a server, or in a cluster) logs in to its primary as ``node``.
+            node = RedisLogin.from_file(NODE, password_file(self.users_dir, NODE))
+            lines += [f"masteruser {node.username}", f'masterauth "{node.password}"']
         return "\n".join(lines) + "\n"
 
     def _wait_ready(self, timeout: float) -> None:
@@ -274,13 +285,20 @@ class RedisServer:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        # SIGTERM is Redis's clean shutdown: it fsyncs the append-only file, then exits.
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # SIGTERM is Redis's clean shutdown: it fsyncs the append-only file, then exits. A
+        # replica still writing its first append-only file after a sync refuses it ("can't
+        # exit") and never asks again: ask until it goes, or kill it at the deadline.
+        deadline = time.monotonic() + timeout
+        while True:
+            process.terminate()
+            try:
+                process.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    process.kill()
+                    process.wait()
+                    break
         self.process = None
 
     def kill(self) -> None:
@@ -302,6 +320,95 @@ class RedisServer:
 CLUSTER_SLOTS = 16384
 
 
+class LocalRedisReplicated:
+    """One primary ``redis-server`` and its replicas on 127.0.0.1 (no failover of its own).
+
+    The primary lives in ``data_dir/primary``, each replica in ``data_dir/replica-N``; each
+    keeps its own append-only file. Writes acknowledged with ``WAIT`` (the adjudicator's
+    ``REPLICAS_REQUIRED``) are on the replicas too.
+
+    Args:
+        data_dir: parent directory of the servers' directories.
+        replicas: how many replicas.
+        appendfsync, users_dir: as for :class:`RedisServer`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        replicas: int,
+        *,
+        appendfsync: AppendFsync = "always",
+        users_dir: Path | None = None,
+    ) -> None:
+        def port_of(directory: Path) -> int | None:
+            port_file = directory / "redis.port"
+            return int(port_file.read_text()) if port_file.exists() else None
+
+        self.primary = RedisServer(
+            data_dir / "primary",
+            port=port_of(data_dir / "primary"),
+            appendfsync=appendfsync,
+            users_dir=users_dir,
+        )
+        self.replicas = [
+            RedisServer(
+                data_dir / f"replica-{number + 1}",
+                port=port_of(data_dir / f"replica-{number + 1}"),
+                appendfsync=appendfsync,
+                users_dir=users_dir,
+                replica_of=self.primary,
+            )
+            for number in range(replicas)
+        ]
+
+    @property
+    def nodes(self) -> list[RedisServer]:
+        """The primary, then the replicas."""
+        return [self.primary, *self.replicas]
+
+    @property
+    def url(self) -> str:
+        """The primary's URL (the services write there)."""
+        return self.primary.url
+
+    @property
+    def admin_url(self) -> str:
+        """The primary's URL with the operator's login in it (never log it)."""
+        return self.primary.admin_url
+
+    def admin_login(self) -> RedisLogin | None:
+        """The operator's login, when the servers have users."""
+        return self.primary.admin_login()
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the primary, then each replica, and wait until every replica is linked."""
+        self.primary.start(timeout=timeout)
+        for replica in self.replicas:
+            replica.start(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        for replica in self.replicas:
+            client = replica.client()
+            try:
+                while not replica_linked(client):
+                    if time.monotonic() > deadline:
+                        raise RedisStartError("a replica did not link to its primary in time")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return self.url
+
+    def restart_if_exited(self, timeout: float) -> bool:
+        """Start every server whose process ended again, on its port; whether any was."""
+        restarted = [node.restart_if_exited(timeout) for node in self.nodes]  # every one
+        return any(restarted)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the replicas, then the primary, down cleanly."""
+        for node in reversed(self.nodes):
+            node.stop(timeout)
+
+
 class LocalRedisCluster:
     """A Redis Cluster of ``masters`` real ``redis-server`` processes on 127.0.0.1.
 
@@ -314,9 +421,15 @@ class LocalRedisCluster:
 
     Args:
         data_dir: parent directory of the nodes' directories.
-        masters: how many primaries (shards); no replicas.
+        masters: how many primaries (shards).
+        replicas: replicas of each primary (``node-N`` after the primaries: the first
+            ``masters`` nodes are primaries when the cluster is formed, then each replica
+            follows primary ``(N - masters - 1) % masters``). A replica is promoted when its
+            primary is unreachable for ``node_timeout_ms``.
         appendfsync: as for :class:`RedisServer`.
         users_dir: as for :class:`RedisServer` (every node admits the same users).
+        node_timeout_ms: ``cluster-node-timeout``: how long a node may be unreachable before
+            it counts as failed (failover tests shorten it).
     """
 
     def __init__(
@@ -324,19 +437,24 @@ class LocalRedisCluster:
         data_dir: Path,
         masters: int,
         *,
+        replicas: int = 0,
         appendfsync: AppendFsync = "always",
         users_dir: Path | None = None,
+        node_timeout_ms: int = 5000,
     ):
         if masters < 1:
             raise ValueError("a cluster needs at least one primary")
+        if replicas < 0:
+            raise ValueError("replicas cannot be negative")
         self.data_dir = data_dir
+        self.masters = masters
         config = (
             "cluster-enabled yes",
             "cluster-config-file nodes.conf",
-            "cluster-node-timeout 5000",
+            f"cluster-node-timeout {node_timeout_ms}",
         )
         self.nodes: list[RedisServer] = []
-        for number in range(masters):
+        for number in range(masters * (1 + replicas)):
             node_dir = data_dir / f"node-{number + 1}"
             port_file = node_dir / "redis.port"
             port = int(port_file.read_text()) if port_file.exists() else free_cluster_port()
@@ -388,8 +506,8 @@ class LocalRedisCluster:
         return self.url
 
     def _form(self, clients: list[redis.Redis]) -> None:
-        count = len(clients)
-        for number, client in enumerate(clients):
+        count = self.masters
+        for number, client in enumerate(clients[:count]):
             first = number * CLUSTER_SLOTS // count
             last = (number + 1) * CLUSTER_SLOTS // count
             client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", number + 1)  # type: ignore[no-untyped-call]
@@ -400,6 +518,24 @@ class LocalRedisCluster:
             clients[0].execute_command(  # type: ignore[no-untyped-call]
                 "CLUSTER", "MEET", "127.0.0.1", node.port
             )
+        if len(clients) == count:
+            return
+        primary_ids = [
+            _text(client.execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
+            for client in clients[:count]
+        ]
+        deadline = time.monotonic() + 30
+        for number, client in enumerate(clients[count:]):
+            primary = primary_ids[number % count]
+            while True:
+                # A replica may follow a primary only once it has heard of it.
+                try:
+                    client.execute_command("CLUSTER", "REPLICATE", primary)  # type: ignore[no-untyped-call]
+                    break
+                except redis.exceptions.ResponseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
     def _wait_ok(self, clients: list[redis.Redis], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -410,7 +546,7 @@ class LocalRedisCluster:
                 and state.get("cluster_known_nodes") == str(len(clients))
                 and state.get("cluster_slots_ok") == str(CLUSTER_SLOTS)
                 for state in states
-            ):
+            ) and all(replica_linked(client) for client in clients):
                 return
             time.sleep(0.1)
         raise RedisStartError(f"the Redis Cluster did not become ready within {timeout} s")
@@ -424,6 +560,19 @@ class LocalRedisCluster:
         """Shut every node down cleanly."""
         for node in self.nodes:
             node.stop(timeout)
+
+
+def replica_linked(client: redis.Redis) -> bool:
+    """A primary, or a replica whose link to its primary is up (it receives every write)."""
+    try:
+        info = client.info("replication")
+    except redis.exceptions.RedisError:
+        return False
+    return info.get("role") != "slave" or info.get("master_link_status") == "up"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _cluster_info(client: redis.Redis) -> dict[str, str]:

@@ -46,7 +46,13 @@ from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.signing import load_private_key, private_pem, public_pem, write_secret_file
 from onestop.storage.migrate import run_migration
 from onestop.tls import TlsFiles, channel, make_tls_material
-from onestop.tooling.redis_server import LocalRedisCluster, RedisServer, RedisStartError, free_port
+from onestop.tooling.redis_server import (
+    LocalRedisCluster,
+    LocalRedisReplicated,
+    RedisServer,
+    RedisStartError,
+    free_port,
+)
 
 log = logging.getLogger("onestop.tooling.serve")
 
@@ -74,6 +80,13 @@ class ServeSettings(BaseSettings):
         ge=1,
         le=16,
         description="the embedded Redis: 1 server, or a Redis Cluster of this many primaries",
+    )
+    redis_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="replicas of each embedded primary; the adjudicators then acknowledge a "
+        "write once all of them hold it (ONESTOP_ADJUDICATOR_REPLICAS_REQUIRED)",
     )
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -243,7 +256,7 @@ class Supervisor:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
-        self.redis: RedisServer | LocalRedisCluster | None = None
+        self.redis: RedisServer | LocalRedisCluster | LocalRedisReplicated | None = None
         self.children: list[Child] = []
         self._lock: IO[bytes] | None = None
         self._stopping = False
@@ -284,6 +297,14 @@ class Supervisor:
                 self.redis = LocalRedisCluster(
                     self.data_dir / "redis-cluster",
                     self.settings.redis_shards,
+                    replicas=self.settings.redis_replicas,
+                    appendfsync=self.settings.appendfsync,
+                    users_dir=users_dir,
+                )
+            elif self.settings.redis_replicas:
+                self.redis = LocalRedisReplicated(
+                    self.data_dir / "redis-replicated",
+                    self.settings.redis_replicas,
                     appendfsync=self.settings.appendfsync,
                     users_dir=users_dir,
                 )
@@ -321,6 +342,9 @@ class Supervisor:
                 "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
                 "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
                 "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
+                "ONESTOP_ADJUDICATOR_REPLICAS_REQUIRED": str(
+                    self.settings.redis_replicas if self.redis is not None else 0
+                ),
                 **_tls_environment("ONESTOP_ADJUDICATOR_TLS_", TlsFiles.of(tls_dir, "adjudicator")),
                 **_redis_user_environment("ONESTOP_ADJUDICATOR_", users_dir, ADJUDICATOR),
             }

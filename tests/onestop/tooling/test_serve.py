@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,16 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from onestop.client import SignedClient
+from onestop.domain.policy import policy_to_document
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.signing import public_pem
+from onestop.storage.layout import member_key
+from onestop.tls import aio_channel
+from onestop.tooling.demo.regions import demo_policy
 from onestop.tooling.redis_server import find_redis_server
 from tests.support import round1
 from tests.support.ledger import assert_ledger_consistent
@@ -226,3 +234,90 @@ async def test_the_data_directory_is_owners_only_and_every_hop_authenticated(
         assert [client.client_id for client in clients.clients] == ["agency"]
     finally:
         assert served.terminate() == 0
+
+
+async def test_reference_data_applies_within_the_bound_in_every_process(tmp_path: Path) -> None:
+    """Two adjudicators and two gateways: what is loaded through one applies in every one.
+
+    A policy and a client apply within the versions bound (1 s by default), though no process
+    reads the versions hash for every request.
+    """
+    served = start_serve(
+        tmp_path / "data", ONESTOP_ADJUDICATOR_WORKERS="2", ONESTOP_GATEWAY_WORKERS="2"
+    )
+    addresses = served.adjudicator.split(",")
+    assert len(addresses) == 2
+    channels = [aio_channel(address, served.operator_tls) for address in addresses]
+    try:
+        stubs = [pb_grpc.AdjudicatorStub(channel) for channel in channels]
+        await load_demo_world(stubs[0], MEMBERS[:1])
+        asked = pb.EligibilityRequest(member_id=MEMBERS[0]["member_id"], date="2026-03-01")
+
+        async def versions() -> list[str]:
+            return [(await stub.Eligibility(asked)).policy.version for stub in stubs]
+
+        first = await versions()
+        assert len(set(first)) == 1
+        document = policy_to_document(demo_policy("410100"))
+        document["inpatient"]["ratio"]["level3"] = "0.60"
+        reply = await stubs[1].PutPolicy(
+            pb.PutPolicyRequest(document_json=json.dumps(document).encode())
+        )
+        await asyncio.sleep(1.2)  # the bound, and a margin
+        assert await versions() == [reply.policy.version] * 2
+    finally:
+        for channel in channels:
+            await channel.close()
+
+    # A client registered through the port is known to whichever gateway process a new
+    # connection reaches.
+    base_url = str(served.addresses["gateway"])
+    key = Ed25519PrivateKey.generate()
+    async with SignedClient.from_key_file(
+        base_url, "agency", Path(served.addresses["agency_key"])
+    ) as agency:
+        registered = await agency.request(
+            "PUT",
+            "/v1/admin/clients/NEWH1",
+            json_body={
+                "kind": "hospital",
+                "name": "新医院",
+                "level": "level2",
+                "region": "410100",
+                "public_key": public_pem(key.public_key()),
+            },
+        )
+        assert registered.status_code == 200, registered.text
+    await asyncio.sleep(1.2)
+    for _ in range(8):  # a new connection each time: the kernel spreads them over the workers
+        async with SignedClient(base_url, "NEWH1", key) as hospital:
+            answer = await hospital.request("GET", "/v1/keys")
+            listed = await hospital.request("GET", "/v1/settlements", params={"date": "2026-03-01"})
+        assert answer.status_code == 200
+        assert listed.status_code == 200, listed.text
+
+
+async def test_serve_with_replicas_acknowledges_what_they_hold(tmp_path: Path) -> None:
+    """``onestop serve --redis-replicas 1``: what the adjudicator answers is on the replica.
+
+    Serve starts a primary and a replica and sets ONESTOP_ADJUDICATOR_REPLICAS_REQUIRED=1.
+    """
+    served = start_serve(tmp_path / "data", ONESTOP_REDIS_REPLICAS="1")
+    environ = Path(f"/proc/{served.pid('adjudicator')}/environ").read_bytes().split(b"\0")
+    assert b"ONESTOP_ADJUDICATOR_REPLICAS_REQUIRED=1" in environ
+    async with served.adjudicator_channel() as channel:
+        stub = pb_grpc.AdjudicatorStub(channel)
+        tables = await load_demo_world(stub, MEMBERS[:2])
+        for number, member in enumerate(MEMBERS[:2]):
+            body = stay_body(f"REP{number}", member["member_id"], date(2026, 3, 1), 2, 50_000)
+            await stub.Settle(settle_request(tables, body))
+    replica_dir = tmp_path / "data" / "redis-replicated" / "replica-1"
+    port = int((replica_dir / "redis.port").read_text())
+    admin = served.redis_url  # the primary's URL with the admin login
+    replica = redis.Redis.from_url(admin.rsplit(":", 1)[0] + f":{port}/0")
+    try:
+        assert replica.info("replication")["role"] == "slave"
+        for member in MEMBERS[:2]:
+            assert replica.hget(member_key(member["member_id"]), "2026:ad") == b"1"
+    finally:
+        replica.close()
