@@ -30,8 +30,8 @@ from gateway.reference import GatewayReference
 from onestop.domain.clients import Client
 from onestop.domain.errors import ErrorCode, Forbidden, Problem
 from onestop.domain.types import ClientKind
-from onestop.errors import Unauthenticated, Unavailable
-from onestop.redis_client import REDIS_ERRORS, RedisClient
+from onestop.errors import Unauthenticated
+from onestop.redis_client import RedisClient, redis_failures_unavailable
 from onestop.reference_versions import VersionsCache
 from onestop.signing import UnusableKey, load_public_key, verify
 from onestop.storage.layout import nonce_key
@@ -146,10 +146,8 @@ class Authenticator:
             raise Unauthenticated("X-Nonce must be 16 to 64 characters of [A-Za-z0-9_-]")
         if not _SIGNATURE.fullmatch(signature):
             raise Unauthenticated("X-Signature must be 64 bytes in standard, padded base64")
-        try:
+        async with redis_failures_unavailable("Redis is unavailable; retry"):
             versions = await self.versions.current()
-        except REDIS_ERRORS as error:
-            raise Unavailable("Redis is unavailable; retry") from error
         self.reference.observe(versions)
         client = await self.reference.client(client_id)
         if client is None:
@@ -196,12 +194,10 @@ class Authenticator:
         # the value tells that it was ours.
         remembered = nonce_key(claim.client.client_id, claim.nonce)
         mark = secrets.token_bytes(12)
-        try:
+        async with redis_failures_unavailable("Redis is unavailable; retry"):
             fresh = await self.redis.set(remembered, mark, nx=True, ex=self.nonce_ttl)
             if not fresh:
                 fresh = await self.redis.get(remembered) == mark
-        except REDIS_ERRORS as error:
-            raise Unavailable("Redis is unavailable; retry") from error
         if not fresh:
             raise Unauthenticated(
                 f"this nonce was used in the last {self.nonce_ttl} s; "

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from onestop.errors import RateLimited, Unavailable
-from onestop.redis_client import REDIS_ERRORS, RedisClient
+from onestop.redis_client import RedisClient, redis_failures_unavailable
 from onestop.storage.layout import unknown_members_key
 
 
@@ -198,10 +198,8 @@ class UnknownMemberGuard:
             Unavailable: Redis cannot be asked.
         """
         window, remaining = self._key()
-        try:
+        async with redis_failures_unavailable("Redis is unavailable; retry"):
             count = await self.redis.get(unknown_members_key(client_id, window))
-        except REDIS_ERRORS as error:
-            raise Unavailable("Redis is unavailable; retry") from error
         if count is not None and int(count) >= self.limit:
             raise self._refusal(remaining)
 
@@ -209,13 +207,11 @@ class UnknownMemberGuard:
         """Count one unknown member id; the refusal to answer instead, once past the limit."""
         window, remaining = self._key()
         key = unknown_members_key(client_id, window)
-        try:
+        async with redis_failures_unavailable("Redis is unavailable; retry"):
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, self.window + 60)
             count, _ = await pipe.execute()
-        except REDIS_ERRORS as error:
-            raise Unavailable("Redis is unavailable; retry") from error
         return self._refusal(remaining) if int(count) > self.limit else None
 
     def _refusal(self, remaining: float) -> RateLimited:

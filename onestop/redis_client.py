@@ -56,6 +56,24 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 """
 
 
+def connection_closed_mid_call(error: BaseException) -> bool:
+    """Whether ``error`` is redis-py's asyncio connection closing under a call.
+
+    When a connection is closed while a call writes on it (a node failing over, a peer reset),
+    redis-py 8.1 lets the transport's ``AttributeError`` or ``TypeError`` escape instead of its
+    ``ConnectionError`` (redis/redis-py#4287, #3546). Such an error raised inside its
+    connection code is a lost connection, nothing else: the failover test met it.
+    """
+    if not isinstance(error, AttributeError | TypeError):
+        return False
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_globals.get("__name__") == "redis.asyncio.connection":
+            return True
+        trace = trace.tb_next
+    return False
+
+
 @contextlib.asynccontextmanager
 async def redis_calls() -> AsyncIterator[None]:
     """Turn a lost or overloaded Redis into :class:`~onestop.errors.Unavailable`.
@@ -66,6 +84,10 @@ async def redis_calls() -> AsyncIterator[None]:
         yield
     except UNAVAILABLE_ERRORS as error:
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
+    except (AttributeError, TypeError) as error:
+        if not connection_closed_mid_call(error):
+            raise
+        raise Unavailable("the connection to Redis closed during the call") from error
 
 
 REDIS_ERRORS: tuple[type[Exception], ...] = (
@@ -73,7 +95,28 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.RedisClusterException,
     OSError,
 )
-"""Any failure of a call to Redis (the cluster client's own errors are not RedisErrors)."""
+"""Any failure of a call to Redis (the cluster client's own errors are not RedisErrors);
+see also :func:`connection_closed_mid_call`."""
+
+
+@contextlib.asynccontextmanager
+async def redis_failures_unavailable(message: str) -> AsyncIterator[None]:
+    """Turn any failed call to Redis (:func:`is_redis_failure`) into ``Unavailable(message)``.
+
+    For the gateway's own keys, where every Redis failure means "retry"; anything else passes.
+    """
+    try:
+        yield
+    except Exception as error:
+        if not is_redis_failure(error):
+            raise
+        raise Unavailable(message) from error
+
+
+def is_redis_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failed call to Redis: :data:`REDIS_ERRORS`, or a lost connection."""
+    return isinstance(error, REDIS_ERRORS) or connection_closed_mid_call(error)
+
 
 CONNECT_PAUSE_SECONDS = 0.5
 

@@ -11,7 +11,7 @@ from gateway.errors import problem_response, refusals
 from gateway.schemas import Health, Keys
 from onestop.domain.errors import ErrorCode
 from onestop.errors import Unavailable
-from onestop.redis_client import REDIS_ERRORS
+from onestop.redis_client import is_redis_failure
 
 router = APIRouter()
 
@@ -38,7 +38,9 @@ async def health(
         return Health(status="ok")
     try:
         redis_ok = bool(await gateway.redis.ping())
-    except REDIS_ERRORS:
+    except Exception as error:
+        if not is_redis_failure(error):
+            raise
         redis_ok = False
     if redis_ok and await gateway.adjudicator.serving():
         return Health(status="ok")

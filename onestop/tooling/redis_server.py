@@ -556,10 +556,59 @@ class LocalRedisCluster:
         restarted = [node.restart_if_exited(timeout) for node in self.nodes]
         return any(restarted)
 
+    def rejoin(self, node: RedisServer, timeout: float = 30.0) -> None:
+        """Bring a failed node back: on its own files, or, when they no longer start, empty.
+
+        Redis 6 rewrites ``nodes.conf`` in place, so a node killed while it wrote it may not
+        start again ("no cluster configuration"). As an operator would, the node then starts
+        with no files and joins as a replica of the primary that has fewest.
+        """
+        try:
+            node.start(timeout=timeout)
+            return
+        except RedisStartError:
+            node.kill()
+        for path in node.data_dir.iterdir():
+            if path.is_file() and path.name != "redis.port":
+                path.unlink()
+        node.start(timeout=timeout)
+        live = next(other for other in self.nodes if other is not node and other.process)
+        seed, joining = live.client(), node.client()
+        try:
+            seed.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)  # type: ignore[no-untyped-call]
+            deadline = time.monotonic() + timeout
+            while True:
+                listed = seed.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
+                primary = _primary_with_fewest_replicas(_text(listed))
+                try:
+                    joining.execute_command("CLUSTER", "REPLICATE", primary)  # type: ignore[no-untyped-call]
+                    return
+                except redis.exceptions.ResponseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            seed.close()
+            joining.close()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Shut every node down cleanly."""
         for node in self.nodes:
             node.stop(timeout)
+
+
+def _primary_with_fewest_replicas(nodes_text: str) -> str:
+    """The id of the live primary with fewest replicas, from ``CLUSTER NODES``."""
+    replicas: dict[str, int] = {}
+    for line in nodes_text.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "fail" in fields[2].split(","):
+            continue
+        if "master" in fields[2].split(",") and len(fields) > 8:  # serves slots
+            replicas.setdefault(fields[0], 0)
+        elif "slave" in fields[2].split(",") and fields[3] != "-":
+            replicas[fields[3]] = replicas.get(fields[3], 0) + 1
+    return min(replicas, key=lambda primary: replicas[primary])
 
 
 def replica_linked(client: redis.Redis) -> bool:
