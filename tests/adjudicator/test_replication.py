@@ -19,8 +19,15 @@ import redis
 
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.storage.layout import member_key
-from onestop.tooling.redis_server import LocalRedisCluster, LocalRedisReplicated
+from onestop.tooling.redis_server import (
+    LocalRedisCluster,
+    LocalRedisReplicated,
+    RedisServer,
+    replica_linked,
+)
 from tests.support.adjudicator import error_code, open_adjudicator
+from tests.support.faults import slow_link
+from tests.support.ledger import assert_ledger_consistent
 from tests.support.scenario import load_demo_world, member_record, settle_request, stay_body
 
 MEMBERS = [member_record(f"M5000{number:02d}") for number in range(4)]
@@ -132,3 +139,103 @@ def _serves(client: redis.Redis, key: str) -> bool:
     """Whether this replica's primary owns the key's slot."""
     slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))  # type: ignore[no-untyped-call]
     return int(client.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)) > 0  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize("replicas_required", [1, 0])
+async def test_a_partition_then_a_promotion_loses_only_what_was_not_waited_for(
+    tmp_path: Path, replicas_required: int
+) -> None:
+    """A replica cut off, its primary dead, the replica promoted: what was acknowledged?
+
+    The replica is cut from its primary's stream (a TCP hop that stops forwarding), a
+    settlement is sent, the primary dies and the replica is promoted. Waiting for the replica,
+    that settlement was refused ``UNAVAILABLE`` and its retry on the promoted replica settles
+    it once: lost 0. Not waiting, it was acknowledged, and the promoted replica never had it:
+    the receipt the terminal holds names a lost settlement.
+    """
+    primary = RedisServer(tmp_path / "primary", appendfsync="everysec")
+    primary.start()
+    async with slow_link(f"127.0.0.1:{primary.port}") as link:
+        replica = RedisServer(
+            tmp_path / "replica",
+            appendfsync="everysec",
+            extra_config=(f"replicaof 127.0.0.1 {link.port}",),
+        )
+        replica.start()
+        try:
+            await _linked(replica)
+            acknowledged: dict[str, pb.Settlement] = {}
+            async with open_adjudicator(
+                primary.url, replicas_required=replicas_required, replica_timeout_ms=300
+            ) as running:
+                tables = await load_demo_world(running.stub, MEMBERS)
+                before = settle_request(
+                    tables, stay_body("PT1", "M500000", date(2026, 3, 1), 3, 100_000)
+                )
+                settled = await running.stub.Settle(before)
+                acknowledged[settled.settlement_id] = settled
+                await asyncio.sleep(0.2)  # the replica has everything so far
+                link.answer_delay = 3600.0  # the partition: the stream stops reaching it
+                during = settle_request(
+                    tables, stay_body("PT2", "M500001", date(2026, 3, 1), 3, 100_000)
+                )
+                refused = None
+                try:
+                    settled = await running.stub.Settle(during)
+                    acknowledged[settled.settlement_id] = settled
+                except grpc.aio.AioRpcError as error:
+                    refused = error.code()
+                expected = grpc.StatusCode.UNAVAILABLE if replicas_required else None
+                assert refused is expected
+                member_key_text = running.settings.member_key
+                assert member_key_text is not None
+            # The primary dies; the replica, cut off, is promoted with what it had.
+            primary.kill()
+            promote = replica.client()
+            try:
+                promote.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
+            finally:
+                promote.close()
+            async with open_adjudicator(
+                replica.url, member_key=member_key_text.get_secret_value()
+            ) as promoted:
+                # The terminal sends what was not acknowledged again.
+                if refused:
+                    settled = await promoted.stub.Settle(during)
+                    assert not settled.replayed  # it never reached the replica
+                    acknowledged[settled.settlement_id] = settled
+                lost = {}
+                for settlement_id, receipt in acknowledged.items():
+                    try:
+                        await promoted.stub.GetSettlement(
+                            pb.GetSettlementRequest(
+                                client_id=receipt.client_id, settlement_id=settlement_id
+                            )
+                        )
+                    except grpc.aio.AioRpcError as error:
+                        lost[settlement_id] = error.code()
+            assert set(lost.values()) <= {grpc.StatusCode.NOT_FOUND}
+            assert len(lost) == (0 if replicas_required else 1), lost
+            print(
+                f"partition then promotion, REPLICAS_REQUIRED={replicas_required}: "
+                f"{len(acknowledged)} acknowledged, lost {len(lost)}"
+            )
+            if replicas_required:
+                assert_ledger_consistent(
+                    replica.url, acknowledged, [member["member_id"] for member in MEMBERS]
+                )
+        finally:
+            replica.stop()
+            primary.stop()
+
+
+async def _linked(server: RedisServer) -> None:
+    client = server.client()
+    try:
+        for _ in range(200):
+            if replica_linked(client) and client.info("replication")["role"] == "slave":
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the replica did not link")
+    finally:
+        client.close()
