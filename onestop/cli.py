@@ -288,6 +288,7 @@ def _soak(args: argparse.Namespace) -> int:
         terminals=args.terminals,
         fault_every_seconds=(args.fault_every[0], args.fault_every[1]),
         write=progress,
+        failover=args.failover,
     )
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
     healthy = (
@@ -893,6 +894,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between faults, drawn uniformly (15 45)",
     )
     soak.add_argument("--seed", type=int, default=2026)
+    soak.add_argument(
+        "--failover",
+        action="store_true",
+        help="a 3-primary Redis Cluster with a replica each; the faults kill primaries",
+    )
     soak.add_argument("--json", action="store_true", help="one line of JSON")
     soak.set_defaults(handler=_soak)
     return parser

@@ -56,15 +56,20 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 """
 
 
+_TRANSPORT_RACE_ERRORS = (AttributeError, TypeError, RuntimeError)
+
+
 def connection_closed_mid_call(error: BaseException) -> bool:
     """Whether ``error`` is redis-py's asyncio connection closing under a call.
 
     When a connection is closed while a call writes on it (a node failing over, a peer reset),
-    redis-py 8.1 lets the transport's ``AttributeError`` or ``TypeError`` escape instead of its
+    redis-py 8.1 lets the transport's ``AttributeError``, ``TypeError`` or ``RuntimeError``
+    ("unable to perform operation on <TCPTransport closed=True>") escape instead of its
     ``ConnectionError`` (redis/redis-py#4287, #3546). Such an error raised inside its
-    connection code is a lost connection, nothing else: the failover test met it.
+    connection code is a lost connection, nothing else: the failover test and the failover
+    soak met them.
     """
-    if not isinstance(error, AttributeError | TypeError):
+    if not isinstance(error, _TRANSPORT_RACE_ERRORS):
         return False
     trace = error.__traceback__
     while trace is not None:
@@ -84,7 +89,7 @@ async def redis_calls() -> AsyncIterator[None]:
         yield
     except UNAVAILABLE_ERRORS as error:
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
-    except (AttributeError, TypeError) as error:
+    except _TRANSPORT_RACE_ERRORS as error:
         if not connection_closed_mid_call(error):
             raise
         raise Unavailable("the connection to Redis closed during the call") from error

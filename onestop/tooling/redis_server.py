@@ -552,9 +552,29 @@ class LocalRedisCluster:
         raise RedisStartError(f"the Redis Cluster did not become ready within {timeout} s")
 
     def restart_if_exited(self, timeout: float) -> bool:
-        """Start every node whose process ended again, on its port; whether any was."""
-        restarted = [node.restart_if_exited(timeout) for node in self.nodes]
-        return any(restarted)
+        """Bring back every node whose process ended (:meth:`rejoin`); whether any was."""
+        restarted = False
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is not None:
+                self.rejoin(node, timeout)
+                restarted = True
+        return restarted
+
+    def primaries(self) -> list[RedisServer]:
+        """The running nodes that are primaries now (failovers change which)."""
+        found = []
+        for node in self.nodes:
+            if node.process is None or node.process.poll() is not None:
+                continue
+            client = node.client()
+            try:
+                if client.info("replication").get("role") == "master":
+                    found.append(node)
+            except redis.exceptions.RedisError:
+                pass
+            finally:
+                client.close()
+        return found
 
     def rejoin(self, node: RedisServer, timeout: float = 30.0) -> None:
         """Bring a failed node back: on its own files, or, when they no longer start, empty.

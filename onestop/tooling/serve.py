@@ -88,6 +88,13 @@ class ServeSettings(BaseSettings):
         description="replicas of each embedded primary; the adjudicators then acknowledge a "
         "write once all of them hold it (ONESTOP_ADJUDICATOR_REPLICAS_REQUIRED)",
     )
+    redis_node_timeout_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=60_000,
+        description="cluster-node-timeout of the embedded cluster: how long a primary may be "
+        "unreachable before its replica is promoted",
+    )
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -298,6 +305,7 @@ class Supervisor:
                     self.data_dir / "redis-cluster",
                     self.settings.redis_shards,
                     replicas=self.settings.redis_replicas,
+                    node_timeout_ms=self.settings.redis_node_timeout_ms,
                     appendfsync=self.settings.appendfsync,
                     users_dir=users_dir,
                 )

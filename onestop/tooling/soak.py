@@ -42,6 +42,7 @@ from onestop.exports import SETTLEMENTS
 from onestop.receipts import money_adds_up
 from onestop.tooling.bench.driver import bill_templates
 from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.tooling.redis_server import LocalRedisCluster
 from onestop.tooling.serve import ServeSettings, Supervisor, wait_http_healthy
 
 RETRY_PAUSE_SECONDS = 0.2
@@ -181,6 +182,8 @@ class FaultInjector:
     rng: random.Random
     every_seconds: tuple[float, float]
     injected: Counter[str] = field(default_factory=Counter)
+    failover: bool = False
+    """Kill only a Redis Cluster primary each time, so that its replica is promoted."""
 
     async def run(self, stop_at: float) -> None:
         """Inject faults until ``stop_at``."""
@@ -189,10 +192,23 @@ class FaultInjector:
             if time.monotonic() + pause >= stop_at:
                 return
             await asyncio.sleep(pause)
-            if self.rng.random() < 0.5:
+            if self.failover:
+                self._kill_primary()
+            elif self.rng.random() < 0.5:
                 self._kill_redis()
             else:
                 self._kill_adjudicator()
+
+    def _kill_primary(self) -> None:
+        redis = self.supervisor.redis
+        if not isinstance(redis, LocalRedisCluster):
+            raise TypeError("a failover soak runs on a Redis Cluster with replicas")
+        primaries = [node for node in redis.primaries() if node.process is not None]
+        if primaries:
+            victim = self.rng.choice(primaries)
+            assert victim.process is not None
+            os.kill(victim.process.pid, signal.SIGKILL)
+            self.injected["primary killed"] += 1
 
     def _kill_redis(self) -> None:
         redis = self.supervisor.redis
@@ -302,8 +318,15 @@ def run_soak(
     terminals: int = 12,
     fault_every_seconds: tuple[float, float] = (15.0, 45.0),
     write: Callable[[str], None] = print,
+    failover: bool = False,
 ) -> dict[str, Any]:
-    """Run the soak; its figures (see the module's description)."""
+    """Run the soak; its figures (see the module's description).
+
+    With ``failover``, Redis is a Cluster of 3 primaries with a replica each
+    (``cluster-node-timeout`` 1 s), the adjudicators acknowledge only what a replica holds, and
+    the faults are primaries killed (``kill -9``): their replicas are promoted and each killed
+    node rejoins as a replica.
+    """
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="onestop-soak-") as scratch:
         root = Path(scratch)
@@ -322,6 +345,9 @@ def run_soak(
                 adjudicator_workers=2,
                 gateway_workers=2,
                 appendfsync="always",
+                redis_shards=3 if failover else 1,
+                redis_replicas=1 if failover else 0,
+                redis_node_timeout_ms=1000,
             )
         )
         addresses = supervisor.start()
@@ -339,6 +365,7 @@ def run_soak(
                     terminals,
                     fault_every_seconds,
                     write,
+                    failover,
                 )
             )
         finally:
@@ -357,6 +384,7 @@ async def _drive(
     terminals: int,
     fault_every_seconds: tuple[float, float],
     write: Callable[[str], None],
+    failover: bool,
 ) -> dict[str, Any]:
     write("loading it through the API")
     await load_dataset(Connection(url, "agency", agency_key), data)
@@ -389,7 +417,9 @@ async def _drive(
                 random.Random(rng.random()),
             )
         )
-    injector = FaultInjector(supervisor, random.Random(rng.random()), fault_every_seconds)
+    injector = FaultInjector(
+        supervisor, random.Random(rng.random()), fault_every_seconds, failover=failover
+    )
     started = time.monotonic()
     stop_at = started + minutes * 60
     write(f"driving {terminals} terminals for {minutes:g} min, with faults")
@@ -406,6 +436,7 @@ async def _drive(
     reversals = sum(1 for receipt in tally.receipts.values() if receipt.reversed_day)
     return {
         "minutes": round(driven_seconds / 60, 2),
+        "failover": failover,
         "terminals": terminals,
         "requests": tally.requests,
         "answers": dict(sorted(tally.answers.items())),
