@@ -54,14 +54,14 @@ def test_a_short_failover_soak_loses_nothing(capsys: pytest.CaptureFixture[str])
             "soak",
             "--failover",
             "--minutes",
-            "0.3",
+            "0.2",
             "--members",
             "300",
             "--terminals",
             "4",
             "--fault-every",
-            "5",
-            "7",
+            "3",
+            "4",
             "--json",
         ]
     )
