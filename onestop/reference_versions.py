@@ -35,6 +35,9 @@ log = logging.getLogger("onestop.reference")
 RESUBSCRIBE_PAUSE_SECONDS = 0.5
 """How long a listener waits before subscribing again after losing its connection."""
 
+CLOSE_WAIT_SECONDS = 2.0
+"""How long :meth:`VersionsCache.close` waits for the listener to end."""
+
 
 async def announce_versions(client: RedisClient, kind: str) -> None:
     """Tell every process that ``kind`` has a new version (a lost message costs the bound)."""
@@ -66,6 +69,7 @@ class VersionsCache:
         self._generation = 0
         self._lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
         self.reads = 0
         """Reads of the versions hash so far (what the cache saves is measured by it)."""
 
@@ -122,7 +126,7 @@ class VersionsCache:
             self._listener = asyncio.create_task(self._listen(url, login))
 
     async def _listen(self, url: str, login: RedisLogin | None) -> None:
-        while True:
+        while not self._closing:
             connection = aioredis.Redis.from_url(url, **login_options(login))
             try:
                 async with connection.pubsub() as subscription:
@@ -131,6 +135,8 @@ class VersionsCache:
                     # start from a fresh read.
                     self.invalidate()
                     async for message in subscription.listen():
+                        if self._closing:
+                            return
                         if message.get("type") == "message":
                             self.invalidate()
             except asyncio.CancelledError:
@@ -142,14 +148,25 @@ class VersionsCache:
                 )
                 self.invalidate()
             finally:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await connection.aclose()
+                # Bounded: a connection to a Redis that went away must not hold a shutdown.
+                with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
+                    await asyncio.wait_for(connection.aclose(), CLOSE_WAIT_SECONDS)
             await asyncio.sleep(RESUBSCRIBE_PAUSE_SECONDS)
 
     async def close(self) -> None:
-        """Stop listening."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        """Stop listening (within :data:`CLOSE_WAIT_SECONDS`, whatever Redis does)."""
+        self._closing = True
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        listener.cancel()
+        # Not awaited unbounded: a client library that swallows the cancellation while it
+        # waits on a dead connection would hold the process's shutdown forever.
+        done, _ = await asyncio.wait({listener}, timeout=CLOSE_WAIT_SECONDS)
+        if not done:
+            log.warning("reference announcements: the listener did not stop in time")
+        elif not listener.cancelled() and listener.exception() is not None:
+            log.warning(
+                "reference announcements: the listener failed",
+                extra={"error": type(listener.exception()).__name__},
+            )
