@@ -9,6 +9,7 @@ of the machine, not only of the process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -526,16 +528,7 @@ class LocalRedisCluster:
         ]
         deadline = time.monotonic() + 30
         for number, client in enumerate(clients[count:]):
-            primary = primary_ids[number % count]
-            while True:
-                # A replica may follow a primary only once it has heard of it.
-                try:
-                    client.execute_command("CLUSTER", "REPLICATE", primary)  # type: ignore[no-untyped-call]
-                    break
-                except redis.exceptions.ResponseError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            _replicate(client, functools.partial(str, primary_ids[number % count]), deadline)
 
     def _wait_ok(self, clients: list[redis.Redis], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -596,17 +589,12 @@ class LocalRedisCluster:
         seed, joining = live.client(), node.client()
         try:
             seed.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)  # type: ignore[no-untyped-call]
-            deadline = time.monotonic() + timeout
-            while True:
+
+            def fewest() -> str:
                 listed = seed.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
-                primary = _primary_with_fewest_replicas(_text(listed))
-                try:
-                    joining.execute_command("CLUSTER", "REPLICATE", primary)  # type: ignore[no-untyped-call]
-                    return
-                except redis.exceptions.ResponseError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+                return _primary_with_fewest_replicas(_text(listed))
+
+            _replicate(joining, fewest, time.monotonic() + timeout)
         finally:
             seed.close()
             joining.close()
@@ -615,6 +603,19 @@ class LocalRedisCluster:
         """Shut every node down cleanly."""
         for node in self.nodes:
             node.stop(timeout)
+
+
+def _replicate(client: redis.Redis, primary: Callable[[], str], deadline: float) -> None:
+    """Make ``client``'s node a replica of ``primary()``, asked again until it has heard of it."""
+    while True:
+        try:
+            client.execute_command("CLUSTER", "REPLICATE", primary())  # type: ignore[no-untyped-call]
+            return
+        except redis.exceptions.ResponseError:
+            # A node may follow a primary only once the cluster bus has told it of that one.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _primary_with_fewest_replicas(nodes_text: str) -> str:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
-import redis
 
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.storage.layout import SettlementField, group_of_settlement, settlement_key
@@ -59,22 +58,6 @@ async def _until_answered(tally: Tally, call: Callable[[], Awaitable[T]]) -> T:
             await asyncio.sleep(0.05)
 
 
-def _primaries(cluster: LocalRedisCluster) -> list[RedisServer]:
-    primaries = []
-    for node in cluster.nodes:
-        if node.process is None:
-            continue
-        client = node.client()
-        try:
-            if client.info("replication").get("role") == "master":
-                primaries.append(node)
-        except redis.exceptions.RedisError:
-            pass
-        finally:
-            client.close()
-    return primaries
-
-
 async def _fail_over(cluster: LocalRedisCluster, victim: RedisServer) -> None:
     """Kill a primary; wait until its replica serves its slots; bring it back as a replica."""
     survivor = next(node for node in cluster.nodes if node is not victim)
@@ -87,7 +70,7 @@ async def _fail_over(cluster: LocalRedisCluster, victim: RedisServer) -> None:
         finally:
             client.close()
         text = info.decode() if isinstance(info, bytes) else str(info)
-        if "cluster_state:ok" in text and len(_primaries(cluster)) == 3:
+        if "cluster_state:ok" in text and len(cluster.primaries()) == 3:
             break
         assert time.monotonic() < deadline, "no replica was promoted"
         await asyncio.sleep(0.1)
@@ -155,7 +138,7 @@ async def test_primaries_fail_over_under_load_and_nothing_acknowledged_is_lost(
                 try:
                     for _ in range(2):
                         await asyncio.sleep(0.5)
-                        await _fail_over(cluster, _primaries(cluster)[0])
+                        await _fail_over(cluster, cluster.primaries()[0])
                         tally.kills += 1
                 finally:
                     chaos_over.set()
