@@ -24,6 +24,7 @@ from onestop.domain.reconciliation import (
 )
 from onestop.redis_client import RedisClient, RedisPipeline, redis_calls, run_pipeline
 from onestop.storage import layout
+from onestop.storage.archive import ArchiveReader
 from onestop.storage.layout import SettlementField
 from onestop.storage.records import (
     CorruptRecord,
@@ -32,14 +33,18 @@ from onestop.storage.records import (
 )
 from onestop.wire import amounts_of, settlement_from_bytes
 
+_RECORD = SettlementField.RECORD.value.encode()
+
 AMOUNTS_PAGE = 512
 """Settlement records read per round trip when amounts are compared."""
 
 
 async def settlement_amounts(
-    client: RedisClient, settlement_ids: Sequence[str]
+    client: RedisClient, settlement_ids: Sequence[str], archive: ArchiveReader | None = None
 ) -> dict[str, dict[str, int]]:
     """Each settlement's reconciled funds, from its record, a page at a time.
+
+    A settlement Redis no longer holds is read from the archive.
 
     Raises:
         CorruptRecord: an id the day lists names no stored settlement.
@@ -61,6 +66,9 @@ async def settlement_amounts(
         async with redis_calls():
             records = cast(list[bytes | None], await run_pipeline(client, build))
         for settlement_id, record in zip(page, records, strict=True):
+            if record is None and archive is not None:
+                archived = archive.settlement(settlement_id)
+                record = None if archived is None else archived.get(_RECORD)
             if record is None:
                 raise CorruptRecord(f"settlement {settlement_id} is listed but not stored")
             found[settlement_id] = funds_of(amounts_of(settlement_from_bytes(record).amounts))
@@ -68,19 +76,23 @@ async def settlement_amounts(
 
 
 async def gateway_day(
-    client: RedisClient, client_id: str, day: date, hospital: HospitalDay
+    client: RedisClient,
+    client_id: str,
+    day: date,
+    hospital: HospitalDay,
+    archive: ArchiveReader | None = None,
 ) -> GatewayDay:
     """Onestop's side of the day, as finely as the client's report asks."""
-    totals = await journal.day_totals(client, client_id, day)
+    totals = await journal.day_totals(client, client_id, day, archive)
     ids: list[str] = []
     amounts: dict[str, dict[str, int]] = {}
     if hospital.reported_ids() is not None:
-        ids = await journal.day_settlement_ids(client, client_id, day)
+        ids = await journal.day_settlement_ids(client, client_id, day, archive)
     if hospital.settlement_amounts is not None:
         wanted = [
             settlement_id for settlement_id in ids if settlement_id in hospital.settlement_amounts
         ]
-        amounts = await settlement_amounts(client, wanted)
+        amounts = await settlement_amounts(client, wanted, archive)
     return GatewayDay(totals.figures(), totals.group_figures(), ids, amounts)
 
 
@@ -92,12 +104,13 @@ async def reconcile_day(
     *,
     at_ms: int,
     provisional: bool,
+    archive: ArchiveReader | None = None,
 ) -> Reconciliation:
     """Compare the client's day with onestop's and keep the verdict for the agency.
 
     The verdict is kept before it is answered: an answer the client received is on record.
     """
-    answer = reconcile(await gateway_day(client, client_id, day, hospital), hospital)
+    answer = reconcile(await gateway_day(client, client_id, day, hospital, archive), hospital)
     summary = summarise(answer, client_id, day, at_ms, provisional)
     async with redis_calls():
         await client.xadd(

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis import asyncio as aioredis
 
+from adjudicator.archiving import ArchiveBusy, ArchiveJob
 from adjudicator.loading import LoadingService
 from adjudicator.members import MemberLoader
 from adjudicator.reference import Reference
@@ -21,10 +22,12 @@ from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
+from onestop.errors import Unavailable
 from onestop.redis_client import REDIS_ERRORS, RedisClient, Replication, connect
 from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
+from onestop.storage.archive import ArchiveReader
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.migrate import require_current_layout
 from onestop.tls import server_credentials
@@ -54,6 +57,7 @@ class RunningAdjudicator:
     service: SettlementService
     _probe: asyncio.Task[None]
     versions: VersionsCache
+    archiving: _ScheduledArchive | None = None
 
     async def stop(self) -> None:
         """Stop taking calls, let in-flight calls finish (up to the grace period), close."""
@@ -61,7 +65,11 @@ class RunningAdjudicator:
         self._probe.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._probe
+        if self.archiving is not None:
+            await self.archiving.stop()
         await self.server.stop(self.grace_seconds)
+        if self.service.store.archive is not None:
+            self.service.store.archive.close()
         await self.versions.close()
         await self.redis.aclose()
         log.info("stopped", extra={"port": self.port})
@@ -82,6 +90,66 @@ async def _probe_redis(client: RedisClient, servicer: health.aio.HealthServicer)
                 await servicer.set(name, status)
             serving = status
         await asyncio.sleep(HEALTH_PROBE_SECONDS)
+
+
+@dataclass
+class _ScheduledArchive:
+    """The archive job every ``archive_every_seconds``, on a Redis client of its own.
+
+    A stop lets the job finish the (day, group) it is in (it stops between two); a job cut
+    short anyway loses nothing (it is built to survive kill -9), the next one goes on.
+    """
+
+    settings: AdjudicatorSettings
+    stopping: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), self.settings.shutdown_grace_seconds)
+        except TimeoutError:
+            self.task.cancel()
+            log.warning("archive job stopped in the middle of a day; the next one goes on")
+
+    async def _run(self) -> None:
+        settings = self.settings
+        if settings.archive_dir is None:
+            return
+        client = await connect(
+            settings.redis_url,
+            timeout_seconds=settings.redis_timeout_seconds,
+            wait_seconds=settings.redis_wait_seconds,
+            login=settings.redis_login(),
+        )
+        job = ArchiveJob(
+            client,
+            settings.archive_dir,
+            keep_days=settings.archive_keep_days,
+            restored_grace_seconds=settings.archive_restored_grace_seconds,
+        )
+        try:
+            while not self.stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), settings.archive_every_seconds)
+                if self.stopping.is_set():
+                    return
+                try:
+                    report = await job.run(self.stopping)
+                except ArchiveBusy:
+                    continue
+                except Unavailable as error:
+                    log.warning("archive job: Redis failed; next turn", extra={"error": str(error)})
+                    continue
+                if report.days or report.restored_back:
+                    log.info("archived", extra=report.as_json())
+        finally:
+            await client.aclose()
 
 
 async def _check_replicas(client: RedisClient, replication: Replication) -> None:
@@ -122,7 +190,8 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     cipher = MemberCipher(settings.member_key_bytes(), settings.previous_member_keys())
     replication = Replication(settings.replicas_required, settings.replica_timeout_ms)
     await _check_replicas(client, replication)
-    store = Store(client, cipher, replication)
+    archive = ArchiveReader(settings.archive_dir) if settings.archive_dir is not None else None
+    store = Store(client, cipher, replication, archive)
     versions = VersionsCache(client, settings.reference_max_age_seconds)
     versions.listen(settings.redis_url, settings.redis_login())
     reference = Reference(store, versions)
@@ -160,6 +229,10 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     probe = asyncio.create_task(_probe_redis(client, health_servicer))
+    archiving = None
+    if settings.archive_every_seconds:
+        archiving = _ScheduledArchive(settings, asyncio.Event())
+        archiving.start()
     log.info("listening", extra={"host": settings.host, "port": port})
     return RunningAdjudicator(
         server,
@@ -170,6 +243,7 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         service,
         probe,
         versions,
+        archiving,
     )
 
 

@@ -53,6 +53,7 @@ from onestop.domain.stays import stays_overlap
 from onestop.domain.types import VisitType
 from onestop.errors import Unavailable
 from onestop.storage import layout
+from onestop.storage.archive import VisitBundle
 from onestop.storage.layout import new_settlement_id, settlement_id_ms
 from onestop.storage.records import (
     LookupEntry,
@@ -62,6 +63,7 @@ from onestop.storage.records import (
     StateAfter,
     VisitClaim,
     VisitIndex,
+    decode_visit,
 )
 from onestop.wire import record_bytes, record_of, replayed_record
 
@@ -78,6 +80,14 @@ class SettleCommand:
     visit: Visit
     fingerprint: bytes
     resettle_of: str | None = None
+
+
+class _ArchivedVisit(Exception):
+    """The visit is archived: put it back into Redis and settle again (never leaves settle)."""
+
+    def __init__(self, bundle: VisitBundle) -> None:
+        super().__init__("the visit is archived")
+        self.bundle = bundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,8 @@ class SettlementService:
         client = self._client(command)
         await self._check_not_another_members(command)
         visit = snapshot.visit
+        if visit is None:
+            visit = await self._archived_index(command)
         if visit is not None and visit.status is SettlementStatus.SETTLED:
             if visit.fingerprint != command.fingerprint:
                 raise self._settled_with_another_request(command, visit.settlement_id)
@@ -155,15 +167,26 @@ class SettlementService:
         """
         started = time.perf_counter()
         await self._check_resettle_of(command)
-        token = secrets.token_hex(8)
-        claimed_ms = self.clock()
-        claim = await self._claim_visit(command, token, claimed_ms)
-        try:
-            settled = await self._settle_claimed(command, started, claimed_ms)
-        except DomainError:
-            if claim is not None:
-                await self._release_visit(command, token, claim)
-            raise
+        for consult_archive in (True, False):
+            token = secrets.token_hex(8)
+            claimed_ms = self.clock()
+            claim = await self._claim_visit(command, token, claimed_ms)
+            try:
+                settled = await self._settle_claimed(
+                    command, started, claimed_ms, consult_archive=consult_archive
+                )
+            except DomainError:
+                if claim is not None:
+                    await self._release_visit(command, token, claim)
+                raise
+            except _ArchivedVisit as archived:
+                # The visit was settled before and archived: give up this claim, put the
+                # visit back (its claim included) and start again, as if never archived.
+                if claim is not None:
+                    await self._release_visit(command, token, claim)
+                await self.store.restore_visit(archived.bundle)
+                continue
+            break
         # Acknowledged means replicated: a new settlement or a replay is answered only once
         # the configured replicas hold it (and the visit's claim). Falling short is a 503
         # that is safe to retry: the retry replays the settlement and waits again.
@@ -174,12 +197,19 @@ class SettlementService:
         return settled
 
     async def _settle_claimed(
-        self, command: SettleCommand, started: float, claimed_ms: int
+        self, command: SettleCommand, started: float, claimed_ms: int, *, consult_archive: bool
     ) -> tuple[Settlement, bytes]:
         for attempt in range(1, self.commit_attempts + 1):
             snapshot = await self.store.snapshot(
                 command.member_id, command.client_id, command.visit_id
             )
+            if snapshot.visit is None and consult_archive:
+                # Redis holds no index of this visit for the member: new, or archived. The
+                # archive job writes before it trims, so an index trimmed before this snapshot
+                # is found in the archive now.
+                bundle = self.store.archived_visit(command.client_id, command.visit_id)
+                if bundle is not None:
+                    raise _ArchivedVisit(bundle)
             await self.reference.refresh()
             client = self._client(command)
             earlier = await self._earlier_settlement(command, snapshot)
@@ -391,6 +421,21 @@ class SettlementService:
             )
         return theirs
 
+    async def _archived_index(self, command: SettleCommand) -> VisitIndex | None:
+        """The member's archived index of the visit, ``None`` when there is none.
+
+        Raises:
+            VisitAlreadySettled: the archive shows the visit settled for another member.
+        """
+        bundle = self.store.archived_visit(command.client_id, command.visit_id)
+        if bundle is None:
+            return None
+        for member_id in bundle.indexes:
+            if member_id != command.member_id:
+                await self._refuse_if_settled_for(member_id, command)
+        raw = bundle.indexes.get(command.member_id)
+        return None if raw is None else decode_visit(raw)
+
     def _client(self, command: SettleCommand) -> Client:
         client = self.reference.clients.get(command.client_id)
         if client is None:
@@ -519,7 +564,7 @@ class SettlementService:
         Raises:
             InvalidDocument: the cursor is not one this call gave.
         """
-        events = await day_events(self.store.client, client_id, day)
+        events = await day_events(self.store.client, client_id, day, self.store.archive)
         start = 0
         if cursor is not None:
             start = bisect.bisect_right(events, _event_of_cursor(cursor))
@@ -537,8 +582,7 @@ class SettlementService:
         Raises:
             NotFound: no request with this fingerprint settled the visit.
         """
-        snapshot = await self.store.snapshot(member_id, client_id, visit_id)
-        visit = snapshot.visit
+        visit = await self.store.visit(member_id, client_id, visit_id)
         earlier_id = visit.requests.get(fingerprint) if visit is not None else None
         if earlier_id is not None:
             return (await self.get(earlier_id, client_id)).as_replay()

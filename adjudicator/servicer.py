@@ -317,6 +317,7 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                 hospital,
                 at_ms=at_ms,
                 provisional=request.provisional,
+                archive=self.service.store.archive,
             )
             return convert.reconciliation_message(answer, at_ms)
 
@@ -340,7 +341,9 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         self, request: pb.ReadJournalRequest, context: Context
     ) -> AsyncIterator[pb.JournalBatch]:
         day = await _answer(context, lambda: _parse_day(request.date))
-        entries = journal.day_entries(self.service.store.client, day, request.client_id)
+        entries = journal.day_entries(
+            self.service.store.client, day, request.client_id, self.service.store.archive
+        )
         batch = pb.JournalBatch()
         while True:
             entry = await _answer(context, lambda: _next(entries))

@@ -102,6 +102,34 @@ class AdjudicatorSettings(RedisLoginSettings):
         "settlement uses it (a write announces itself at once; this bounds a lost "
         "announcement). 0 reads Redis for every settlement",
     )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="the archive folder (docs/operations.md, Retention and archive): "
+        "settlements and journals of days Redis no longer holds are read from it. Shared by "
+        "every adjudicator; none: Redis keeps everything",
+    )
+    archive_keep_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="closed days Redis keeps before the archive job moves them to the "
+        "archive (besides today)",
+    )
+    archive_every_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description="run the archive job this often in this process (one job at a time per "
+        "archive folder: a process finding another's job running skips its turn); 0: never "
+        "(run `onestop archive` instead)",
+    )
+    archive_restored_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        le=30 * 86_400,
+        description="how long a settlement or visit put back from the archive (to be "
+        "reversed, or asked again) stays in Redis before the job moves it back",
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="the adjudicator's certificate (PEM); with tls_key_file"
     )
@@ -136,6 +164,15 @@ class AdjudicatorSettings(RedisLoginSettings):
         if self.tls_cert_file and self.tls_key_file and self.tls_ca_file:
             return TlsFiles(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
         return None
+
+    @model_validator(mode="after")
+    def _archive_needs_a_folder(self) -> AdjudicatorSettings:
+        if self.archive_every_seconds and self.archive_dir is None:
+            raise ValueError(
+                "archive_every_seconds runs the archive job, which needs archive_dir: give "
+                "the archive folder, or set archive_every_seconds to 0"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_valid_key(self) -> AdjudicatorSettings:

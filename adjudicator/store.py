@@ -17,7 +17,7 @@ from typing import cast
 
 import orjson
 
-from onestop.clock import settlement_day
+from onestop.clock import now_ms, settlement_day
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
@@ -33,6 +33,7 @@ from onestop.redis_client import (
 )
 from onestop.reference_versions import announce_versions
 from onestop.storage import layout
+from onestop.storage.archive import ArchiveReader, VisitBundle
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import MemberField, SettlementField, VisitClaimField, VisitField
 from onestop.storage.records import (
@@ -155,15 +156,19 @@ class Store:
         client: RedisClient,
         cipher: MemberCipher,
         replication: Replication = NO_REPLICATION,
+        archive: ArchiveReader | None = None,
     ) -> None:
         self.client = client
         self.cipher = cipher
         self.replication = replication
+        self.archive = archive
+        """Where settlements and visits of days Redis no longer holds are read from."""
         self._read = lua_script("read_member.lua")
         self._commit = lua_script("prelude.lua", "commit_settlement.lua")
         self._reverse = lua_script("prelude.lua", "reverse_settlement.lua")
         self._claim_visit = lua_script("claim_visit.lua")
         self._release_visit = lua_script("release_visit.lua")
+        self._restore_hash = lua_script("restore_hash.lua")
 
     async def replicated(self, *keys: str) -> None:
         """Return once the writes to the primaries of ``keys`` reached the replicas required.
@@ -268,16 +273,88 @@ class Store:
         return decode_visit_claim(cast(dict[bytes, bytes], raw))
 
     async def claimants(self, client_id: str, visit_id: str) -> list[str]:
-        """Every member that ever held a (client, visit), in the order they claimed it."""
+        """Every member that ever held a (client, visit), in the order they claimed it.
+
+        The archived visit's claimants first when it was archived (they claimed it before).
+        """
         async with redis_calls():
             raw = await self.client.hgetall(layout.visit_claim_key(client_id, visit_id))
-        return decode_claimants(cast(dict[bytes, bytes], raw))
+        found = decode_claimants(cast(dict[bytes, bytes], raw))
+        archived = self.archived_visit(client_id, visit_id)
+        if archived is None:
+            return found
+        before = decode_claimants(archived.claim or {}) + list(archived.indexes)
+        return list(dict.fromkeys([*before, *found]))
 
     async def visit(self, member_id: str, client_id: str, visit_id: str) -> VisitIndex | None:
-        """A member's index of a (client, visit), ``None`` when it never settled."""
+        """A member's index of a (client, visit), ``None`` when it never settled.
+
+        Read from the archive when Redis no longer holds it.
+        """
         async with redis_calls():
             raw = await self.client.hgetall(layout.visit_key(member_id, client_id, visit_id))
-        return decode_visit(cast(dict[bytes, bytes], raw))
+        found = decode_visit(cast(dict[bytes, bytes], raw))
+        if found is None:
+            archived = self.archived_visit(client_id, visit_id)
+            if archived is not None and member_id in archived.indexes:
+                return decode_visit(archived.indexes[member_id])
+        return found
+
+    # -- the archive ----------------------------------------------------------------------------
+
+    def archived_visit(self, client_id: str, visit_id: str) -> VisitBundle | None:
+        """What the archive holds of a (client, visit), ``None`` when nothing (or no archive)."""
+        return None if self.archive is None else self.archive.visit(client_id, visit_id)
+
+    async def restore_visit(self, bundle: VisitBundle) -> int:
+        """Put an archived visit back into Redis where Redis lacks it; how many keys it wrote.
+
+        The visit indexes go first and the claim last: whoever finds the claim finds the
+        indexes it names.
+        """
+        restored = 0
+        for member_id, raw in bundle.indexes.items():
+            restored += await self._restore(
+                layout.visit_key(member_id, bundle.client_id, bundle.visit_id), raw
+            )
+        if bundle.claim:
+            restored += await self._restore(
+                layout.visit_claim_key(bundle.client_id, bundle.visit_id), bundle.claim
+            )
+        return restored
+
+    async def _restore(self, key: str, raw: Mapping[bytes, bytes]) -> int:
+        group = layout.group_of_key(key)
+        if group is None:
+            raise ValueError(f"{key} belongs to no slot group")
+        flat = [item for pair in raw.items() for item in pair]
+        async with redis_calls():
+            answer = await self._restore_hash(
+                self.client, [key, layout.restored_key(group)], [self._clock_ms(), *flat]
+            )
+        return int(answer)
+
+    @staticmethod
+    def _clock_ms() -> int:
+        return now_ms()
+
+    def _archived_settlement(self, settlement_id: str) -> SettlementRecord | None:
+        if self.archive is None:
+            return None
+        raw = self.archive.settlement(settlement_id)
+        return None if raw is None else decode_settlement(settlement_id, raw)
+
+    async def restore_settlement(self, record: SettlementRecord) -> None:
+        """Put an archived settlement, and its visit, back into Redis (to reverse it there)."""
+        if self.archive is None:
+            return
+        raw = self.archive.settlement(record.settlement_id)
+        if raw is not None:
+            group = layout.member_group(record.member_id)
+            await self._restore(layout.settlement_key(group, record.settlement_id), raw)
+        bundle = self.archived_visit(record.client_id, record.visit_id)
+        if bundle is not None:
+            await self.restore_visit(bundle)
 
     async def member(self, member_id: str) -> MemberRecord | None:
         """The member, ``None`` when unknown."""
@@ -349,7 +426,8 @@ class Store:
             return None
         async with redis_calls():
             raw = await self.client.hgetall(layout.settlement_key(group, settlement_id))
-        return decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
+        found = decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
+        return found if found is not None else self._archived_settlement(settlement_id)
 
     async def settlements(self, settlement_ids: Sequence[str]) -> list[SettlementRecord]:
         """Several settlements in one round trip, in the order asked.
@@ -373,6 +451,8 @@ class Store:
         found = []
         for settlement_id, raw in zip(settlement_ids, answers, strict=True):
             record = decode_settlement(settlement_id, cast(dict[bytes, bytes], raw))
+            if record is None:
+                record = self._archived_settlement(settlement_id)
             if record is None:
                 raise CorruptRecord(f"settlement {settlement_id} is indexed but not stored")
             found.append(record)
@@ -402,6 +482,32 @@ class Store:
         entry = _journal_entry(
             replace(record, visit=visit), EntryKind.REVERSAL, now_ms, amounts, policy
         )
+        answer = await self._run_reversal(record, group, entry, amounts, settlement, now_ms)
+        if answer[0].decode() == "NOTFOUND" and self._archived_settlement(record.settlement_id):
+            # Archived: put it and its visit back, where the script reverses it atomically.
+            await self.restore_settlement(record)
+            answer = await self._run_reversal(record, group, entry, amounts, settlement, now_ms)
+        status = answer[0].decode()
+        if status == "OK":
+            return ReversalOutcome(False, decode_state_after(answer[1]), now_ms)
+        if status == "NOTFOUND":
+            return None
+        # Reversed meanwhile (or before): answer with what that reversal recorded.
+        again = await self.settlement(record.settlement_id)
+        if again is None or again.state_after is None or again.reversed_ms is None:
+            return None
+        return ReversalOutcome(True, again.state_after, again.reversed_ms)
+
+    async def _run_reversal(
+        self,
+        record: SettlementRecord,
+        group: int,
+        entry: JournalEntry,
+        amounts: Amounts,
+        settlement: Settlement,
+        now_ms: int,
+    ) -> list[bytes]:
+        policy = settlement.policy
         async with redis_calls():
             answer = await self._reverse(
                 self.client,
@@ -433,16 +539,7 @@ class Store:
                     ),
                 ],
             )
-        status = answer[0].decode()
-        if status == "OK":
-            return ReversalOutcome(False, decode_state_after(answer[1]), now_ms)
-        if status == "NOTFOUND":
-            return None
-        # Reversed meanwhile (or before): answer with what that reversal recorded.
-        again = await self.settlement(record.settlement_id)
-        if again is None or again.state_after is None or again.reversed_ms is None:
-            return None
-        return ReversalOutcome(True, again.state_after, again.reversed_ms)
+        return cast(list[bytes], answer)
 
     # -- members by id number, and the lookup audit trail --------------------------------------
 

@@ -92,11 +92,34 @@ def _bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_archive(args: argparse.Namespace) -> int:
+    from onestop.tooling.bench.archive import measure_archive
+
+    figures = measure_archive(days=args.days, per_day=args.per_day).as_dict()
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    memory = figures["redis_used_memory"]
+    print(
+        f"archive: {figures['settlements']} settlements over {figures['days']} days "
+        f"({figures['discharges']} discharges of 200 lines, {figures['reversals']} reversed)\n"
+        f"  Redis used_memory: members only {memory['members_only']:,} B, with the month "
+        f"{memory['with_the_month']:,} B, after archiving {memory['after_archiving']:,} B\n"
+        f"  Redis bytes per settlement kept {figures['redis_bytes_per_settlement_kept']:,.0f}, "
+        f"left once archived {figures['redis_bytes_per_settlement_after_archiving']:,.0f}\n"
+        f"  archive on disk {figures['archive_bytes_on_disk']:,} B "
+        f"({figures['archive_bytes_per_settlement']:,.0f} B per settlement), written in "
+        f"{figures['archive_seconds']} s"
+    )
+    return 0
+
+
 _BENCHES = {
     "stack": _bench_stack,
     "engine": _bench_engine,
     "memory": _bench_memory,
     "export": _bench_export,
+    "archive": _bench_archive,
 }
 
 
@@ -125,6 +148,8 @@ def _serve(args: argparse.Namespace) -> int:
             ("adjudicator_workers", args.adjudicator_workers),
             ("redis_shards", args.redis_shards),
             ("redis_replicas", args.redis_replicas),
+            ("archive_keep_days", args.archive_keep_days),
+            ("archive_every_seconds", args.archive_every),
         )
         if value is not None
     }
@@ -312,6 +337,51 @@ def _migrate(args: argparse.Namespace) -> int:
     report = asyncio.run(run_migration(args.redis_url, write=print, login=login))
     if args.json:
         print(json.dumps({"converted": report.converted, "dropped": report.dropped}))
+    return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from adjudicator.archiving import ArchiveBusy, ArchiveJob
+    from onestop.errors import Unavailable
+    from onestop.redis_client import connect, login_of
+
+    if args.keep_days < 0:
+        print("onestop archive: --keep-days must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        login = login_of(args.redis_user, args.redis_password_file)
+    except (ValueError, OSError) as error:
+        print(f"onestop archive: {error}", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, Any]:
+        client = await connect(args.redis_url, timeout_seconds=10, wait_seconds=10, login=login)
+        try:
+            job = ArchiveJob(
+                client,
+                args.archive_dir,
+                keep_days=args.keep_days,
+                restored_grace_seconds=args.restored_grace_seconds,
+            )
+            return (await job.run()).as_json()
+        finally:
+            await client.aclose()
+
+    try:
+        report = asyncio.run(run())
+    except ArchiveBusy as error:
+        print(f"onestop archive: {error}; try again once it is done", file=sys.stderr)
+        return 1
+    except Unavailable as error:
+        print(f"onestop archive: {error}; run it again (nothing is lost)", file=sys.stderr)
+        return 1
+    print(
+        f"archived {report['units']} day-groups: {report['settlements']} settlements, "
+        f"{report['visits']} visits, {report['journal_entries']} journal entries in "
+        f"{report['parts']} parts; {report['restored_back']} restored keys moved back"
+    )
+    if args.json:
+        print(json.dumps(report))
     return 0
 
 
@@ -598,6 +668,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="replicas of each embedded primary (0); writes are acknowledged once they hold them",
     )
+    serve.add_argument(
+        "--archive-keep-days",
+        type=int,
+        help="closed days Redis keeps before they move to DATA_DIR/archive (30)",
+    )
+    serve.add_argument(
+        "--archive-every",
+        type=float,
+        help="seconds between runs of the archive job (3600; 0: never)",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -691,6 +771,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--json", action="store_true", help="a last line of JSON")
     migrate.set_defaults(handler=_migrate)
+
+    archive = commands.add_parser(
+        "archive",
+        help="move closed days past the retention from Redis to the archive folder",
+        description="Move the settlements, visit indexes, journal entries and day totals of "
+        "closed days older than --keep-days from Redis to the archive folder (compressed JSON "
+        "Lines, one file set per day and slot group, checksummed; docs/operations.md). Safe "
+        "to stop at any moment and run again; the adjudicators read archived days from the "
+        "same folder (ONESTOP_ADJUDICATOR_ARCHIVE_DIR).",
+    )
+    archive.add_argument(
+        "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
+    )
+    archive.add_argument("--redis-user", help="the Redis user to log in as (adjudicator)")
+    archive.add_argument(
+        "--redis-password-file", type=Path, help="a file holding that user's password"
+    )
+    archive.add_argument("--archive-dir", type=Path, required=True, help="the archive folder")
+    archive.add_argument(
+        "--keep-days",
+        type=int,
+        default=30,
+        help="closed days Redis keeps besides today (default 30; 0 archives every closed day)",
+    )
+    archive.add_argument(
+        "--restored-grace-seconds",
+        type=float,
+        default=3600,
+        help="how long what was put back from the archive stays in Redis (default 3600)",
+    )
+    archive.add_argument("--json", action="store_true", help="a last line of JSON")
+    archive.set_defaults(handler=_archive)
 
     probe = commands.add_parser(
         "probe", help="exit 0 when this container's service is up (Docker HEALTHCHECK)"
@@ -855,8 +967,9 @@ def build_parser() -> argparse.ArgumentParser:
         "target",
         nargs="?",
         default="stack",
-        choices=["stack", "engine", "memory", "export"],
-        help="stack (default): settlement throughput against the baseline; engine; memory; export",
+        choices=["stack", "engine", "memory", "export", "archive"],
+        help="stack (default): settlement throughput against the baseline; engine; memory; "
+        "export; archive (Redis memory before and after archiving a generated month)",
     )
     bench.add_argument("--seconds", type=float, default=20.0, help="per phase (stack)")
     bench.add_argument("--members-loaded", type=int, default=20_000, help="members (stack)")
@@ -875,6 +988,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")
     bench.add_argument("--iterations", type=int, default=2000, help="runs (engine)")
     bench.add_argument("--members", type=int, default=100_000, help="members (memory)")
+    bench.add_argument("--days", type=int, default=30, help="days generated (archive)")
+    bench.add_argument(
+        "--per-day", type=int, default=500, help="settlements generated a day (archive)"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_bench)
 

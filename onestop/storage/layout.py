@@ -201,6 +201,27 @@ def replication_barrier_key(key: str) -> str:
     return f"{PREFIX}:wait:{{{tag}}}"
 
 
+def restored_key(group: int) -> str:
+    """Sorted set: keys of the group put back from the archive, scored by when (epoch ms).
+
+    A reversal of an archived settlement, or a request for an archived visit, puts the
+    settlement's hash, the visit indexes and the visit's claim back into Redis first; the
+    archive job moves them back to the archive once they have been quiet a while (0.2.0).
+    """
+    return f"{_tag(group)}:restored"
+
+
+def group_of_key(key: str) -> int | None:
+    """The slot group a member-data key names, ``None`` for a key of no group."""
+    prefix = f"{PREFIX}:{{g"
+    if not key.startswith(prefix) or key[len(prefix) + 3 : len(prefix) + 4] != "}":
+        return None
+    try:
+        return int(key[len(prefix) : len(prefix) + 3], 16)
+    except ValueError:
+        return None
+
+
 def identity_index_key(blind_index: str) -> str:
     """String: member id of the active enrolment with this id number (by HMAC, never clear)."""
     return f"{PREFIX}:idx:{blind_index}"
@@ -725,6 +746,7 @@ __all__ = [
     "client_of_mapping_kind",
     "day_settlements_key",
     "day_totals_key",
+    "group_of_key",
     "group_of_settlement",
     "group_of_total_field",
     "group_total_field",
@@ -746,6 +768,7 @@ __all__ = [
     "reconciliations_key",
     "replication_barrier_key",
     "request_field",
+    "restored_key",
     "reversed_amount_field",
     "settled_amount_field",
     "settlement_key",

@@ -95,6 +95,19 @@ class ServeSettings(BaseSettings):
         description="cluster-node-timeout of the embedded cluster: how long a primary may be "
         "unreachable before its replica is promoted",
     )
+    archive_keep_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="closed days Redis keeps; older ones move to DATA_DIR/archive "
+        "(ONESTOP_ADJUDICATOR_ARCHIVE_KEEP_DAYS)",
+    )
+    archive_every_seconds: float = Field(
+        default=3600,
+        ge=0,
+        le=86_400,
+        description="how often the adjudicators run the archive job (one at a time); 0: never",
+    )
     appendfsync: Literal["always", "everysec"] = "always"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -344,6 +357,11 @@ class Supervisor:
             )
             environment = {
                 **os.environ,
+                "ONESTOP_ADJUDICATOR_ARCHIVE_DIR": str(self.settings.data_dir / "archive"),
+                "ONESTOP_ADJUDICATOR_ARCHIVE_KEEP_DAYS": str(self.settings.archive_keep_days),
+                "ONESTOP_ADJUDICATOR_ARCHIVE_EVERY_SECONDS": str(
+                    self.settings.archive_every_seconds
+                ),
                 **self.settings.service_environment,
                 "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
                 "ONESTOP_ADJUDICATOR_PORT": str(port),

@@ -94,6 +94,8 @@ def _names() -> dict[str, Any]:
             "nonce": layout.nonce_key("H1", "n" * 16),
             "lookups": layout.lookups_key("20260301", "H1"),
             "unknown_members": layout.unknown_members_key("H1", 491_000),
+            "replication_barrier": layout.replication_barrier_key(layout.member_key("M1")),
+            "restored": layout.restored_key(group),
         },
         "gateway_key_patterns": list(layout.GATEWAY_KEY_PATTERNS),
         "lookup_fields": {field.name: field.value for field in layout.LookupField},
