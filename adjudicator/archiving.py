@@ -30,7 +30,7 @@ import hashlib
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -277,6 +277,7 @@ class ArchiveJob:
         journal = layout.journal_key(unit.group)
         low, high = str(start), str(end + CLOCK_SLACK_MS)
         clients: set[str] = set()
+        pending: _Batch | None = None
         while True:
             async with redis_calls():
                 page = cast(
@@ -294,13 +295,27 @@ class ArchiveJob:
             clients.update(
                 fields[JournalField.CLIENT_ID.value.encode()].decode() for _, fields in entries
             )
-            await self._batch(unit, entries, report)
-        await self._day_keys(unit, sorted(clients), report)
+            if pending is not None:
+                await self._finish(unit, pending, report, "part-indexed", "batch-trimmed")
+            pending = await self._batch(unit, entries, report)
+        # The day's per-client keys go with its last batch: one part for a quiet day.
+        last = await self._day_keys(unit, sorted(clients), report)
+        if pending is not None:
+            last = pending.then(last)
+        await self._finish(unit, last, report, "day-keys-indexed", "day-keys-trimmed")
         return await self._trim_journal(unit, report)
 
     async def _batch(
         self, unit: _Unit, entries: list[tuple[str, dict[bytes, bytes]]], report: ArchiveReport
-    ) -> None:
+    ) -> _Batch:
+        """What one page of journal entries takes to the archive, and out of Redis."""
+        batch = _Batch()
+        batch.lines = [
+            journal_line(stream_id, fields)
+            for stream_id, fields in entries
+            if stream_id not in unit.on_disk
+        ]
+        batch.journal = [line["stream_id"] for line in batch.lines]
         settled = [
             fields
             for _, fields in entries
@@ -312,46 +327,39 @@ class ArchiveJob:
         hashes = await self._hashes(
             [layout.settlement_key(unit.group, settlement_id) for settlement_id in settlement_ids]
         )
-        lines = [
-            journal_line(stream_id, fields)
-            for stream_id, fields in entries
-            if stream_id not in unit.on_disk
-        ]
-        to_trim_settlements: list[tuple[str, RawHash]] = []
         for settlement_id, raw in zip(settlement_ids, hashes, strict=True):
             if not raw:
                 continue  # archived and trimmed by an earlier run
             if self.reader.settlement(settlement_id) != raw:
-                lines.append(settlement_line(settlement_id, raw))
+                batch.lines.append(settlement_line(settlement_id, raw))
                 report.settlements += 1
-            to_trim_settlements.append((layout.settlement_key(unit.group, settlement_id), raw))
-        bundles: list[VisitBundle] = []
-        for fields, settlement_id in zip(settled, settlement_ids, strict=True):
-            client_id = fields[JournalField.CLIENT_ID.value.encode()].decode()
-            visit_id = fields[JournalField.VISIT_ID.value.encode()].decode()
-            member_id = fields[JournalField.MEMBER_ID.value.encode()].decode()
-            bundle = await self._bundle(client_id, visit_id, (member_id,))
+            batch.trims.append(
+                _Trim("hash", layout.settlement_key(unit.group, settlement_id), value_digests(raw))
+            )
+        visits = [
+            (
+                fields[JournalField.CLIENT_ID.value.encode()].decode(),
+                fields[JournalField.VISIT_ID.value.encode()].decode(),
+                fields[JournalField.MEMBER_ID.value.encode()].decode(),
+            )
+            for fields in settled
+        ]
+        bundles = await self._bundles(visits)
+        for settlement_id, bundle in zip(settlement_ids, bundles, strict=True):
             if bundle is None or _latest_settlement(bundle) != settlement_id:
                 continue  # archived already, or a later settlement of the visit takes it along
             merged = self._merged(bundle)
-            if merged != self.reader.visit(client_id, visit_id):
-                lines.append(merged.record())
+            if merged != self.reader.visit(bundle.client_id, bundle.visit_id):
+                batch.lines.append(merged.record())
                 report.visits += 1
-            bundles.append(bundle)
-        if lines:
-            await self._write(unit, lines, report, "part-indexed")
-        fresh = [line["stream_id"] for line in lines if line["kind"] == RecordKind.JOURNAL]
-        unit.on_disk.update(fresh)
-        report.journal_entries += len(fresh)
-        for key, raw in to_trim_settlements:
-            await self._trim_hash(key, raw, report)
-        for bundle in bundles:
-            await self._trim_bundle(bundle, report)
-        self._kill.reached("batch-trimmed")
+            batch.add_bundle(bundle)
+        return batch
 
-    async def _day_keys(self, unit: _Unit, clients: list[str], report: ArchiveReport) -> None:
+    async def _day_keys(self, unit: _Unit, clients: list[str], report: ArchiveReport) -> _Batch:
+        """What the day's per-client keys of the group take to the archive, and out of Redis."""
         text = layout.day_text(unit.day)
         group = unit.group
+        batch = _Batch()
 
         def build(pipe: RedisPipeline) -> None:
             for client_id in clients:
@@ -362,24 +370,24 @@ class ArchiveJob:
                 )
 
         async with redis_calls():
-            answers = await run_pipeline(self.client, build)
-        lines: list[dict[str, Any]] = []
-        trims: list[tuple[str, str, list[bytes]]] = []
+            answers = await run_pipeline(self.client, build) if clients else []
         for position, client_id in enumerate(clients):
             totals, ids, reversals = answers[3 * position : 3 * position + 3]
             ident = day_ident(unit.day, group, client_id)
             if totals:
                 if self._day_line(RecordKind.DAY_TOTALS, ident) != totals:
-                    lines.append(day_totals_line(client_id, totals))
-                trims.append(
-                    ("hash", layout.day_totals_key(group, text, client_id), value_digests(totals))
+                    batch.lines.append(day_totals_line(client_id, totals))
+                batch.trims.append(
+                    _Trim(
+                        "hash", layout.day_totals_key(group, text, client_id), value_digests(totals)
+                    )
                 )
             if ids:
                 id_texts = [item.decode() for item in ids]
                 if self._day_line(RecordKind.DAY_IDS, ident) != id_texts:
-                    lines.append(day_ids_line(client_id, id_texts))
-                trims.append(
-                    (
+                    batch.lines.append(day_ids_line(client_id, id_texts))
+                batch.trims.append(
+                    _Trim(
                         "list",
                         layout.day_settlements_key(group, text, client_id),
                         [_sha1(item) for item in ids],
@@ -388,17 +396,32 @@ class ArchiveJob:
             if reversals:
                 pairs = [(item.decode(), int(score)) for item, score in reversals]
                 if self._day_line(RecordKind.DAY_REVERSALS, ident) != [list(p) for p in pairs]:
-                    lines.append(day_reversals_line(client_id, pairs))
+                    batch.lines.append(day_reversals_line(client_id, pairs))
                 flat: list[bytes] = []
                 for settlement_id, ms in pairs:
                     flat += [settlement_id.encode(), str(ms).encode()]
-                trims.append(("zset", layout.day_reversals_key(group, text, client_id), flat))
-        if lines:
-            await self._write(unit, lines, report, "day-keys-indexed")
-            report.day_records += len(lines)
-        for kind, key, expected in trims:
-            await self._trim(kind, key, expected, report)
-        self._kill.reached("day-keys-trimmed")
+                batch.trims.append(
+                    _Trim("zset", layout.day_reversals_key(group, text, client_id), flat)
+                )
+        report.day_records += sum(1 for line in batch.lines if line["kind"] != RecordKind.JOURNAL)
+        return batch
+
+    async def _finish(
+        self, unit: _Unit, batch: _Batch, report: ArchiveReport, written: str, trimmed: str
+    ) -> None:
+        """Write a batch's part (if it has lines), then trim what it took, in two pipelines."""
+        if batch.lines:
+            await self._write(unit, batch.lines, report, written)
+        unit.on_disk.update(batch.journal)
+        report.journal_entries += len(batch.journal)
+        done = await self._trim_all(batch.trims, report)
+        # A visit's claim goes only once every index of it went: whoever finds the claim
+        # finds what it names, in Redis or in the archive.
+        claims = [
+            claim for claim, needs in batch.claims if all(done[position] for position in needs)
+        ]
+        await self._trim_all(claims, report)
+        self._kill.reached(trimmed)
 
     def _day_line(self, kind: RecordKind, ident: str) -> Any:
         line = self.reader.line(kind, ident)
@@ -443,16 +466,32 @@ class ArchiveJob:
         self, client_id: str, visit_id: str, members: tuple[str, ...]
     ) -> VisitBundle | None:
         """What Redis holds of a (client, visit), ``None`` when it holds nothing."""
-        claim_key = layout.visit_claim_key(client_id, visit_id)
-        async with redis_calls():
-            claim = cast(RawHash, await self.client.hgetall(claim_key))
-        claimants = list(dict.fromkeys([*decode_claimants(claim), *members]))
-        keys = [layout.visit_key(member, client_id, visit_id) for member in claimants]
-        indexes = dict(zip(claimants, await self._hashes(keys), strict=True))
-        present = {member: raw for member, raw in indexes.items() if raw}
-        if not claim and not present:
-            return None
-        return VisitBundle(client_id, visit_id, claim or None, present)
+        (bundle,) = await self._bundles([(client_id, visit_id, *members)])
+        return bundle
+
+    async def _bundles(self, visits: Sequence[tuple[str, ...]]) -> list[VisitBundle | None]:
+        """What Redis holds of each (client, visit, member...), in two round trips."""
+        claims = await self._hashes([layout.visit_claim_key(c, v) for c, v, *_ in visits])
+        claimants = [
+            list(dict.fromkeys([*decode_claimants(claim), *members]))
+            for claim, (_, _, *members) in zip(claims, visits, strict=True)
+        ]
+        keys = [
+            layout.visit_key(member, client_id, visit_id)
+            for (client_id, visit_id, *_), members in zip(visits, claimants, strict=True)
+            for member in members
+        ]
+        indexes = iter(await self._hashes(keys))
+        found: list[VisitBundle | None] = []
+        for (client_id, visit_id, *_), claim, members in zip(
+            visits, claims, claimants, strict=True
+        ):
+            present = {member: raw for member in members if (raw := next(indexes))}
+            if not claim and not present:
+                found.append(None)
+            else:
+                found.append(VisitBundle(client_id, visit_id, claim or None, present))
+        return found
 
     def _merged(self, bundle: VisitBundle) -> VisitBundle:
         """The bundle with what the archive holds and Redis no longer does (a stopped run)."""
@@ -468,21 +507,12 @@ class ArchiveJob:
 
     async def _trim_bundle(self, bundle: VisitBundle, report: ArchiveReport) -> bool:
         """Trim a visit's indexes, then its claim; whether all of it left Redis."""
-        complete = True
-        for member, raw in bundle.indexes.items():
-            key = layout.visit_key(member, bundle.client_id, bundle.visit_id)
-            complete &= await self._trim(
-                "hash",
-                key,
-                value_digests(raw),
-                report,
-                version_of=layout.member_key(member),
-            )
-        if bundle.claim is not None and complete:
-            complete &= await self._trim_hash(
-                layout.visit_claim_key(bundle.client_id, bundle.visit_id), bundle.claim, report
-            )
-        return complete
+        batch = _Batch()
+        batch.add_bundle(bundle)
+        done = await self._trim_all(batch.trims, report)
+        if not all(done):
+            return False
+        return all(await self._trim_all([claim for claim, _ in batch.claims], report))
 
     # -- restored keys ------------------------------------------------------------------------
 
@@ -604,30 +634,90 @@ class ArchiveJob:
             return cast(list[RawHash], await run_pipeline(self.client, build))
 
     async def _trim_hash(self, key: str, raw: RawHash, report: ArchiveReport) -> bool:
-        return await self._trim("hash", key, value_digests(raw), report)
+        (done,) = await self._trim_all([_Trim("hash", key, value_digests(raw))], report)
+        return done
 
-    async def _trim(
-        self,
-        kind: str,
-        key: str,
-        expected: list[bytes],
-        report: ArchiveReport,
-        *,
-        version_of: str | None = None,
-    ) -> bool:
-        """Delete ``key`` if unchanged; whether it is gone."""
+    async def _trim_all(self, trims: list[_Trim], report: ArchiveReport) -> list[bool]:
+        """Delete each key that is unchanged, in one pipeline; which of them are gone."""
+        if not trims:
+            return []
+        script = self._trim_unchanged
+
+        def build(pipe: RedisPipeline) -> None:
+            for trim in trims:
+                script.queue(
+                    pipe,
+                    [trim.key, trim.version_of or trim.key],
+                    [
+                        trim.kind,
+                        MemberField.VERSION.value if trim.version_of else "",
+                        *trim.expected,
+                    ],
+                )
+
         async with redis_calls():
-            answer = int(
-                await self._trim_unchanged(
-                    self.client,
-                    [key, version_of or key],
-                    [kind, MemberField.VERSION.value if version_of else "", *expected],
+            answers = await run_pipeline(self.client, build, (script,))
+        done = []
+        for trim, answer in zip(trims, answers, strict=True):
+            if int(answer) == 0:
+                report.kept += 1
+                log.info("archive: key changed since it was read; kept", extra={"key": trim.key})
+            done.append(int(answer) != 0)
+        return done
+
+
+@dataclass(frozen=True, slots=True)
+class _Trim:
+    """A key to delete if it still holds what was archived (``trim_unchanged.lua``)."""
+
+    kind: str
+    key: str
+    expected: list[bytes]
+    version_of: str | None = None
+    """A member hash whose version moves when the key goes (a visit index)."""
+
+
+@dataclass
+class _Batch:
+    """One part's lines, and what leaves Redis once the part is on disk."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    journal: list[str] = field(default_factory=list)
+    """Stream ids of the journal lines."""
+    trims: list[_Trim] = field(default_factory=list)
+    claims: list[tuple[_Trim, list[int]]] = field(default_factory=list)
+    """Visit claims, each with the positions in :attr:`trims` of its visit's indexes."""
+
+    def add_bundle(self, bundle: VisitBundle) -> None:
+        """Trim a visit's indexes, then (if they all went) its claim."""
+        positions = []
+        for member, raw in bundle.indexes.items():
+            positions.append(len(self.trims))
+            self.trims.append(
+                _Trim(
+                    "hash",
+                    layout.visit_key(member, bundle.client_id, bundle.visit_id),
+                    value_digests(raw),
+                    layout.member_key(member),
                 )
             )
-        if answer == 0:
-            report.kept += 1
-            log.info("archive: key changed since it was read; kept", extra={"key": key})
-        return answer != 0
+        if bundle.claim is not None:
+            claim_key = layout.visit_claim_key(bundle.client_id, bundle.visit_id)
+            self.claims.append((_Trim("hash", claim_key, value_digests(bundle.claim)), positions))
+
+    def then(self, other: _Batch) -> _Batch:
+        """This batch and ``other`` as one part."""
+        offset = len(self.trims)
+        return _Batch(
+            self.lines + other.lines,
+            self.journal + other.journal,
+            self.trims + other.trims,
+            self.claims + [(claim, [p + offset for p in needs]) for claim, needs in other.claims],
+        )
+
+
+def _version_field(trim: _Trim) -> str:
+    return MemberField.VERSION.value if trim.version_of else ""
 
 
 def _sha1(value: bytes) -> bytes:

@@ -31,6 +31,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
         gateway_workers=args.gateway_workers or 1,
         adjudicator_workers=args.adjudicator_workers or 1,
         redis_shards=args.redis_shards,
+        redis_replicas=args.redis_replicas,
     )
     if args.json:
         print(json.dumps(figures))
@@ -345,8 +346,8 @@ def _archive(args: argparse.Namespace) -> int:
     from onestop.errors import Unavailable
     from onestop.redis_client import connect, login_of
 
-    if args.keep_days < 0:
-        print("onestop archive: --keep-days must be 0 or more", file=sys.stderr)
+    if args.keep_days < 0 or args.batch < 1:
+        print("onestop archive: --keep-days must be 0 or more, --batch 1 or more", file=sys.stderr)
         return 2
     try:
         login = login_of(args.redis_user, args.redis_password_file)
@@ -362,6 +363,7 @@ def _archive(args: argparse.Namespace) -> int:
                 args.archive_dir,
                 keep_days=args.keep_days,
                 restored_grace_seconds=args.restored_grace_seconds,
+                batch=args.batch,
             )
             return (await job.run()).as_json()
         finally:
@@ -801,6 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600,
         help="how long what was put back from the archive stays in Redis (default 3600)",
     )
+    archive.add_argument(
+        "--batch", type=int, default=500, help="journal entries read and written at a time (500)"
+    )
     archive.add_argument("--json", action="store_true", help="a last line of JSON")
     archive.set_defaults(handler=_archive)
 
@@ -983,6 +988,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--adjudicator-workers", type=int, help="adjudicator processes (stack)")
     bench.add_argument(
         "--redis-shards", type=int, default=1, help="Redis Cluster primaries; 1: one server (stack)"
+    )
+    bench.add_argument(
+        "--redis-replicas",
+        type=int,
+        default=0,
+        help="replicas of each primary, writes acknowledged once they hold them (stack)",
     )
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")

@@ -156,8 +156,13 @@ def run_bench(
     gateway_workers: int = 1,
     adjudicator_workers: int = 1,
     redis_shards: int = 1,
+    redis_replicas: int = 0,
 ) -> dict[str, Any]:
-    """Run every phase; the figures (see the module's description)."""
+    """Run every phase; the figures (see the module's description).
+
+    ``redis_replicas`` runs that many replicas of each Redis primary, every write then
+    acknowledged once they hold it (what ``WAIT`` costs).
+    """
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
         root = Path(scratch)
         data = root / "dataset"
@@ -171,6 +176,7 @@ def run_bench(
                 gateway_workers=gateway_workers,
                 adjudicator_workers=adjudicator_workers,
                 redis_shards=redis_shards,
+                redis_replicas=redis_replicas,
                 # One client drives the whole system's capacity here, far above what one
                 # hospital or pharmacy sends: the per-client limit is not what is measured.
                 service_environment={
@@ -293,5 +299,6 @@ def run_bench(
             "gateway_processes": gateway_workers,
             "adjudicator_processes": adjudicator_workers,
             "redis_shards": redis_shards,
+            "redis_replicas": redis_replicas,
         },
     }
