@@ -30,7 +30,7 @@ import hashlib
 import logging
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -271,13 +271,13 @@ class ArchiveJob:
                 )
                 return
 
-    async def _day(self, unit: _Unit, report: ArchiveReport) -> int:
-        unit.read_on_disk(self.root)
+    async def _day_entries(
+        self, unit: _Unit
+    ) -> AsyncIterator[list[tuple[bytes, dict[bytes, bytes]]]]:
+        """The unit's journal entries a page at a time (those whose time is in its day)."""
         start, end = day_bounds_ms(unit.day)
         journal = layout.journal_key(unit.group)
         low, high = str(start), str(end + CLOCK_SLACK_MS)
-        clients: set[str] = set()
-        pending: _Batch | None = None
         while True:
             async with redis_calls():
                 page = cast(
@@ -285,13 +285,20 @@ class ArchiveJob:
                     await self.client.xrange(journal, min=low, max=high, count=self.batch),
                 )
             if not page:
-                break
+                return
             low = "(" + page[-1][0].decode()
-            entries = [
-                (stream_id.decode(), fields)
+            yield [
+                (stream_id, fields)
                 for stream_id, fields in page
                 if start <= int(fields[JournalField.AT_MS.value.encode()]) < end
             ]
+
+    async def _day(self, unit: _Unit, report: ArchiveReport) -> int:
+        unit.read_on_disk(self.root)
+        clients: set[str] = set()
+        pending: _Batch | None = None
+        async for page in self._day_entries(unit):
+            entries = [(stream_id.decode(), fields) for stream_id, fields in page]
             clients.update(
                 fields[JournalField.CLIENT_ID.value.encode()].decode() for _, fields in entries
             )
@@ -303,7 +310,7 @@ class ArchiveJob:
         if pending is not None:
             last = pending.then(last)
         await self._finish(unit, last, report, "day-keys-indexed", "day-keys-trimmed")
-        return await self._trim_journal(unit, report)
+        return await self._trim_journal(unit)
 
     async def _batch(
         self, unit: _Unit, entries: list[tuple[str, dict[bytes, bytes]]], report: ArchiveReport
@@ -433,32 +440,18 @@ class ArchiveJob:
             return line["ids"]
         return line["reversals"]
 
-    async def _trim_journal(self, unit: _Unit, report: ArchiveReport) -> int:
-        start, end = day_bounds_ms(unit.day)
-        journal = layout.journal_key(unit.group)
-        low, high = str(start), str(end + CLOCK_SLACK_MS)
+    async def _trim_journal(self, unit: _Unit) -> int:
+        """Delete the unit's journal entries that are on disk; how many are not."""
         left = 0
-        while True:
-            async with redis_calls():
-                page = cast(
-                    list[tuple[bytes, dict[bytes, bytes]]],
-                    await self.client.xrange(journal, min=low, max=high, count=self.batch),
-                )
-            if not page:
-                return left
-            low = "(" + page[-1][0].decode()
-            ids = [
-                stream_id
-                for stream_id, fields in page
-                if start <= int(fields[JournalField.AT_MS.value.encode()]) < end
-            ]
+        async for page in self._day_entries(unit):
             # Only what is on disk leaves Redis.
-            gone = [stream_id for stream_id in ids if stream_id.decode() in unit.on_disk]
-            left += len(ids) - len(gone)
+            gone = [stream_id for stream_id, _ in page if stream_id.decode() in unit.on_disk]
+            left += len(page) - len(gone)
             if gone:
                 async with redis_calls():
-                    await self.client.xdel(journal, *gone)
+                    await self.client.xdel(layout.journal_key(unit.group), *gone)
                 self._kill.reached("journal-trimmed")
+        return left
 
     # -- visits -------------------------------------------------------------------------------
 

@@ -326,6 +326,17 @@ def _soak(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _add_redis_login(parser: argparse.ArgumentParser, user: str) -> None:
+    """``--redis-url``, ``--redis-user`` and ``--redis-password-file``."""
+    parser.add_argument(
+        "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
+    )
+    parser.add_argument("--redis-user", help=f"the Redis user to log in as ({user})")
+    parser.add_argument(
+        "--redis-password-file", type=Path, help="a file holding that user's password"
+    )
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from onestop.redis_client import login_of
     from onestop.storage.migrate import run_migration
@@ -764,13 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/operations.md). Resumable: run it again after an interruption. onestop serve "
         "runs it by itself before starting the services.",
     )
-    migrate.add_argument(
-        "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
-    )
-    migrate.add_argument("--redis-user", help="the Redis user to log in as (admin)")
-    migrate.add_argument(
-        "--redis-password-file", type=Path, help="a file holding that user's password"
-    )
+    _add_redis_login(migrate, "admin")
     migrate.add_argument("--json", action="store_true", help="a last line of JSON")
     migrate.set_defaults(handler=_migrate)
 
@@ -783,13 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         "to stop at any moment and run again; the adjudicators read archived days from the "
         "same folder (ONESTOP_ADJUDICATOR_ARCHIVE_DIR).",
     )
-    archive.add_argument(
-        "--redis-url", required=True, help="any node of the Redis (or Redis Cluster)"
-    )
-    archive.add_argument("--redis-user", help="the Redis user to log in as (adjudicator)")
-    archive.add_argument(
-        "--redis-password-file", type=Path, help="a file holding that user's password"
-    )
+    _add_redis_login(archive, "adjudicator")
     archive.add_argument("--archive-dir", type=Path, required=True, help="the archive folder")
     archive.add_argument(
         "--keep-days",

@@ -128,6 +128,14 @@ async def every_read(
     return reads
 
 
+async def history_and_archive(adjudicator: Adjudicator) -> tuple[History, Path]:
+    """The history settled, and the adjudicator's archive folder."""
+    history = await settle_history(adjudicator)
+    root = adjudicator.settings.archive_dir
+    assert root is not None
+    return history, root
+
+
 def job(adjudicator: Adjudicator, root: Path, **options: Any) -> ArchiveJob:
     """The archive job over the adjudicator's Redis, keeping no closed day."""
     return ArchiveJob(
@@ -157,9 +165,7 @@ async def test_archived_days_leave_redis_and_every_read_answers_the_same(
     archived_adjudicator: Adjudicator, redis_url: str
 ) -> None:
     adjudicator = archived_adjudicator
-    history = await settle_history(adjudicator)
-    root = adjudicator.settings.archive_dir
-    assert root is not None
+    history, root = await history_and_archive(adjudicator)
 
     report = await job(adjudicator, root).run()
 
@@ -178,9 +184,7 @@ async def test_replays_refusals_and_reversals_of_archived_settlements(
     archived_adjudicator: Adjudicator, redis_url: str
 ) -> None:
     adjudicator = archived_adjudicator
-    history = await settle_history(adjudicator)
-    root = adjudicator.settings.archive_dir
-    assert root is not None
+    history, root = await history_and_archive(adjudicator)
     await job(adjudicator, root).run()
     stub = adjudicator.stub
     adjudicator.running.service.clock = lambda: noon_ms(date(2026, 11, 20))
@@ -242,9 +246,7 @@ async def test_retention_keeps_the_newest_days(
     archived_adjudicator: Adjudicator, redis_url: str
 ) -> None:
     adjudicator = archived_adjudicator
-    history = await settle_history(adjudicator)
-    root = adjudicator.settings.archive_dir
-    assert root is not None
+    history, root = await history_and_archive(adjudicator)
     # Redis keeps today and the days back to DAYS[1]: DAYS[0] alone is archived
     keep = (settlement_day(now_ms() - CLOCK_SLACK_MS) - DAYS[1]).days
     report = await job(adjudicator, root, keep_days=keep).run()
@@ -325,9 +327,7 @@ async def test_a_job_killed_at_any_step_loses_nothing_and_duplicates_nothing(
     archived_adjudicator: Adjudicator, redis_url: str
 ) -> None:
     adjudicator = archived_adjudicator
-    history = await settle_history(adjudicator)
-    root = adjudicator.settings.archive_dir
-    assert root is not None
+    history, root = await history_and_archive(adjudicator)
     # Each run is killed (SIGKILL) at a later step of its work; every read in between answers
     # as before, whatever half-done state the archive and Redis are in.
     # (A day's batches but the last are the two days with two entries in one group: those
