@@ -125,6 +125,25 @@ async def every_read(
             reply.gateway.SerializeToString(deterministic=True),
             sorted(reply.only_in_gateway),
         )
+        # by amounts: each settlement of the day reported with no money, so every one of them
+        # is compared with its stored record (from Redis, or from the archive)
+        day_ids = sorted(reply.only_in_gateway)
+        by_amounts = await stub.Reconcile(
+            pb.ReconcileRequest(
+                client_id=HOSPITAL,
+                date=text,
+                by_amounts=True,
+                settlement_amounts=[
+                    pb.SettlementAmounts(settlement_id=settlement_id, amounts=pb.Amounts())
+                    for settlement_id in day_ids
+                ],
+            )
+        )
+        reads[f"amounts:{text}"] = sorted(
+            difference.SerializeToString(deterministic=True)
+            for difference in by_amounts.amount_differences
+        )
+        assert len(by_amounts.amount_differences) == len(day_ids)
     return reads
 
 
