@@ -601,6 +601,10 @@ class ArchiveJob:
         self, unit: _Unit, lines: list[dict[str, Any]], report: ArchiveReport, step: str
     ) -> None:
         part = unit.index.next_part(unit.day, unit.group)
+        while part_path(self.root, unit.day, unit.group, part).exists():
+            # Renamed into place by a run stopped before indexing it: index it, write the next.
+            unit.index.add_part_file(unit.day, unit.group, part)
+            part += 1
         written = write_part(
             self.root,
             unit.day,

@@ -132,6 +132,7 @@ class _ScheduledArchive:
             settings.archive_dir,
             keep_days=settings.archive_keep_days,
             restored_grace_seconds=settings.archive_restored_grace_seconds,
+            batch=settings.archive_batch,
         )
         try:
             while not self.stopping.is_set():

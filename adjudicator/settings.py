@@ -123,6 +123,13 @@ class AdjudicatorSettings(RedisLoginSettings):
         "archive folder: a process finding another's job running skips its turn); 0: never "
         "(run `onestop archive` instead)",
     )
+    archive_batch: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="journal entries the archive job reads and writes as one part: raise it "
+        "where a (day, slot group) holds hundreds of thousands (a province: 20000)",
+    )
     archive_restored_grace_seconds: float = Field(
         default=3600,
         ge=0,

@@ -463,11 +463,19 @@ class ArchiveIndex:
                     part = int(path.name.removeprefix("part-").removesuffix(PART_SUFFIX))
                     if (day.isoformat(), group, part) in known:
                         continue
-                    placed, trailer = read_part(path)
-                    written = WrittenPart(day, group, part, path, trailer["sha256"], placed)
-                    self.add_part(written)
+                    self.add_part_file(day, group, part)
                     added.append(path)
         return added
+
+    def add_part_file(self, day: date, group: int, part: int) -> None:
+        """Index a complete part found on disk (checked against its checksum first).
+
+        Raises:
+            ArchiveCorrupt: it fails its checksum.
+        """
+        path = part_path(self.root, day, group, part)
+        placed, trailer = read_part(path)
+        self.add_part(WrittenPart(day, group, part, path, trailer["sha256"], placed))
 
     def _transaction(self) -> Any:
         db = self._db

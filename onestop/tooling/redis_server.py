@@ -232,14 +232,21 @@ class RedisServer:
             lines += [f"masteruser {node.username}", f'masterauth "{node.password}"']
         return "\n".join(lines) + "\n"
 
+    def _last_words(self) -> str:
+        """The end of what the server wrote: its log, or its output before it had a log."""
+        for name in ("redis.log", "redis.stdout"):
+            path = self.data_dir / name
+            if path.exists():
+                return path.read_text(errors="replace")[-2000:]
+        return "(it wrote nothing)"
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         client = self.client()
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RedisStartError(f"redis-server exited at start:\n{log}")
+                    raise RedisStartError(f"redis-server exited at start:\n{self._last_words()}")
                 try:
                     if client.ping():
                         return
@@ -581,10 +588,20 @@ class LocalRedisCluster:
             return
         except RedisStartError:
             node.kill()
-        for path in node.data_dir.iterdir():
-            if path.is_file() and path.name != "redis.port":
-                path.unlink()
-        node.start(timeout=timeout)
+        for attempt in range(3):
+            for path in node.data_dir.iterdir():
+                if path.is_file() and path.name != "redis.port":
+                    path.unlink()
+            try:
+                node.start(timeout=timeout)
+                break
+            except RedisStartError:
+                node.kill()
+                if attempt == 2:
+                    raise
+                # Its port or its cluster bus port (port + 10,000) may have been taken since
+                # (a client's ephemeral port): a node joining empty may take any free pair.
+                node.port = free_cluster_port()
         live = next(other for other in self.nodes if other is not node and other.process)
         seed, joining = live.client(), node.client()
         try:

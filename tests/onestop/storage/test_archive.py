@@ -121,3 +121,13 @@ def test_the_index_is_rebuilt_from_the_parts_and_the_newest_copy_wins(tmp_path: 
     assert index.next_part(DAY, 7) == 2
     reader.close()
     index.close()
+
+
+def test_a_part_found_on_disk_is_indexed_from_its_own_bytes(tmp_path: Path) -> None:
+    index = ArchiveIndex(tmp_path, write=True)
+    write_part(tmp_path, DAY, 7, 0, sample_lines())
+    assert index.next_part(DAY, 7) == 0  # on disk, not indexed (a run stopped there)
+    index.add_part_file(DAY, 7, 0)
+    assert index.next_part(DAY, 7) == 1
+    assert index.locate(RecordKind.SETTLEMENT, "S" + "0" * 31) is not None
+    index.close()
