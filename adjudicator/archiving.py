@@ -55,7 +55,6 @@ from onestop.storage.archive import (
     decode_hash,
     journal_line,
     part_path,
-    read_part,
     settlement_line,
     value_digests,
     write_part,
@@ -170,14 +169,10 @@ class _Unit:
     on_disk: set[str] = field(default_factory=set)
     """Stream ids of the unit's journal entries in its parts (read at the start of the unit,
     then added to as this run writes)."""
-
-    def read_on_disk(self, root: Path) -> None:
-        """Read the stream ids an earlier, stopped run wrote for this unit."""
-        for _, part in self.index.parts(self.day, self.group):
-            placed, _ = read_part(part_path(root, self.day, self.group, part))
-            self.on_disk.update(
-                item.line["stream_id"] for item in placed if item.line["kind"] == RecordKind.JOURNAL
-            )
+    archived_before: bool = False
+    """An earlier, stopped run wrote parts for this unit: what Redis holds may be on disk
+    already. Otherwise nothing of it is (a unit's settlements and day records are written to
+    its own parts only), and the archive need not be asked."""
 
 
 class ArchiveJob:
@@ -294,7 +289,11 @@ class ArchiveJob:
             ]
 
     async def _day(self, unit: _Unit, report: ArchiveReport) -> int:
-        unit.read_on_disk(self.root)
+        unit.archived_before = bool(unit.index.parts(unit.day, unit.group))
+        if unit.archived_before:
+            unit.on_disk.update(
+                stream_id for stream_id, _ in self.reader.journal(unit.day, unit.group)
+            )
         clients: set[str] = set()
         pending: _Batch | None = None
         async for page in self._day_entries(unit):
@@ -337,7 +336,7 @@ class ArchiveJob:
         for settlement_id, raw in zip(settlement_ids, hashes, strict=True):
             if not raw:
                 continue  # archived and trimmed by an earlier run
-            if self.reader.settlement(settlement_id) != raw:
+            if not unit.archived_before or self.reader.settlement(settlement_id) != raw:
                 batch.lines.append(settlement_line(settlement_id, raw))
                 report.settlements += 1
             batch.trims.append(
@@ -382,7 +381,7 @@ class ArchiveJob:
             totals, ids, reversals = answers[3 * position : 3 * position + 3]
             ident = day_ident(unit.day, group, client_id)
             if totals:
-                if self._day_line(RecordKind.DAY_TOTALS, ident) != totals:
+                if self._day_line(unit, RecordKind.DAY_TOTALS, ident) != totals:
                     batch.lines.append(day_totals_line(client_id, totals))
                 batch.trims.append(
                     _Trim(
@@ -391,7 +390,7 @@ class ArchiveJob:
                 )
             if ids:
                 id_texts = [item.decode() for item in ids]
-                if self._day_line(RecordKind.DAY_IDS, ident) != id_texts:
+                if self._day_line(unit, RecordKind.DAY_IDS, ident) != id_texts:
                     batch.lines.append(day_ids_line(client_id, id_texts))
                 batch.trims.append(
                     _Trim(
@@ -402,7 +401,9 @@ class ArchiveJob:
                 )
             if reversals:
                 pairs = [(item.decode(), int(score)) for item, score in reversals]
-                if self._day_line(RecordKind.DAY_REVERSALS, ident) != [list(p) for p in pairs]:
+                if self._day_line(unit, RecordKind.DAY_REVERSALS, ident) != [
+                    list(p) for p in pairs
+                ]:
                     batch.lines.append(day_reversals_line(client_id, pairs))
                 flat: list[bytes] = []
                 for settlement_id, ms in pairs:
@@ -430,8 +431,8 @@ class ArchiveJob:
         await self._trim_all(claims, report)
         self._kill.reached(trimmed)
 
-    def _day_line(self, kind: RecordKind, ident: str) -> Any:
-        line = self.reader.line(kind, ident)
+    def _day_line(self, unit: _Unit, kind: RecordKind, ident: str) -> Any:
+        line = self.reader.line(kind, ident) if unit.archived_before else None
         if line is None:
             return None
         if kind == RecordKind.DAY_TOTALS:

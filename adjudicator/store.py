@@ -330,13 +330,9 @@ class Store:
         flat = [item for pair in raw.items() for item in pair]
         async with redis_calls():
             answer = await self._restore_hash(
-                self.client, [key, layout.restored_key(group)], [self._clock_ms(), *flat]
+                self.client, [key, layout.restored_key(group)], [now_ms(), *flat]
             )
         return int(answer)
-
-    @staticmethod
-    def _clock_ms() -> int:
-        return now_ms()
 
     def _archived_settlement(self, settlement_id: str) -> SettlementRecord | None:
         if self.archive is None:
@@ -344,17 +340,21 @@ class Store:
         raw = self.archive.settlement(settlement_id)
         return None if raw is None else decode_settlement(settlement_id, raw)
 
-    async def restore_settlement(self, record: SettlementRecord) -> None:
-        """Put an archived settlement, and its visit, back into Redis (to reverse it there)."""
-        if self.archive is None:
-            return
-        raw = self.archive.settlement(record.settlement_id)
-        if raw is not None:
-            group = layout.member_group(record.member_id)
-            await self._restore(layout.settlement_key(group, record.settlement_id), raw)
+    async def restore_settlement(self, record: SettlementRecord) -> bool:
+        """Put an archived settlement, and its visit, back into Redis (to reverse it there).
+
+        Returns:
+            Whether the archive holds the settlement (``False``: nothing was done).
+        """
+        raw = None if self.archive is None else self.archive.settlement(record.settlement_id)
+        if raw is None:
+            return False
+        group = layout.member_group(record.member_id)
+        await self._restore(layout.settlement_key(group, record.settlement_id), raw)
         bundle = self.archived_visit(record.client_id, record.visit_id)
         if bundle is not None:
             await self.restore_visit(bundle)
+        return True
 
     async def member(self, member_id: str) -> MemberRecord | None:
         """The member, ``None`` when unknown."""
@@ -473,20 +473,22 @@ class Store:
             now_ms: the reversal's time.
         """
         group = layout.member_group(record.member_id)
-        amounts, policy = settlement.amounts, settlement.policy
         # A settlement committed before its visit's facts were recorded still names its visit
         # type in its record: the reversal counts in the right group.
         visit = record.visit
         if visit.visit_type is None:
             visit = replace(visit, visit_type=settlement.visit_type)
         entry = _journal_entry(
-            replace(record, visit=visit), EntryKind.REVERSAL, now_ms, amounts, policy
+            replace(record, visit=visit),
+            EntryKind.REVERSAL,
+            now_ms,
+            settlement.amounts,
+            settlement.policy,
         )
-        answer = await self._run_reversal(record, group, entry, amounts, settlement, now_ms)
-        if answer[0].decode() == "NOTFOUND" and self._archived_settlement(record.settlement_id):
-            # Archived: put it and its visit back, where the script reverses it atomically.
-            await self.restore_settlement(record)
-            answer = await self._run_reversal(record, group, entry, amounts, settlement, now_ms)
+        answer = await self._run_reversal(record, group, entry, settlement, now_ms)
+        # Archived: put it and its visit back, where the script reverses it atomically.
+        if answer[0].decode() == "NOTFOUND" and await self.restore_settlement(record):
+            answer = await self._run_reversal(record, group, entry, settlement, now_ms)
         status = answer[0].decode()
         if status == "OK":
             return ReversalOutcome(False, decode_state_after(answer[1]), now_ms)
@@ -503,11 +505,10 @@ class Store:
         record: SettlementRecord,
         group: int,
         entry: JournalEntry,
-        amounts: Amounts,
         settlement: Settlement,
         now_ms: int,
     ) -> list[bytes]:
-        policy = settlement.policy
+        amounts, policy = settlement.amounts, settlement.policy
         async with redis_calls():
             answer = await self._reverse(
                 self.client,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -11,24 +12,35 @@ from onestop.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_a_short_soak_with_faults_reconciles(capsys: pytest.CaptureFixture[str]) -> None:
+def short_soak(
+    capsys: pytest.CaptureFixture[str],
+    *options: str,
+    minutes: str,
+    faults_every: tuple[str, str],
+) -> dict[str, Any]:
+    """``onestop soak`` with 300 members and 4 terminals; its figures, once it exited 0."""
     code = main(
         [
             "soak",
+            *options,
             "--minutes",
-            "0.3",
+            minutes,
             "--members",
             "300",
             "--terminals",
             "4",
             "--fault-every",
-            "3",
-            "6",
+            *faults_every,
             "--json",
         ]
     )
-    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, figures
+    return figures
+
+
+def test_a_short_soak_with_faults_reconciles(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = short_soak(capsys, minutes="0.3", faults_every=("3", "6"))
     assert sum(figures["faults_injected"].values()) >= 2
     assert figures["settlements"] > 100
     assert figures["reversals"] > 0
@@ -49,24 +61,7 @@ def test_a_short_failover_soak_loses_nothing(capsys: pytest.CaptureFixture[str])
 
     A 3+3 cluster: each killed primary's replica is promoted and the node rejoins as a replica.
     """
-    code = main(
-        [
-            "soak",
-            "--failover",
-            "--minutes",
-            "0.2",
-            "--members",
-            "300",
-            "--terminals",
-            "4",
-            "--fault-every",
-            "3",
-            "4",
-            "--json",
-        ]
-    )
-    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0, figures
+    figures = short_soak(capsys, "--failover", minutes="0.2", faults_every=("3", "4"))
     assert figures["failover"] is True
     assert figures["faults_injected"].get("primary killed", 0) >= 2
     assert figures["settlements"] > 100
