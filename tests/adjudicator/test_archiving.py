@@ -24,6 +24,7 @@ import pytest
 
 from adjudicator.archiving import KILL_AT_ENV, ArchiveBusy, ArchiveJob, _job_lock
 from adjudicator.journal import CLOCK_SLACK_MS
+from adjudicator.server import _ScheduledArchive
 from onestop.clock import SHANGHAI, now_ms, settlement_day
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.storage import layout
@@ -385,15 +386,23 @@ async def test_a_job_killed_at_any_step_loses_nothing_and_duplicates_nothing(
     )
 
 
-async def test_the_adjudicator_runs_the_job_on_its_schedule(redis_url: str, tmp_path: Path) -> None:
-    root = tmp_path / "archive"
-    async with open_adjudicator(redis_url, archive_dir=root) as adjudicator:
-        history = await settle_history(adjudicator)
-    options = {"archive_dir": root, "archive_every_seconds": 0.2, "archive_keep_days": 0}
-    async with open_adjudicator(redis_url, **options) as scheduled:
+async def test_the_adjudicator_runs_the_job_on_its_schedule(
+    archived_adjudicator: Adjudicator, redis_url: str
+) -> None:
+    adjudicator = archived_adjudicator
+    history, _ = await history_and_archive(adjudicator)
+    # The schedule exactly as the server starts it with ARCHIVE_EVERY_SECONDS set.
+    settings = adjudicator.settings.model_copy(
+        update={"archive_every_seconds": 0.2, "archive_keep_days": 0}
+    )
+    scheduled = _ScheduledArchive(settings, asyncio.Event())
+    scheduled.start()
+    try:
         for _ in range(100):
             if not member_data_keys(redis_url):
                 break
             await asyncio.sleep(0.1)
-        assert member_data_keys(redis_url) == []
-        assert await every_read(scheduled, history.receipts) == history.reads
+    finally:
+        await scheduled.stop()
+    assert member_data_keys(redis_url) == []
+    assert await every_read(adjudicator, history.receipts) == history.reads
