@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from adjudicator.journal import DayEvent, day_events
 from adjudicator.reference import Reference
@@ -27,9 +28,16 @@ from adjudicator.store import (
     Store,
     day_key,
 )
-from onestop.clock import iso_from_ms, now_ms
+from onestop.clock import iso_from_ms, now_ms, settlement_day
 from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
+from onestop.domain.controls import (
+    ControlOutcome,
+    check_controls,
+    history_entry,
+    history_to_forget,
+    limited_codes,
+)
 from onestop.domain.eligibility import entitlement
 from onestop.domain.engine import Adjudication, adjudicate
 from onestop.domain.errors import (
@@ -47,6 +55,7 @@ from onestop.domain.errors import (
 from onestop.domain.member import Member, mask_id_number, mask_name
 from onestop.domain.policy import Policy
 from onestop.domain.reconciliation import VisitFacts
+from onestop.domain.reviews import Review, ReviewDecision, ReviewStatus, decide
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.stays import stays_overlap
@@ -88,6 +97,16 @@ class _ArchivedVisit(Exception):
     def __init__(self, bundle: VisitBundle) -> None:
         super().__init__("the visit is archived")
         self.bundle = bundle
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    """A visit computed: the engine's answer, the policy it applied, the controls' outcome."""
+
+    result: Adjudication
+    policy_ref: PolicyRef
+    policy: Policy
+    controlled: ControlOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +164,11 @@ class SettlementService:
                 f"visit {command.visit_id} is already settled as {visit.settlement_id} with "
                 f"this request: GET /v1/settlements/{visit.settlement_id} reads it"
             )
-        result, policy_ref = self._compute(command, client, self._member(command, snapshot))
+        computed = self._compute(command, client, self._member(command, snapshot), snapshot)
         self._check_stay(command.visit, snapshot)
-        return self._settlement(command, result, policy_ref, None, SettlementStatus.PREVIEW, None)
+        return self._settlement(
+            command, computed.result, computed.policy_ref, None, SettlementStatus.PREVIEW, None
+        )
 
     async def settle(self, command: SettleCommand) -> tuple[Settlement, bytes]:
         """Settle and commit, at most once per (client, visit).
@@ -216,7 +237,8 @@ class SettlementService:
             if earlier is not None:
                 return earlier
             member = self._member(command, snapshot)
-            result, policy_ref = self._compute(command, client, member)
+            computed = self._compute(command, client, member, snapshot)
+            result, policy_ref = computed.result, computed.policy_ref
             stay = self._check_stay(command.visit, snapshot)
             now = self.clock()
             settlement_id = new_settlement_id(command.member_id, now)
@@ -257,6 +279,7 @@ class SettlementService:
                     stay=stay,
                     amounts=result.amounts,
                     policy=policy_ref,
+                    **self._controls_written(command, computed, snapshot, settlement_id, now),
                 )
             )
             if outcome is CommitOutcome.OK:
@@ -450,10 +473,19 @@ class SettlementService:
         return snapshot.member
 
     def _compute(
-        self, command: SettleCommand, client: Client, record: MemberRecord
-    ) -> tuple[Adjudication, PolicyRef]:
+        self, command: SettleCommand, client: Client, record: MemberRecord, snapshot: Snapshot
+    ) -> _Computed:
+        """The controls across visits (which may refuse), then the engine."""
         visit = command.visit
         policy, policy_ref = self._policy(record.member, visit.policy_year, visit.policy_day)
+        controlled = check_controls(
+            policy.controls,
+            visit,
+            command.client_id,
+            record.member,
+            self.reference.catalog,
+            snapshot.history,
+        )
         result = adjudicate(
             command.visit,
             client.settling_level(),
@@ -463,8 +495,47 @@ class SettlementService:
             record.year(command.visit.policy_year),
             record.balance,
             client_region=client.region,
+            deducted=controlled.deducted,
         )
-        return result, policy_ref
+        return _Computed(result, policy_ref, policy, controlled)
+
+    def _controls_written(
+        self,
+        command: SettleCommand,
+        computed: _Computed,
+        snapshot: Snapshot,
+        settlement_id: str,
+        now: int,
+    ) -> dict[str, Any]:
+        """What a commit writes for the controls: history, forgotten entries, a review."""
+        controls = computed.policy.controls
+        if controls is None:
+            return {}
+        visit, controlled, amounts = command.visit, computed.controlled, computed.result.amounts
+        review = None
+        if controlled.flagged:
+            review = Review(
+                settlement_id=settlement_id,
+                client_id=command.client_id,
+                member_id=command.member_id,
+                visit_id=command.visit_id,
+                visit_type=visit.visit_type,
+                flagged_ms=now,
+                findings=controlled.findings,
+                funds_paid=amounts.basic_fund + amounts.supplementary + amounts.assistance,
+            )
+        return {
+            "history": history_entry(
+                settlement_id,
+                command.client_id,
+                visit,
+                controlled.bill_digest,
+                limited_codes(controls, self.reference.catalog, visit),
+                controlled.deducted,
+            ),
+            "forget": tuple(history_to_forget(snapshot.history, settlement_day(now))),
+            "review": review,
+        }
 
     def _policy(self, member: Member, year: int, on: date) -> tuple[Policy, PolicyRef]:
         """The version of the member's policy of ``year`` in force on ``on`` (section 13)."""
@@ -622,6 +693,69 @@ class SettlementService:
             YearToDateView.of(after.year_to_date, cap, after.balance), iso_from_ms(reversed_ms)
         )
 
+    async def reviews(
+        self, day: date, status: ReviewStatus | None = None, client_id: str = ""
+    ) -> list[Review]:
+        """The settlements flagged on ``day``, in the order flagged (of one status, client)."""
+        return [
+            review
+            for review in await self.store.day_reviews(day)
+            if (status is None or review.status is status)
+            and (not client_id or review.client_id == client_id)
+        ]
+
+    async def recoveries(self, day: date, client_id: str = "") -> list[Review]:
+        """The recoveries decided on ``day``, in the order decided (of one client)."""
+        return [
+            review
+            for review in await self.store.day_recoveries(day)
+            if not client_id or review.client_id == client_id
+        ]
+
+    async def decide_review(
+        self,
+        settlement_id: str,
+        decision: ReviewDecision,
+        amount: int,
+        reviewer: str,
+        reason: str,
+    ) -> Review:
+        """Decide a review once; the same decision again answers the review as decided.
+
+        Raises:
+            NotFound: the settlement was not flagged (or does not exist).
+            ReviewDecided: it was decided before, otherwise.
+            InvalidDocument: the amount does not fit the decision.
+        """
+        for _ in range(3):
+            review = await self.store.review(settlement_id)
+            if review is None:
+                raise NotFound(f"settlement {settlement_id} is not in the review queue")
+            if review.status is not ReviewStatus.OPEN and _same_decision(
+                review, decision, amount, reviewer, reason
+            ):
+                return review  # a retry of the decision that was recorded
+            decided = decide(
+                review,
+                decision,
+                amount,
+                reviewer,
+                reason,
+                self.clock(),
+                settlement_reversed=review.settlement_status is SettlementStatus.REVERSED,
+            )
+            if await self.store.record_decision(decided):
+                log.info(
+                    "review decided",
+                    extra={
+                        "settlement_id": settlement_id,
+                        "decision": decision.value,
+                        "recovered": decided.recovered,
+                    },
+                )
+                return decided
+        raise Unavailable("the review kept changing; retry")
+
     async def eligibility(self, member_id: str, day: date, client_id: str) -> Eligibility:
         """The member's entitlement on ``day``, identity masked; kept in the audit trail.
 
@@ -721,6 +855,19 @@ class SettlementService:
             out_of_region_registrations=member.out_of_region_registrations,
             registered_diseases=member.registered_diseases,
         )
+
+
+def _same_decision(
+    review: Review, decision: ReviewDecision, amount: int, reviewer: str, reason: str
+) -> bool:
+    """Whether a decided review records exactly this decision (a retried request)."""
+    status = ReviewStatus.ACCEPTED if decision is ReviewDecision.ACCEPT else ReviewStatus.RECOVERED
+    return (review.status, review.recovered, review.decided_by, review.reason or "") == (
+        status,
+        amount,
+        reviewer,
+        reason,
+    )
 
 
 def _commit_order(settlement: Settlement) -> tuple[str, str]:

@@ -360,3 +360,36 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         self, request: pb.GetVersionsRequest, context: Context
     ) -> pb.Versions:
         return convert.versions_message(await _answer(context, self.service.store.versions))
+
+    async def ListReviews(  # noqa: N802, D102
+        self, request: pb.ListReviewsRequest, context: Context
+    ) -> pb.ReviewList:
+        async def run() -> pb.ReviewList:
+            day = convert.day_of(request.date, "date")
+            status = convert.review_status_of(request.status, "status")
+            found = await self.service.reviews(day, status, request.client_id)
+            return pb.ReviewList(items=[convert.review_message(review) for review in found])
+
+        return await _answer(context, run)
+
+    async def ListRecoveries(  # noqa: N802, D102
+        self, request: pb.ListRecoveriesRequest, context: Context
+    ) -> pb.ReviewList:
+        async def run() -> pb.ReviewList:
+            day = convert.day_of(request.date, "date")
+            found = await self.service.recoveries(day, request.client_id)
+            return pb.ReviewList(items=[convert.review_message(review) for review in found])
+
+        return await _answer(context, run)
+
+    async def DecideReview(  # noqa: N802, D102
+        self, request: pb.DecideReviewRequest, context: Context
+    ) -> pb.Review:
+        async def run() -> pb.Review:
+            decision = convert.review_decision_of(request.decision, "decision")
+            decided = await self.service.decide_review(
+                request.settlement_id, decision, request.amount, request.reviewer, request.reason
+            )
+            return convert.review_message(decided)
+
+        return await _answer(context, run)

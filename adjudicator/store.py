@@ -18,8 +18,10 @@ from typing import cast
 import orjson
 
 from onestop.clock import now_ms, settlement_day
+from onestop.domain.controls import PastVisit
 from onestop.domain.engine import Amounts
 from onestop.domain.reconciliation import EntryKind, JournalEntry
+from onestop.domain.reviews import Review, ReviewStatus
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
 from onestop.redis_client import (
     NO_REPLICATION,
@@ -35,7 +37,14 @@ from onestop.reference_versions import announce_versions
 from onestop.storage import layout
 from onestop.storage.archive import ArchiveReader, VisitBundle
 from onestop.storage.crypto import MemberCipher
-from onestop.storage.layout import MemberField, SettlementField, VisitClaimField, VisitField
+from onestop.storage.layout import (
+    DayTotalField,
+    MemberField,
+    ReviewField,
+    SettlementField,
+    VisitClaimField,
+    VisitField,
+)
 from onestop.storage.records import (
     CorruptRecord,
     LookupEntry,
@@ -47,18 +56,23 @@ from onestop.storage.records import (
     VisitClaim,
     VisitIndex,
     day_total_increments,
+    decision_fields,
     decode_claimants,
+    decode_history,
     decode_lookup_entry,
     decode_member,
+    decode_review,
     decode_settlement,
     decode_state_after,
     decode_stays,
     decode_visit,
     decode_visit_claim,
+    history_value,
     journal_fields,
     lookup_fields,
     member_increments,
     reversal_fields,
+    review_fields,
     settlement_fields,
     state_capture,
     stay_value,
@@ -89,6 +103,8 @@ class Snapshot:
     member: MemberRecord | None
     stays: tuple[Stay, ...]
     visit: VisitIndex | None
+    history: tuple[PastVisit, ...] = ()
+    """The member's recent settlements, for the controls across visits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,10 @@ class NewSettlement:
     Attributes:
         expected_version: the member version the computation read.
         stay: an inpatient stay's dates, which the member may not hold twice.
+        history: what the settlement adds to the member's history (``None``: nothing, the
+            policy runs no controls).
+        forget: settlement ids of history entries to drop (too old, or too many).
+        review: the review to open when the controls flagged the settlement.
     """
 
     settlement: SettlementRecord
@@ -105,6 +125,9 @@ class NewSettlement:
     stay: tuple[date, date] | None
     amounts: Amounts
     policy: PolicyRef
+    history: PastVisit | None = None
+    forget: tuple[str, ...] = ()
+    review: Review | None = None
 
 
 class CommitOutcome(StrEnum):
@@ -169,6 +192,7 @@ class Store:
         self._claim_visit = lua_script("claim_visit.lua")
         self._release_visit = lua_script("release_visit.lua")
         self._restore_hash = lua_script("restore_hash.lua")
+        self._decide_review = lua_script("decide_review.lua")
 
     async def replicated(self, *keys: str) -> None:
         """Return once the writes to the primaries of ``keys`` reached the replicas required.
@@ -189,13 +213,15 @@ class Store:
             layout.member_key(member_id),
             layout.stays_key(member_id),
             layout.visit_key(member_id, client_id, visit_id),
+            layout.history_key(member_id),
         ]
         async with redis_calls():
-            member, stays, visit = await self._read(self.client, member_keys, ())
+            member, stays, visit, history = await self._read(self.client, member_keys, ())
         return Snapshot(
             member=decode_member(member_id, _pairs(member), self.cipher),
             stays=decode_stays(_pairs(stays)),
             visit=decode_visit(_pairs(visit)),
+            history=decode_history(_pairs(history)) if history else (),
         )
 
     async def claim_visit(
@@ -379,6 +405,7 @@ class Store:
             record, EntryKind.SETTLEMENT, record.committed_ms, new.amounts, new.policy
         )
         stay: Pairs = [] if new.stay is None else [(record.settlement_id, stay_value(*new.stay))]
+        day = day_key(record.committed_ms)
         async with redis_calls():
             answer = await self._commit(
                 self.client,
@@ -388,10 +415,11 @@ class Store:
                     layout.visit_key(record.member_id, record.client_id, record.visit_id),
                     layout.settlement_key(group, record.settlement_id),
                     layout.journal_key(group),
-                    layout.day_totals_key(group, day_key(record.committed_ms), record.client_id),
-                    layout.day_settlements_key(
-                        group, day_key(record.committed_ms), record.client_id
-                    ),
+                    layout.day_totals_key(group, day, record.client_id),
+                    layout.day_settlements_key(group, day, record.client_id),
+                    layout.history_key(record.member_id),
+                    layout.review_key(group, record.settlement_id),
+                    layout.day_reviews_key(group, day),
                 ],
                 [
                     MemberField.VERSION.value,
@@ -415,6 +443,9 @@ class Store:
                         ),
                     ),
                     record.settlement_id,
+                    "" if new.history is None else history_value(new.history),
+                    orjson.dumps(list(new.forget)),
+                    *_lists([] if new.review is None else review_fields(new.review)),
                 ],
             )
         return CommitOutcome(answer[0].decode())
@@ -520,6 +551,7 @@ class Store:
                     layout.journal_key(group),
                     layout.day_totals_key(group, day_key(now_ms), record.client_id),
                     layout.day_reversals_key(group, day_key(now_ms), record.client_id),
+                    layout.history_key(record.member_id),
                 ],
                 [
                     SettlementField.STATUS.value,
@@ -541,6 +573,108 @@ class Store:
                 ],
             )
         return cast(list[bytes], answer)
+
+    # -- the review queue ----------------------------------------------------------------------
+
+    async def review(self, settlement_id: str) -> Review | None:
+        """The review of a flagged settlement, with the settlement's status; ``None``: none."""
+        group = layout.group_of_settlement(settlement_id)
+        if group is None:
+            return None
+        found = await self._reviews([(group, settlement_id)])
+        return found[0] if found else None
+
+    async def day_reviews(self, day: date) -> list[Review]:
+        """Every settlement flagged on ``day`` (its commit day), in the order flagged."""
+        text = layout.day_text(day)
+
+        def build(pipe: RedisPipeline) -> None:
+            for group in range(layout.GROUPS):
+                pipe.zrange(layout.day_reviews_key(group, text), 0, -1, withscores=True)
+
+        async with redis_calls():
+            answers = await run_pipeline(self.client, build)
+        flagged = sorted(
+            (int(score), group, raw_id.decode())
+            for group, found in enumerate(answers)
+            for raw_id, score in found
+        )
+        return await self._reviews([(group, settlement_id) for _, group, settlement_id in flagged])
+
+    async def day_recoveries(self, day: date) -> list[Review]:
+        """Every recovery decided on ``day``, in the order decided."""
+        text = layout.day_text(day)
+
+        def build(pipe: RedisPipeline) -> None:
+            for group in range(layout.GROUPS):
+                pipe.zrange(layout.day_recoveries_key(group, text), 0, -1, withscores=True)
+
+        async with redis_calls():
+            answers = await run_pipeline(self.client, build)
+        decided = sorted(
+            (int(score), group, raw_id.decode())
+            for group, found in enumerate(answers)
+            for raw_id, score in found
+        )
+        return await self._reviews([(group, settlement_id) for _, group, settlement_id in decided])
+
+    async def _reviews(self, wanted: Sequence[tuple[int, str]]) -> list[Review]:
+        def build(pipe: RedisPipeline) -> None:
+            for group, settlement_id in wanted:
+                pipe.hgetall(layout.review_key(group, settlement_id))
+                pipe.hget(layout.settlement_key(group, settlement_id), SettlementField.STATUS.value)
+
+        async with redis_calls():
+            answers = await run_pipeline(self.client, build)
+        reviews = []
+        for index, (_, settlement_id) in enumerate(wanted):
+            review = decode_review(cast(dict[bytes, bytes], answers[2 * index]))
+            if review is None:
+                continue
+            status: bytes | None = answers[2 * index + 1]
+            if status is None:
+                archived = self._archived_settlement(settlement_id)
+                settlement_status = None if archived is None else archived.status
+            else:
+                settlement_status = SettlementStatus(status.decode())
+            reviews.append(replace(review, settlement_status=settlement_status))
+        return reviews
+
+    async def record_decision(self, decided: Review) -> bool:
+        """Write a decision on an open review; ``False`` when it was decided meanwhile.
+
+        A recovery also counts in its client's day totals of the decision day and in the
+        day's recoveries, atomically with the decision.
+        """
+        if decided.decided_ms is None:
+            raise ValueError("a decision has a time")
+        group = layout.member_group(decided.member_id)
+        day = day_key(decided.decided_ms)
+        totals: Pairs = (
+            [
+                (DayTotalField.RECOVERIES.value, 1),
+                (DayTotalField.RECOVERED.value, decided.recovered),
+            ]
+            if decided.status is ReviewStatus.RECOVERED
+            else []
+        )
+        async with redis_calls():
+            answer = await self._decide_review(
+                self.client,
+                [
+                    layout.review_key(group, decided.settlement_id),
+                    layout.day_recoveries_key(group, day),
+                    layout.day_totals_key(group, day, decided.client_id),
+                ],
+                [
+                    ReviewField.STATUS.value,
+                    ReviewStatus.OPEN.value,
+                    decided.decided_ms,
+                    decided.settlement_id,
+                    *_lists(decision_fields(decided), totals),
+                ],
+            )
+        return bool(answer[0].decode() == "OK")
 
     # -- members by id number, and the lookup audit trail --------------------------------------
 

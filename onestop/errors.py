@@ -18,7 +18,9 @@ import grpc
 
 from onestop.domain.errors import (
     BILL_CODES,
+    CONTROL_CODES,
     BillRejected,
+    ControlRefused,
     DomainError,
     ErrorCode,
     Forbidden,
@@ -29,6 +31,7 @@ from onestop.domain.errors import (
     NotFound,
     OverlappingStay,
     Problem,
+    ReviewDecided,
     RiskyMappingChange,
     UnknownMember,
     VisitAlreadySettled,
@@ -102,6 +105,38 @@ STATUS: Mapping[ErrorCode, Status] = {
     ),
     ErrorCode.DATE_OUT_OF_VISIT: Status(
         422, grpc.StatusCode.INVALID_ARGUMENT, "Some lines are dated outside the visit"
+    ),
+    ErrorCode.DUPLICATE_CLAIM: Status(
+        409,
+        grpc.StatusCode.ALREADY_EXISTS,
+        "The same bill was settled before for this member",
+    ),
+    ErrorCode.SPLIT_ADMISSION: Status(
+        409,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "A readmission for a related diagnosis soon after a discharge",
+    ),
+    ErrorCode.CONCURRENT_VISIT: Status(
+        409,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "An outpatient visit elsewhere on a day of an inpatient stay",
+    ),
+    ErrorCode.QUANTITY_LIMIT: Status(
+        422, grpc.StatusCode.FAILED_PRECONDITION, "Some items are over their quantity limits"
+    ),
+    ErrorCode.SEX_RESTRICTED: Status(
+        422, grpc.StatusCode.FAILED_PRECONDITION, "Some items are for the other sex"
+    ),
+    ErrorCode.AGE_RESTRICTED: Status(
+        422, grpc.StatusCode.FAILED_PRECONDITION, "Some items are for another age"
+    ),
+    ErrorCode.PAPER_BED: Status(
+        422,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "Days of the stay carry a bed fee and nothing else",
+    ),
+    ErrorCode.REVIEW_DECIDED: Status(
+        409, grpc.StatusCode.FAILED_PRECONDITION, "The review was decided before"
     ),
     ErrorCode.RATE_LIMITED: Status(
         429, grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many requests: wait, then send again"
@@ -207,6 +242,7 @@ _CLASSES: dict[ErrorCode, type[DomainError]] = {
         RateLimited,
         InternalError,
         Unavailable,
+        ReviewDecided,
     )
 }
 
@@ -215,4 +251,6 @@ def refusal_of(code: ErrorCode, message: str, problems: tuple[Problem, ...] = ()
     """The typed refusal for ``code``: the exception its raiser would have raised."""
     if code in BILL_CODES and code is not ErrorCode.INVALID:
         return BillRejected(code, message, problems)
+    if code in CONTROL_CODES:
+        return ControlRefused(code, message, problems)
     return _CLASSES[code](message, problems)

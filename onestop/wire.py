@@ -19,6 +19,7 @@ import grpc
 
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.clients import Client
+from onestop.domain.controls import Control, ControlAction, Finding
 from onestop.domain.engine import Amounts, LineSplit, Note
 from onestop.domain.errors import DomainError, ErrorCode, InvalidDocument, Problem
 from onestop.domain.mapping import MappingChange, mapping_row_csv
@@ -40,6 +41,7 @@ from onestop.domain.reconciliation import (
     ReconciliationSummary,
     VisitFacts,
 )
+from onestop.domain.reviews import Review, ReviewDecision, ReviewStatus
 from onestop.domain.settlement import Eligibility, PolicyRef, Settlement, SettlementStatus
 from onestop.domain.state import YearToDateView
 from onestop.domain.types import Category, ClientKind, HospitalLevel, Scheme, VisitType
@@ -785,3 +787,89 @@ def lookup_entry_message(entry: LookupEntry) -> pb.LookupEntry:
         found=entry.found,
         asked_date=entry.asked_date,
     )
+
+
+# -- the review queue ------------------------------------------------------------------------
+
+
+def review_message(review: Review) -> pb.Review:
+    """A review as the wire carries it."""
+    return pb.Review(
+        settlement_id=review.settlement_id,
+        client_id=review.client_id,
+        member_id=review.member_id,
+        visit_id=review.visit_id,
+        visit_type=review.visit_type.value,
+        flagged_ms=review.flagged_ms,
+        findings=[
+            pb.ReviewFinding(
+                control=finding.control.value,
+                action=finding.action.value,
+                message=finding.message,
+                line_nos=finding.line_nos,
+                related_settlement=finding.related_settlement or "",
+            )
+            for finding in review.findings
+        ],
+        funds_paid=review.funds_paid,
+        status=review.status.value,
+        decided_by=review.decided_by or "",
+        decided_ms=review.decided_ms or 0,
+        recovered=review.recovered,
+        reason=review.reason or "",
+        settlement_status=review.settlement_status.value if review.settlement_status else "",
+    )
+
+
+def review_status_of(text: str, field: str) -> ReviewStatus | None:
+    """A status filter: empty for every status."""
+    if not text:
+        return None
+    try:
+        return ReviewStatus(text)
+    except ValueError:
+        choices = ", ".join(status.value for status in ReviewStatus)
+        raise _malformed(field, f"{text!r} is not one of {choices}") from None
+
+
+def review_decision_of(text: str, field: str) -> ReviewDecision:
+    """A reviewer's decision."""
+    try:
+        return ReviewDecision(text)
+    except ValueError:
+        choices = ", ".join(decision.value for decision in ReviewDecision)
+        raise _malformed(field, f"{text!r} is not one of {choices}") from None
+
+
+def review_of(message: pb.Review) -> Review:
+    """The review a message carries (the inverse of :func:`review_message`)."""
+    try:
+        return Review(
+            settlement_id=message.settlement_id,
+            client_id=message.client_id,
+            member_id=message.member_id,
+            visit_id=message.visit_id,
+            visit_type=VisitType(message.visit_type),
+            flagged_ms=message.flagged_ms,
+            findings=tuple(
+                Finding(
+                    control=Control(finding.control),
+                    action=ControlAction(finding.action),
+                    message=finding.message,
+                    line_nos=tuple(finding.line_nos),
+                    related_settlement=finding.related_settlement or None,
+                )
+                for finding in message.findings
+            ),
+            funds_paid=message.funds_paid,
+            status=ReviewStatus(message.status),
+            decided_by=message.decided_by or None,
+            decided_ms=message.decided_ms or None,
+            recovered=message.recovered,
+            reason=message.reason or None,
+            settlement_status=(
+                SettlementStatus(message.settlement_status) if message.settlement_status else None
+            ),
+        )
+    except ValueError as error:
+        raise _malformed("review", str(error)) from None

@@ -12,7 +12,9 @@
 --
 -- KEYS: 1 member hash, 2 stays hash, 3 visit hash, 4 settlement hash, 5 journal stream,
 --       6 the client's day totals of the commit day (Asia/Shanghai),
---       7 the client's list of settlement ids of that day
+--       7 the client's list of settlement ids of that day,
+--       8 the member's history hash, 9 the settlement's review hash,
+--       10 the group's flagged settlement ids of the commit day (sorted set)
 -- ARGV: 1 the member's version field, 2 the version the computation read,
 --       3 the visit's status field, 4 the status that means settled,
 --       5 the commit time (epoch ms), keying the journal entry,
@@ -20,7 +22,10 @@
 --       8-13 six lists of field/value pairs, each a JSON array of text [field, value, ...]:
 --       member increments (HINCRBY), stay (HSET), visit index (HSET), settlement (HSET),
 --       journal entry (XADD), day totals (HINCRBY),
---       14 the settlement id
+--       14 the settlement id,
+--       15 the history entry the settlement adds (empty: none),
+--       16 a JSON array of history fields to drop (entries grown too old or too many),
+--       17 a JSON array of the review's field/value pairs (empty array: not flagged)
 -- Uses journal_id() from prelude.lua, loaded in front of this script.
 -- Returns {'OK'} | {'CONFLICT'} | {'SETTLED'} | {'NOMEMBER'}
 
@@ -51,4 +56,16 @@ for index = 1, #totals, 2 do
   redis.call('HINCRBY', KEYS[6], totals[index], totals[index + 1])
 end
 redis.call('RPUSH', KEYS[7], ARGV[14])
+if ARGV[15] ~= '' then
+  local forget = cjson.decode(ARGV[16])
+  if #forget > 0 then
+    redis.call('HDEL', KEYS[8], unpack(forget))
+  end
+  redis.call('HSET', KEYS[8], ARGV[14], ARGV[15])
+end
+local review = cjson.decode(ARGV[17])
+if #review > 0 then
+  redis.call('HSET', KEYS[9], unpack(review))
+  redis.call('ZADD', KEYS[10], ARGV[5], ARGV[14])
+end
 return {'OK'}

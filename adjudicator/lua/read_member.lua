@@ -1,7 +1,9 @@
 -- A consistent snapshot of what settling one visit of one member reads.
--- KEYS[1] member hash, KEYS[2] stays hash, KEYS[3] visit hash (all in the member's slot)
+-- KEYS[1] member hash, KEYS[2] stays hash, KEYS[3] visit hash, KEYS[4] history hash (all in
+-- the member's slot)
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('HGETALL', KEYS[2]),
   redis.call('HGETALL', KEYS[3]),
+  redis.call('HGETALL', KEYS[4]),
 }

@@ -7,7 +7,8 @@
 --
 -- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream,
 --       6 the owner's day totals of the reversal day (Asia/Shanghai),
---       7 the owner's reversals of that day (sorted set, scored by the reversal time)
+--       7 the owner's reversals of that day (sorted set, scored by the reversal time),
+--       8 the member's history hash (the settlement's entry goes with it)
 -- ARGV: 1 the settlement's status field, 2 the status that means settled,
 --       3 the settlement id, 4 the visit's settlement-id field,
 --       5 the settlement's state-after field, 6 the reversal time (epoch ms),
@@ -34,6 +35,7 @@ for index = 1, #increments, 2 do
   redis.call('HINCRBY', KEYS[2], increments[index], increments[index + 1])
 end
 redis.call('HDEL', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[8], ARGV[3])
 if redis.call('HGET', KEYS[4], ARGV[4]) == ARGV[3] then
   redis.call('HSET', KEYS[4], unpack(visit))
 end

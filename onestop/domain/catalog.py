@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from onestop.domain.documents import validation_problems
 from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
@@ -32,6 +32,12 @@ CATALOG_COLUMNS = (
     "max_level",
     "max_daily_qty",
 )
+"""The catalog CSV's columns (contract section 2)."""
+
+OPTIONAL_CATALOG_COLUMNS = ("sex", "min_age", "max_age", "max_visit_qty", "max_year_qty")
+"""Columns a catalog may add (0.2.0, domain section 18): restrictions and quantity limits.
+
+A catalog that uses none of them is written without them, as before they existed."""
 
 
 class CatalogItem(BaseModel):
@@ -42,6 +48,11 @@ class CatalogItem(BaseModel):
         price_cap: the price ceiling in fen per catalog unit, if any.
         max_level: the highest hospital level that may bill the item, if restricted.
         max_daily_qty: the most catalog units one patient can plausibly get in a day.
+        sex: the only sex the item is for (``M`` or ``F``), if restricted.
+        min_age: the youngest age in whole years the item is for, if restricted.
+        max_age: the oldest age in whole years the item is for, if restricted.
+        max_visit_qty: the most catalog units one visit may settle (quantity control).
+        max_year_qty: the most catalog units one member may settle in a calendar year.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,6 +66,17 @@ class CatalogItem(BaseModel):
     unit: Name
     max_level: HospitalLevel | None = None
     max_daily_qty: PositiveDecimal | None = None
+    sex: Literal["M", "F"] | None = None
+    min_age: Annotated[int, Strict(), Field(ge=0, le=150)] | None = None
+    max_age: Annotated[int, Strict(), Field(ge=0, le=150)] | None = None
+    max_visit_qty: PositiveDecimal | None = None
+    max_year_qty: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> CatalogItem:
+        if self.min_age is not None and self.max_age is not None and self.max_age < self.min_age:
+            raise ValueError(f"max_age {self.max_age} is below min_age {self.min_age}")
+        return self
 
     @model_validator(mode="after")
     def _ratio_only_for_b(self) -> CatalogItem:
@@ -109,16 +131,30 @@ def parse_catalog_csv(text: str | Iterable[str]) -> list[CatalogItem]:
     """
 
     def records() -> Iterable[tuple[int, dict[str, Any]]]:
-        for row_number, record in csv_records(text, CATALOG_COLUMNS):
-            yield row_number, {**record, "price_cap": int_cell(record["price_cap"])}
+        for row_number, record in csv_records(text, CATALOG_COLUMNS, OPTIONAL_CATALOG_COLUMNS):
+            cells: dict[str, Any] = {name: value for name, value in record.items() if value}
+            for name in ("price_cap", "min_age", "max_age"):
+                if name in cells:
+                    cells[name] = int_cell(cells[name])
+            yield row_number, cells
 
     return parse_catalog_items(records())
 
 
 def catalog_csv(items: Iterable[CatalogItem]) -> str:
-    """The contract's catalog CSV for ``items`` (the inverse of :func:`parse_catalog_csv`)."""
+    """The contract's catalog CSV for ``items`` (the inverse of :func:`parse_catalog_csv`).
+
+    An optional column is written only when an item uses it: a catalog without them is the
+    same text (and version) as before they existed.
+    """
+    items = list(items)
+    optional = tuple(
+        name
+        for name in OPTIONAL_CATALOG_COLUMNS
+        if any(getattr(item, name) is not None for item in items)
+    )
     return csv_text(
-        CATALOG_COLUMNS,
+        CATALOG_COLUMNS + optional,
         (
             (
                 item.code,
@@ -130,6 +166,7 @@ def catalog_csv(items: Iterable[CatalogItem]) -> str:
                 item.unit,
                 item.max_level.value if item.max_level else None,
                 item.max_daily_qty,
+                *(getattr(item, name) for name in optional),
             )
             for item in items
         ),

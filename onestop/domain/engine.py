@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.catalog import CatalogItem
@@ -176,6 +177,7 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
 
 _C = Category.C
 _C_REASONS = (CATEGORY_C,)
+_NOTHING_DEDUCTED: Mapping[int, str] = MappingProxyType({})
 _RESTRICTED_REASONS = (LEVEL_RESTRICTED,)
 _OVER_CAP_REASONS = (OVER_PRICE_CAP,)
 
@@ -190,6 +192,7 @@ def adjudicate(
     account_balance: int,
     *,
     client_region: str | None = None,
+    deducted: Mapping[int, str] = _NOTHING_DEDUCTED,
 ) -> Adjudication:
     """Settle a visit on paper: every rule of domain.md steps 2 to 7 and 8 to 13, in order.
 
@@ -204,6 +207,8 @@ def adjudicate(
         account_balance: the member's personal account balance in fen, before this visit.
         client_region: the region of the hospital or pharmacy that bills (``None``: not
             registered, treated as the member's own).
+        deducted: lines the region's controls moved to self-pay, by line number, each with
+            the control's code as its reason (domain section 18).
 
     Returns:
         The split, the notes, the state increments and the state after them.
@@ -214,7 +219,7 @@ def adjudicate(
     """
     require_active(member)
     _require_policy_of(policy, member, visit)
-    lines, bill = classify_lines(visit, catalog, hospital_level)  # step 2
+    lines, bill = classify_lines(visit, catalog, hospital_level, deducted)  # step 2
     rights = entitlement(policy, member, visit.first_day)  # step 3
     place = treatment_place(policy, member, visit, hospital_level, client_region)  # s8
     fixed_price = single_disease_of(policy, visit)  # s12
@@ -308,14 +313,35 @@ class BillTotals:
 
 
 def classify_lines(
-    visit: Visit, catalog: Mapping[str, CatalogItem], hospital_level: HospitalLevel
+    visit: Visit,
+    catalog: Mapping[str, CatalogItem],
+    hospital_level: HospitalLevel,
+    deducted: Mapping[int, str] = _NOTHING_DEDUCTED,
 ) -> tuple[tuple[LineSplit, ...], BillTotals]:
-    """Every line split (:func:`classify_line`), and the visit's totals."""
+    """Every line split (:func:`classify_line`), and the visit's totals.
+
+    A line in ``deducted`` is wholly self-paid, its reason the control's code.
+    """
     splits = []
     full_self_pay = over_limit_self_pay = pre_self_pay = in_scope = 0
     level_rank = hospital_level.rank
     for line in visit.lines:
-        split = classify_line(line, catalog[line.catalog_code], level_rank)
+        reason = deducted.get(line.line_no) if deducted else None
+        if reason is not None:
+            item = catalog[line.catalog_code]
+            split = LineSplit(
+                line.line_no,
+                item.code,
+                item.category,
+                line.amount,
+                line.amount,
+                0,
+                0,
+                0,
+                (reason,),
+            )
+        else:
+            split = classify_line(line, catalog[line.catalog_code], level_rank)
         splits.append(split)
         full_self_pay += split.full_self_pay
         over_limit_self_pay += split.over_limit_self_pay

@@ -35,6 +35,14 @@ class ErrorCode(StrEnum):
     AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
     IMPLAUSIBLE_QUANTITY = "IMPLAUSIBLE_QUANTITY"
     DATE_OUT_OF_VISIT = "DATE_OUT_OF_VISIT"
+    DUPLICATE_CLAIM = "DUPLICATE_CLAIM"
+    SPLIT_ADMISSION = "SPLIT_ADMISSION"
+    CONCURRENT_VISIT = "CONCURRENT_VISIT"
+    QUANTITY_LIMIT = "QUANTITY_LIMIT"
+    SEX_RESTRICTED = "SEX_RESTRICTED"
+    AGE_RESTRICTED = "AGE_RESTRICTED"
+    PAPER_BED = "PAPER_BED"
+    REVIEW_DECIDED = "REVIEW_DECIDED"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     UNAVAILABLE = "UNAVAILABLE"
@@ -48,6 +56,17 @@ BILL_CODES = (
     ErrorCode.INVALID,
 )
 """The codes a refused bill can carry (:class:`BillRejected`)."""
+
+CONTROL_CODES = (
+    ErrorCode.DUPLICATE_CLAIM,
+    ErrorCode.SPLIT_ADMISSION,
+    ErrorCode.CONCURRENT_VISIT,
+    ErrorCode.QUANTITY_LIMIT,
+    ErrorCode.SEX_RESTRICTED,
+    ErrorCode.AGE_RESTRICTED,
+    ErrorCode.PAPER_BED,
+)
+"""The codes of the controls across visits (:class:`ControlRefused`, domain section 18)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +183,23 @@ class RiskyMappingChange(DomainError):
     """A mapping upload moves codes to items of another kind or category, unconfirmed."""
 
     code = ErrorCode.RISKY_MAPPING_CHANGE
+
+
+class ControlRefused(DomainError):
+    """A control the region set to refuse found the visit at fault; nothing was settled.
+
+    The code is the first refusing control's (one of :data:`CONTROL_CODES`); ``problems``
+    lists every refusing finding with its own code, and its lines.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, problems: tuple[Problem, ...]) -> None:
+        if code not in CONTROL_CODES:
+            raise ValueError(f"{code} is not a code of a control")
+        super().__init__(message, problems)
+        self.code = code
+
+
+class ReviewDecided(DomainError):
+    """The review was decided before, otherwise: a decision is made once."""
+
+    code = ErrorCode.REVIEW_DECIDED

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from onestop.domain.controls import Controls
 from onestop.domain.documents import validate_document
 from onestop.domain.types import (
     AssistanceCategory,
@@ -294,6 +295,8 @@ class Policy(_Document):
     referral: Referral | None = None
     effective_from: IsoDate | None = None
     """The first day this version applies (domain section 13); absent means January 1."""
+    controls: Controls | None = None
+    """Checks across the member's visits and what each finding does (domain section 18)."""
 
     @model_validator(mode="after")
     def _one_cap_per_year_count(self) -> Policy:
@@ -387,6 +390,7 @@ _ADDED_FIELDS = (
     "single_disease",
     "out_of_region",
     "referral",
+    "controls",
 )
 """Optional fields added after round 1, left out of a document that does not use them."""
 

@@ -14,12 +14,14 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 def csv_records(
-    text: str | Iterable[str], expected_header: tuple[str, ...]
+    text: str | Iterable[str],
+    expected_header: tuple[str, ...],
+    optional: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, dict[str, str | None]]]:
     """Yield ``(row_number, record)`` for each data row of a CSV upload.
 
-    The header must name exactly ``expected_header`` (in any order); a byte-order mark is
-    ignored; empty cells become ``None``; the header is row 1.
+    The header must name exactly ``expected_header`` and any of ``optional`` (in any order);
+    a byte-order mark is ignored; empty cells become ``None``; the header is row 1.
 
     Raises:
         MalformedDocument: a missing or wrong header, or a row with the wrong number of cells.
@@ -35,9 +37,11 @@ def csv_records(
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
     header = [name.strip() for name in header]
-    if sorted(header) != sorted(expected_header) or len(set(header)) != len(header):
+    required = [name for name in header if name not in optional]
+    if sorted(required) != sorted(expected_header) or len(set(header)) != len(header):
+        also = f" (and any of {','.join(optional)})" if optional else ""
         raise MalformedDocument(
-            f"the header must be {','.join(expected_header)}; found {','.join(header)}"
+            f"the header must be {','.join(expected_header)}{also}; found {','.join(header)}"
         )
     # Rows are counted as a spreadsheet shows them (a cell with line breaks is still one row),
     # not by physical lines.

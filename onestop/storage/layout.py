@@ -211,6 +211,42 @@ def restored_key(group: int) -> str:
     return f"{_tag(group)}:restored"
 
 
+def history_key(member_id: str) -> str:
+    """Hash: settlement id -> what it left for later controls (:class:`HistoryField`, JSON).
+
+    The member's recent visits the controls across visits read (domain section 18), written
+    by the commit script and removed by the reversal script with the settlement that added
+    them; bounded by :data:`onestop.domain.controls.HISTORY_DAYS` and ``HISTORY_ENTRIES``
+    (older entries are dropped by the next commit). Added in 0.2.0; absent: no history.
+    """
+    return f"{_tag(member_group(member_id))}:hist:{member_id}"
+
+
+def review_key(group: int, settlement_id: str) -> str:
+    """Hash (:class:`ReviewField`): a flagged settlement and the agency's decision on it.
+
+    Written by the commit script with the settlement it flags (added in 0.2.0).
+    """
+    return f"{_tag(group)}:review:{settlement_id}"
+
+
+def day_reviews_key(group: int, day: str) -> str:
+    """Sorted set: ids of the settlements flagged on a day (``YYYYMMDD``), scored by the time.
+
+    The review queue of a day is the union over the groups (added in 0.2.0).
+    """
+    return f"{_tag(group)}:dayreviews:{day}"
+
+
+def day_recoveries_key(group: int, day: str) -> str:
+    """Sorted set: ids of the flagged settlements a recovery was decided for on a day.
+
+    Scored by the decision's time; the export and reconciliation of the decision's day read
+    them (added in 0.2.0).
+    """
+    return f"{_tag(group)}:dayrecov:{day}"
+
+
 def group_of_key(key: str) -> int | None:
     """The slot group a member-data key names, ``None`` for a key of no group."""
     prefix = f"{PREFIX}:{{g"
@@ -475,6 +511,47 @@ STATE_AFTER_FIGURES = (
 """What a reversal captures of the member, atomically with the undo, to answer with."""
 
 
+class HistoryField(StrEnum):
+    """Keys of a history entry's JSON object (:func:`history_key`): short, one per visit."""
+
+    CLIENT_ID = "c"
+    VISIT_TYPE = "t"
+    FIRST_DAY = "f"
+    """``YYYY-MM-DD``."""
+    LAST_DAY = "l"
+    DIAGNOSES = "x"
+    """A JSON list of ICD-10 codes (at most 8)."""
+    BILL_DIGEST = "b"
+    """:func:`onestop.domain.controls.bill_digest`."""
+    QUANTITIES = "q"
+    """Catalog code -> catalog units settled, as decimal text; items with limits only."""
+
+
+class ReviewField(StrEnum):
+    """Fields of a review (:func:`review_key`)."""
+
+    SETTLEMENT_ID = "settlement_id"
+    CLIENT_ID = "client_id"
+    MEMBER_ID = "member_id"
+    VISIT_ID = "visit_id"
+    VISIT_TYPE = "visit_type"
+    FLAGGED_MS = "flagged_ms"
+    """When the settlement was committed (epoch ms)."""
+    FINDINGS = "findings"
+    """A JSON list of ``{"control", "action", "message", "line_nos", "related_settlement"}``."""
+    FUNDS_PAID = "funds_paid"
+    """Basic fund, supplementary and assistance the settlement paid (fen): what may be
+    recovered at most."""
+    STATUS = "status"
+    """:class:`onestop.domain.reviews.ReviewStatus`."""
+    DECIDED_BY = "decided_by"
+    DECIDED_MS = "decided_ms"
+    RECOVERED = "recovered"
+    """Fen recovered (a ``recover`` decision)."""
+    REASON = "reason"
+    """The reviewer's words."""
+
+
 class JournalField(StrEnum):
     """Fields of a journal entry, besides the amounts (:data:`AMOUNT_FIELDS`, by name)."""
 
@@ -513,6 +590,10 @@ class DayTotalField(StrEnum):
 
     SETTLEMENTS = "settlements"
     REVERSALS = "reversals"
+    RECOVERIES = "recoveries"
+    """Recoveries the agency decided that day on the client's flagged settlements (0.2.0)."""
+    RECOVERED = "recovered"
+    """Their sum in fen (0.2.0)."""
 
 
 def settled_amount_field(amount: str) -> str:

@@ -12,10 +12,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
+from onestop.domain.controls import Control, ControlAction, Finding, PastVisit
 from onestop.domain.engine import Amounts
 from onestop.domain.member import Member
 from onestop.domain.reconciliation import (
@@ -34,6 +38,7 @@ from onestop.domain.reconciliation import (
     VisitFacts,
     sum_figures,
 )
+from onestop.domain.reviews import Review, ReviewStatus
 from onestop.domain.settlement import PolicyRef, SettlementStatus
 from onestop.domain.state import YEAR_COUNTERS, StateDelta, YearToDate, disease_figures
 from onestop.domain.types import HospitalLevel, Scheme, VisitType
@@ -45,10 +50,12 @@ from onestop.storage.layout import (
     STATE_AFTER_FIGURES,
     AuditField,
     DayTotalField,
+    HistoryField,
     JournalField,
     LookupField,
     MemberField,
     ReconciliationField,
+    ReviewField,
     SettlementField,
     VisitClaimField,
     VisitField,
@@ -312,6 +319,134 @@ def decode_stays(raw: RawHash) -> tuple[Stay, ...]:
             )
         )
     return tuple(stays)
+
+
+# -- history and reviews (controls across visits, 0.2.0) -------------------------------------
+
+
+def history_value(entry: PastVisit) -> str:
+    """A history entry as stored: a JSON object by :class:`HistoryField` name."""
+    value: dict[str, Any] = {
+        HistoryField.CLIENT_ID.value: entry.client_id,
+        HistoryField.VISIT_TYPE.value: entry.visit_type.value,
+        HistoryField.FIRST_DAY.value: entry.first_day.isoformat(),
+        HistoryField.LAST_DAY.value: entry.last_day.isoformat(),
+        HistoryField.BILL_DIGEST.value: entry.bill_digest,
+    }
+    if entry.diagnoses:
+        value[HistoryField.DIAGNOSES.value] = list(entry.diagnoses)
+    if entry.quantities:
+        value[HistoryField.QUANTITIES.value] = {
+            code: format(quantity.normalize(), "f") for code, quantity in entry.quantities
+        }
+    return orjson.dumps(value).decode()
+
+
+def decode_history(raw: RawHash) -> tuple[PastVisit, ...]:
+    """Every entry of a member's history (settlement id -> :func:`history_value`)."""
+    entries = []
+    for settlement_id, text in raw.items():
+        try:
+            value = orjson.loads(text)
+            entries.append(
+                PastVisit(
+                    settlement_id=settlement_id.decode(),
+                    client_id=value[HistoryField.CLIENT_ID],
+                    visit_type=VisitType(value[HistoryField.VISIT_TYPE]),
+                    first_day=date.fromisoformat(value[HistoryField.FIRST_DAY]),
+                    last_day=date.fromisoformat(value[HistoryField.LAST_DAY]),
+                    diagnoses=tuple(value.get(HistoryField.DIAGNOSES, ())),
+                    bill_digest=value[HistoryField.BILL_DIGEST],
+                    quantities=tuple(
+                        sorted(
+                            (code, Decimal(quantity))
+                            for code, quantity in value.get(HistoryField.QUANTITIES, {}).items()
+                        )
+                    ),
+                )
+            )
+        except (KeyError, ValueError, ArithmeticError) as error:
+            raise CorruptRecord(f"history entry {settlement_id!r}: {error}") from error
+    return tuple(entries)
+
+
+def _finding_value(finding: Finding) -> dict[str, Any]:
+    return {
+        "control": finding.control.value,
+        "action": finding.action.value,
+        "message": finding.message,
+        "line_nos": list(finding.line_nos),
+        "related_settlement": finding.related_settlement,
+    }
+
+
+def review_fields(review: Review) -> Pairs:
+    """A new review's hash fields (open: no decision yet)."""
+    return [
+        (ReviewField.SETTLEMENT_ID.value, review.settlement_id),
+        (ReviewField.CLIENT_ID.value, review.client_id),
+        (ReviewField.MEMBER_ID.value, review.member_id),
+        (ReviewField.VISIT_ID.value, review.visit_id),
+        (ReviewField.VISIT_TYPE.value, review.visit_type.value),
+        (ReviewField.FLAGGED_MS.value, review.flagged_ms),
+        (
+            ReviewField.FINDINGS.value,
+            orjson.dumps([_finding_value(finding) for finding in review.findings]).decode(),
+        ),
+        (ReviewField.FUNDS_PAID.value, review.funds_paid),
+        (ReviewField.STATUS.value, review.status.value),
+    ]
+
+
+def decision_fields(review: Review) -> Pairs:
+    """What a decision writes on its review."""
+    return [
+        (ReviewField.STATUS.value, review.status.value),
+        (ReviewField.DECIDED_BY.value, review.decided_by or ""),
+        (ReviewField.DECIDED_MS.value, review.decided_ms or 0),
+        (ReviewField.RECOVERED.value, review.recovered),
+        (ReviewField.REASON.value, review.reason or ""),
+    ]
+
+
+def decode_review(raw: RawHash) -> Review | None:
+    """A review, ``None`` when there is none."""
+    if not raw:
+        return None
+    what = "a review"
+    try:
+        findings = tuple(
+            Finding(
+                control=Control(item["control"]),
+                action=ControlAction(item["action"]),
+                message=item["message"],
+                line_nos=tuple(item["line_nos"]),
+                related_settlement=item["related_settlement"],
+            )
+            for item in orjson.loads(_text(raw, ReviewField.FINDINGS, what))
+        )
+        decided_by = raw.get(ReviewField.DECIDED_BY.value.encode(), b"").decode()
+        decided_ms = _int(raw, ReviewField.DECIDED_MS, 0)
+        reason = raw.get(ReviewField.REASON.value.encode(), b"").decode()
+        return Review(
+            settlement_id=_text(raw, ReviewField.SETTLEMENT_ID, what),
+            client_id=_text(raw, ReviewField.CLIENT_ID, what),
+            member_id=_text(raw, ReviewField.MEMBER_ID, what),
+            visit_id=_text(raw, ReviewField.VISIT_ID, what),
+            visit_type=VisitType(_text(raw, ReviewField.VISIT_TYPE, what)),
+            flagged_ms=_int(raw, ReviewField.FLAGGED_MS),
+            findings=findings,
+            funds_paid=_int(raw, ReviewField.FUNDS_PAID),
+            status=ReviewStatus(_text(raw, ReviewField.STATUS, what)),
+            decided_by=decided_by or None,
+            decided_ms=decided_ms or None,
+            recovered=_int(raw, ReviewField.RECOVERED, 0),
+            reason=reason or None,
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        if isinstance(error, CorruptRecord):
+            raise
+        raise CorruptRecord(f"{what}: {error}") from error
 
 
 @dataclass(frozen=True, slots=True)

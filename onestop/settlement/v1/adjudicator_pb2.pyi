@@ -1548,6 +1548,8 @@ Global___GroupComparison: _TypeAlias = GroupComparison  # noqa: Y015
 class ReconcileReply(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    RECOVERIES_FIELD_NUMBER: _builtins.int
+    RECOVERED_FIELD_NUMBER: _builtins.int
     GATEWAY_FIELD_NUMBER: _builtins.int
     HOSPITAL_FIELD_NUMBER: _builtins.int
     ONLY_IN_GATEWAY_FIELD_NUMBER: _builtins.int
@@ -1556,6 +1558,11 @@ class ReconcileReply(_message.Message):
     GROUPS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     AT_MS_FIELD_NUMBER: _builtins.int
+    recoveries: _builtins.int
+    """Recoveries the agency decided that day on the client's flagged settlements: own rows,
+    not part of the reconciled funds.
+    """
+    recovered: _builtins.int
     detail: _builtins.str
     """totals | ids | amounts"""
     at_ms: _builtins.int
@@ -1574,6 +1581,8 @@ class ReconcileReply(_message.Message):
     def __init__(
         self,
         *,
+        recoveries: _builtins.int = ...,
+        recovered: _builtins.int = ...,
         gateway: Global___DayTotals | None = ...,
         hospital: Global___DayTotals | None = ...,
         only_in_gateway: _abc.Iterable[_builtins.str] | None = ...,
@@ -1585,7 +1594,7 @@ class ReconcileReply(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "hospital", b"hospital"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_differences", b"amount_differences", "at_ms", b"at_ms", "detail", b"detail", "gateway", b"gateway", "groups", b"groups", "hospital", b"hospital", "only_in_gateway", b"only_in_gateway", "only_in_hospital", b"only_in_hospital"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_differences", b"amount_differences", "at_ms", b"at_ms", "detail", b"detail", "gateway", b"gateway", "groups", b"groups", "hospital", b"hospital", "only_in_gateway", b"only_in_gateway", "only_in_hospital", b"only_in_hospital", "recovered", b"recovered", "recoveries", b"recoveries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1811,3 +1820,203 @@ class JournalBatch(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JournalBatch: _TypeAlias = JournalBatch  # noqa: Y015
+
+@_typing.final
+class ListReviewsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    status: _builtins.str
+    """open | accepted | recovered; empty: every status"""
+    client_id: _builtins.str
+    """empty: every client"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        status: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewsRequest: _TypeAlias = ListReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecoveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    client_id: _builtins.str
+    """empty: every client"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecoveriesRequest: _TypeAlias = ListRecoveriesRequest  # noqa: Y015
+
+@_typing.final
+class ReviewFinding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTROL_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    LINE_NOS_FIELD_NUMBER: _builtins.int
+    RELATED_SETTLEMENT_FIELD_NUMBER: _builtins.int
+    control: _builtins.str
+    """the control's code (DUPLICATE_CLAIM, SPLIT_ADMISSION ...)"""
+    action: _builtins.str
+    """flag | deduct"""
+    message: _builtins.str
+    related_settlement: _builtins.str
+    """the member's earlier settlement it rests on; empty: none"""
+    @_builtins.property
+    def line_nos(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        control: _builtins.str = ...,
+        action: _builtins.str = ...,
+        message: _builtins.str = ...,
+        line_nos: _abc.Iterable[_builtins.int] | None = ...,
+        related_settlement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "control", b"control", "line_nos", b"line_nos", "message", b"message", "related_settlement", b"related_settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewFinding: _TypeAlias = ReviewFinding  # noqa: Y015
+
+@_typing.final
+class Review(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    FLAGGED_MS_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    FUNDS_PAID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_MS_FIELD_NUMBER: _builtins.int
+    RECOVERED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_STATUS_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    client_id: _builtins.str
+    member_id: _builtins.str
+    visit_id: _builtins.str
+    visit_type: _builtins.str
+    flagged_ms: _builtins.int
+    funds_paid: _builtins.int
+    status: _builtins.str
+    """open | accepted | recovered"""
+    decided_by: _builtins.str
+    decided_ms: _builtins.int
+    """0: not decided"""
+    recovered: _builtins.int
+    reason: _builtins.str
+    settlement_status: _builtins.str
+    """settled | reversed"""
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewFinding]: ...
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        visit_type: _builtins.str = ...,
+        flagged_ms: _builtins.int = ...,
+        findings: _abc.Iterable[Global___ReviewFinding] | None = ...,
+        funds_paid: _builtins.int = ...,
+        status: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        decided_ms: _builtins.int = ...,
+        recovered: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        settlement_status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "decided_by", b"decided_by", "decided_ms", b"decided_ms", "findings", b"findings", "flagged_ms", b"flagged_ms", "funds_paid", b"funds_paid", "member_id", b"member_id", "reason", b"reason", "recovered", b"recovered", "settlement_id", b"settlement_id", "settlement_status", b"settlement_status", "status", b"status", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Review: _TypeAlias = Review  # noqa: Y015
+
+@_typing.final
+class ReviewList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Review]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Review] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewList: _TypeAlias = ReviewList  # noqa: Y015
+
+@_typing.final
+class DecideReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    decision: _builtins.str
+    """accept | recover"""
+    amount: _builtins.int
+    """fen, for recover"""
+    reviewer: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        reviewer: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "decision", b"decision", "reason", b"reason", "reviewer", b"reviewer", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideReviewRequest: _TypeAlias = DecideReviewRequest  # noqa: Y015

@@ -144,6 +144,21 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.FromString,
                 _registered_method=True)
+        self.ListReviews = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/ListReviews',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.FromString,
+                _registered_method=True)
+        self.ListRecoveries = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/ListRecoveries',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListRecoveriesRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.FromString,
+                _registered_method=True)
+        self.DecideReview = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/DecideReview',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DecideReviewRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Review.FromString,
+                _registered_method=True)
 
 
 class AdjudicatorServicer:
@@ -302,6 +317,29 @@ class AdjudicatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReviews(self, request, context):
+        """The review queue (domain section 18): the settlements the controls flagged on one day
+        (their commit day), with any decision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecoveries(self, request, context):
+        """The settlements a recovery was decided for on one day (the decision's day).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideReview(self, request, context):
+        """Decide a review once: accept the settlement, or recover an amount from the client. The
+        settlement itself is never rewritten.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdjudicatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -414,6 +452,21 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     servicer.ReadJournal,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.SerializeToString,
+            ),
+            'ListReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviews,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReviewsRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.SerializeToString,
+            ),
+            'ListRecoveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecoveries,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListRecoveriesRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.SerializeToString,
+            ),
+            'DecideReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideReview,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DecideReviewRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Review.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1010,6 +1063,87 @@ class Adjudicator:
             '/onestop.settlement.v1.Adjudicator/ReadJournal',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.JournalBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ListReviews',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReviewsRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecoveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/ListRecoveries',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListRecoveriesRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReviewList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/DecideReview',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DecideReviewRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.Review.FromString,
             options,
             channel_credentials,
             insecure,

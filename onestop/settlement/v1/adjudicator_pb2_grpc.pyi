@@ -87,6 +87,16 @@ class AdjudicatorStub:
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
     """
+    ListReviews: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReviewsRequest, _adjudicator_pb2.ReviewList]
+    """The review queue (domain section 18): the settlements the controls flagged on one day
+    (their commit day), with any decision.
+    """
+    ListRecoveries: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListRecoveriesRequest, _adjudicator_pb2.ReviewList]
+    """The settlements a recovery was decided for on one day (the decision's day)."""
+    DecideReview: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.DecideReviewRequest, _adjudicator_pb2.Review]
+    """Decide a review once: accept the settlement, or recover an amount from the client. The
+    settlement itself is never rewritten.
+    """
 
 @_typing.type_check_only
 class AdjudicatorAsyncStub(AdjudicatorStub):
@@ -139,6 +149,16 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]  # type: ignore[assignment]
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
+    """
+    ListReviews: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReviewsRequest, _adjudicator_pb2.ReviewList]  # type: ignore[assignment]
+    """The review queue (domain section 18): the settlements the controls flagged on one day
+    (their commit day), with any decision.
+    """
+    ListRecoveries: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListRecoveriesRequest, _adjudicator_pb2.ReviewList]  # type: ignore[assignment]
+    """The settlements a recovery was decided for on one day (the decision's day)."""
+    DecideReview: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.DecideReviewRequest, _adjudicator_pb2.Review]  # type: ignore[assignment]
+    """Decide a review once: accept the settlement, or recover an amount from the client. The
+    settlement itself is never rewritten.
     """
 
 class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
@@ -321,6 +341,34 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_adjudicator_pb2.JournalBatch], _abc.AsyncIterator[_adjudicator_pb2.JournalBatch]]:
         """Every journal entry of one settlement day, all slot groups merged in time order, sent in
         batches.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReviews(
+        self,
+        request: _adjudicator_pb2.ListReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.ReviewList, _abc.Awaitable[_adjudicator_pb2.ReviewList]]:
+        """The review queue (domain section 18): the settlements the controls flagged on one day
+        (their commit day), with any decision.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRecoveries(
+        self,
+        request: _adjudicator_pb2.ListRecoveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.ReviewList, _abc.Awaitable[_adjudicator_pb2.ReviewList]]:
+        """The settlements a recovery was decided for on one day (the decision's day)."""
+
+    @_abc_1.abstractmethod
+    def DecideReview(
+        self,
+        request: _adjudicator_pb2.DecideReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.Review, _abc.Awaitable[_adjudicator_pb2.Review]]:
+        """Decide a review once: accept the settlement, or recover an amount from the client. The
+        settlement itself is never rewritten.
         """
 
 def add_AdjudicatorServicer_to_server(servicer: AdjudicatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -40,6 +40,8 @@ from onestop.domain.clients import Client
 from onestop.domain.mapping import MappingRow, MappingTable, mapping_csv
 from onestop.domain.member import Member
 from onestop.domain.reconciliation import DayFigures, GroupKey, HospitalDay, funds_of
+from onestop.domain.reviews import ReviewDecision, ReviewStatus
+from onestop.domain.settlement import SettlementStatus
 from onestop.domain.state import StateDelta
 from onestop.redis_client import connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -96,7 +98,13 @@ def _names() -> dict[str, Any]:
             "unknown_members": layout.unknown_members_key("H1", 491_000),
             "replication_barrier": layout.replication_barrier_key(layout.member_key("M1")),
             "restored": layout.restored_key(group),
+            "history": layout.history_key("M1"),
+            "review": layout.review_key(group, "S" + "0" * 31),
+            "day_reviews": layout.day_reviews_key(group, "20260301"),
+            "day_recoveries": layout.day_recoveries_key(group, "20260301"),
         },
+        "history_fields": {field.name: field.value for field in layout.HistoryField},
+        "review_fields": {field.name: field.value for field in layout.ReviewField},
         "gateway_key_patterns": list(layout.GATEWAY_KEY_PATTERNS),
         "lookup_fields": {field.name: field.value for field in layout.LookupField},
         "member_fields": {field.name: field.value for field in layout.MemberField},
@@ -159,6 +167,21 @@ def _round2_forms() -> dict[str, Any]:
         "state_capture": state_capture(2026, delta),
     }
     return cast(dict[str, Any], json.loads(json.dumps(forms)))
+
+
+def _with_controls(policy: dict[str, Any]) -> dict[str, Any]:
+    """The case's policy with controls that flag its stays and keep one item's quantities."""
+    codes = sorted({row["catalog_code"] for rows in CASE["mappings"].values() for row in rows})
+    return {
+        **policy,
+        "controls": {
+            "paper_bed": {"action": "flag", "bed_items": codes, "min_days": 1},
+            "quantity": {
+                "action": "flag",
+                "limits": [{"code": code, "per_visit": "0.5"} for code in codes],
+            },
+        },
+    }
 
 
 def _shown(key: str, field: str, value: bytes) -> Any:
@@ -245,7 +268,7 @@ async def _write_history(url: str) -> None:
     loading = LoadingService(reference)
     try:
         for document in CASE["policies"]:
-            await loading.put_policy(json.dumps(document).encode())
+            await loading.put_policy(json.dumps(_with_controls(document)).encode())
         items = parse_catalog_items(enumerate(CASE["catalog"], start=2))
         await loading.put_catalog(catalog_csv(items))
         for client_data in CASE["clients"]:
@@ -318,6 +341,19 @@ async def _write_history(url: str) -> None:
         )
         assert len(settled) >= 2
         assert date.fromisoformat(stay["admission_date"]).year == 2026
+        # Every visit was flagged (each item over its limit, stays also as beds only); the
+        # standing one the funds paid most for is recovered in part.
+        flagged = max(
+            (
+                review
+                for review in await service.reviews(date(2026, 3, 1), ReviewStatus.OPEN)
+                if review.settlement_status is SettlementStatus.SETTLED
+            ),
+            key=lambda review: review.funds_paid,
+        )
+        await service.decide_review(
+            flagged.settlement_id, ReviewDecision.RECOVER, 100, "agency-1", "bed empty"
+        )
         # A reconciliation of the day, by amount and by group, kept for the agency.
         first = settled[0]
         assert first.settlement_id is not None
