@@ -18,6 +18,7 @@ from onestop.domain.reconciliation import (
     HospitalDay,
     Reconciliation,
     ReconciliationSummary,
+    Recoveries,
     funds_of,
     reconcile,
     summarise,
@@ -93,7 +94,13 @@ async def gateway_day(
             settlement_id for settlement_id in ids if settlement_id in hospital.settlement_amounts
         ]
         amounts = await settlement_amounts(client, wanted, archive)
-    return GatewayDay(totals.figures(), totals.group_figures(), ids, amounts)
+    return GatewayDay(
+        totals.figures(),
+        totals.group_figures(),
+        ids,
+        amounts,
+        Recoveries(totals.recoveries, totals.recovered),
+    )
 
 
 async def reconcile_day(

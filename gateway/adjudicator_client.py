@@ -19,6 +19,7 @@ from onestop.domain.reconciliation import (
     Reconciliation,
     ReconciliationSummary,
 )
+from onestop.domain.reviews import Review
 from onestop.domain.settlement import PolicyRef
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -253,6 +254,34 @@ class AdjudicatorClient:
                     yield wire.journal_entry_of(message)
         except grpc.aio.AioRpcError as error:
             raise wire.refusal_from_rpc_error(error) from error
+
+    async def reviews(self, day: date, status: str = "", client_id: str = "") -> list[Review]:
+        """The settlements flagged on ``day`` (of one status and client, or all)."""
+        request = pb.ListReviewsRequest(date=day.isoformat(), status=status, client_id=client_id)
+        reply = await self._call(lambda: self.stub.ListReviews(request, timeout=self.deadline * 2))
+        return [wire.review_of(item) for item in reply.items]
+
+    async def recoveries(self, day: date, client_id: str = "") -> list[Review]:
+        """The recoveries decided on ``day`` (of one client, or all), in the order decided."""
+        request = pb.ListRecoveriesRequest(date=day.isoformat(), client_id=client_id)
+        reply = await self._call(
+            lambda: self.stub.ListRecoveries(request, timeout=self.deadline * 2)
+        )
+        return [wire.review_of(item) for item in reply.items]
+
+    async def decide_review(
+        self, settlement_id: str, decision: str, amount: int, reviewer: str, reason: str
+    ) -> Review:
+        """Record a decision on a flagged settlement (once)."""
+        request = pb.DecideReviewRequest(
+            settlement_id=settlement_id,
+            decision=decision,
+            amount=amount,
+            reviewer=reviewer,
+            reason=reason,
+        )
+        reply = await self._call(lambda: self.stub.DecideReview(request, timeout=self.deadline))
+        return wire.review_of(reply)
 
     async def mapping_audit(self, client_id: str) -> pb.MappingAudit:
         """Every recorded change to a client's mapping, oldest first."""

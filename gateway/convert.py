@@ -20,6 +20,7 @@ from gateway.schemas import (
     DayFiguresOut,
     DayReconciliations,
     EligibilityResult,
+    FindingOut,
     FundAmounts,
     GroupOut,
     GroupResultOut,
@@ -29,15 +30,19 @@ from gateway.schemas import (
     MembersLoaded,
     ReconciliationResult,
     ReconciliationSummaryOut,
+    RecoveriesOut,
+    ReviewOut,
     UnsignedResult,
 )
 from onestop.clock import iso_from_ms
+from onestop.domain.controls import ControlAction
 from onestop.domain.reconciliation import (
     RECONCILED_FUNDS,
     DayFigures,
     Reconciliation,
     ReconciliationSummary,
 )
+from onestop.domain.reviews import Review
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.wire import (
     out_of_region_registrations_of,
@@ -222,6 +227,9 @@ def reconciliation_result(
         groups=groups,
         provisional=provisional,
         notes=notes,
+        recoveries=RecoveriesOut(
+            count=answer.recoveries.count, recovered=answer.recoveries.recovered
+        ),
     )
 
 
@@ -264,3 +272,32 @@ def day_reconciliations(
             )
         )
     return DayReconciliations(date=day.isoformat(), clients=clients)
+
+
+def review_out(review: Review) -> ReviewOut:
+    """A review as the API answers it (times in Asia/Shanghai)."""
+    return ReviewOut(
+        settlement_id=review.settlement_id,
+        client_id=review.client_id,
+        member_id=review.member_id,
+        visit_id=review.visit_id,
+        visit_type=review.visit_type,
+        flagged_at=iso_from_ms(review.flagged_ms),
+        findings=[
+            FindingOut(
+                control=finding.control.value,
+                action="deduct" if finding.action is ControlAction.DEDUCT else "flag",
+                message=finding.message,
+                line_nos=list(finding.line_nos),
+                related_settlement=finding.related_settlement,
+            )
+            for finding in review.findings
+        ],
+        funds_paid=review.funds_paid,
+        status=review.status.value,
+        decided_by=review.decided_by,
+        decided_at=iso_from_ms(review.decided_ms) if review.decided_ms else None,
+        recovered=review.recovered,
+        reason=review.reason,
+        settlement_status=review.settlement_status,
+    )

@@ -115,6 +115,11 @@ POLICY_EXAMPLE: dict[str, Any] = {
         "dibao": {"threshold": 300000, "ratio": "0.70", "annual_cap": 2000000},
         "tekun": {"threshold": 0, "ratio": "1.00", "annual_cap": None},
     },
+    "controls": {
+        "duplicate_bill": {"action": "refuse"},
+        "split_admission": {"action": "flag", "within_days": 15},
+        "quantity": {"action": "flag", "limits": [{"code": "XB02", "per_visit": "1"}]},
+    },
 }
 
 POLICY_REF_EXAMPLE: dict[str, Any] = {
@@ -715,6 +720,18 @@ _NO_DIFFERENCES: dict[str, Any] = dict.fromkeys(
 )
 
 
+class RecoveriesOut(BaseModel):
+    """Recoveries the agency decided that day on the client's flagged settlements.
+
+    Their own row: shown, never compared, and never part of the day's funds.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    recovered: int = Field(description="fen")
+
+
 class ReconciliationResult(BaseModel):
     """The comparison: ``differences`` are gateway minus hospital."""
 
@@ -751,6 +768,7 @@ class ReconciliationResult(BaseModel):
                 ],
                 "provisional": False,
                 "notes": [],
+                "recoveries": {"count": 0, "recovered": 0},
             }
         }
     )
@@ -771,6 +789,10 @@ class ReconciliationResult(BaseModel):
     )
     notes: list[str] = Field(
         description="what may explain an unbalanced day (a date in the wrong time zone)"
+    )
+    recoveries: RecoveriesOut = Field(
+        description="recoveries the agency decided that day on the client's flagged "
+        "settlements: their own row, not compared (added in 0.2.0)"
     )
 
 
@@ -850,3 +872,96 @@ class DayReconciliations(BaseModel):
 
     date: str
     clients: list[ClientReconciliations]
+
+
+# -- the review queue (domain section 18) ----------------------------------------------------
+
+
+class FindingOut(BaseModel):
+    """One control's finding on a flagged settlement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    control: str = Field(description="the control's code, e.g. SPLIT_ADMISSION")
+    action: Literal["flag", "deduct"]
+    message: str
+    line_nos: list[int] = Field(description="the lines at fault; empty: the whole visit")
+    related_settlement: str | None = Field(
+        description="the member's earlier settlement the finding rests on"
+    )
+
+
+class ReviewOut(BaseModel):
+    """A flagged settlement in the review queue, and the decision on it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "settlement_id": "S0a3019ca6b20ae0f3b2c1d4e5f60718",
+                "client_id": "H0001",
+                "member_id": "M0001",
+                "visit_id": "ZY2026030502",
+                "visit_type": "inpatient",
+                "flagged_at": "2026-03-09T10:14:55.120+08:00",
+                "findings": [
+                    {
+                        "control": "SPLIT_ADMISSION",
+                        "action": "flag",
+                        "message": "admitted 0 day(s) after a discharge on 2026-03-05 for a "
+                        "related diagnosis (K35); ...",
+                        "line_nos": [],
+                        "related_settlement": "S0a3019ca6b1dfe80a1b2c3d4e5f60718",
+                    }
+                ],
+                "funds_paid": 182000,
+                "status": "recovered",
+                "decided_by": "AGENCY:LI-01",
+                "decided_at": "2026-03-10T09:02:11.004+08:00",
+                "recovered": 91000,
+                "reason": "one stay split in two: the second deductible was not charged",
+                "settlement_status": "settled",
+            }
+        },
+    )
+
+    settlement_id: str
+    client_id: str
+    member_id: str
+    visit_id: str
+    visit_type: VisitType
+    flagged_at: str
+    findings: list[FindingOut]
+    funds_paid: int = Field(description="what the funds paid (fen): the most a recovery takes")
+    status: Literal["open", "accepted", "recovered"]
+    decided_by: str | None
+    decided_at: str | None
+    recovered: int = Field(description="fen recovered from the client (0 unless recovered)")
+    reason: str | None
+    settlement_status: SettlementStatus | None = Field(
+        description="the settlement as it stands (a reversed one paid nothing to recover)"
+    )
+
+
+class ReviewDecisionIn(BaseModel):
+    """The agency's decision on a flagged settlement: made once, never rewriting it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "decision": "accept",
+                "reason": "two boxes were prescribed for the stay",
+                "reviewer": "LI-01",
+            }
+        },
+    )
+
+    decision: Literal["accept", "recover"]
+    amount: Annotated[int, Field(strict=True, ge=0, le=10**13)] = Field(
+        default=0, description="fen to recover (recover only), at most funds_paid"
+    )
+    reason: Name = Field(description="why: kept with the decision")
+    reviewer: Code | None = Field(
+        default=None, description="the person deciding, kept beside the agency's client id"
+    )

@@ -1,7 +1,9 @@
-"""The day's files for the agency: settlements, summary, and a signed manifest.
+"""The day's files for the agency: settlements, summary, recoveries, and a signed manifest.
 
 ``settlements.csv`` has a row per settlement or reversal (a reversal's amounts with a minus
-sign, so a column sums to the day's net); ``summary.csv`` a row per client; ``manifest.json``
+sign, so a column sums to the day's net); ``summary.csv`` a row per client;
+``recoveries.csv`` a row per recovery the agency decided that day (format 3, 0.2.0: never
+part of the settlements' figures); ``manifest.json``
 the SHA-256 and row count of each, the signing key, and an Ed25519 signature over the rest of
 the manifest (sorted keys, no spaces, UTF-8). Text cells a spreadsheet would run as a formula
 are neutralised. Everything is written row by row: a busy day never sits in memory.
@@ -31,17 +33,27 @@ from onestop.domain.reconciliation import (
     JournalEntry,
     VisitFacts,
 )
+from onestop.domain.reviews import Review
 from onestop.domain.tables import neutralise_formula
 from onestop.signing import canonical_json, key_id, load_public_key, verify
 
-FORMAT = "onestop-export-2"
-"""Version 2 (0.2.0) added the visit's columns at the end of ``settlements.csv``."""
-READABLE_FORMATS = ("onestop-export-1", FORMAT)
-"""Formats :func:`verify_export` checks."""
+FORMAT = "onestop-export-3"
+"""Version 2 (0.2.0) added the visit's columns at the end of ``settlements.csv``; version 3
+(0.2.0) the file ``recoveries.csv``."""
 SETTLEMENTS = "settlements.csv"
 SUMMARY = "summary.csv"
+RECOVERIES = "recoveries.csv"
 MANIFEST = "manifest.json"
-FILES = (SETTLEMENTS, SUMMARY)
+FILES = (SETTLEMENTS, SUMMARY, RECOVERIES)
+"""The files an export of the current format holds, besides its manifest."""
+FILES_OF_FORMAT = {
+    "onestop-export-1": (SETTLEMENTS, SUMMARY),
+    "onestop-export-2": (SETTLEMENTS, SUMMARY),
+    FORMAT: FILES,
+}
+"""The files of each format :func:`verify_export` checks."""
+READABLE_FORMATS = tuple(FILES_OF_FORMAT)
+"""Formats :func:`verify_export` checks."""
 CHUNK_BYTES = 1 << 20
 
 SETTLEMENT_COLUMNS = (
@@ -67,6 +79,21 @@ SUMMARY_FUNDS = (*RECONCILED_FUNDS, "hospital_part")
 """The amounts ``summary.csv`` sums per client: the reconciled funds, and what single-disease
 prices left to the hospital (added at the end in 0.2.0, within ``onestop-export-2``)."""
 SUMMARY_COLUMNS = ("client_id", "settlements", "reversals", *SUMMARY_FUNDS)
+RECOVERY_COLUMNS = (
+    "decided_at",
+    "settlement_id",
+    "client_id",
+    "visit_id",
+    "member_id",
+    "visit_type",
+    "flagged_at",
+    "controls",
+    "recovered",
+    "decided_by",
+    "reason",
+)
+"""Columns of ``recoveries.csv``: ``controls`` lists the findings' codes, space-separated;
+``recovered`` is fen, to be recovered from the client apart from the day's settlements."""
 
 
 class _HashingWriter:
@@ -115,8 +142,9 @@ async def write_export(
     signer: Signer,
     *,
     final: bool = True,
+    recoveries: Sequence[Review] = (),
 ) -> dict[str, Any]:
-    """Write the three files of ``day`` into ``directory``; the manifest.
+    """Write the four files of ``day`` into ``directory``; the manifest.
 
     Args:
         entries: the day's journal entries, in time order.
@@ -125,6 +153,7 @@ async def write_export(
         signer: signs the manifest.
         final: the day had closed (``False``: a provisional file of a day still open, whose
             figures may yet change; the manifest says so, under the signature).
+        recoveries: the recoveries decided that day, in the order decided.
     """
     directory.mkdir(parents=True, exist_ok=True)
     per_client: dict[str, _ClientDay] = {}
@@ -176,6 +205,32 @@ async def write_export(
                 + [figures.amounts[fund] for fund in SUMMARY_FUNDS]
             )
 
+    with (directory / RECOVERIES).open("wb") as handle:
+        recoveries_sink = _HashingWriter(handle)
+        writer = csv.writer(recoveries_sink, lineterminator="\n")
+        writer.writerow(RECOVERY_COLUMNS)
+        for review in recoveries:
+            writer.writerow(
+                [
+                    neutralise_formula(cell)
+                    for cell in (
+                        iso_from_ms(review.decided_ms or 0),
+                        review.settlement_id,
+                        review.client_id,
+                        review.visit_id,
+                        review.member_id,
+                        review.visit_type.value,
+                        iso_from_ms(review.flagged_ms),
+                        " ".join(dict.fromkeys(f.control.value for f in review.findings)),
+                    )
+                ]
+                + [review.recovered]
+                + [
+                    neutralise_formula(review.decided_by or ""),
+                    neutralise_formula(review.reason or ""),
+                ]
+            )
+
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "date": day.isoformat(),
@@ -184,6 +239,7 @@ async def write_export(
         "files": {
             SETTLEMENTS: {"sha256": settlements_digest, "rows": rows},
             SUMMARY: {"sha256": summary_sink.digest.hexdigest(), "rows": len(per_client)},
+            RECOVERIES: {"sha256": recoveries_sink.digest.hexdigest(), "rows": len(recoveries)},
         },
         "key_id": signer.key_id,
         "algorithm": "ed25519",
@@ -195,19 +251,21 @@ async def write_export(
 
 
 def zip_export(directory: Path, target: Path) -> None:
-    """The three files at the top level of one zip."""
+    """The files and the manifest at the top level of one zip."""
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in (*FILES, MANIFEST):
             archive.write(directory / name, arcname=name)
 
 
-def _check_members(names: list[str]) -> None:
-    """Refuse a zip whose members are not exactly the three files, each once."""
-    expected = sorted((*FILES, MANIFEST))
-    if sorted(names) != expected:
+def _check_members(names: list[str]) -> list[str]:
+    """Refuse a zip whose members are not exactly one format's files, each once; the files."""
+    formats = {tuple(sorted((*files, MANIFEST))) for files in FILES_OF_FORMAT.values()}
+    if tuple(sorted(names)) not in formats:
+        expected = " or ".join(str(list(members)) for members in sorted(formats))
         raise ValueError(
             f"the zip holds {sorted(names)}; an export holds exactly {expected}, each once"
         )
+    return names
 
 
 def unzip_export(archive_path: Path, directory: Path) -> None:
@@ -219,9 +277,9 @@ def unzip_export(archive_path: Path, directory: Path) -> None:
         zipfile.BadZipFile: not a zip.
     """
     with zipfile.ZipFile(archive_path) as archive:
-        _check_members(archive.namelist())
+        members = _check_members(archive.namelist())
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (*FILES, MANIFEST):
+        for name in members:
             with archive.open(name) as source, (directory / name).open("wb") as target:
                 shutil.copyfileobj(source, target, CHUNK_BYTES)
 
@@ -392,7 +450,7 @@ def _verify(
             result.checks.append(f"date: {day.isoformat()}")
     listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}
-    for name in FILES:
+    for name in FILES_OF_FORMAT[manifest["format"]]:
         expected = listed.get(name)
         if not isinstance(expected, dict):
             result.failures.append(f"{name}: not in the manifest")

@@ -39,6 +39,7 @@ from onestop.domain.reconciliation import (
     Outcome,
     Reconciliation,
     ReconciliationSummary,
+    Recoveries,
     VisitFacts,
 )
 from onestop.domain.reviews import Review, ReviewDecision, ReviewStatus
@@ -681,6 +682,8 @@ def reconciliation_message(answer: Reconciliation, at_ms: int) -> pb.ReconcileRe
         groups=groups,
         detail=answer.detail.value,
         at_ms=at_ms,
+        recoveries=answer.recoveries.count,
+        recovered=answer.recoveries.recovered,
     )
 
 
@@ -712,6 +715,7 @@ def reconciliation_of(message: pb.ReconcileReply) -> tuple[Reconciliation, int]:
             for group in message.groups
         ],
         detail=detail,
+        recoveries=Recoveries(message.recoveries, message.recovered),
     )
     return answer, message.at_ms
 

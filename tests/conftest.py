@@ -14,4 +14,4 @@ if os.environ.get("CI"):
 
 pytest_plugins = ["tests.support.redis", "tests.support.adjudicator"]
 pytest_plugins += ["tests.support.gateway"]
-pytest_plugins += ["tests.support.serve"]
+pytest_plugins += ["tests.support.serve", "tests.support.clock"]

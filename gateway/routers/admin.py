@@ -263,7 +263,8 @@ async def reconciliations(
     response_class=FileResponse,
     responses={
         200: {
-            "description": "a zip of settlements.csv, summary.csv and manifest.json",
+            "description": "a zip of settlements.csv, summary.csv, recoveries.csv and "
+            "manifest.json",
             "content": {"application/zip": {"example": "(binary zip)"}},
         },
         **refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.FORBIDDEN),
@@ -297,6 +298,7 @@ async def export(
             scratch / "files",
             gateway.signer.export_signer(),
             final=final,
+            recoveries=await gateway.adjudicator.recoveries(day),
         )
         zip_export(scratch / "files", scratch / "export.zip")
     except BaseException:

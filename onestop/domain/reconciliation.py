@@ -153,6 +153,20 @@ def sum_figures(days: Iterable[DayFigures]) -> DayFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class Recoveries:
+    """What the agency decided to recover from a client on a day (domain section 18).
+
+    Their own row: a recovery never changes a settlement nor the day's reconciled funds.
+    """
+
+    count: int
+    recovered: int
+
+
+NO_RECOVERIES = Recoveries(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class GroupKey:
     """A visit type and a scheme: the split of a day's totals.
 
@@ -190,6 +204,7 @@ class GatewayDay:
     groups: dict[GroupKey, DayFigures] = field(default_factory=dict)
     settlement_ids: list[str] = field(default_factory=list)
     settlement_amounts: dict[str, dict[str, int]] = field(default_factory=dict)
+    recoveries: Recoveries = field(default_factory=lambda: NO_RECOVERIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +272,11 @@ class Detail(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reconciliation:
-    """The answer to one reconciliation of one client's day."""
+    """The answer to one reconciliation of one client's day.
+
+    ``recoveries`` are shown, not compared: the agency recovers them from the client apart
+    from the day's settlements, which they never change.
+    """
 
     gateway: DayFigures
     hospital: DayFigures
@@ -266,6 +285,7 @@ class Reconciliation:
     amount_differences: list[AmountDifference]
     groups: list[GroupComparison]
     detail: Detail
+    recoveries: Recoveries = field(default_factory=lambda: NO_RECOVERIES)
 
     def differences(self) -> dict[str, int]:
         """Every count and reconciled fund: gateway minus hospital, zeros included."""
@@ -327,6 +347,7 @@ def reconcile(gateway: GatewayDay, hospital: HospitalDay) -> Reconciliation:
         amount_differences=amount_differences,
         groups=_compare_groups(gateway.groups, hospital.groups),
         detail=detail,
+        recoveries=gateway.recoveries,
     )
 
 

@@ -77,6 +77,17 @@ async def test_every_request_example_is_accepted_as_shown(gateway: Gateway) -> N
             data, media = body(method, path)
             answer = await hospital.request(method, path, content=data, content_type=media)
             assert answer.status_code == status, (path, answer.text)
+            if path == "/v1/settlements":
+                settled = answer.json()
+        # The example policy flags the example bill (two boxes where one is the limit).
+        data, media = body("POST", "/v1/admin/reviews/{settlement_id}/decision")
+        decided = await agency.request(
+            "POST",
+            f"/v1/admin/reviews/{settled['settlement_id']}/decision",
+            content=data,
+            content_type=media,
+        )
+        assert decided.status_code == 200, decided.text
         for path in ("/fsi/api/{infno}", "/fsi/api"):
             data, media = body("POST", path)
             target = path.replace("{infno}", json.loads(data)["infno"])

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import zipfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,40 +14,25 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.routers.admin import check_day_closed
-from onestop.clock import SHANGHAI, day_closes_ms, iso_from_ms, now_ms, settlement_day
+from onestop.clock import day_closes_ms, iso_from_ms, now_ms, settlement_day
 from onestop.domain.errors import InvalidDocument
-from onestop.exports import MANIFEST, SETTLEMENTS, SUMMARY, unzip_export, verify_export
+from onestop.exports import (
+    MANIFEST,
+    RECOVERIES,
+    SETTLEMENTS,
+    SUMMARY,
+    unzip_export,
+    verify_export,
+)
 from onestop.signing import public_pem
 from onestop.storage import layout
-from tests.support.adjudicator import Adjudicator
+from tests.support.clock import Clock, at
 from tests.support.gateway import Gateway
 from tests.support.redis import ON_BOTH, sync_client
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
 
 FUNDS = ("total", "basic_fund", "supplementary", "assistance", "personal_account", "cash")
-
-
-def at(text: str) -> int:
-    """Epoch ms of an Asia/Shanghai wall-clock time."""
-    moment = datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-    return int(moment.astimezone(UTC).timestamp() * 1000)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def clock(adjudicator: Adjudicator) -> Clock:
-    """The adjudicator's clock, set by the test."""
-    fake = Clock()
-    adjudicator.running.service.clock = fake
-    return fake
 
 
 def at_community_centre(body: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +139,7 @@ async def _export(gateway: Gateway, day: str, out: Path) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(answer.content)).namelist())
-    assert names == {SETTLEMENTS, SUMMARY, MANIFEST}
+    assert names == {SETTLEMENTS, SUMMARY, RECOVERIES, MANIFEST}
     (out.parent / "export.zip").write_bytes(answer.content)
     unzip_export(out.parent / "export.zip", out)
     manifest: dict[str, Any] = json.loads((out / MANIFEST).read_text())
