@@ -123,6 +123,15 @@ class Reference:
             found = version
         return found
 
+    @property
+    def controls_on(self) -> bool:
+        """Whether any loaded policy runs controls across visits (then histories are read)."""
+        return any(
+            policy.controls is not None
+            for versions in self.policies.values()
+            for policy, _ in versions
+        )
+
     def policy_versions(self, region: str, scheme: str, year: int) -> tuple[Policy, ...]:
         """Every loaded version of one policy year, earliest first."""
         return tuple(policy for policy, _ in self.policies.get((region, scheme, year), ()))

@@ -148,8 +148,13 @@ class SettlementService:
         visit already settled (with this very request too) is refused, naming its settlement.
         """
         await self._check_resettle_of(command)
-        snapshot = await self.store.snapshot(command.member_id, command.client_id, command.visit_id)
         await self.reference.refresh()
+        snapshot = await self.store.snapshot(
+            command.member_id,
+            command.client_id,
+            command.visit_id,
+            with_history=self.reference.controls_on,
+        )
         client = self._client(command)
         await self._check_not_another_members(command)
         visit = snapshot.visit
@@ -221,8 +226,14 @@ class SettlementService:
         self, command: SettleCommand, started: float, claimed_ms: int, *, consult_archive: bool
     ) -> tuple[Settlement, bytes]:
         for attempt in range(1, self.commit_attempts + 1):
+            # Reference data first: whether any policy runs controls decides whether the
+            # member's history is read with the snapshot.
+            await self.reference.refresh()
             snapshot = await self.store.snapshot(
-                command.member_id, command.client_id, command.visit_id
+                command.member_id,
+                command.client_id,
+                command.visit_id,
+                with_history=self.reference.controls_on,
             )
             if snapshot.visit is None and consult_archive:
                 # Redis holds no index of this visit for the member: new, or archived. The
@@ -231,7 +242,6 @@ class SettlementService:
                 bundle = self.store.archived_visit(command.client_id, command.visit_id)
                 if bundle is not None:
                     raise _ArchivedVisit(bundle)
-            await self.reference.refresh()
             client = self._client(command)
             earlier = await self._earlier_settlement(command, snapshot)
             if earlier is not None:

@@ -202,8 +202,13 @@ class Store:
         """
         await wait_for_replicas(self.client, keys, self.replication)
 
-    async def snapshot(self, member_id: str, client_id: str, visit_id: str) -> Snapshot:
+    async def snapshot(
+        self, member_id: str, client_id: str, visit_id: str, *, with_history: bool = True
+    ) -> Snapshot:
         """Read the member, its stays and the visit's settlement, at one moment.
+
+        ``with_history`` also reads the member's history (when some policy runs controls
+        across visits; otherwise it is neither read nor written).
 
         The member's three keys share a slot and are read by one script. The reference
         versions are not read here: :class:`onestop.reference_versions.VersionsCache` keeps
@@ -216,7 +221,9 @@ class Store:
             layout.history_key(member_id),
         ]
         async with redis_calls():
-            member, stays, visit, history = await self._read(self.client, member_keys, ())
+            member, stays, visit, history = await self._read(
+                self.client, member_keys, ("1" if with_history else "0",)
+            )
         return Snapshot(
             member=decode_member(member_id, _pairs(member), self.cipher),
             stays=decode_stays(_pairs(stays)),

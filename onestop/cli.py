@@ -32,6 +32,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
         adjudicator_workers=args.adjudicator_workers or 1,
         redis_shards=args.redis_shards,
         redis_replicas=args.redis_replicas,
+        controls=args.controls,
     )
     if args.json:
         print(json.dumps(figures))
@@ -993,6 +994,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="replicas of each primary, writes acknowledged once they hold them (stack)",
+    )
+    bench.add_argument(
+        "--controls",
+        action="store_true",
+        help="also run the discharge and pharmacy phases with the controls across visits on "
+        "(stack): their cost against the same baseline",
     )
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")

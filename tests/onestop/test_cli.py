@@ -38,6 +38,9 @@ def test_bench_memory_measures_bytes_per_member(capsys: pytest.CaptureFixture[st
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["members"] == 2000
     assert 0 < figures["record_bytes_per_member"] < figures["record_and_year_bytes_per_member"]
+    history = [figures["history_bytes_per_member"][str(n)] for n in (1, 12, 52, 156, 400)]
+    assert history[0] > 0
+    assert history == sorted(history), history
 
 
 @pytest.mark.slow

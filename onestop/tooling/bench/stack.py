@@ -29,6 +29,7 @@ from typing import Any, Literal
 import httpx
 
 from onestop.admin import Connection
+from onestop.domain.policy import policy_to_document
 from onestop.process import stop_with_parent
 from onestop.tooling.bench.driver import (
     Phase,
@@ -39,6 +40,7 @@ from onestop.tooling.bench.driver import (
 from onestop.tooling.bench.engine import time_engine
 from onestop.tooling.bench.memory import node_info, used_memory
 from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
+from onestop.tooling.demo.regions import controlled_policy, demo_policies
 from onestop.tooling.redis_server import RedisServer, free_port
 from onestop.tooling.serve import ServeSettings, Supervisor
 
@@ -157,11 +159,15 @@ def run_bench(
     adjudicator_workers: int = 1,
     redis_shards: int = 1,
     redis_replicas: int = 0,
+    controls: bool = False,
 ) -> dict[str, Any]:
     """Run every phase; the figures (see the module's description).
 
     ``redis_replicas`` runs that many replicas of each Redis primary, every write then
-    acknowledged once they hold it (what ``WAIT`` costs).
+    acknowledged once they hold it (what ``WAIT`` costs). ``controls`` runs the discharge and
+    pharmacy phases once more after the region's policies gained the demo's controls across
+    visits (:data:`~onestop.tooling.demo.regions.DEMO_CONTROLS`), other members each: what
+    the controls cost, against the same baseline.
     """
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
         root = Path(scratch)
@@ -240,6 +246,24 @@ def run_bench(
                 first=results["discharge"]["requests"],
             )
 
+            if controls:
+                write("turning the controls across visits on")
+                asyncio.run(_put_controlled_policies(connection))
+                results["discharge_controls"] = phase(
+                    url,
+                    "H0001",
+                    discharge,
+                    "discharge-controls",
+                    first=results["discharge"]["requests"] + results["discharge_70"]["requests"],
+                )
+                results["pharmacy_controls"] = phase(
+                    url,
+                    "P0001",
+                    swipe,
+                    "pharmacy-controls",
+                    first=results["pharmacy"]["requests"],
+                )
+
             port = free_port()
             baseline = subprocess.Popen(
                 [sys.executable, "-m", "onestop.tooling.bench.baseline"],
@@ -271,7 +295,11 @@ def run_bench(
     engine = time_engine(lines=lines, iterations=500)
     base_discharge = summaries["baseline_discharge"]["throughput_per_s"]
     base_pharmacy = summaries["baseline_pharmacy"]["throughput_per_s"]
+    controlled: dict[str, Any] = {}
+    if controls:
+        controlled = {"controls": _controls_figures(summaries, base_discharge, base_pharmacy)}
     return {
+        **controlled,
         "discharge": summaries["discharge"],
         "pharmacy": summaries["pharmacy"],
         "discharge_at_70_percent": summaries["discharge_70"],
@@ -300,5 +328,37 @@ def run_bench(
             "adjudicator_processes": adjudicator_workers,
             "redis_shards": redis_shards,
             "redis_replicas": redis_replicas,
+            "controls": controls,
         },
     }
+
+
+async def _put_controlled_policies(connection: Connection) -> None:
+    """Every demo policy again, with the demo's controls across visits."""
+    async with connection.client() as client:
+        for policy in demo_policies():
+            answer = await client.request(
+                "PUT", "/v1/admin/policies", json_body=policy_to_document(controlled_policy(policy))
+            )
+            answer.raise_for_status()
+
+
+def _ratio(value: float, base: float) -> float:
+    return round(value / base, 3) if base else 0.0
+
+
+def _controls_figures(
+    summaries: dict[str, Any], base_discharge: float, base_pharmacy: float
+) -> dict[str, Any]:
+    """Throughput with the controls off and on, as ratios to the baseline, and the cost."""
+    figures: dict[str, Any] = {}
+    for kind, base in (("discharge", base_discharge), ("pharmacy", base_pharmacy)):
+        off = _ratio(summaries[kind]["throughput_per_s"], base)
+        on = _ratio(summaries[f"{kind}_controls"]["throughput_per_s"], base)
+        figures[kind] = {
+            "ratio_off": off,
+            "ratio_on": on,
+            "cost_percent": round(100 * (off - on) / off, 1) if off else 0.0,
+            "p99_ms_on": summaries[f"{kind}_controls"].get("p99_ms"),
+        }
+    return figures

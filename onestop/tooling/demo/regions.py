@@ -11,11 +11,12 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from onestop.domain.catalog import CatalogItem, parse_catalog_csv
 from onestop.domain.documents import parse_yaml
 from onestop.domain.mapping import MappingRow, MappingTable
-from onestop.domain.policy import Policy, parse_policy
+from onestop.domain.policy import Policy, parse_policy, policy_to_document
 from onestop.domain.types import ClientKind, HospitalLevel, ItemKind
 
 DEMO_REGIONS = ("410100", "520100", "610822")
@@ -64,6 +65,29 @@ def demo_policies() -> tuple[Policy, ...]:
         parse_policy(parse_yaml(_data_text(f"policy_{region}_resident.yaml")))
         for region in DEMO_REGIONS
     )
+
+
+DEMO_CONTROLS: dict[str, Any] = {
+    "duplicate_bill": {"action": "refuse"},
+    "split_admission": {"action": "flag", "within_days": 15},
+    "quantity": {
+        "action": "deduct",
+        # Dialysis three times a week at most, a year's worth (the catalog has no limit).
+        "limits": [{"code": "FA04", "per_year": "156"}],
+    },
+    "patient": {"action": "refuse"},
+    "paper_bed": {"action": "flag", "bed_items": ["FA02"], "min_days": 5},
+    "concurrent_visit": {"action": "flag"},
+}
+"""A region's controls across visits (domain section 18) as the demo and the bench set them:
+duplicates and restricted items refused, the rest settled and flagged for review."""
+
+
+def controlled_policy(policy: Policy, controls: dict[str, Any] | None = None) -> Policy:
+    """``policy`` with a ``controls`` block (:data:`DEMO_CONTROLS` unless given)."""
+    document = policy_to_document(policy)
+    document["controls"] = DEMO_CONTROLS if controls is None else controls
+    return parse_policy(document)
 
 
 def demo_policy(region: str) -> Policy:

@@ -155,6 +155,13 @@ def scenarios() -> list[Scenario]:
     fixed.add("FA03", "1", 380_000, fixed_admission).add("FA09", "1", 120_000, fixed_admission)
     fixed.add("CC03", "1", 26_000, fixed_admission)
 
+    # Controls across visits (Zhengzhou's policy runs them in the demo, domain section 18).
+    readmission = appendix_admission + timedelta(days=11)  # the day of her discharge
+    again = _Bill("ZZH3").daily(readmission, 4, ward_day)
+    again.add("FA07", "1", 18_000, readmission).add("XA03", "2", 2_600, readmission)
+    twice = _Bill("ZZC1").add("FA04", "1", 45_000, dialysis_day)
+    twice.add("XA02", "2", 650, dialysis_day).add("CB02", "2", 250, dialysis_day)
+
     unmapped_day = date(2026, 10, 12)
     unmapped = _Bill("ZZC1").add("FA10", "1", 900, unmapped_day)
     unmapped.add("XA01", "1", 2_350, unmapped_day, his="JS-NEW-0417")
@@ -218,6 +225,20 @@ def scenarios() -> list[Scenario]:
             "pays 30 %, the hospital bears what the bill exceeds the price by.",
             "FGH2",
             _inpatient("FGX2026080301", "FG000002", fixed_admission, 5, fixed, ["K35.8"]),
+        ),
+        Scenario(
+            "李秀英 is admitted again on the day of her discharge, for the same appendicitis: "
+            "settled, and flagged for the agency's review as a possible split stay (分解住院).",
+            "ZZH3",
+            _inpatient("RMYY2026041901", "ZZ000002", readmission, 4, again, ["K35.8"]),
+        ),
+        Scenario(
+            "A second hospital bills 周磊's dialysis session of 9 October again: refused as a "
+            "duplicate claim (重复报销), nothing settled.",
+            "ZZC1",
+            _single_day(
+                "JS2026100901", "ZZ000004", "outpatient_special", dialysis_day, twice, ["N18.5"]
+            ),
         ),
         Scenario(
             "A community centre bills a code it never mapped: refused, nothing settled.",

@@ -17,16 +17,25 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onestop.client import SignedClient
+from onestop.clock import now_ms, settlement_day
 from onestop.domain.mapping import mapping_csv
-from onestop.domain.policy import policy_to_document
+from onestop.domain.policy import Policy, policy_to_document
 from onestop.signing import public_pem
 from onestop.statement import render_refusal, render_statement
 from onestop.tooling.demo.members import FEATURED, crowd
-from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping, demo_policies
+from onestop.tooling.demo.regions import (
+    DEMO_CLIENTS,
+    controlled_policy,
+    demo_catalog_csv,
+    demo_mapping,
+    demo_policies,
+)
 from onestop.tooling.demo.scenarios import scenarios
 from onestop.tooling.serve import ServeSettings, Supervisor
 
 CROWD = 300
+CONTROLLED_REGION = "410100"
+"""The demo region whose policy runs the controls across visits (the others do not)."""
 
 
 def _expect(answer: Any, status: int = 200) -> Any:
@@ -59,12 +68,16 @@ async def load_region(
         )
         clients[client.client_id] = SignedClient(base_url, client.client_id, key)
     for policy in demo_policies():
+        controlled = policy.region == CONTROLLED_REGION
+        if controlled:
+            policy = controlled_policy(policy)
         loaded = _expect(
             await agency.request("PUT", "/v1/admin/policies", json_body=policy_to_document(policy))
         )
         write(
             f"policy {policy.name} ({loaded['region']}, {loaded['year']}) "
             f"version {loaded['version']}"
+            + (f", controls across visits: {_controls_of(policy)}" if controlled else "")
         )
     catalog = _expect(
         await agency.request(
@@ -97,6 +110,12 @@ async def load_region(
     return clients
 
 
+def _controls_of(policy: Policy) -> str:
+    """The controls a policy runs, by name."""
+    controls = policy.controls
+    return "" if controls is None else ", ".join(controls.model_dump(exclude_none=True))
+
+
 async def settle_walkthrough(
     agency: SignedClient, clients: dict[str, SignedClient], write: Callable[[str], None]
 ) -> int:
@@ -126,7 +145,24 @@ async def settle_walkthrough(
             f"  receipt signed with key {result['signature']['key_id']} "
             f"(GET /v1/keys), settled at {result['settled_at']}"
         )
+    await _show_review_queue(agency, write)
     return settled
+
+
+async def _show_review_queue(agency: SignedClient, write: Callable[[str], None]) -> None:
+    """What the agency's review queue holds of today: the flagged settlements."""
+    day = settlement_day(now_ms()).isoformat()
+    reviews = _expect(
+        await agency.request("GET", "/v1/admin/reviews", params={"date": day, "status": "open"})
+    )
+    write("")
+    write(f"The agency's review queue of {day} (GET /v1/admin/reviews): {len(reviews)} open")
+    for review in reviews:
+        for finding in review["findings"]:
+            write(
+                f"  {review['client_id']} visit {review['visit_id']}: {finding['control']} "
+                f"({finding['action']}) {finding['message']}"
+            )
 
 
 async def _walk(base_url: str, agency_key: Path, write: Callable[[str], None]) -> int:

@@ -41,7 +41,7 @@ def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     assert run_demo(printed.append) == 0
     text = "\n".join(printed)
     assert "members: 308 loaded, 0 rejected" in text
-    assert text.count("个人现金 Cash to pay") == 9
+    assert text.count("个人现金 Cash to pay") == 10
     assert "The basic fund's annual cap is reached: it pays 25,000.00" in text
     assert "In the waiting period" in text
     assert "医疗救助 Medical assistance                           788.73" in text
@@ -49,8 +49,12 @@ def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     assert "Nothing was settled." in text
     assert "4101**********0118" in text
     assert "410100195804120118" not in text  # never the clear id number
-    assert text.count("receipt signed with key") == 9
-    assert "9 visits settled; everything stopped." in text
+    assert text.count("receipt signed with key") == 10
+    assert "10 visits settled; everything stopped." in text
+    # controls across visits (domain section 18): one refusal, one flag in the review queue
+    assert "409 DUPLICATE_CLAIM" in text
+    assert "(GET /v1/admin/reviews): 1 open" in text
+    assert "ZZH3 visit RMYY2026041901: SPLIT_ADMISSION (flag) admitted 0 day(s)" in text
     # the round-2 patients (domain sections 8, 11, 12), each with what the cashier reads out:
     # out of region, registered: (1,239.00 - 900.00) x (0.50 - 0.05) = 152.55
     assert "统筹基金 Basic fund                                   152.55" in text
