@@ -64,6 +64,9 @@ HISTORY_DAYS = 400
 HISTORY_ENTRIES = 400
 """The most visits the history keeps of one member; the oldest go first beyond it."""
 
+MAX_CATEGORIES = 8
+"""The most diagnosis categories a history entry keeps."""
+
 MAX_WINDOW_DAYS = 30
 """The longest ``within_days`` of a split admission (national practice checks 15 days)."""
 
@@ -187,6 +190,8 @@ class PastVisit:
     Attributes:
         settlement_id: the settlement that added it (its reversal removes it).
         client_id: who settled it (compared, never shown to another client).
+        categories: the ICD-10 categories (first three characters) of its diagnoses, each
+            once, at most :data:`MAX_CATEGORIES`: what a split admission compares.
         bill_digest: :func:`bill_digest` of its bill.
         quantities: catalog units settled (not deducted) of each item with a quantity limit.
     """
@@ -196,7 +201,7 @@ class PastVisit:
     visit_type: VisitType
     first_day: date
     last_day: date
-    diagnoses: tuple[str, ...]
+    categories: tuple[str, ...]
     bill_digest: str
     quantities: tuple[tuple[str, Decimal], ...] = ()
 
@@ -216,7 +221,9 @@ def bill_digest(visit: Visit) -> str:
     text = "\n".join(
         (visit.visit_type.value, visit.first_day.isoformat(), visit.last_day.isoformat(), *lines)
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    # 64 bits: compared only among one member's few hundred entries, where a collision is
+    # one chance in 10^16; each entry is kept in Redis for a year.
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def history_entry(
@@ -241,7 +248,7 @@ def history_entry(
         visit_type=visit.visit_type,
         first_day=visit.first_day,
         last_day=visit.last_day,
-        diagnoses=visit.diagnoses[:8],
+        categories=diagnosis_categories(visit.diagnoses),
         bill_digest=digest,
         quantities=tuple(sorted(quantities.items())),
     )
@@ -383,19 +390,20 @@ def _duplicate_bill(control: DuplicateBill, digest: str, past: list[PastVisit]) 
     return []
 
 
-def _categories(diagnoses: Iterable[str]) -> set[str]:
-    return {code[:3] for code in diagnoses}
+def diagnosis_categories(diagnoses: Iterable[str]) -> tuple[str, ...]:
+    """The ICD-10 categories of diagnoses (``K35.8`` -> ``K35``), each once, in order."""
+    return tuple(dict.fromkeys(code[:3] for code in diagnoses))[:MAX_CATEGORIES]
 
 
 def _split_admission(control: SplitAdmission, visit: Visit, past: list[PastVisit]) -> list[Finding]:
     if visit.visit_type is not VisitType.INPATIENT:
         return []
-    categories = _categories(visit.diagnoses)
+    categories = set(diagnosis_categories(visit.diagnoses))
     for earlier in sorted(past, key=lambda entry: entry.last_day, reverse=True):
         if earlier.visit_type is not VisitType.INPATIENT:
             continue
         gap = (visit.first_day - earlier.last_day).days
-        shared = categories & _categories(earlier.diagnoses)
+        shared = categories & set(earlier.categories)
         if 0 <= gap <= control.within_days and shared:
             return [
                 Finding(
@@ -561,7 +569,7 @@ def _quantities(
             checks.append((Decimal(0), limits.per_visit, "per visit"))
         if limits.per_days is not None:
             start = visit.last_day - timedelta(days=limits.per_days.days - 1)
-            before = _past_quantity(past, code, start, None)
+            before = _past_quantity(past, code, (start, visit.last_day), None)
             checks.append((before, limits.per_days.quantity, f"in {limits.per_days.days} days"))
         if limits.per_year is not None:
             year = visit.last_day.year
@@ -586,12 +594,15 @@ def _quantities(
 
 
 def _past_quantity(
-    past: list[PastVisit], code: str, since: date | None, year: int | None
+    past: list[PastVisit], code: str, window: tuple[date, date] | None, year: int | None
 ) -> Decimal:
-    """Units of ``code`` the history settled from ``since`` on, or in ``year``."""
+    """Units of ``code`` the history settled on days of ``window``, or in ``year``.
+
+    An entry counts on its last day (a stay's discharge).
+    """
     total = Decimal(0)
     for entry in past:
-        if (since is None or entry.last_day >= since) and (
+        if (window is None or window[0] <= entry.last_day <= window[1]) and (
             year is None or entry.last_day.year == year
         ):
             for listed, quantity in entry.quantities:

@@ -516,15 +516,27 @@ class HistoryField(StrEnum):
 
     CLIENT_ID = "c"
     VISIT_TYPE = "t"
+    """:data:`HISTORY_VISIT_TYPES`."""
     FIRST_DAY = "f"
     """``YYYY-MM-DD``."""
     LAST_DAY = "l"
-    DIAGNOSES = "x"
-    """A JSON list of ICD-10 codes (at most 8)."""
+    """``YYYY-MM-DD``; absent when it is the first day."""
+    CATEGORIES = "x"
+    """A JSON list of ICD-10 categories (``K35``), at most 8; absent when none."""
     BILL_DIGEST = "b"
-    """:func:`onestop.domain.controls.bill_digest`."""
+    """:func:`onestop.domain.controls.bill_digest` (16 hex digits)."""
     QUANTITIES = "q"
-    """Catalog code -> catalog units settled, as decimal text; items with limits only."""
+    """Catalog code -> catalog units settled, as decimal text; items with limits only; absent
+    when none."""
+
+
+HISTORY_VISIT_TYPES = {
+    "inpatient": "i",
+    "outpatient": "o",
+    "outpatient_special": "s",
+    "pharmacy": "p",
+}
+"""A visit type as a history entry stores it: one letter (a member keeps hundreds)."""
 
 
 class ReviewField(StrEnum):

@@ -45,6 +45,7 @@ from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
     CLAIMANT_FIELD_PREFIX,
+    HISTORY_VISIT_TYPES,
     REQUEST_FIELD_PREFIX,
     STATE_AFTER_DISEASE,
     STATE_AFTER_FIGURES,
@@ -325,21 +326,25 @@ def decode_stays(raw: RawHash) -> tuple[Stay, ...]:
 
 
 def history_value(entry: PastVisit) -> str:
-    """A history entry as stored: a JSON object by :class:`HistoryField` name."""
+    """A history entry as stored: a JSON object by :class:`HistoryField` name, short."""
     value: dict[str, Any] = {
         HistoryField.CLIENT_ID.value: entry.client_id,
-        HistoryField.VISIT_TYPE.value: entry.visit_type.value,
+        HistoryField.VISIT_TYPE.value: HISTORY_VISIT_TYPES[entry.visit_type.value],
         HistoryField.FIRST_DAY.value: entry.first_day.isoformat(),
-        HistoryField.LAST_DAY.value: entry.last_day.isoformat(),
         HistoryField.BILL_DIGEST.value: entry.bill_digest,
     }
-    if entry.diagnoses:
-        value[HistoryField.DIAGNOSES.value] = list(entry.diagnoses)
+    if entry.last_day != entry.first_day:
+        value[HistoryField.LAST_DAY.value] = entry.last_day.isoformat()
+    if entry.categories:
+        value[HistoryField.CATEGORIES.value] = list(entry.categories)
     if entry.quantities:
         value[HistoryField.QUANTITIES.value] = {
             code: format(quantity.normalize(), "f") for code, quantity in entry.quantities
         }
     return orjson.dumps(value).decode()
+
+
+_VISIT_TYPE_OF_LETTER = {letter: VisitType(name) for name, letter in HISTORY_VISIT_TYPES.items()}
 
 
 def decode_history(raw: RawHash) -> tuple[PastVisit, ...]:
@@ -348,14 +353,16 @@ def decode_history(raw: RawHash) -> tuple[PastVisit, ...]:
     for settlement_id, text in raw.items():
         try:
             value = orjson.loads(text)
+            first_day = date.fromisoformat(value[HistoryField.FIRST_DAY])
+            last_day = value.get(HistoryField.LAST_DAY)
             entries.append(
                 PastVisit(
                     settlement_id=settlement_id.decode(),
                     client_id=value[HistoryField.CLIENT_ID],
-                    visit_type=VisitType(value[HistoryField.VISIT_TYPE]),
-                    first_day=date.fromisoformat(value[HistoryField.FIRST_DAY]),
-                    last_day=date.fromisoformat(value[HistoryField.LAST_DAY]),
-                    diagnoses=tuple(value.get(HistoryField.DIAGNOSES, ())),
+                    visit_type=_VISIT_TYPE_OF_LETTER[value[HistoryField.VISIT_TYPE]],
+                    first_day=first_day,
+                    last_day=first_day if last_day is None else date.fromisoformat(last_day),
+                    categories=tuple(value.get(HistoryField.CATEGORIES, ())),
                     bill_digest=value[HistoryField.BILL_DIGEST],
                     quantities=tuple(
                         sorted(

@@ -155,8 +155,8 @@ async def _history_bytes(client: RedisClient, year: int, members: int = 100) -> 
                     visit_type=VisitType.OUTPATIENT_SPECIAL,
                     first_day=day,
                     last_day=day,
-                    diagnoses=("N18.5",),
-                    bill_digest=f"{rng.getrandbits(128):032x}",
+                    categories=("N18",),
+                    bill_digest=f"{rng.getrandbits(64):016x}",
                     quantities=(("FA04", Decimal(1)),),
                 )
                 pipe.hset(key, entry.settlement_id, history_value(entry))

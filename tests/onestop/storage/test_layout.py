@@ -104,6 +104,7 @@ def _names() -> dict[str, Any]:
             "day_recoveries": layout.day_recoveries_key(group, "20260301"),
         },
         "history_fields": {field.name: field.value for field in layout.HistoryField},
+        "history_visit_types": layout.HISTORY_VISIT_TYPES,
         "review_fields": {field.name: field.value for field in layout.ReviewField},
         "gateway_key_patterns": list(layout.GATEWAY_KEY_PATTERNS),
         "lookup_fields": {field.name: field.value for field in layout.LookupField},
