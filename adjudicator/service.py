@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from adjudicator.journal import DayEvent, day_events
 from adjudicator.reference import Reference
 from adjudicator.store import (
+    NO_CONTROL_WRITES,
     ClaimAnswer,
     CommitOutcome,
+    ControlWrites,
     NewSettlement,
     Snapshot,
     Store,
@@ -36,7 +37,6 @@ from onestop.domain.controls import (
     check_controls,
     history_entry,
     history_to_forget,
-    limited_codes,
 )
 from onestop.domain.eligibility import entitlement
 from onestop.domain.engine import Adjudication, adjudicate
@@ -289,7 +289,9 @@ class SettlementService:
                     stay=stay,
                     amounts=result.amounts,
                     policy=policy_ref,
-                    **self._controls_written(command, computed, snapshot, settlement_id, now),
+                    controls=self._controls_written(
+                        command, computed, snapshot, settlement_id, now
+                    ),
                 )
             )
             if outcome is CommitOutcome.OK:
@@ -516,11 +518,11 @@ class SettlementService:
         snapshot: Snapshot,
         settlement_id: str,
         now: int,
-    ) -> dict[str, Any]:
+    ) -> ControlWrites:
         """What a commit writes for the controls: history, forgotten entries, a review."""
         controls = computed.policy.controls
         if controls is None:
-            return {}
+            return NO_CONTROL_WRITES
         visit, controlled, amounts = command.visit, computed.controlled, computed.result.amounts
         review = None
         if controlled.flagged:
@@ -534,18 +536,18 @@ class SettlementService:
                 findings=controlled.findings,
                 funds_paid=amounts.basic_fund + amounts.supplementary + amounts.assistance,
             )
-        return {
-            "history": history_entry(
+        return ControlWrites(
+            history=history_entry(
                 settlement_id,
                 command.client_id,
                 visit,
                 controlled.bill_digest,
-                limited_codes(controls, self.reference.catalog, visit),
+                controlled.limited_codes,
                 controlled.deducted,
             ),
-            "forget": tuple(history_to_forget(snapshot.history, settlement_day(now))),
-            "review": review,
-        }
+            forget=tuple(history_to_forget(snapshot.history, settlement_day(now))),
+            review=review,
+        )
 
     def _policy(self, member: Member, year: int, on: date) -> tuple[Policy, PolicyRef]:
         """The version of the member's policy of ``year`` in force on ``on`` (section 13)."""

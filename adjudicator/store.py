@@ -108,16 +108,31 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlWrites:
+    """What a commit writes for the controls across visits (domain section 18).
+
+    Attributes:
+        history: the settlement's history entry (``None``: the policy runs no controls).
+        forget: settlement ids of history entries to drop (too old, or too many).
+        review: the review to open when the controls flagged the settlement.
+    """
+
+    history: PastVisit | None = None
+    forget: tuple[str, ...] = ()
+    review: Review | None = None
+
+
+NO_CONTROL_WRITES = ControlWrites()
+
+
+@dataclass(frozen=True, slots=True)
 class NewSettlement:
     """Everything a commit writes.
 
     Attributes:
         expected_version: the member version the computation read.
         stay: an inpatient stay's dates, which the member may not hold twice.
-        history: what the settlement adds to the member's history (``None``: nothing, the
-            policy runs no controls).
-        forget: settlement ids of history entries to drop (too old, or too many).
-        review: the review to open when the controls flagged the settlement.
+        controls: the history entry, forgotten entries and review the controls write.
     """
 
     settlement: SettlementRecord
@@ -125,9 +140,7 @@ class NewSettlement:
     stay: tuple[date, date] | None
     amounts: Amounts
     policy: PolicyRef
-    history: PastVisit | None = None
-    forget: tuple[str, ...] = ()
-    review: Review | None = None
+    controls: ControlWrites = NO_CONTROL_WRITES
 
 
 class CommitOutcome(StrEnum):
@@ -413,6 +426,7 @@ class Store:
         )
         stay: Pairs = [] if new.stay is None else [(record.settlement_id, stay_value(*new.stay))]
         day = day_key(record.committed_ms)
+        controls = new.controls
         async with redis_calls():
             answer = await self._commit(
                 self.client,
@@ -450,9 +464,9 @@ class Store:
                         ),
                     ),
                     record.settlement_id,
-                    "" if new.history is None else history_value(new.history),
-                    orjson.dumps(list(new.forget)),
-                    *_lists([] if new.review is None else review_fields(new.review)),
+                    "" if controls.history is None else history_value(controls.history),
+                    orjson.dumps(list(controls.forget)),
+                    *_lists([] if controls.review is None else review_fields(controls.review)),
                 ],
             )
         return CommitOutcome(answer[0].decode())

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, model_validator
 
 from onestop.domain.bill import CodedLine, Visit
 from onestop.domain.catalog import CatalogItem
@@ -175,9 +175,16 @@ class Controls(_Block):
     paper_bed: PaperBed | None = None
     concurrent_visit: ConcurrentVisit | None = None
 
+    _limits: dict[str, QuantityLimit] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Index the quantity limits by code once (they are read per line of every bill)."""
+        if self.quantity is not None:
+            self._limits.update((limit.code, limit) for limit in self.quantity.limits)
+
     def quantity_limits(self) -> Mapping[str, QuantityLimit]:
         """The policy's quantity limits by catalog code."""
-        return {limit.code: limit for limit in self.quantity.limits} if self.quantity else {}
+        return self._limits
 
 
 # -- history ----------------------------------------------------------------------------------
@@ -213,11 +220,19 @@ def bill_digest(visit: Visit) -> str:
     date, as a multiset (line numbers, HIS codes and visit ids play no part: two hospitals
     number and code the same bill differently).
     """
-    lines = sorted(
-        f"{line.catalog_code}|{format(line.catalog_qty.normalize(), 'f')}|{line.amount}|"
-        f"{line.service_date.isoformat()}"
-        for line in visit.lines
-    )
+    # A bill repeats few quantities and days among hundreds of lines: each is written once.
+    quantities: dict[Decimal, str] = {}
+    days: dict[date, str] = {}
+    texts = []
+    for line in visit.lines:
+        quantity = quantities.get(line.catalog_qty)
+        if quantity is None:
+            quantity = quantities[line.catalog_qty] = format(line.catalog_qty.normalize(), "f")
+        day = days.get(line.service_date)
+        if day is None:
+            day = days[line.service_date] = line.service_date.isoformat()
+        texts.append(f"{line.catalog_code}|{quantity}|{line.amount}|{day}")
+    lines = sorted(texts)
     text = "\n".join(
         (visit.visit_type.value, visit.first_day.isoformat(), visit.last_day.isoformat(), *lines)
     )
@@ -292,11 +307,14 @@ class ControlOutcome:
         findings: every finding to flag or deduct (the review queue's).
         deducted: line number to the control code it is deducted for.
         bill_digest: the visit's :func:`bill_digest` (empty when no control ran).
+        limited_codes: the visit's catalog codes with a quantity limit, whose quantities the
+            history keeps (:func:`limited_codes`).
     """
 
     findings: tuple[Finding, ...] = ()
     deducted: Mapping[int, str] = field(default_factory=dict)
     bill_digest: str = ""
+    limited_codes: frozenset[str] = frozenset()
 
     @property
     def flagged(self) -> bool:
@@ -361,8 +379,10 @@ def check_controls(
         findings += _paper_bed(controls.paper_bed, visit)
     if controls.patient is not None:
         findings += _patient_restrictions(controls.patient.action, visit, member, catalog)
+    limited: frozenset[str] = frozenset()
     if controls.quantity is not None:
-        findings += _quantities(controls, visit, catalog, past)
+        quantity_findings, limited = _quantities(controls, visit, catalog, past)
+        findings += quantity_findings
     refusals = tuple(finding for finding in findings if finding.action is ControlAction.REFUSE)
     if refusals:
         raise refusal(refusals)
@@ -371,7 +391,7 @@ def check_controls(
         if finding.action is ControlAction.DEDUCT:
             for line_no in finding.line_nos:
                 deducted.setdefault(line_no, finding.control.value)
-    return ControlOutcome(tuple(findings), deducted, digest)
+    return ControlOutcome(tuple(findings), deducted, digest, limited)
 
 
 def _duplicate_bill(control: DuplicateBill, digest: str, past: list[PastVisit]) -> list[Finding]:
@@ -531,7 +551,13 @@ class _Limits:
 
 def limits_of(controls: Controls, item: CatalogItem) -> _Limits | None:
     """An item's quantity limits: the policy's entry, else the catalog's columns."""
-    policy = controls.quantity_limits().get(item.code)
+    return _limits_of(controls.quantity_limits(), item)
+
+
+def _limits_of(by_code: Mapping[str, QuantityLimit], item: CatalogItem) -> _Limits | None:
+    policy = by_code.get(item.code)
+    if policy is None and item.max_visit_qty is None and item.max_year_qty is None:
+        return None  # most items: no limit at all
     per_visit = policy.per_visit if policy and policy.per_visit else item.max_visit_qty
     per_year = policy.per_year if policy and policy.per_year else item.max_year_qty
     per_days = policy.per_days if policy else None
@@ -552,17 +578,21 @@ def limited_codes(
 
 def _quantities(
     controls: Controls, visit: Visit, catalog: Mapping[str, CatalogItem], past: list[PastVisit]
-) -> list[Finding]:
+) -> tuple[list[Finding], frozenset[str]]:
+    """The quantity findings, and the visit's codes that carry a limit."""
     quantity = controls.quantity
     assert quantity is not None
     by_code: dict[str, list[CodedLine]] = {}
     for line in visit.lines:
         by_code.setdefault(line.catalog_code, []).append(line)
     findings = []
+    limited = []
+    policy_limits = controls.quantity_limits()
     for code in sorted(by_code):
-        limits = limits_of(controls, catalog[code])
+        limits = _limits_of(policy_limits, catalog[code])
         if limits is None:
             continue
+        limited.append(code)
         lines = by_code[code]
         checks: list[tuple[Decimal, Decimal, str]] = []  # (allowed before, limit, what)
         if limits.per_visit is not None:
@@ -590,7 +620,7 @@ def _quantities(
                     line_nos=tuple(line.line_no for line in over),
                 )
             )
-    return findings
+    return findings, frozenset(limited)
 
 
 def _past_quantity(

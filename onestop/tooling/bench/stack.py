@@ -360,5 +360,7 @@ def _controls_figures(
             "ratio_on": on,
             "cost_percent": round(100 * (off - on) / off, 1) if off else 0.0,
             "p99_ms_on": summaries[f"{kind}_controls"].get("p99_ms"),
+            "errors_on": summaries[f"{kind}_controls"].get("errors"),
+            "error_codes_on": summaries[f"{kind}_controls"].get("error_codes", {}),
         }
     return figures
