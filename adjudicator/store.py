@@ -8,7 +8,7 @@ no field names: they receive field/value pairs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -607,37 +607,30 @@ class Store:
 
     async def day_reviews(self, day: date) -> list[Review]:
         """Every settlement flagged on ``day`` (its commit day), in the order flagged."""
-        text = layout.day_text(day)
-
-        def build(pipe: RedisPipeline) -> None:
-            for group in range(layout.GROUPS):
-                pipe.zrange(layout.day_reviews_key(group, text), 0, -1, withscores=True)
-
-        async with redis_calls():
-            answers = await run_pipeline(self.client, build)
-        flagged = sorted(
-            (int(score), group, raw_id.decode())
-            for group, found in enumerate(answers)
-            for raw_id, score in found
-        )
-        return await self._reviews([(group, settlement_id) for _, group, settlement_id in flagged])
+        return await self._reviews(await self._day_members(layout.day_reviews_key, day))
 
     async def day_recoveries(self, day: date) -> list[Review]:
         """Every recovery decided on ``day``, in the order decided."""
+        return await self._reviews(await self._day_members(layout.day_recoveries_key, day))
+
+    async def _day_members(
+        self, key_of: Callable[[int, str], str], day: date
+    ) -> list[tuple[int, str]]:
+        """(group, settlement id) of a day's sorted sets of every group, in score order."""
         text = layout.day_text(day)
 
         def build(pipe: RedisPipeline) -> None:
             for group in range(layout.GROUPS):
-                pipe.zrange(layout.day_recoveries_key(group, text), 0, -1, withscores=True)
+                pipe.zrange(key_of(group, text), 0, -1, withscores=True)
 
         async with redis_calls():
             answers = await run_pipeline(self.client, build)
-        decided = sorted(
+        scored = sorted(
             (int(score), group, raw_id.decode())
             for group, found in enumerate(answers)
             for raw_id, score in found
         )
-        return await self._reviews([(group, settlement_id) for _, group, settlement_id in decided])
+        return [(group, settlement_id) for _, group, settlement_id in scored]
 
     async def _reviews(self, wanted: Sequence[tuple[int, str]]) -> list[Review]:
         def build(pipe: RedisPipeline) -> None:

@@ -516,30 +516,25 @@ def _patient_restrictions(
                 item.max_age is not None and age > item.max_age
             ):
                 age_lines.append(line)
-    findings = []
-    if sex_lines:
-        codes = sorted({line.catalog_code for line in sex_lines})
-        findings.append(
-            Finding(
-                Control.SEX_RESTRICTED,
-                action,
-                f"item(s) {', '.join(codes)} are for patients of the other sex than this "
-                "member's: check the patient and the item codes",
-                line_nos=tuple(line.line_no for line in sex_lines),
-            )
+    restricted = (
+        (Control.SEX_RESTRICTED, sex_lines, "are for patients of the other sex than this member's"),
+        (
+            Control.AGE_RESTRICTED,
+            age_lines,
+            "are restricted to an age range this member is outside of",
+        ),
+    )
+    return [
+        Finding(
+            control,
+            action,
+            f"item(s) {', '.join(sorted({line.catalog_code for line in lines}))} {why}: check "
+            "the patient and the item codes",
+            line_nos=tuple(line.line_no for line in lines),
         )
-    if age_lines:
-        codes = sorted({line.catalog_code for line in age_lines})
-        findings.append(
-            Finding(
-                Control.AGE_RESTRICTED,
-                action,
-                f"item(s) {', '.join(codes)} are restricted to an age range this member is "
-                "outside of: check the patient and the item codes",
-                line_nos=tuple(line.line_no for line in age_lines),
-            )
-        )
-    return findings
+        for control, lines, why in restricted
+        if lines
+    ]
 
 
 @dataclass(frozen=True, slots=True)

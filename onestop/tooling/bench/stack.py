@@ -166,8 +166,8 @@ def run_bench(
     ``redis_replicas`` runs that many replicas of each Redis primary, every write then
     acknowledged once they hold it (what ``WAIT`` costs). ``controls`` runs the discharge and
     pharmacy phases once more after the region's policies gained the demo's controls across
-    visits (:data:`~onestop.tooling.demo.regions.DEMO_CONTROLS`), other members each: what
-    the controls cost, against the same baseline.
+    visits (:data:`~onestop.tooling.demo.regions.DEMO_CONTROLS`), and once more after they
+    lost them again, other members each: what the controls cost, against the same baseline.
     """
     with tempfile.TemporaryDirectory(prefix="onestop-bench-") as scratch:
         root = Path(scratch)
@@ -247,21 +247,27 @@ def run_bench(
             )
 
             if controls:
+                # On, then off again: the mean of the two runs without controls cancels what
+                # drifts over the run (a warmer process, a fuller Redis).
                 write("turning the controls across visits on")
-                asyncio.run(_put_controlled_policies(connection))
+                asyncio.run(_put_policies(connection, controlled=True))
+                discharged = results["discharge"]["requests"] + results["discharge_70"]["requests"]
                 results["discharge_controls"] = phase(
-                    url,
-                    "H0001",
-                    discharge,
-                    "discharge-controls",
-                    first=results["discharge"]["requests"] + results["discharge_70"]["requests"],
+                    url, "H0001", discharge, "discharge-controls", first=discharged
                 )
+                swiped = results["pharmacy"]["requests"]
                 results["pharmacy_controls"] = phase(
-                    url,
-                    "P0001",
-                    swipe,
-                    "pharmacy-controls",
-                    first=results["pharmacy"]["requests"],
+                    url, "P0001", swipe, "pharmacy-controls", first=swiped
+                )
+                write("and off again")
+                asyncio.run(_put_policies(connection, controlled=False))
+                discharged += results["discharge_controls"]["requests"]
+                results["discharge_again"] = phase(
+                    url, "H0001", discharge, "discharge-again", first=discharged
+                )
+                swiped += results["pharmacy_controls"]["requests"]
+                results["pharmacy_again"] = phase(
+                    url, "P0001", swipe, "pharmacy-again", first=swiped
                 )
 
             port = free_port()
@@ -333,13 +339,12 @@ def run_bench(
     }
 
 
-async def _put_controlled_policies(connection: Connection) -> None:
-    """Every demo policy again, with the demo's controls across visits."""
+async def _put_policies(connection: Connection, *, controlled: bool) -> None:
+    """Every demo policy again, with the demo's controls across visits or without."""
     async with connection.client() as client:
         for policy in demo_policies():
-            answer = await client.request(
-                "PUT", "/v1/admin/policies", json_body=policy_to_document(controlled_policy(policy))
-            )
+            document = policy_to_document(controlled_policy(policy) if controlled else policy)
+            answer = await client.request("PUT", "/v1/admin/policies", json_body=document)
             answer.raise_for_status()
 
 
@@ -350,12 +355,20 @@ def _ratio(value: float, base: float) -> float:
 def _controls_figures(
     summaries: dict[str, Any], base_discharge: float, base_pharmacy: float
 ) -> dict[str, Any]:
-    """Throughput with the controls off and on, as ratios to the baseline, and the cost."""
+    """Throughput with the controls off and on, as ratios to the baseline, and the cost.
+
+    Off is the mean of the run before the controls were turned on and the one after they
+    were turned off again.
+    """
     figures: dict[str, Any] = {}
     for kind, base in (("discharge", base_discharge), ("pharmacy", base_pharmacy)):
-        off = _ratio(summaries[kind]["throughput_per_s"], base)
+        before = summaries[kind]["throughput_per_s"]
+        after = summaries[f"{kind}_again"]["throughput_per_s"]
+        off = _ratio((before + after) / 2, base)
         on = _ratio(summaries[f"{kind}_controls"]["throughput_per_s"], base)
         figures[kind] = {
+            "ratio_off_before": _ratio(before, base),
+            "ratio_off_after": _ratio(after, base),
             "ratio_off": off,
             "ratio_on": on,
             "cost_percent": round(100 * (off - on) / off, 1) if off else 0.0,
