@@ -14,6 +14,7 @@ from typing import cast
 
 from adjudicator import journal
 from onestop.domain.reconciliation import (
+    NO_RECOVERIES,
     GatewayDay,
     HospitalDay,
     Reconciliation,
@@ -82,8 +83,13 @@ async def gateway_day(
     day: date,
     hospital: HospitalDay,
     archive: ArchiveReader | None = None,
+    recoveries: Recoveries = NO_RECOVERIES,
 ) -> GatewayDay:
-    """Onestop's side of the day, as finely as the client's report asks."""
+    """Onestop's side of the day, as finely as the client's report asks.
+
+    ``recoveries``: what the agency decided that day to recover from the client, shown
+    beside the day (:meth:`adjudicator.service.SettlementService.recoveries`).
+    """
     totals = await journal.day_totals(client, client_id, day, archive)
     ids: list[str] = []
     amounts: dict[str, dict[str, int]] = {}
@@ -99,7 +105,7 @@ async def gateway_day(
         totals.group_figures(),
         ids,
         amounts,
-        Recoveries(totals.recoveries, totals.recovered),
+        recoveries,
     )
 
 
@@ -112,12 +118,15 @@ async def reconcile_day(
     at_ms: int,
     provisional: bool,
     archive: ArchiveReader | None = None,
+    recoveries: Recoveries = NO_RECOVERIES,
 ) -> Reconciliation:
     """Compare the client's day with onestop's and keep the verdict for the agency.
 
     The verdict is kept before it is answered: an answer the client received is on record.
     """
-    answer = reconcile(await gateway_day(client, client_id, day, hospital, archive), hospital)
+    answer = reconcile(
+        await gateway_day(client, client_id, day, hospital, archive, recoveries), hospital
+    )
     summary = summarise(answer, client_id, day, at_ms, provisional)
     async with redis_calls():
         await client.xadd(

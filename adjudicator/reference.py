@@ -127,7 +127,7 @@ class Reference:
     def controls_on(self) -> bool:
         """Whether any loaded policy runs controls across visits (then histories are read)."""
         return any(
-            policy.controls is not None
+            policy.controls is not None and policy.controls.active
             for versions in self.policies.values()
             for policy, _ in versions
         )

@@ -24,6 +24,7 @@ from adjudicator.store import (
     ClaimAnswer,
     CommitOutcome,
     ControlWrites,
+    DecisionOutcome,
     NewSettlement,
     Snapshot,
     Store,
@@ -38,7 +39,7 @@ from onestop.domain.controls import (
     history_entry,
     history_to_forget,
 )
-from onestop.domain.eligibility import entitlement
+from onestop.domain.eligibility import entitlement, require_active
 from onestop.domain.engine import Adjudication, adjudicate
 from onestop.domain.errors import (
     DomainError,
@@ -107,6 +108,8 @@ class _Computed:
     policy_ref: PolicyRef
     policy: Policy
     controlled: ControlOutcome
+    stay: tuple[date, date] | None
+    """An inpatient stay's dates, which the member may not hold twice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,6 @@ class SettlementService:
                 f"this request: GET /v1/settlements/{visit.settlement_id} reads it"
             )
         computed = self._compute(command, client, self._member(command, snapshot), snapshot)
-        self._check_stay(command.visit, snapshot)
         return self._settlement(
             command, computed.result, computed.policy_ref, None, SettlementStatus.PREVIEW, None
         )
@@ -249,7 +251,7 @@ class SettlementService:
             member = self._member(command, snapshot)
             computed = self._compute(command, client, member, snapshot)
             result, policy_ref = computed.result, computed.policy_ref
-            stay = self._check_stay(command.visit, snapshot)
+            stay = computed.stay
             now = self.clock()
             settlement_id = new_settlement_id(command.member_id, now)
             settlement = self._settlement(
@@ -487,9 +489,15 @@ class SettlementService:
     def _compute(
         self, command: SettleCommand, client: Client, record: MemberRecord, snapshot: Snapshot
     ) -> _Computed:
-        """The controls across visits (which may refuse), then the engine."""
+        """The visit's checks, the controls across visits (which may refuse), the engine.
+
+        In the order of the rules: the policy, the member's eligibility, an overlapping stay,
+        then the controls (domain section 18), then the engine's steps.
+        """
         visit = command.visit
         policy, policy_ref = self._policy(record.member, visit.policy_year, visit.policy_day)
+        require_active(record.member)
+        stay = self._check_stay(visit, snapshot)
         controlled = check_controls(
             policy.controls,
             visit,
@@ -509,7 +517,7 @@ class SettlementService:
             client_region=client.region,
             deducted=controlled.deducted,
         )
-        return _Computed(result, policy_ref, policy, controlled)
+        return _Computed(result, policy_ref, policy, controlled, stay)
 
     def _controls_written(
         self,
@@ -521,7 +529,7 @@ class SettlementService:
     ) -> ControlWrites:
         """What a commit writes for the controls: history, forgotten entries, a review."""
         controls = computed.policy.controls
-        if controls is None:
+        if controls is None or not controls.active:
             return NO_CONTROL_WRITES
         visit, controlled, amounts = command.visit, computed.controlled, computed.result.amounts
         review = None
@@ -756,7 +764,10 @@ class SettlementService:
                 self.clock(),
                 settlement_reversed=review.settlement_status is SettlementStatus.REVERSED,
             )
-            if await self.store.record_decision(decided):
+            outcome = await self.store.record_decision(decided)
+            if outcome is DecisionOutcome.NOTFOUND:
+                raise NotFound(f"settlement {settlement_id} is not in the review queue")
+            if outcome is DecisionOutcome.OK:
                 log.info(
                     "review decided",
                     extra={
@@ -766,6 +777,7 @@ class SettlementService:
                     },
                 )
                 return decided
+            # Decided, or the settlement reversed, meanwhile: read again and decide again.
         raise Unavailable("the review kept changing; retry")
 
     async def eligibility(self, member_id: str, day: date, client_id: str) -> Eligibility:

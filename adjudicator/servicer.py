@@ -23,6 +23,7 @@ from onestop import wire as convert
 from onestop.domain.clients import Client
 from onestop.domain.documents import utf8_text, validate_document
 from onestop.domain.errors import DomainError, InvalidDocument
+from onestop.domain.reconciliation import Recoveries
 from onestop.domain.settlement import PolicyRef, Settlement
 from onestop.errors import STATUS, InternalError
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -310,6 +311,7 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
         async def run() -> pb.ReconcileReply:
             day, hospital = convert.reconcile_request_of(request)
             at_ms = self.service.clock()
+            recovered = await self.service.recoveries(day, request.client_id)
             answer = await reconciliation.reconcile_day(
                 self.service.store.client,
                 request.client_id,
@@ -318,6 +320,9 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
                 at_ms=at_ms,
                 provisional=request.provisional,
                 archive=self.service.store.archive,
+                recoveries=Recoveries(
+                    len(recovered), sum(review.recovered for review in recovered)
+                ),
             )
             return convert.reconciliation_message(answer, at_ms)
 

@@ -20,6 +20,7 @@ import orjson
 from onestop.clock import now_ms, settlement_day
 from onestop.domain.controls import PastVisit
 from onestop.domain.engine import Amounts
+from onestop.domain.errors import SettlementRecovered
 from onestop.domain.reconciliation import EntryKind, JournalEntry
 from onestop.domain.reviews import Review, ReviewStatus
 from onestop.domain.settlement import PolicyRef, Settlement, SettlementStatus
@@ -38,7 +39,6 @@ from onestop.storage import layout
 from onestop.storage.archive import ArchiveReader, VisitBundle
 from onestop.storage.crypto import MemberCipher
 from onestop.storage.layout import (
-    DayTotalField,
     MemberField,
     ReviewField,
     SettlementField,
@@ -152,6 +152,17 @@ class CommitOutcome(StrEnum):
     SETTLED = "SETTLED"
     """The visit was settled meanwhile."""
     NOMEMBER = "NOMEMBER"
+
+
+class DecisionOutcome(StrEnum):
+    """What the decision script answered."""
+
+    OK = "OK"
+    DECIDED = "DECIDED"
+    """Decided meanwhile: nothing written."""
+    NOTFOUND = "NOTFOUND"
+    REVERSED = "REVERSED"
+    """A recovery of a settlement reversed meanwhile: nothing written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,6 +555,12 @@ class Store:
         status = answer[0].decode()
         if status == "OK":
             return ReversalOutcome(False, decode_state_after(answer[1]), now_ms)
+        if status == "RECOVERED":
+            raise SettlementRecovered(
+                f"the agency recovered from settlement {record.settlement_id} after reviewing "
+                "it: reversing it would give its funds back twice; nothing was reversed, ask "
+                "the agency"
+            )
         if status == "NOTFOUND":
             return None
         # Reversed meanwhile (or before): answer with what that reversal recorded.
@@ -573,6 +590,7 @@ class Store:
                     layout.day_totals_key(group, day_key(now_ms), record.client_id),
                     layout.day_reversals_key(group, day_key(now_ms), record.client_id),
                     layout.history_key(record.member_id),
+                    layout.review_key(group, record.settlement_id),
                 ],
                 [
                     SettlementField.STATUS.value,
@@ -591,6 +609,8 @@ class Store:
                             EntryKind.REVERSAL, amounts, settlement.visit_type, policy.scheme
                         ),
                     ),
+                    ReviewField.STATUS.value,
+                    ReviewStatus.RECOVERED.value,
                 ],
             )
         return cast(list[bytes], answer)
@@ -654,41 +674,34 @@ class Store:
             reviews.append(replace(review, settlement_status=settlement_status))
         return reviews
 
-    async def record_decision(self, decided: Review) -> bool:
-        """Write a decision on an open review; ``False`` when it was decided meanwhile.
+    async def record_decision(self, decided: Review) -> DecisionOutcome:
+        """Write a decision on an open review, once; a recovery also joins the day's list.
 
-        A recovery also counts in its client's day totals of the decision day and in the
-        day's recoveries, atomically with the decision.
+        A recovery of a settlement reversed meanwhile is not written (``REVERSED``).
         """
         if decided.decided_ms is None:
             raise ValueError("a decision has a time")
         group = layout.member_group(decided.member_id)
-        day = day_key(decided.decided_ms)
-        totals: Pairs = (
-            [
-                (DayTotalField.RECOVERIES.value, 1),
-                (DayTotalField.RECOVERED.value, decided.recovered),
-            ]
-            if decided.status is ReviewStatus.RECOVERED
-            else []
-        )
         async with redis_calls():
             answer = await self._decide_review(
                 self.client,
                 [
                     layout.review_key(group, decided.settlement_id),
-                    layout.day_recoveries_key(group, day),
-                    layout.day_totals_key(group, day, decided.client_id),
+                    layout.day_recoveries_key(group, day_key(decided.decided_ms)),
+                    layout.settlement_key(group, decided.settlement_id),
                 ],
                 [
                     ReviewField.STATUS.value,
                     ReviewStatus.OPEN.value,
                     decided.decided_ms,
                     decided.settlement_id,
-                    *_lists(decision_fields(decided), totals),
+                    *_lists(decision_fields(decided)),
+                    "1" if decided.status is ReviewStatus.RECOVERED else "0",
+                    SettlementField.STATUS.value,
+                    SettlementStatus.REVERSED.value,
                 ],
             )
-        return bool(answer[0].decode() == "OK")
+        return DecisionOutcome(answer[0].decode())
 
     # -- members by id number, and the lookup audit trail --------------------------------------
 

@@ -33,6 +33,7 @@ from onestop.domain.errors import (
     Problem,
     ReviewDecided,
     RiskyMappingChange,
+    SettlementRecovered,
     UnknownMember,
     VisitAlreadySettled,
 )
@@ -137,6 +138,11 @@ STATUS: Mapping[ErrorCode, Status] = {
     ),
     ErrorCode.REVIEW_DECIDED: Status(
         409, grpc.StatusCode.FAILED_PRECONDITION, "The review was decided before"
+    ),
+    ErrorCode.SETTLEMENT_RECOVERED: Status(
+        409,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "The agency recovered from this settlement: it is no longer reversed",
     ),
     ErrorCode.RATE_LIMITED: Status(
         429, grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many requests: wait, then send again"
@@ -243,6 +249,7 @@ _CLASSES: dict[ErrorCode, type[DomainError]] = {
         InternalError,
         Unavailable,
         ReviewDecided,
+        SettlementRecovered,
     )
 }
 

@@ -314,10 +314,17 @@ class _Files:
                 self.archive.close()
                 raise
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: str, *, listed_only: bool = True) -> bool:
+        """Whether the file is there.
+
+        In a zip the members were checked on opening: a file of a format's set is there,
+        unless ``listed_only`` is false, which asks the zip itself.
+        """
         if self.directory is not None:
             return (self.directory / name).is_file()
-        return True  # the members were checked on opening
+        if self.archive is not None and not listed_only:
+            return name in self.archive.namelist()
+        return True
 
     def open(self, name: str) -> IO[bytes]:
         if self.archive is not None:
@@ -450,7 +457,14 @@ def _verify(
             result.checks.append(f"date: {day.isoformat()}")
     listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}
-    for name in FILES_OF_FORMAT[manifest["format"]]:
+    format_files = FILES_OF_FORMAT[manifest["format"]]
+    for name in FILES:
+        # A file of another format beside the manifest's is not signed by it: refused.
+        if name not in format_files and files.exists(name, listed_only=False):
+            result.failures.append(
+                f"{name}: not part of an {manifest['format']} export, not signed by its manifest"
+            )
+    for name in format_files:
         expected = listed.get(name)
         if not isinstance(expected, dict):
             result.failures.append(f"{name}: not in the manifest")

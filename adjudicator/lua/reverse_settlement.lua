@@ -8,17 +8,20 @@
 -- KEYS: 1 settlement hash, 2 member hash, 3 stays hash, 4 visit hash, 5 journal stream,
 --       6 the owner's day totals of the reversal day (Asia/Shanghai),
 --       7 the owner's reversals of that day (sorted set, scored by the reversal time),
---       8 the member's history hash (the settlement's entry goes with it)
+--       8 the member's history hash (the settlement's entry goes with it),
+--       9 the settlement's review hash (when the controls flagged it)
 -- ARGV: 1 the settlement's status field, 2 the status that means settled,
 --       3 the settlement id, 4 the visit's settlement-id field,
 --       5 the settlement's state-after field, 6 the reversal time (epoch ms),
 --       7-12 six lists of pairs, each a JSON array of text [first, second, ...]:
 --       member increments (HINCRBY), state to capture (name, member field),
 --       visit index (HSET, when it still names this settlement), settlement (HSET),
---       journal entry (XADD), day totals (HINCRBY)
+--       journal entry (XADD), day totals (HINCRBY),
+--       13 the review's status field, 14 the status that means recovered
 -- Uses journal_id() from prelude.lua, loaded in front of this script.
--- Returns {'OK', state} | {'ALREADY'} | {'NOTFOUND'}, state being the captured figures as a
--- JSON object (name -> value).
+-- Returns {'OK', state} | {'ALREADY'} | {'NOTFOUND'} | {'RECOVERED'} (the agency recovered
+-- from it after review: a reversal would give the funds back twice; nothing written), state
+-- being the captured figures as a JSON object (name -> value).
 
 local status = redis.call('HGET', KEYS[1], ARGV[1])
 if not status then
@@ -26,6 +29,9 @@ if not status then
 end
 if status ~= ARGV[2] then
   return {'ALREADY'}
+end
+if redis.call('HGET', KEYS[9], ARGV[13]) == ARGV[14] then
+  return {'RECOVERED'}
 end
 
 local increments, capture, visit, settlement, entry, totals =

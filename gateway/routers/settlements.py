@@ -12,7 +12,7 @@ from gateway.dependencies import CallerDep, GatewayDep, ProviderDep
 from gateway.errors import BODY, SIGNED, refusals
 from gateway.schemas import SETTLE_EXAMPLE, SettlementList, SettlementResult
 from onestop.domain.bill import VisitRequest
-from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
+from onestop.domain.errors import CONTROL_CODES, ErrorCode, InvalidDocument, Problem
 from onestop.domain.types import Code
 
 router = APIRouter(prefix="/v1/settlements", tags=["settlements"])
@@ -43,7 +43,9 @@ def _receipt(body: bytes, status_code: int = 200) -> Response:
 @router.post(
     "/preview",
     response_model=SettlementResult,
-    responses=refusals(*_BILL, ErrorCode.VISIT_ALREADY_SETTLED, ErrorCode.OVERLAPPING_STAY),
+    responses=refusals(
+        *_BILL, ErrorCode.VISIT_ALREADY_SETTLED, ErrorCode.OVERLAPPING_STAY, *CONTROL_CODES
+    ),
     openapi_extra=_SETTLE_BODY,
 )
 async def preview(
@@ -63,7 +65,9 @@ async def preview(
             "model": SettlementResult,
             "description": "the identical request again: the original settlement, replayed: true",
         },
-        **refusals(*_BILL, ErrorCode.VISIT_ALREADY_SETTLED, ErrorCode.OVERLAPPING_STAY),
+        **refusals(
+            *_BILL, ErrorCode.VISIT_ALREADY_SETTLED, ErrorCode.OVERLAPPING_STAY, *CONTROL_CODES
+        ),
     },
     openapi_extra=_SETTLE_BODY,
 )
@@ -147,7 +151,9 @@ async def get_settlement(
 @router.post(
     "/{settlement_id}/reversal",
     response_model=SettlementResult,
-    responses=refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.NOT_FOUND),
+    responses=refusals(
+        *SIGNED, ErrorCode.INVALID, ErrorCode.NOT_FOUND, ErrorCode.SETTLEMENT_RECOVERED
+    ),
 )
 async def reverse(
     settlement_id: SettlementIdPath, caller: CallerDep, gateway: GatewayDep

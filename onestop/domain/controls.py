@@ -182,6 +182,21 @@ class Controls(_Block):
         if self.quantity is not None:
             self._limits.update((limit.code, limit) for limit in self.quantity.limits)
 
+    @property
+    def active(self) -> bool:
+        """Whether any control is listed (an empty block runs nothing and keeps nothing)."""
+        return any(
+            getattr(self, name) is not None
+            for name in (
+                "duplicate_bill",
+                "split_admission",
+                "quantity",
+                "patient",
+                "paper_bed",
+                "concurrent_visit",
+            )
+        )
+
     def quantity_limits(self) -> Mapping[str, QuantityLimit]:
         """The policy's quantity limits by catalog code."""
         return self._limits
@@ -364,7 +379,7 @@ def check_controls(
     Raises:
         ControlRefused: a control set to refuse found something.
     """
-    if controls is None:
+    if controls is None or not controls.active:
         return NO_FINDINGS
     past = list(history)
     digest = bill_digest(visit)
@@ -372,7 +387,7 @@ def check_controls(
     if controls.duplicate_bill is not None:
         findings += _duplicate_bill(controls.duplicate_bill, digest, past)
     if controls.split_admission is not None:
-        findings += _split_admission(controls.split_admission, visit, past)
+        findings += _split_admission(controls.split_admission, visit, client_id, past)
     if controls.concurrent_visit is not None:
         findings += _concurrent_visit(controls.concurrent_visit, visit, client_id, past)
     if controls.paper_bed is not None:
@@ -415,25 +430,41 @@ def diagnosis_categories(diagnoses: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(code[:3] for code in diagnoses))[:MAX_CATEGORIES]
 
 
-def _split_admission(control: SplitAdmission, visit: Visit, past: list[PastVisit]) -> list[Finding]:
+def _split_admission(
+    control: SplitAdmission, visit: Visit, client_id: str, past: list[PastVisit]
+) -> list[Finding]:
+    """A stay within ``within_days`` of another stay for a related diagnosis, either order.
+
+    The other stay may have been settled first or after (a late discharge settlement): the
+    gap is measured from whichever ends first to whichever starts next.
+    """
     if visit.visit_type is not VisitType.INPATIENT:
         return []
-    categories = set(diagnosis_categories(visit.diagnoses))
-    for earlier in sorted(past, key=lambda entry: entry.last_day, reverse=True):
-        if earlier.visit_type is not VisitType.INPATIENT:
+    categories = {code[:3] for code in visit.diagnoses}
+    for other in sorted(past, key=lambda entry: entry.last_day, reverse=True):
+        if other.visit_type is not VisitType.INPATIENT:
             continue
-        gap = (visit.first_day - earlier.last_day).days
-        shared = categories & set(earlier.categories)
+        after = (visit.first_day - other.last_day).days
+        before = (other.first_day - visit.last_day).days
+        gap = after if after >= 0 else before
+        shared = categories & set(other.categories)
         if 0 <= gap <= control.within_days and shared:
+            if other.client_id == client_id:
+                # Your own stay: its dates and diagnoses are yours to be told.
+                detail = (
+                    f"{gap} day(s) from your stay of {other.first_day} to {other.last_day}, "
+                    f"for a related diagnosis ({', '.join(sorted(shared))})"
+                )
+            else:
+                # Another provider's care is not this client's to learn, only that it exists.
+                detail = "from a stay elsewhere for a related diagnosis"
             return [
                 Finding(
                     Control.SPLIT_ADMISSION,
                     control.action,
-                    f"admitted {gap} day(s) after a discharge on {earlier.last_day} for a "
-                    f"related diagnosis ({', '.join(sorted(shared))}); "
-                    f"a readmission within {control.within_days} days for the same condition "
-                    "is settled as one stay",
-                    related_settlement=earlier.settlement_id,
+                    f"a stay within {control.within_days} days {detail}: two admissions for "
+                    "one condition are settled as one stay",
+                    related_settlement=other.settlement_id,
                 )
             ]
     return []
@@ -461,9 +492,9 @@ def _concurrent_visit(
                 Finding(
                     Control.CONCURRENT_VISIT,
                     control.action,
-                    f"the member was settled {other_kind} elsewhere on "
-                    f"{max(earlier.first_day, visit.first_day)}, a day of this {this_kind}: "
-                    "check the patient's identity card",
+                    # Not the day, nor where: another provider's care is not this client's.
+                    f"the member was settled {other_kind} elsewhere on a day of this "
+                    f"{this_kind}: check the patient's identity card",
                     related_settlement=earlier.settlement_id,
                 )
             ]
@@ -589,23 +620,21 @@ def _quantities(
             continue
         limited.append(code)
         lines = by_code[code]
-        checks: list[tuple[Decimal, Decimal, str]] = []  # (allowed before, limit, what)
+        checks: list[_Check] = []
         if limits.per_visit is not None:
-            checks.append((Decimal(0), limits.per_visit, "per visit"))
+            checks.append(_Check(Decimal(0), limits.per_visit, "per visit", None))
         if limits.per_days is not None:
             start = visit.last_day - timedelta(days=limits.per_days.days - 1)
             before = _past_quantity(past, code, (start, visit.last_day), None)
-            checks.append((before, limits.per_days.quantity, f"in {limits.per_days.days} days"))
+            what = f"in {limits.per_days.days} days"
+            checks.append(_Check(before, limits.per_days.quantity, what, start))
         if limits.per_year is not None:
             year = visit.last_day.year
             before = _past_quantity(past, code, None, year)
-            checks.append((before, limits.per_year, f"in {year}"))
-        over = _lines_over(lines, checks)
-        if over:
-            billed = sum((line.catalog_qty for line in lines), Decimal(0))
-            limit, what = next(
-                (limit, what) for before, limit, what in checks if before + billed > limit
-            )
+            checks.append(_Check(before, limits.per_year, f"in {year}", None))
+        over, broken = _lines_over(lines, checks)
+        if over and broken is not None:
+            limit, what = broken.limit, broken.what
             findings.append(
                 Finding(
                     Control.QUANTITY_LIMIT,
@@ -636,15 +665,49 @@ def _past_quantity(
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """One limit of an item.
+
+    What the history holds of it already, and which of the visit's lines count: those dated
+    ``since`` or later (``None``: all of them).
+    """
+
+    before: Decimal
+    limit: Decimal
+    what: str
+    since: date | None
+
+
 def _lines_over(
-    lines: list[CodedLine], checks: list[tuple[Decimal, Decimal, str]]
-) -> list[CodedLine]:
-    """The lines beyond the limits: the latest first, until what is left fits every limit."""
+    lines: list[CodedLine], checks: list[_Check]
+) -> tuple[list[CodedLine], _Check | None]:
+    """The lines beyond the limits, and the first limit the whole visit broke.
+
+    The latest lines go first (by date, then line number), until what is left fits every
+    limit; a line dated before a window's first day does not count in that window.
+    """
     ordered = sorted(lines, key=lambda line: (line.service_date, line.line_no))
-    kept = sum((line.catalog_qty for line in ordered), Decimal(0))
+    kept = [
+        check.before
+        + sum(
+            (
+                line.catalog_qty
+                for line in ordered
+                if check.since is None or line.service_date >= check.since
+            ),
+            Decimal(0),
+        )
+        for check in checks
+    ]
+    broken = next(
+        (check for check, total in zip(checks, kept, strict=True) if total > check.limit), None
+    )
     over: list[CodedLine] = []
-    while ordered and any(before + kept > limit for before, limit, _ in checks):
+    while ordered and any(total > check.limit for check, total in zip(checks, kept, strict=True)):
         line = ordered.pop()
-        kept -= line.catalog_qty
         over.append(line)
-    return sorted(over, key=lambda line: line.line_no)
+        for index, check in enumerate(checks):
+            if check.since is None or line.service_date >= check.since:
+                kept[index] -= line.catalog_qty
+    return sorted(over, key=lambda line: line.line_no), broken

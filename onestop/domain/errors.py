@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     AGE_RESTRICTED = "AGE_RESTRICTED"
     PAPER_BED = "PAPER_BED"
     REVIEW_DECIDED = "REVIEW_DECIDED"
+    SETTLEMENT_RECOVERED = "SETTLEMENT_RECOVERED"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     UNAVAILABLE = "UNAVAILABLE"
@@ -197,6 +198,12 @@ class ControlRefused(DomainError):
             raise ValueError(f"{code} is not a code of a control")
         super().__init__(message, problems)
         self.code = code
+
+
+class SettlementRecovered(DomainError):
+    """The agency recovered from the settlement after review: it is no longer reversed."""
+
+    code = ErrorCode.SETTLEMENT_RECOVERED
 
 
 class ReviewDecided(DomainError):

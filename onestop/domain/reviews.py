@@ -55,6 +55,10 @@ class Review:
     settlement_status: SettlementStatus | None = None
 
 
+MAX_REASON = 200
+"""The longest reason a decision keeps (characters)."""
+
+
 class ReviewDecision(StrEnum):
     """What a reviewer decides."""
 
@@ -93,7 +97,12 @@ def decide(
             f"{review.decided_by}: a decision is made once"
         )
     problem: str | None = None
-    if decision is ReviewDecision.ACCEPT and amount != 0:
+    field = "amount"
+    if not reviewer.strip():
+        problem, field = "a decision names who decides", "reviewer"
+    elif not reason.strip() or len(reason) > MAX_REASON:
+        problem, field = f"a decision gives its reason, 1 to {MAX_REASON} characters", "reason"
+    elif decision is ReviewDecision.ACCEPT and amount != 0:
         problem = "accept recovers nothing: leave amount out or send 0"
     elif decision is ReviewDecision.RECOVER:
         if settlement_reversed:
@@ -106,7 +115,7 @@ def decide(
     if problem is not None:
         raise InvalidDocument(
             f"cannot decide the review of {review.settlement_id}: {problem}",
-            (Problem(ErrorCode.INVALID, problem, field="amount"),),
+            (Problem(ErrorCode.INVALID, problem, field=field),),
         )
     return replace(
         review,

@@ -602,10 +602,6 @@ class DayTotalField(StrEnum):
 
     SETTLEMENTS = "settlements"
     REVERSALS = "reversals"
-    RECOVERIES = "recoveries"
-    """Recoveries the agency decided that day on the client's flagged settlements (0.2.0)."""
-    RECOVERED = "recovered"
-    """Their sum in fen (0.2.0)."""
 
 
 def settled_amount_field(amount: str) -> str:

@@ -789,19 +789,11 @@ class DayTotals:
 
     total: _Sums = field(default_factory=_Sums)
     groups: dict[tuple[str, str], _Sums] = field(default_factory=dict)
-    recoveries: int = 0
-    recovered: int = 0
 
     def add(self, raw: RawHash) -> None:
         """Add one group's day-totals hash (a field of a later version is left alone)."""
         for raw_name, raw_value in raw.items():
             name = raw_name.decode()
-            if name == DayTotalField.RECOVERIES:
-                self.recoveries += int(raw_value)
-                continue
-            if name == DayTotalField.RECOVERED:
-                self.recovered += int(raw_value)
-                continue
             group = group_of_total_field(name)
             if group is None:
                 self.total.add(name, int(raw_value))

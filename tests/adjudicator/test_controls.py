@@ -17,11 +17,13 @@ from typing import Any
 import grpc
 import pytest
 
+from adjudicator.store import DecisionOutcome
 from onestop.clock import SHANGHAI
 from onestop.domain import VisitRequest, map_bill
 from onestop.domain.catalog import CatalogItem
 from onestop.domain.mapping import MappingRow, MappingTable
 from onestop.domain.policy import policy_to_document
+from onestop.domain.reviews import ReviewDecision, decide
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.storage import layout
@@ -454,3 +456,68 @@ async def test_ten_days_of_bed_fee_only_are_flagged_as_a_paper_bed(
     assert "10 day(s)" in finding.message
     history = sync_client(redis_url).hgetall(layout.history_key("CT00006"))
     assert list(history) == [settled.settlement_id.encode()]
+
+
+@ON_BOTH
+async def test_a_recovered_settlement_is_not_reversed_and_a_reversed_one_not_recovered(
+    world: World, redis_url: str
+) -> None:
+    """A recovery and a reversal both give funds back: one settlement never gets both."""
+    first = await world.settle(
+        CITY_HOSPITAL,
+        # surgery on the first day, then five days of a bed and nothing else
+        stay("BED-A", "CT00006", CITY_HOSPITAL, date(2026, 8, 1), 6, ["I10"]),
+    )
+    second = await world.settle(
+        CITY_HOSPITAL,
+        stay("BED-B", "CT00001", CITY_HOSPITAL, date(2026, 8, 1), 6, ["I10"]),
+    )
+    assert {review.settlement_id for review in await world.reviews("open")} == {
+        first.settlement_id,
+        second.settlement_id,
+    }
+    service = world.adjudicator.running.service
+    # Read for a decision while the settlement stands, then reversed before it is written.
+    review = await service.store.review(second.settlement_id)
+    assert review is not None
+    await world.stub.Reverse(
+        pb.ReverseRequest(client_id=CITY_HOSPITAL, settlement_id=second.settlement_id)
+    )
+    decided = decide(review, ReviewDecision.RECOVER, 100, "AG", "why", 1, settlement_reversed=False)
+    assert await service.store.record_decision(decided) is DecisionOutcome.REVERSED
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.stub.DecideReview(
+            pb.DecideReviewRequest(
+                settlement_id=second.settlement_id,
+                decision="recover",
+                amount=100,
+                reviewer="AG",
+                reason="why",
+            )
+        )
+    assert error_code(refused.value) == "INVALID"
+    # Recovered first: the reversal is refused, and changes nothing.
+    await world.stub.DecideReview(
+        pb.DecideReviewRequest(
+            settlement_id=first.settlement_id,
+            decision="recover",
+            amount=100,
+            reviewer="AG",
+            reason="no care on six days",
+        )
+    )
+    before = dump_state(redis_url)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.stub.Reverse(
+            pb.ReverseRequest(client_id=CITY_HOSPITAL, settlement_id=first.settlement_id)
+        )
+    assert error_code(refused.value) == "SETTLEMENT_RECOVERED"
+    assert dump_state(redis_url) == before
+    # A decision names who decides and why.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.stub.DecideReview(
+            pb.DecideReviewRequest(
+                settlement_id=second.settlement_id, decision="accept", reviewer="", reason="x"
+            )
+        )
+    assert error_code(refused.value) == "INVALID"

@@ -44,8 +44,32 @@ async def test_a_flagged_stay_is_reviewed_once_and_its_recovery_is_its_own_row(
     body = stay_body("RV-1", "RV00001", date(2026, 5, 10), 7, 300_000)
     settled = (await hospital.request("POST", "/v1/settlements", json_body=body)).json()
     assert settled["status"] == "settled"
-    duplicate = await hospital.request(
+    # The same stay again is an overlapping stay (checked first); the same outpatient bill
+    # again, under another visit id, is a duplicate claim.
+    again = await hospital.request(
         "POST", "/v1/settlements", json_body={**body, "visit_id": "RV-2"}
+    )
+    assert again.json()["code"] == "OVERLAPPING_STAY", again.text
+    visit = {
+        "visit_id": "OP-1",
+        "member_id": "RV00001",
+        "visit_type": "outpatient",
+        "service_date": "2026-05-18",
+        "diagnoses": ["J06.9"],
+        "lines": [
+            {
+                "line_no": 1,
+                "his_code": "RMYY-0020",
+                "quantity": "1",
+                "unit_price": 900,
+                "amount": 900,
+                "date": "2026-05-18",
+            },
+        ],
+    }
+    assert (await hospital.request("POST", "/v1/settlements", json_body=visit)).status_code == 201
+    duplicate = await hospital.request(
+        "POST", "/v1/settlements", json_body={**visit, "visit_id": "OP-2"}
     )
     assert duplicate.status_code == 409, duplicate.text
     assert duplicate.json()["code"] == "DUPLICATE_CLAIM"

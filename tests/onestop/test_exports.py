@@ -20,6 +20,7 @@ from onestop.domain.settlement import PolicyRef
 from onestop.domain.types import HospitalLevel, Scheme, VisitType
 from onestop.exports import (
     MANIFEST,
+    RECOVERIES,
     SETTLEMENTS,
     SUMMARY,
     Signer,
@@ -268,3 +269,33 @@ async def test_the_summary_sums_what_single_disease_prices_left_to_the_hospital(
         for name in ("basic_fund", "supplementary", "assistance", "personal_account", "cash")
     ) + int(summary["hospital_part"])
     assert verify_export(tmp_path).ok
+
+
+async def test_a_recoveries_file_a_format_2_manifest_does_not_sign_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A file of format 3 slipped into an export of format 2 is not signed by its manifest."""
+    signer = _signer()
+    files = tmp_path / "files"
+    await _one_day(files, signer)
+    (files / RECOVERIES).unlink()
+    manifest = json.loads((files / MANIFEST).read_text())
+    manifest["format"] = "onestop-export-2"
+    del manifest["files"][RECOVERIES]
+    del manifest["signature"]
+    manifest["signature"] = signer.sign(canonical_json(manifest))
+    (files / MANIFEST).write_text(json.dumps(manifest))
+    assert verify_export(files, signer.public_key_pem).ok, "a genuine format-2 export"
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        for name in (SETTLEMENTS, SUMMARY, MANIFEST):
+            archive.write(files / name, arcname=name)
+    assert verify_export(tmp_path / "two.zip", signer.public_key_pem).ok
+
+    (files / RECOVERIES).write_text("decided_at,settlement_id,recovered\nforged,S1,999999\n")
+    forged = verify_export(files, signer.public_key_pem)
+    assert not forged.ok
+    assert any(failure.startswith(RECOVERIES) for failure in forged.failures)
+    with zipfile.ZipFile(tmp_path / "forged.zip", "w") as archive:
+        for name in (SETTLEMENTS, SUMMARY, RECOVERIES, MANIFEST):
+            archive.write(files / name, arcname=name)
+    assert not verify_export(tmp_path / "forged.zip", signer.public_key_pem).ok

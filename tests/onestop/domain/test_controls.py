@@ -369,11 +369,14 @@ def test_no_controls_runs_nothing() -> None:
     assert not outcome.flagged
 
 
-def test_an_empty_controls_block_finds_nothing_but_digests_the_bill() -> None:
+def test_an_empty_controls_block_runs_nothing() -> None:
     visit = outpatient(line(100, "A1"))
     outcome = check(Controls(), visit, history=(past(digest=bill_digest(visit)),))
-    assert outcome.findings == ()
-    assert outcome.bill_digest == bill_digest(visit)
+    assert outcome == NO_FINDINGS
+    assert not Controls().active
+    assert Controls.model_validate(
+        {"paper_bed": {"action": "flag", "bed_items": ["B"], "min_days": 1}}
+    ).active
 
 
 # -- duplicate bill --------------------------------------------------------------------------
@@ -1314,3 +1317,66 @@ def test_classify_lines_keeps_the_controls_code_as_the_only_reason() -> None:
     assert lines[1].category is Category.B
     assert (totals.total, totals.full_self_pay, totals.over_limit_self_pay) == (47000, 43000, 0)
     assert (totals.pre_self_pay, totals.in_scope) == (0, 4000)
+
+
+# -- found in review -----------------------------------------------------------------------
+
+
+SPLIT = {"split_admission": {"action": "flag", "within_days": 15}}
+
+
+def test_split_admission_also_finds_a_later_stay_settled_first() -> None:
+    """A stay settled after the one that followed it: the gap runs to the later admission."""
+    later = past("S-later", first=d(3, 20), last=d(3, 25))
+    visit = make_visit(line(1000), first=d(3, 10), last=d(3, 18), diagnoses=("K35.9",))
+    outcome = check(SPLIT, visit, history=(later,))
+    assert [f.related_settlement for f in outcome.findings] == ["S-later"]
+
+
+def test_split_admission_reads_every_diagnosis_of_the_visit() -> None:
+    visit = make_visit(
+        line(1000),
+        first=DISCHARGE,
+        last=DISCHARGE + timedelta(days=2),
+        diagnoses=(*(f"J{n:02d}.1" for n in range(9)), "K35.9"),  # the match is the tenth
+    )
+    outcome = check(SPLIT, visit, history=(past("S-first", last=DISCHARGE),))
+    assert [f.related_settlement for f in outcome.findings] == ["S-first"]
+
+
+def test_another_providers_stay_is_not_described_to_this_client() -> None:
+    earlier = past("S-first", client_id=ELSEWHERE, first=d(3, 10), last=DISCHARGE)
+    visit = make_visit(line(1000), first=DISCHARGE, last=d(3, 18), diagnoses=("K35.9",))
+    [finding] = check(SPLIT, visit, history=(earlier,)).findings
+    assert "elsewhere" in finding.message
+    assert "K35" not in finding.message
+    assert "2026-03" not in finding.message
+    own = past("S-own", client_id=HERE, first=d(3, 10), last=DISCHARGE)
+    [finding] = check(SPLIT, visit, history=(own,)).findings
+    assert "K35" in finding.message
+    assert str(DISCHARGE) in finding.message
+
+
+def test_a_concurrent_visit_elsewhere_is_not_dated_to_this_client() -> None:
+    stay = past("S-stay", client_id=ELSEWHERE, first=d(3, 8), last=d(3, 12))
+    visit = outpatient(line(1000), day=d(3, 10))
+    [finding] = check({"concurrent_visit": {"action": "flag"}}, visit, history=(stay,)).findings
+    assert "2026-03" not in finding.message
+
+
+def _daily_stay(days: int) -> Visit:
+    first = d(3, 1)
+    return make_visit(
+        *(line(100, "A1", "1", n + 1, first + timedelta(days=n)) for n in range(days)),
+        first=first,
+        last=first + timedelta(days=days - 1),
+    )
+
+
+def test_per_days_counts_only_the_visits_lines_inside_the_window() -> None:
+    """A month's stay with one unit a day never holds more than 7 in any 7 days."""
+    stay = _daily_stay(30)
+    seven = {"code": "A1", "per_days": {"days": 7, "quantity": "7"}}
+    assert check(with_limits(seven), stay).deducted == {}
+    six = {"code": "A1", "per_days": {"days": 7, "quantity": "6"}}
+    assert check(with_limits(six), stay).deducted == {30: "QUANTITY_LIMIT"}

@@ -54,7 +54,9 @@ def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
     # controls across visits (domain section 18): one refusal, one flag in the review queue
     assert "409 DUPLICATE_CLAIM" in text
     assert "(GET /v1/admin/reviews): 1 open" in text
-    assert "ZZH3 visit RMYY2026041901: SPLIT_ADMISSION (flag) admitted 0 day(s)" in text
+    assert (
+        "ZZH3 visit RMYY2026041901: SPLIT_ADMISSION (flag) a stay within 15 days 0 day(s)" in text
+    )
     # the round-2 patients (domain sections 8, 11, 12), each with what the cashier reads out:
     # out of region, registered: (1,239.00 - 900.00) x (0.50 - 0.05) = 152.55
     assert "统筹基金 Basic fund                                   152.55" in text
