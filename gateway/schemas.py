@@ -908,8 +908,8 @@ class ReviewOut(BaseModel):
                     {
                         "control": "SPLIT_ADMISSION",
                         "action": "flag",
-                        "message": "admitted 0 day(s) after a discharge on 2026-03-05 for a "
-                        "related diagnosis (K35); ...",
+                        "message": "a stay within 15 days 0 day(s) from your stay of 2026-03-01 "
+                        "to 2026-03-05, for a related diagnosis (K35): ...",
                         "line_nos": [],
                         "related_settlement": "S0a3019ca6b1dfe80a1b2c3d4e5f60718",
                     }
