@@ -58,9 +58,20 @@ def test_bench_stack_prints_the_contracted_json(
     capsys: pytest.CaptureFixture[str], shards: str
 ) -> None:
     arguments = ["bench", "--seconds", "1", "--members-loaded", "400", "--redis-shards", shards]
-    assert main([*arguments, "--json"]) == 0
+    # The cluster's run also measures the controls across visits (off, on, off again).
+    controls = shards == "2"
+    assert main([*arguments, *(["--controls"] if controls else []), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["settings"]["redis_shards"] == int(shards)
+    assert figures["settings"]["controls"] is controls
+    if controls:
+        for phase in ("discharge", "pharmacy"):
+            measured = figures["controls"][phase]
+            assert measured["ratio_on"] > 0
+            assert measured["ratio_off"] > 0
+            assert measured["errors_on"] == 0, measured["error_codes_on"]
+    else:
+        assert "controls" not in figures
     for phase in ("discharge", "pharmacy"):
         costs = figures["cost_per_request"][phase]
         assert costs["gateway_cpu_ms"] > 0
