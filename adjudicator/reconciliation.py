@@ -13,6 +13,7 @@ from datetime import date
 from typing import cast
 
 from adjudicator import journal
+from onestop import metrics
 from onestop.domain.reconciliation import (
     NO_RECOVERIES,
     GatewayDay,
@@ -128,6 +129,7 @@ async def reconcile_day(
         await gateway_day(client, client_id, day, hospital, archive, recoveries), hospital
     )
     summary = summarise(answer, client_id, day, at_ms, provisional)
+    metrics.RECONCILIATIONS.labels(answer.outcome.value, str(provisional).lower()).inc()
     async with redis_calls():
         await client.xadd(
             layout.reconciliations_key(layout.day_text(day)),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,12 +18,15 @@ from redis import asyncio as aioredis
 from adjudicator.archiving import ArchiveBusy, ArchiveJob
 from adjudicator.loading import LoadingService
 from adjudicator.members import MemberLoader
+from adjudicator.observability import CallMetrics
 from adjudicator.reference import Reference
 from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
+from onestop import metrics
 from onestop.errors import Unavailable
+from onestop.metrics import MetricsServer
 from onestop.redis_client import REDIS_ERRORS, RedisClient, Replication, connect
 from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
@@ -58,6 +62,8 @@ class RunningAdjudicator:
     _probe: asyncio.Task[None]
     versions: VersionsCache
     archiving: _ScheduledArchive | None = None
+    metrics: MetricsServer | None = None
+    """Where this process answers Prometheus scrapes (``METRICS_PORT``), if anywhere."""
 
     async def stop(self) -> None:
         """Stop taking calls, let in-flight calls finish (up to the grace period), close."""
@@ -72,6 +78,8 @@ class RunningAdjudicator:
             self.service.store.archive.close()
         await self.versions.close()
         await self.redis.aclose()
+        if self.metrics is not None:
+            self.metrics.stop()
         log.info("stopped", extra={"port": self.port})
 
 
@@ -143,10 +151,14 @@ class _ScheduledArchive:
                 try:
                     report = await job.run(self.stopping)
                 except ArchiveBusy:
+                    metrics.ARCHIVE_RUNS.labels("busy").inc()
                     continue
                 except Unavailable as error:
+                    metrics.ARCHIVE_RUNS.labels("failed").inc()
                     log.warning("archive job: Redis failed; next turn", extra={"error": str(error)})
                     continue
+                metrics.ARCHIVE_RUNS.labels("done").inc()
+                metrics.ARCHIVE_LAST_SUCCESS.set(time.time())
                 if report.days or report.restored_back:
                     log.info("archived", extra=report.as_json())
         finally:
@@ -205,11 +217,12 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     servicer = AdjudicatorServicer(service, LoadingService(reference), MemberLoader(store))
 
     server = grpc.aio.server(
+        interceptors=[CallMetrics()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_AdjudicatorServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -234,7 +247,17 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
     if settings.archive_every_seconds:
         archiving = _ScheduledArchive(settings, asyncio.Event())
         archiving.start()
-    log.info("listening", extra={"host": settings.host, "port": port})
+    scrapes = None
+    if settings.metrics_port is not None:
+        scrapes = MetricsServer(settings.host, settings.metrics_port)
+    log.info(
+        "listening",
+        extra={
+            "host": settings.host,
+            "port": port,
+            "metrics_port": scrapes.port if scrapes else None,
+        },
+    )
     return RunningAdjudicator(
         server,
         port,
@@ -245,6 +268,7 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
         probe,
         versions,
         archiving,
+        scrapes,
     )
 
 

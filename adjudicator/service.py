@@ -30,6 +30,7 @@ from adjudicator.store import (
     Store,
     day_key,
 )
+from onestop import metrics
 from onestop.clock import iso_from_ms, now_ms, settlement_day
 from onestop.domain.bill import Visit, check_client_may_settle
 from onestop.domain.clients import Client
@@ -40,7 +41,7 @@ from onestop.domain.controls import (
     history_to_forget,
 )
 from onestop.domain.eligibility import entitlement, require_active
-from onestop.domain.engine import Adjudication, adjudicate
+from onestop.domain.engine import Adjudication, Amounts, adjudicate
 from onestop.domain.errors import (
     DomainError,
     ErrorCode,
@@ -231,12 +232,13 @@ class SettlementService:
             # Reference data first: whether any policy runs controls decides whether the
             # member's history is read with the snapshot.
             await self.reference.refresh()
-            snapshot = await self.store.snapshot(
-                command.member_id,
-                command.client_id,
-                command.visit_id,
-                with_history=self.reference.controls_on,
-            )
+            with metrics.stage("adjudicator", "snapshot"):
+                snapshot = await self.store.snapshot(
+                    command.member_id,
+                    command.client_id,
+                    command.visit_id,
+                    with_history=self.reference.controls_on,
+                )
             if snapshot.visit is None and consult_archive:
                 # Redis holds no index of this visit for the member: new, or archived. The
                 # archive job writes before it trims, so an index trimmed before this snapshot
@@ -247,9 +249,13 @@ class SettlementService:
             client = self._client(command)
             earlier = await self._earlier_settlement(command, snapshot)
             if earlier is not None:
+                metrics.SETTLEMENTS.labels(
+                    command.client_id, command.visit.visit_type.value, "replayed"
+                ).inc()
                 return earlier
             member = self._member(command, snapshot)
-            computed = self._compute(command, client, member, snapshot)
+            with metrics.stage("adjudicator", "compute"):
+                computed = self._compute(command, client, member, snapshot)
             result, policy_ref = computed.result, computed.policy_ref
             stay = computed.stay
             now = self.clock()
@@ -267,36 +273,38 @@ class SettlementService:
                 # Past half the claim's life another member's request could soon take the
                 # visit over: give up rather than commit on a claim that may not hold.
                 raise Unavailable("settling took too long; nothing was settled, retry")
-            outcome = await self.store.commit(
-                NewSettlement(
-                    settlement=SettlementRecord(
-                        settlement_id=settlement_id,
-                        status=SettlementStatus.SETTLED,
-                        fingerprint=command.fingerprint,
-                        client_id=command.client_id,
-                        member_id=command.member_id,
-                        visit_id=command.visit_id,
-                        policy_year=result.policy_year,
-                        committed_ms=now,
-                        delta=result.delta,
-                        record=record,
-                        visit=VisitFacts(
-                            visit_type=command.visit.visit_type,
-                            first_day=command.visit.first_day,
-                            last_day=command.visit.last_day,
-                            hospital_level=client.level,
+            with metrics.stage("adjudicator", "commit"):
+                outcome = await self.store.commit(
+                    NewSettlement(
+                        settlement=SettlementRecord(
+                            settlement_id=settlement_id,
+                            status=SettlementStatus.SETTLED,
+                            fingerprint=command.fingerprint,
+                            client_id=command.client_id,
+                            member_id=command.member_id,
+                            visit_id=command.visit_id,
+                            policy_year=result.policy_year,
+                            committed_ms=now,
+                            delta=result.delta,
+                            record=record,
+                            visit=VisitFacts(
+                                visit_type=command.visit.visit_type,
+                                first_day=command.visit.first_day,
+                                last_day=command.visit.last_day,
+                                hospital_level=client.level,
+                            ),
                         ),
-                    ),
-                    expected_version=member.version,
-                    stay=stay,
-                    amounts=result.amounts,
-                    policy=policy_ref,
-                    controls=self._controls_written(
-                        command, computed, snapshot, settlement_id, now
-                    ),
+                        expected_version=member.version,
+                        stay=stay,
+                        amounts=result.amounts,
+                        policy=policy_ref,
+                        controls=self._controls_written(
+                            command, computed, snapshot, settlement_id, now
+                        ),
+                    )
                 )
-            )
             if outcome is CommitOutcome.OK:
+                _count_settled(command, result.amounts, computed.controlled, attempt)
                 log.info(
                     "settled",
                     extra={
@@ -313,6 +321,7 @@ class SettlementService:
                 raise UnknownMember(f"no member {command.member_id}")
             # CONFLICT: the member's state moved; SETTLED: the visit was settled meanwhile.
             # Either way, read again; a short random pause spreads the contenders out.
+            metrics.COMMIT_CONFLICTS.labels(outcome.value.lower()).inc()
             await asyncio.sleep(random.uniform(0, min(0.002 * attempt, 0.05)))
         raise Unavailable(
             f"the member's state kept changing: {self.commit_attempts} attempts; retry"
@@ -694,6 +703,7 @@ class SettlementService:
         if outcome is None:
             raise NotFound(f"no settlement {settlement_id}")
         if not outcome.already:
+            _count_reversed(stored.client_id, settlement)
             log.info("reversed", extra={"settlement_id": settlement_id, "client_id": client_id})
         await self.store.replicated(layout.member_key(stored.member_id))
         return self._reversed_view(settlement, outcome.state_after, outcome.reversed_ms)
@@ -879,6 +889,35 @@ class SettlementService:
             out_of_region_registrations=member.out_of_region_registrations,
             registered_diseases=member.registered_diseases,
         )
+
+
+PAYERS = ("basic_fund", "supplementary", "assistance", "personal_account", "cash", "hospital_part")
+"""Who pays a settlement's total (``Amounts``): the ``fund`` label of the fen counters."""
+
+
+def _count_settled(
+    command: SettleCommand, amounts: Amounts, controlled: ControlOutcome, attempts: int
+) -> None:
+    """Count a committed settlement, the fen each payer paid, its attempts and its flags."""
+    visit_type = command.visit.visit_type.value
+    metrics.SETTLEMENTS.labels(command.client_id, visit_type, "settled").inc()
+    for fund in PAYERS:
+        paid = getattr(amounts, fund)
+        if paid:
+            metrics.FUNDS_FEN.labels(fund, visit_type, command.client_id).inc(paid)
+    metrics.COMMIT_ATTEMPTS.observe(attempts)
+    for finding in controlled.findings:
+        metrics.REVIEWS.labels(finding.control.value, finding.action.value).inc()
+
+
+def _count_reversed(client_id: str, settlement: Settlement) -> None:
+    """Count a reversal and the fen it gave back to each payer."""
+    visit_type = settlement.visit_type.value
+    metrics.SETTLEMENTS.labels(client_id, visit_type, "reversed").inc()
+    for fund in PAYERS:
+        paid = getattr(settlement.amounts, fund)
+        if paid:
+            metrics.FUNDS_REVERSED_FEN.labels(fund, visit_type, client_id).inc(paid)
 
 
 def _same_decision(

@@ -18,6 +18,7 @@ import grpc
 from adjudicator import journal, reconciliation
 from adjudicator.loading import LoadingService
 from adjudicator.members import LoadReport, MemberLoader, lines_of
+from adjudicator.observability import REFUSAL_CODE
 from adjudicator.service import LIST_PAGE_SIZE, SettleCommand, SettlementService
 from onestop import wire as convert
 from onestop.domain.clients import Client
@@ -50,6 +51,7 @@ async def _answer(context: Context, call: Callable[[], Awaitable[T]]) -> T:
         # caller learns only that it failed (and that nothing was committed).
         log.exception("internal error")
         refusal = InternalError("the adjudicator failed; the failure is in its log")
+    REFUSAL_CODE.set(refusal.code.value)
     context.set_trailing_metadata(convert.refusal_trailer(refusal))
     await context.abort(STATUS[refusal.code].grpc, refusal.message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover

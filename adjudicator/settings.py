@@ -57,6 +57,13 @@ class AdjudicatorSettings(RedisLoginSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535, description="0 picks a free port")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="where this process answers Prometheus scrapes (HTTP, on host; 0 picks a "
+        "free port; unset: not served)",
+    )
     redis_url: str = Field(pattern=r"^rediss?://")
     member_key: SecretStr | None = None
     member_key_file: Path | None = None

@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from onestop import wire
+from onestop import metrics, wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
+from onestop.domain.errors import ErrorCode
 from onestop.domain.reconciliation import (
     HospitalDay,
     JournalEntry,
@@ -26,6 +27,9 @@ from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
 from onestop.tls import TlsFiles, aio_channel
 
 T = TypeVar("T")
+
+_TRANSPORT_FAILURES = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
+"""Refusals that are failures of the call, counted (the adjudicator's own refusals are not)."""
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 256 * 1024
@@ -80,7 +84,10 @@ class AdjudicatorClient:
         try:
             return await call()
         except grpc.aio.AioRpcError as error:
-            raise wire.refusal_from_rpc_error(error) from error
+            refusal = wire.refusal_from_rpc_error(error)
+            if refusal.code in _TRANSPORT_FAILURES:
+                metrics.ADJUDICATOR_CALL_ERRORS.labels(error.code().name).inc()
+            raise refusal from error
 
     async def serving(self) -> bool:
         """Whether the adjudicator reports itself able to settle."""

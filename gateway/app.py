@@ -28,7 +28,7 @@ from gateway.errors import (
     validation_error_handler,
 )
 from gateway.limits import RequestLimiter, UnknownMemberGuard, UploadSlots
-from gateway.middleware import Authentication, BodyLimit, is_signed
+from gateway.middleware import Authentication, BodyLimit, RequestMetrics, is_signed
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.routers import FEATURES
@@ -85,6 +85,7 @@ def create_app(
     # claimed before the body guard lets any of the body through.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Authentication, settings=settings)
+    app.add_middleware(RequestMetrics)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ValidationError, validation_error_handler)
@@ -230,4 +231,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         versions,
         settings.export_grace_seconds,
         national_profile=settings.national_profile,
+        metrics_networks=tuple(settings.metrics_networks),
     )

@@ -9,13 +9,17 @@ do not claim a registered client, costs the gateway nothing more.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import require_kind
-from gateway.errors import problem_response
+from gateway.errors import PROBLEM_JSON, problem_response
 from gateway.settings import GatewaySettings
-from onestop.domain.errors import DomainError
+from onestop import metrics
+from onestop.domain.errors import DomainError, ErrorCode
 from onestop.domain.types import ClientKind
 from onestop.errors import HeadersTooLarge, RequestTimeout, TooLarge
 
@@ -156,3 +160,87 @@ async def _refuse(refusal: DomainError, scope: Scope, send: Send) -> None:
         return {"type": "http.disconnect"}
 
     await response(scope, nothing, send)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+_CODES = frozenset(code.value for code in ErrorCode)
+_UNMEASURED = frozenset({"/metrics"})
+
+
+class RequestMetrics:
+    """Count and time every HTTP request by route template, outcome and refusal code.
+
+    The outermost layer: refusals of the other middleware count too. The code is read from a
+    problem+json answer (a few hundred bytes); label values are bounded (a route template, a
+    known method, a contract code), never a path with ids in it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, then record what was answered."""
+        if scope["type"] != "http" or scope["path"] in _UNMEASURED:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        problem: bytearray | None = None
+
+        async def sending(message: Message) -> None:
+            nonlocal status, problem
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if any(
+                    name == b"content-type" and value.startswith(PROBLEM_JSON.encode())
+                    for name, value in message.get("headers", ())
+                ):
+                    problem = bytearray()
+            elif (
+                message["type"] == "http.response.body"
+                and problem is not None
+                and len(problem) < 65_536
+            ):
+                problem.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = _route_of(scope)
+            method = scope.get("method", "")
+            outcome = "ok" if status < 400 else "refused" if status < 500 else "error"
+            metrics.HTTP_REQUESTS.labels(
+                route,
+                method if method in _METHODS else "OTHER",
+                outcome,
+                _code_of(bytes(problem)) if problem is not None else "",
+            ).inc()
+            metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template that answered (``/v1/settlements/{settlement_id}``), or ``other``.
+
+    A request refused before routing (a middleware's refusal) is matched against the routes
+    here; a path no route knows is ``other``.
+    """
+    route = scope.get("route")
+    if route is None:
+        app = scope.get("app")
+        for candidate in getattr(getattr(app, "router", None), "routes", ()):
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) else "other"
+
+
+def _code_of(body: bytes) -> str:
+    """The contract code of a problem+json body, empty when it names none we know."""
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return ""
+    return code if isinstance(code, str) and code in _CODES else ""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -25,6 +27,7 @@ from uvicorn.supervisors import Multiprocess
 from gateway.errors import PROBLEM_JSON, problem_body
 from gateway.settings import GatewaySettings
 from onestop.errors import HeadersTooLarge
+from onestop.metrics import MULTIPROCESS_DIR_ENV, MetricsServer
 
 log = logging.getLogger("onestop.gateway")
 
@@ -168,6 +171,15 @@ def serve(settings: GatewaySettings, app: Any) -> None:
         app: the application, or with several workers the import string of its factory.
     """
     config = GatewayConfig(app, settings, workers=settings.workers, factory=settings.workers > 1)
+    metrics_dir = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if metrics_dir:
+        # The workers' metric files of an earlier run are not this run's (onestop/metrics.py).
+        for stale in Path(metrics_dir).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+    if settings.metrics_port is not None:
+        # In this (the supervising) process: with several workers it sums their files.
+        MetricsServer(settings.host, settings.metrics_port)
     if settings.workers > 1:
         # Several processes share one listening socket; each builds its own app.
         Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import orjson
 
@@ -17,6 +18,7 @@ from gateway.limits import UnknownMemberGuard, UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.schemas import Signature
+from onestop import metrics
 from onestop.clock import now_ms
 from onestop.domain.bill import (
     MAX_BILL_LINES,
@@ -88,15 +90,26 @@ class Gateway:
     """Now (epoch ms): which settlement days have closed."""
     national_profile: Profile = Profile.NATIONAL
     """The national interface's provincial code dialect (settings)."""
+    metrics_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    """The networks ``GET /metrics`` answers (settings)."""
+
+    def metrics_allowed(self, host: str) -> bool:
+        """Whether a scrape from ``host`` is answered."""
+        try:
+            address = ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.metrics_networks)
 
     def receipt(self, message: pb.Settlement) -> bytes:
         """A settlement as the contract's result, signed, as the JSON body of the answer."""
         # Enums, tuples and nested values as Python objects: orjson writes them as JSON, the
         # same way for the signature's canonical bytes and for the answer.
-        result = convert.settlement_result(message).model_dump()
-        signature = Signature.model_validate(self.signer.signature(result))
-        result["signature"] = signature.model_dump()
-        return orjson.dumps(result)
+        with metrics.stage("gateway", "signing"):
+            result = convert.settlement_result(message).model_dump()
+            signature = Signature.model_validate(self.signer.signature(result))
+            result["signature"] = signature.model_dump()
+            return orjson.dumps(result)
 
     async def settle(
         self,
@@ -128,12 +141,14 @@ class Gateway:
         check_client_may_settle(client.kind, visit.visit_type)
         if preview:
             await self.unknown_members.check(client.client_id)
-        require_utf8_json(body)
-        fingerprint = request_identity(visit)
+        with metrics.stage("gateway", "validation"):
+            require_utf8_json(body)
+            fingerprint = request_identity(visit)
         catalog = await self.reference.catalog()
         mapping = codes if codes is not None else await self.reference.mapping(client.client_id)
         try:
-            coded = map_bill(visit, mapping, catalog)
+            with metrics.stage("gateway", "mapping"):
+                coded = map_bill(visit, mapping, catalog)
         except BillRejected:
             if not preview:
                 # The identical request may have settled before the mapping changed: its
@@ -144,15 +159,16 @@ class Gateway:
             raise
         async with self.counting_unknown_members(client):
             try:
-                return await self.adjudicator.settle(
-                    coded,
-                    client_id=client.client_id,
-                    visit_id=visit.visit_id,
-                    member_id=visit.member_id,
-                    fingerprint=fingerprint,
-                    resettle_of=visit.resettle_of,
-                    preview=preview,
-                )
+                with metrics.stage("gateway", "adjudication"):
+                    return await self.adjudicator.settle(
+                        coded,
+                        client_id=client.client_id,
+                        visit_id=visit.visit_id,
+                        member_id=visit.member_id,
+                        fingerprint=fingerprint,
+                        resettle_of=visit.resettle_of,
+                        preview=preview,
+                    )
             except VisitAlreadySettled:
                 if preview:
                     raise

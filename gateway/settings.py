@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from onestop.national.codes import Profile
@@ -101,6 +102,18 @@ class GatewaySettings(RedisLoginSettings):
     unknown_members_window_seconds: int = Field(default=3600, ge=10, le=86_400)
     uploads_in_flight: int = Field(
         default=2, ge=1, le=64, description="catalog, mapping and members uploads read at once"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="where Prometheus scrapes the gateway (HTTP `/metrics` on host, summing "
+        "every worker; unset: not served). Keep it off the public listener's routes",
+    )
+    metrics_networks: tuple[IPvAnyNetwork, ...] = Field(
+        default=(IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")),
+        description="the networks `GET /metrics` on the API's own port answers (loopback by "
+        "default: behind a proxy every request comes from the proxy's address)",
     )
     export_grace_seconds: int = Field(
         default=900,

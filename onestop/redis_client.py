@@ -29,6 +29,7 @@ from redis.asyncio.cluster import ClusterPipeline, PipelineCommand
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from onestop import metrics
 from onestop.errors import Unavailable
 from onestop.storage.layout import replication_barrier_key
 
@@ -88,10 +89,12 @@ async def redis_calls() -> AsyncIterator[None]:
     try:
         yield
     except UNAVAILABLE_ERRORS as error:
+        metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
         raise Unavailable(f"Redis is unavailable: {type(error).__name__}") from error
     except _TRANSPORT_RACE_ERRORS as error:
         if not connection_closed_mid_call(error):
             raise
+        metrics.REDIS_ERRORS.labels("ConnectionClosed").inc()
         raise Unavailable("the connection to Redis closed during the call") from error
 
 
@@ -115,6 +118,7 @@ async def redis_failures_unavailable(message: str) -> AsyncIterator[None]:
     except Exception as error:
         if not is_redis_failure(error):
             raise
+        metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
         raise Unavailable(message) from error
 
 
@@ -366,23 +370,39 @@ async def wait_for_replicas(
     """
     if replication.replicas == 0 or not keys:
         return
+    started = time.perf_counter()
+    try:
+        confirmed = await _confirmations(client, keys, replication)
+    finally:
+        metrics.REPLICATION_WAIT_SECONDS.observe(time.perf_counter() - started)
+    if min(confirmed) < replication.replicas:
+        metrics.REPLICATION_TIMEOUTS.inc()
+        raise Unavailable(
+            f"the change was written but confirmed by {min(confirmed)} of the "
+            f"{replication.replicas} replicas required within {replication.timeout_ms} ms: "
+            "send the same request again (it is answered once the replicas hold it)"
+        )
+
+
+async def _confirmations(
+    client: RedisClient, keys: Sequence[str], replication: Replication
+) -> list[int]:
+    """How many replicas confirmed a barrier, per primary of ``keys``."""
     if isinstance(client, aioredis.RedisCluster):
         targets: dict[str, tuple[Any, str]] = {}
         for key in keys:
             node = client.get_node_from_key(key)
             if node is not None:
                 targets.setdefault(node.name, (node, key))
-        confirmed = await asyncio.gather(
-            *(_cluster_barrier(client, node, key, replication) for node, key in targets.values())
+        return list(
+            await asyncio.gather(
+                *(
+                    _cluster_barrier(client, node, key, replication)
+                    for node, key in targets.values()
+                )
+            )
         )
-    else:
-        confirmed = [await _barrier(client, keys[0], replication)]
-    if min(confirmed) < replication.replicas:
-        raise Unavailable(
-            f"the change was written but confirmed by {min(confirmed)} of the "
-            f"{replication.replicas} replicas required within {replication.timeout_ms} ms: "
-            "send the same request again (it is answered once the replicas hold it)"
-        )
+    return [await _barrier(client, keys[0], replication)]
 
 
 async def _barrier(client: aioredis.Redis, key: str, replication: Replication) -> int:

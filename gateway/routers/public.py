@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from gateway.dependencies import GatewayDep
 from gateway.errors import problem_response, refusals
 from gateway.schemas import Health, Keys
-from onestop.domain.errors import ErrorCode
+from onestop import metrics
+from onestop.domain.errors import ErrorCode, NotFound
 from onestop.errors import Unavailable
 from onestop.redis_client import is_redis_failure
 
@@ -45,6 +47,20 @@ async def health(
     if redis_ok and await gateway.adjudicator.serving():
         return Health(status="ok")
     return problem_response(Unavailable("the adjudicator or Redis is down"))
+
+
+@router.get("/metrics", tags=["operations"], include_in_schema=False)
+async def metrics_exposition(request: Request, gateway: GatewayDep) -> Response:
+    """The gateway's metrics in the Prometheus text format, to the networks allowed.
+
+    Another network is answered 404, as a path that does not exist: the figures name clients
+    and the fen they settled, for the agency's monitoring only.
+    """
+    client = request.client
+    if not gateway.metrics_allowed(client.host if client else ""):
+        return problem_response(NotFound(f"no such path: {request.url.path}"))
+    body = await run_in_threadpool(metrics.exposition)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 @router.get(

@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -39,6 +40,7 @@ from adjudicator.settings import new_member_key
 from onestop import wire
 from onestop.domain.clients import Client
 from onestop.domain.types import ClientKind
+from onestop.metrics import MULTIPROCESS_DIR_ENV
 from onestop.process import die_with_parent
 from onestop.redis_client import RedisLogin
 from onestop.redis_users import ADJUDICATOR, GATEWAY, password_file
@@ -181,6 +183,12 @@ class Child:
 
     def start(self) -> None:
         """Start (or start again) the process."""
+        metrics_dir = self.environment.get(MULTIPROCESS_DIR_ENV)
+        if metrics_dir:
+            # Values of the processes before this start are not the new ones': the client
+            # library wants the folder empty before its processes start.
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            Path(metrics_dir).mkdir(parents=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
         self.process = subprocess.Popen(
             self.command,
@@ -349,12 +357,15 @@ class Supervisor:
         )
         adjudicators: list[Child] = []
         targets: list[str] = []
+        scrape_targets: list[str] = []
         for number in range(self.settings.adjudicator_workers):
             port = (
                 self.settings.adjudicator_port + number
                 if self.settings.adjudicator_port
                 else free_port()
             )
+            metrics_port = free_port()
+            scrape_targets.append(f"{self.settings.host}:{metrics_port}")
             environment = {
                 **os.environ,
                 "ONESTOP_ADJUDICATOR_ARCHIVE_DIR": str(self.settings.data_dir / "archive"),
@@ -365,6 +376,7 @@ class Supervisor:
                 **self.settings.service_environment,
                 "ONESTOP_ADJUDICATOR_HOST": self.settings.host,
                 "ONESTOP_ADJUDICATOR_PORT": str(port),
+                "ONESTOP_ADJUDICATOR_METRICS_PORT": str(metrics_port),
                 "ONESTOP_ADJUDICATOR_REDIS_URL": redis_url,
                 "ONESTOP_ADJUDICATOR_MEMBER_KEY_FILE": str(member_key),
                 "ONESTOP_ADJUDICATOR_LOG_LEVEL": self.settings.log_level,
@@ -375,6 +387,8 @@ class Supervisor:
                 **_redis_user_environment("ONESTOP_ADJUDICATOR_", users_dir, ADJUDICATOR),
             }
             environment.pop("ONESTOP_ADJUDICATOR_MEMBER_KEY", None)
+            # One process per port: each adjudicator is its own scrape target.
+            environment.pop(MULTIPROCESS_DIR_ENV, None)
             suffix = f"-{number + 1}" if self.settings.adjudicator_workers > 1 else ""
             adjudicator = Child(
                 f"adjudicator{suffix}",
@@ -392,6 +406,7 @@ class Supervisor:
         bootstrap_agency(targets[0], self.data_dir / "agency.key", operator_tls)
 
         gateway_port = self.settings.port or free_port()
+        gateway_metrics_port = free_port()
         gateway = Child(
             "gateway",
             [sys.executable, "-m", "gateway"],
@@ -405,6 +420,10 @@ class Supervisor:
                 "ONESTOP_GATEWAY_KEY_DIR": str(self.data_dir / "gateway-keys"),
                 "ONESTOP_GATEWAY_LOG_LEVEL": self.settings.log_level,
                 "ONESTOP_GATEWAY_WORKERS": str(self.settings.gateway_workers),
+                # The workers share one port: each writes its metrics here, the supervising
+                # process answers a scrape with the sum (onestop/metrics.py).
+                MULTIPROCESS_DIR_ENV: str(self.data_dir / "metrics" / "gateway"),
+                "ONESTOP_GATEWAY_METRICS_PORT": str(gateway_metrics_port),
                 **_tls_environment(
                     "ONESTOP_GATEWAY_ADJUDICATOR_TLS_", TlsFiles.of(tls_dir, "gateway")
                 ),
@@ -429,6 +448,10 @@ class Supervisor:
             "redis_users": str(users_dir) if users_dir else None,
             "tls_dir": str(tls_dir),
             "adjudicator": target,
+            "metrics": {
+                "gateway": f"http://{self.settings.host}:{gateway_metrics_port}/metrics",
+                "adjudicators": [f"http://{address}/metrics" for address in scrape_targets],
+            },
             "agency_key": str(self.data_dir / "agency.key"),
             "pids": {
                 "serve": os.getpid(),

@@ -1016,8 +1016,19 @@ def _is_dns(peer: dict[str, Any]) -> bool:
     )
 
 
+def _is_monitoring(peer: dict[str, Any]) -> bool:
+    """Whether ``peer`` is Prometheus: any pod of the monitoring namespace."""
+    namespace = peer.get("namespaceSelector", {}).get("matchLabels")
+    return set(peer) == {"namespaceSelector"} and namespace == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+
+
 def _flows(direction: str) -> set[tuple[str, str, int, str]]:
-    """(from, to, port, protocol) each policy allows; ``dns`` and ``anyone`` for outsiders."""
+    """(from, to, port, protocol) each policy allows.
+
+    Outsiders are ``dns``, ``monitoring`` (Prometheus) and ``anyone``.
+    """
     key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
     flows = set()
     for name, policy in _policies().items():
@@ -1030,6 +1041,8 @@ def _flows(direction: str) -> set[tuple[str, str, int, str]]:
                 assert "ipBlock" not in peer, name
                 if _is_dns(peer):
                     peers.add("dns")
+                elif _is_monitoring(peer):
+                    peers.add("monitoring")
                 elif peer == {}:
                     peers.add("anyone")
                 else:
@@ -1069,7 +1082,8 @@ def test_the_gateway_reaches_only_adjudicators_redis_and_dns() -> None:
 def test_policies_allow_what_the_pods_need_and_agree_both_ways() -> None:
     egress, ingress = _flows("Egress"), _flows("Ingress")
     inside = {flow for flow in egress if flow[1] not in ("dns", "anyone", "nobody")}
-    assert {flow for flow in ingress if flow[0] not in ("anyone", "nobody")} == inside
+    outsiders = ("anyone", "nobody", "monitoring")
+    assert {flow for flow in ingress if flow[0] not in outsiders} == inside
     assert inside == {
         ("onestop-gateway", "onestop-adjudicator", 50051, "TCP"),
         ("onestop-gateway", "onestop-redis", 6379, "TCP"),
@@ -1082,6 +1096,11 @@ def test_policies_allow_what_the_pods_need_and_agree_both_ways() -> None:
     # from outside, only the gateway's port; everybody resolves names, nothing else leaves
     assert {flow for flow in ingress if flow[0] == "anyone"} == {
         ("anyone", "onestop-gateway", 8080, "TCP")
+    }
+    # Prometheus scrapes the services' metrics ports, and nothing else of them
+    assert {flow for flow in ingress if flow[0] == "monitoring"} == {
+        ("monitoring", "onestop-gateway", 9102, "TCP"),
+        ("monitoring", "onestop-adjudicator", 9102, "TCP"),
     }
     outside = {flow for flow in egress if flow[1] == "dns"}
     assert outside == {

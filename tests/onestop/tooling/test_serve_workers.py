@@ -16,6 +16,7 @@ from onestop.client import SignedClient
 from onestop.domain.reconciliation import EntryKind
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.demo.walkthrough import load_region
+from tests.support.metrics import scrape, total, value
 from tests.support.scenario import stay_body
 from tests.support.serve import journal_entries, start_serve
 
@@ -83,6 +84,27 @@ async def test_a_killed_adjudicator_costs_at_most_a_retry(
         if entry.kind is EntryKind.SETTLEMENT
     ]
     assert sorted(journaled) == sorted(answers.values())
+    # Two gateway workers share the port: any one answers a scrape with both workers' counts.
+    metrics = served.addresses["metrics"]
+    for _ in range(3):
+        _, samples = await scrape(str(metrics["gateway"]))
+        ok = value(
+            samples,
+            "onestop_http_requests_total",
+            route="/v1/settlements",
+            method="POST",
+            outcome="ok",
+            code="",
+        )
+        assert ok == len(members)
+        assert total(samples, "onestop_http_requests_total", outcome="error") == retries
+    # Each adjudicator is its own target (the one killed and started again counts afresh).
+    calls = 0.0
+    for target in metrics["adjudicators"]:
+        text, samples = await scrape(str(target))
+        assert "onestop_grpc_requests" in text, target
+        calls += total(samples, "onestop_grpc_requests_total", method="Settle")
+    assert calls >= len(members) // 2
     for client in clients.values():
         with contextlib.suppress(Exception):
             await client.close()
