@@ -61,6 +61,8 @@ class Reference:
     )
     """(region, scheme, year) -> its versions with their content versions, earliest first."""
     catalog: dict[str, CatalogItem] = field(default_factory=dict)
+    controls_on: bool = False
+    """Whether any loaded policy runs controls across visits (then histories are read)."""
     clients: dict[str, Client] = field(default_factory=dict)
 
     async def refresh(self, versions: Mapping[str, str] | None = None) -> None:
@@ -98,6 +100,12 @@ class Reference:
             key: tuple(sorted(versions, key=lambda version: version[0].in_force_from))
             for key, versions in loaded.items()
         }
+        # Read by every settlement: found once per load, not per request.
+        self.controls_on = any(
+            policy.controls is not None and policy.controls.active
+            for versions in self.policies.values()
+            for policy, _ in versions
+        )
 
     async def _load_catalog(self) -> None:
         text = await self.store.get(CATALOG_KEY)
@@ -122,15 +130,6 @@ class Reference:
                 break
             found = version
         return found
-
-    @property
-    def controls_on(self) -> bool:
-        """Whether any loaded policy runs controls across visits (then histories are read)."""
-        return any(
-            policy.controls is not None and policy.controls.active
-            for versions in self.policies.values()
-            for policy, _ in versions
-        )
 
     def policy_versions(self, region: str, scheme: str, year: int) -> tuple[Policy, ...]:
         """Every loaded version of one policy year, earliest first."""
