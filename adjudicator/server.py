@@ -27,7 +27,13 @@ from adjudicator.store import Store
 from onestop import metrics
 from onestop.errors import Unavailable
 from onestop.metrics import MetricsServer
-from onestop.redis_client import REDIS_ERRORS, RedisClient, Replication, connect
+from onestop.redis_client import (
+    REDIS_ERRORS,
+    RedisClient,
+    Replication,
+    connect,
+    is_redis_failure,
+)
 from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -91,7 +97,11 @@ async def _probe_redis(client: RedisClient, servicer: health.aio.HealthServicer)
         try:
             await client.ping()
             status = health_pb2.HealthCheckResponse.SERVING
-        except REDIS_ERRORS:
+        except Exception as error:
+            # A connection closed under the call (a failover) is a Redis failure too, though
+            # redis-py raises it as AttributeError: is_redis_failure knows both.
+            if not is_redis_failure(error):
+                raise
             status = health_pb2.HealthCheckResponse.NOT_SERVING
         if status != serving:
             for name in ("", SERVICE_NAME):
