@@ -16,6 +16,7 @@ from adjudicator import journal
 from onestop import metrics
 from onestop.domain.reconciliation import (
     NO_RECOVERIES,
+    ClientDay,
     GatewayDay,
     HospitalDay,
     Reconciliation,
@@ -108,6 +109,23 @@ async def gateway_day(
         amounts,
         recoveries,
     )
+
+
+async def client_days(
+    client: RedisClient,
+    client_ids: Sequence[str],
+    day: date,
+    archive: ArchiveReader | None = None,
+) -> list[ClientDay]:
+    """What each of ``client_ids`` settled on ``day``: the figures a reconciliation compares.
+
+    One read of the day totals per client (each slot group's hash), as a reconciliation makes.
+    """
+    found = []
+    for client_id in client_ids:
+        totals = await journal.day_totals(client, client_id, day, archive)
+        found.append(ClientDay(client_id, totals.figures(), totals.group_figures()))
+    return found
 
 
 async def reconcile_day(

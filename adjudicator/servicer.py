@@ -26,6 +26,7 @@ from onestop.domain.documents import utf8_text, validate_document
 from onestop.domain.errors import DomainError, InvalidDocument
 from onestop.domain.reconciliation import Recoveries
 from onestop.domain.settlement import PolicyRef, Settlement
+from onestop.domain.types import ClientKind
 from onestop.errors import STATUS, InternalError
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -341,6 +342,29 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
             return pb.ReconciliationLog(
                 items=[convert.reconciliation_summary_message(summary) for summary in kept]
             )
+
+        return await _answer(context, run)
+
+    async def GetDayTotals(  # noqa: N802, D102
+        self, request: pb.DayTotalsRequest, context: Context
+    ) -> pb.DayTotalsList:
+        async def run() -> pb.DayTotalsList:
+            day = convert.day_of(request.date, "date")
+            if request.client_id:
+                client_ids = [request.client_id]
+            else:
+                reference = self.service.reference
+                await reference.refresh()
+                # Hospitals and pharmacies settle; an agency client never does.
+                client_ids = sorted(
+                    client.client_id
+                    for client in reference.clients.values()
+                    if client.kind is not ClientKind.AGENCY
+                )
+            days = await reconciliation.client_days(
+                self.service.store.client, client_ids, day, self.service.store.archive
+            )
+            return pb.DayTotalsList(items=[convert.client_day_message(item) for item in days])
 
         return await _answer(context, run)
 

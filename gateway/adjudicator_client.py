@@ -15,6 +15,7 @@ from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
 from onestop.domain.errors import ErrorCode
 from onestop.domain.reconciliation import (
+    ClientDay,
     HospitalDay,
     JournalEntry,
     Reconciliation,
@@ -250,6 +251,12 @@ class AdjudicatorClient:
             lambda: self.stub.ListReconciliations(request, timeout=self.deadline * 2)
         )
         return [wire.reconciliation_summary_of(item) for item in reply.items]
+
+    async def day_totals(self, day: date, client_id: str = "") -> list[ClientDay]:
+        """What each hospital and pharmacy (or one) settled on a day, by visit type and scheme."""
+        request = pb.DayTotalsRequest(date=day.isoformat(), client_id=client_id)
+        reply = await self._call(lambda: self.stub.GetDayTotals(request, timeout=self.deadline * 6))
+        return wire.client_days_of(reply)
 
     async def read_journal(self, day: date, client_id: str = "") -> AsyncIterator[JournalEntry]:
         """Every journal entry of a day, in time order (streamed)."""

@@ -20,6 +20,8 @@ from gateway import schemas
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.api_docs import install_api_docs
 from gateway.auth import Authenticator
+from gateway.console import routes as console
+from gateway.console.sessions import ConsoleSettings
 from gateway.errors import (
     PROBLEM_JSON,
     domain_error_handler,
@@ -68,6 +70,7 @@ def create_app(
         try:
             yield
         finally:
+            await gateway.refusals.flush()
             await gateway.adjudicator.close()
             await gateway.versions.close()
             await gateway.redis.aclose()
@@ -93,6 +96,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     for feature in FEATURES:
         app.include_router(feature.router)
+    console.install(app)
     install_api_docs(app)
     _document(app)
     return app
@@ -232,4 +236,9 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.export_grace_seconds,
         national_profile=settings.national_profile,
         metrics_networks=tuple(settings.metrics_networks),
+        console_settings=ConsoleSettings(
+            login_seconds=settings.console_login_seconds,
+            idle_seconds=settings.console_idle_seconds,
+            max_age_seconds=settings.console_max_age_seconds,
+        ),
     )

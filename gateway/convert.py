@@ -15,10 +15,14 @@ from gateway.schemas import (
     AmountDifferenceOut,
     AuditEntry,
     CatalogLoaded,
+    ClientDayOut,
     ClientOut,
     ClientReconciliations,
     DayFiguresOut,
+    DayGroupOut,
     DayReconciliations,
+    DayRefusalsOut,
+    DayTotalsOut,
     EligibilityResult,
     FindingOut,
     FundAmounts,
@@ -33,16 +37,22 @@ from gateway.schemas import (
     RecoveriesOut,
     ReviewOut,
     UnsignedResult,
+    VisitTypeDayOut,
 )
 from onestop.clock import iso_from_ms
+from onestop.domain.clients import Client
 from onestop.domain.controls import ControlAction
+from onestop.domain.errors import ErrorCode
 from onestop.domain.reconciliation import (
     RECONCILED_FUNDS,
+    ClientDay,
     DayFigures,
     Reconciliation,
     ReconciliationSummary,
+    sum_figures,
 )
 from onestop.domain.reviews import Review
+from onestop.domain.types import VisitType
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.wire import (
     out_of_region_registrations_of,
@@ -188,6 +198,66 @@ def _figures_out(figures: DayFigures) -> DayFiguresOut:
         reversals=figures.reversals,
         amounts=FundAmounts(**{name: figures.fund(name) for name in RECONCILED_FUNDS}),
     )
+
+
+def day_totals_out(
+    day: date, closed: bool, days: list[ClientDay], clients: dict[str, Client]
+) -> DayTotalsOut:
+    """A day's figures as the API answers them: in all, per visit type, per client.
+
+    Args:
+        day: the settlement day.
+        closed: whether the day has ended.
+        days: each client's figures (:meth:`AdjudicatorClient.day_totals`).
+        clients: the registered clients by id, for their names and kinds.
+    """
+    by_visit_type: dict[VisitType | None, list[DayFigures]] = {}
+    for client_day in days:
+        for key, figures in client_day.groups.items():
+            by_visit_type.setdefault(key.visit_type, []).append(figures)
+    order = {visit_type: index for index, visit_type in enumerate(VisitType)}
+    return DayTotalsOut(
+        date=day.isoformat(),
+        closed=closed,
+        total=_figures_out(sum_figures(client_day.totals for client_day in days)),
+        by_visit_type=[
+            VisitTypeDayOut(
+                visit_type=visit_type, **_figures_out(sum_figures(figures)).model_dump()
+            )
+            for visit_type, figures in sorted(
+                by_visit_type.items(),
+                key=lambda item: order.get(item[0], len(order)),  # type: ignore[arg-type]
+            )
+        ],
+        clients=[
+            ClientDayOut(
+                client_id=client_day.client_id,
+                name=clients[client_day.client_id].name
+                if client_day.client_id in clients
+                else None,
+                kind=clients[client_day.client_id].kind
+                if client_day.client_id in clients
+                else None,
+                **_figures_out(client_day.totals).model_dump(),
+                groups=[
+                    DayGroupOut(
+                        visit_type=key.visit_type,
+                        scheme=key.scheme,
+                        **_figures_out(figures).model_dump(),
+                    )
+                    for key, figures in sorted(
+                        client_day.groups.items(), key=lambda item: item[0].sort_key()
+                    )
+                ],
+            )
+            for client_day in days
+        ],
+    )
+
+
+def day_refusals_out(day: date, counts: dict[ErrorCode, int]) -> DayRefusalsOut:
+    """A day's refusal counts as the API answers them."""
+    return DayRefusalsOut(date=day.isoformat(), total=sum(counts.values()), by_code=counts)
 
 
 def reconciliation_result(

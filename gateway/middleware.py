@@ -172,7 +172,9 @@ class RequestMetrics:
 
     The outermost layer: refusals of the other middleware count too. The code is read from a
     problem+json answer (a few hundred bytes); label values are bounded (a route template, a
-    known method, a contract code), never a path with ids in it.
+    known method, a contract code), never a path with ids in it. Each refusal is also added to
+    the day's counts of every process (:class:`gateway.refusals.RefusalCounts`, the console's),
+    after the answer has gone.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -210,12 +212,15 @@ class RequestMetrics:
             route = _route_of(scope)
             method = scope.get("method", "")
             outcome = "ok" if status < 400 else "refused" if status < 500 else "error"
+            code = _code_of(bytes(problem)) if problem is not None else ""
             metrics.HTTP_REQUESTS.labels(
-                route,
-                method if method in _METHODS else "OTHER",
-                outcome,
-                _code_of(bytes(problem)) if problem is not None else "",
+                route, method if method in _METHODS else "OTHER", outcome, code
             ).inc()
+            if code and is_signed(scope["path"]):
+                # The API's refusals; a browser's 404 for a favicon is not the day's business.
+                gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
+                if gateway is not None:
+                    gateway.refusals.record(ErrorCode(code))
             metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 

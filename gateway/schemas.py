@@ -965,3 +965,128 @@ class ReviewDecisionIn(BaseModel):
     reviewer: Code | None = Field(
         default=None, description="the person deciding, kept beside the agency's client id"
     )
+
+
+class DayGroupOut(BaseModel):
+    """One visit type and scheme of a client's day."""
+
+    visit_type: VisitType | None = Field(
+        description="null with scheme null: what was committed before the split was recorded"
+    )
+    scheme: Scheme | None
+    settlements: int
+    reversals: int
+    amounts: FundAmounts
+
+
+class ClientDayOut(BaseModel):
+    """What one hospital or pharmacy settled on the day (settled minus reversed)."""
+
+    client_id: str
+    name: str | None = Field(description="the registered name; null for a client since removed")
+    kind: ClientKind | None
+    settlements: int
+    reversals: int
+    amounts: FundAmounts
+    groups: list[DayGroupOut] = Field(description="by visit type and scheme")
+
+
+class VisitTypeDayOut(BaseModel):
+    """Every client's day of one visit type, summed."""
+
+    visit_type: VisitType | None = Field(description="null: committed before the split")
+    settlements: int
+    reversals: int
+    amounts: FundAmounts
+
+
+class DayTotalsOut(BaseModel):
+    """What was settled on a day: in all, per visit type and per hospital or pharmacy.
+
+    The figures a reconciliation compares (contract section 6): counts, and each reconciled
+    fund settled that day minus what reversals that day gave back.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "date": "2026-03-09",
+                "closed": False,
+                "total": {
+                    "settlements": 2,
+                    "reversals": 0,
+                    "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                },
+                "by_visit_type": [
+                    {
+                        "visit_type": "inpatient",
+                        "settlements": 2,
+                        "reversals": 0,
+                        "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                    }
+                ],
+                "clients": [
+                    {
+                        "client_id": "ZZH3",
+                        "name": "郑州市第三人民医院",
+                        "kind": "hospital",
+                        "settlements": 2,
+                        "reversals": 0,
+                        "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                        "groups": [
+                            {
+                                "visit_type": "inpatient",
+                                "scheme": "employee",
+                                "settlements": 2,
+                                "reversals": 0,
+                                "amounts": RECONCILIATION_FUNDS_EXAMPLE,
+                            }
+                        ],
+                    }
+                ],
+            }
+        }
+    )
+
+    date: str
+    closed: bool = Field(description="the day has ended (Asia/Shanghai): its figures are final")
+    total: DayFiguresOut
+    by_visit_type: list[VisitTypeDayOut]
+    clients: list[ClientDayOut] = Field(description="every hospital and pharmacy, by client id")
+
+
+class DayRefusalsOut(BaseModel):
+    """How many answers of each refusal code a day saw, every gateway process together."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "date": "2026-03-09",
+                "total": 5,
+                "by_code": {"UNMAPPED_CODES": 3, "UNAUTHENTICATED": 2},
+            }
+        }
+    )
+
+    date: str
+    total: int
+    by_code: dict[ErrorCode, int] = Field(description="each code answered, most frequent first")
+
+
+class ConsoleLoginOut(BaseModel):
+    """A one-time link that opens a console session in a browser."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "login_path": "/console/login/3q2S0m7Qe0nqk2nB7dT1hX8pV4yW9cF6aJ5rL0uZ1sE",
+                "expires_in_seconds": 60,
+            }
+        }
+    )
+
+    login_path: str = Field(
+        description="open the gateway's address followed by this path in a browser, once; "
+        "`?next=/console/...` may be added to land on another page"
+    )
+    expires_in_seconds: int

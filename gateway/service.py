@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import orjson
@@ -14,9 +14,11 @@ import orjson
 from gateway import convert
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
+from gateway.console.sessions import ConsoleSessions, ConsoleSettings
 from gateway.limits import UnknownMemberGuard, UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
+from gateway.refusals import RefusalCounts
 from gateway.schemas import Signature
 from onestop import metrics
 from onestop.clock import now_ms
@@ -92,6 +94,16 @@ class Gateway:
     """The national interface's provincial code dialect (settings)."""
     metrics_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     """The networks ``GET /metrics`` answers (settings)."""
+    refusals: RefusalCounts = field(init=False)
+    """The day's refusal counts of every process (the console's), kept in Redis."""
+    console: ConsoleSessions = field(init=False)
+    """The agency console's login codes and sessions, kept in Redis."""
+    console_settings: ConsoleSettings = field(default_factory=ConsoleSettings)
+    """How long console logins and sessions last (settings)."""
+
+    def __post_init__(self) -> None:
+        self.refusals = RefusalCounts(self.redis, self.clock)
+        self.console = ConsoleSessions(self.redis, self.console_settings, self.clock)
 
     def metrics_allowed(self, host: str) -> bool:
         """Whether a scrape from ``host`` is answered."""

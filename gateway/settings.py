@@ -115,6 +115,21 @@ class GatewaySettings(RedisLoginSettings):
         description="the networks `GET /metrics` on the API's own port answers (loopback by "
         "default: behind a proxy every request comes from the proxy's address)",
     )
+    console_login_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=600,
+        description="how long a console login link works (once) after the agency asked for it",
+    )
+    console_idle_seconds: int = Field(
+        default=900, ge=60, le=3600, description="a console session unused this long ends"
+    )
+    console_max_age_seconds: int = Field(
+        default=8 * 3600,
+        ge=300,
+        le=86_400,
+        description="a console session ends this long after it began, however much it is used",
+    )
     export_grace_seconds: int = Field(
         default=900,
         ge=0,
@@ -173,6 +188,15 @@ class GatewaySettings(RedisLoginSettings):
             self.adjudicator_tls_key_file,
         )
         return TlsFiles(ca, cert, key) if ca and cert and key else None
+
+    @model_validator(mode="after")
+    def _console_sessions_idle_within_their_age(self) -> GatewaySettings:
+        if self.console_idle_seconds > self.console_max_age_seconds:
+            raise ValueError(
+                f"console_idle_seconds ({self.console_idle_seconds}) may not exceed "
+                f"console_max_age_seconds ({self.console_max_age_seconds})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _nonces_outlive_both_sides_of_the_window(self) -> GatewaySettings:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -183,6 +184,21 @@ async def day_reconciliations(connection: Connection, day: str, client_id: str |
     params = {"date": day, **({"client_id": client_id} if client_id else {})}
     async with connection.client() as client:
         return _result(await client.request("GET", "/v1/admin/reconciliations", params=params))
+
+
+async def console_login(connection: Connection, next_page: str | None = None) -> str:
+    """``POST /v1/admin/console/sessions``: a one-time link that opens the agency console.
+
+    Args:
+        connection: the gateway and the agency's key.
+        next_page: a console path to land on (``/console/reviews``); the overview if none.
+    """
+    async with connection.client() as client:
+        issued = _result(await client.request("POST", "/v1/admin/console/sessions"))
+    link = f"{connection.url.rstrip('/')}{issued['login_path']}"
+    if next_page:
+        link += "?" + urlencode({"next": next_page})
+    return link
 
 
 async def load_catalog(connection: Connection, file: Path) -> Any:

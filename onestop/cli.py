@@ -540,6 +540,16 @@ def _reconciliations(args: argparse.Namespace) -> int:
     return _run_admin(day_reconciliations(_connection(args), args.date, args.for_client))
 
 
+def _console_login(args: argparse.Namespace) -> int:
+    from onestop.admin import console_login
+
+    def show(link: str) -> int:
+        print(link)
+        return 0
+
+    return _run_admin(console_login(_connection(args), args.page), show)
+
+
 def _verify_receipt(args: argparse.Namespace) -> int:
 
     import httpx
@@ -912,6 +922,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection(reconciliations)
     reconciliations.set_defaults(handler=_reconciliations)
+
+    console_login = commands.add_parser(
+        "console-login",
+        help="print a one-time link that opens the agency console in a browser (signed with "
+        "the agency's key; it works once, within a minute)",
+    )
+    console_login.add_argument(
+        "--page",
+        help="the console page to land on, e.g. /console/reviews (default: today's overview)",
+    )
+    _add_connection(console_login)
+    console_login.set_defaults(handler=_console_login)
 
     verify = commands.add_parser(
         "verify-export", help="check an export's hashes, date, files and signature"

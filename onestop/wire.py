@@ -29,6 +29,7 @@ from onestop.domain.reconciliation import (
     COUNTS,
     RECONCILED_FUNDS,
     AmountDifference,
+    ClientDay,
     DayFigures,
     Detail,
     EntryKind,
@@ -651,6 +652,37 @@ def reconcile_request_of(message: pb.ReconcileRequest) -> tuple[date, HospitalDa
             else None
         ),
     )
+
+
+def client_day_message(day: ClientDay) -> pb.ClientDayTotals:
+    """One client's figures of a day."""
+    return pb.ClientDayTotals(
+        client_id=day.client_id,
+        totals=_totals_message(day.totals),
+        groups=[
+            _group_message(key, figures)
+            for key, figures in sorted(day.groups.items(), key=lambda item: item[0].sort_key())
+        ],
+    )
+
+
+def client_days_of(message: pb.DayTotalsList) -> list[ClientDay]:
+    """Each client's figures of a day.
+
+    Raises:
+        InvalidDocument: a visit type or scheme is not well formed.
+    """
+    return [
+        ClientDay(
+            item.client_id,
+            _totals_of(item.totals),
+            {
+                _group_key_of(group.visit_type, group.scheme): _totals_of(group.totals)
+                for group in item.groups
+            },
+        )
+        for item in message.items
+    ]
 
 
 def reconciliation_message(answer: Reconciliation, at_ms: int) -> pb.ReconcileReply:

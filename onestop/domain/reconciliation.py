@@ -153,6 +153,19 @@ def sum_figures(days: Iterable[DayFigures]) -> DayFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientDay:
+    """What one hospital or pharmacy settled on one day.
+
+    The figures its reconciliation compares, in all and by visit type and scheme (the
+    unrecorded group included).
+    """
+
+    client_id: str
+    totals: DayFigures
+    groups: dict[GroupKey, DayFigures]
+
+
+@dataclass(frozen=True, slots=True)
 class Recoveries:
     """What the agency decided to recover from a client on a day (domain section 18).
 

@@ -314,8 +314,52 @@ def nonce_key(client_id: str, nonce: str) -> str:
     return f"{PREFIX}:nonce:{client_id}:{nonce}"
 
 
+def refusals_key(day: str) -> str:
+    """Hash with a time to live: refusal code -> answers of it on one day (``YYYYMMDD``).
+
+    Every gateway process adds to it (the console's view of the day, Asia/Shanghai).
+    """
+    return f"{PREFIX}:refusals:{day}"
+
+
+REFUSALS_TTL_SECONDS = 40 * 86_400
+"""How long a day's refusal counts are kept: the console shows a month back."""
+
+
+def console_login_key(code_digest: str) -> str:
+    """String with a time to live: a one-time console login code, by its SHA-256 (hex).
+
+    Holds the agency client id it was issued to and its key's fingerprint; taken (GETDEL) by
+    its first use.
+    """
+    return f"{PREFIX}:console:login:{code_digest}"
+
+
+def console_session_key(token_digest: str) -> str:
+    """String with a time to live (the idle limit): a console session, by its token's SHA-256.
+
+    A JSON object (:class:`ConsoleSessionField`); the cookie's token itself is never stored.
+    """
+    return f"{PREFIX}:console:session:{token_digest}"
+
+
+class ConsoleSessionField(StrEnum):
+    """Names in a console session's JSON object."""
+
+    CLIENT_ID = "client_id"
+    """The agency client whose signed call issued the login code."""
+    KEY = "key"
+    """A fingerprint of that client's registered key then: a new key ends the session."""
+    CSRF = "csrf"
+    """The token every form of the session must carry."""
+    CREATED_MS = "created_ms"
+    """When the session began (epoch ms): it ends after its absolute limit whatever its use."""
+
+
 GATEWAY_KEY_PATTERNS = (
     f"{PREFIX}:nonce:*",
+    f"{PREFIX}:refusals:*",
+    f"{PREFIX}:console:*",
     f"{PREFIX}:unknownmembers:*",
     VERSIONS_KEY,
     f"{PREFIX}:nat:*",
@@ -811,6 +855,7 @@ __all__ = [
     "POLICIES_KEY",
     "POLICIES_KIND",
     "PREFIX",
+    "REFUSALS_TTL_SECONDS",
     "REQUEST_FIELD_PREFIX",
     "STATE_AFTER_DISEASE",
     "STATE_AFTER_FIGURES",
@@ -818,6 +863,7 @@ __all__ = [
     "VERSIONS_KEY",
     "YEAR_FIGURES",
     "AuditField",
+    "ConsoleSessionField",
     "DayTotalField",
     "EntryKind",
     "JournalField",
@@ -833,6 +879,8 @@ __all__ = [
     "VisitClaimField",
     "VisitField",
     "client_of_mapping_kind",
+    "console_login_key",
+    "console_session_key",
     "day_settlements_key",
     "day_totals_key",
     "group_of_key",
@@ -855,6 +903,7 @@ __all__ = [
     "nonce_key",
     "policy_field",
     "reconciliations_key",
+    "refusals_key",
     "replication_barrier_key",
     "request_field",
     "restored_key",

@@ -8,10 +8,7 @@ page asked for in a net log.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.browser import CHROMIUM_NAMES, browse, chromium, requested_by_pages
 from tests.support.gateway import Gateway
 
 PAGES = ("/docs", "/redoc")
@@ -39,24 +37,6 @@ LOADED_FROM_ANOTHER_HOST = re.compile(
     # not loads (hence case-sensitive, and no "url(" that is a method or part of a name).
     r"""(?:\bsrc\s*[:=]\s*|(?<![\w.$])url\(\s*|@import\s+(?:url\(\s*)?)["'`]?\s*(?:https?:)?//"""
 )
-
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "chromium-headless-shell")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",  # as root, and in containers without user namespaces
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # The hospital's network: no other host resolves, and no proxy from the environment. The
-    # browser's own calls (update checks, Google accounts) then never leave the machine either.
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--virtual-time-budget=10000",
-)
-BROWSER_TIMEOUT_SECONDS = 90.0
 
 
 class _References(HTMLParser):
@@ -129,82 +109,29 @@ async def test_the_pages_and_their_assets_name_no_other_host(gateway: Gateway) -
         assert document.headers["content-type"] == "application/json"
 
 
-def _chromium() -> str | None:
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-async def _browse(binary: str, url: str, workdir: Path, *extra: str) -> str:
-    """Run headless Chromium once, with a fresh profile; its standard output.
-
-    The event loop keeps serving the gateway meanwhile (the browser's requests are answered
-    by this very loop), so the browser runs as an asyncio subprocess.
-    """
-    workdir.mkdir(parents=True)
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={workdir / 'profile'}",
-        f"--log-net-log={workdir / 'netlog.json'}",
-        *extra,
-        url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), BROWSER_TIMEOUT_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{binary} did not finish {url} in {BROWSER_TIMEOUT_SECONDS:g} s")
-    assert process.returncode == 0, (url, stderr.decode(errors="replace")[-2000:])
-    return stdout.decode()
-
-
-def _requested_by_pages(netlog: Path) -> list[str]:
-    """Every URL a page asked for, from Chromium's net log.
-
-    The browser's own requests (the navigation itself, update checks) have no initiating
-    origin; the page's scripts, stylesheets, images, frames and fetches have the page's.
-    """
-    log = json.loads(netlog.read_text(encoding="utf-8"))
-    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [
-        event["params"]["url"]
-        for event in log["events"]
-        if event["type"] == start_job
-        and event.get("params", {}).get("url")
-        and event["params"].get("initiator") not in (None, "not an origin")
-    ]
-
-
 async def test_a_headless_browser_shows_the_operations(gateway: Gateway, tmp_path: Path) -> None:
-    binary = _chromium()
+    binary = chromium()
     if binary is None:
         pytest.skip(f"no Chromium on PATH (looked for {', '.join(CHROMIUM_NAMES)})")
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         operations = _operations((await http.get("/openapi.json")).json())
     assert ("/v1/settlements", "post") in operations
 
-    docs = await _browse(binary, f"{gateway.base_url}/docs", tmp_path / "docs", "--dump-dom")
+    docs = await browse(binary, f"{gateway.base_url}/docs", tmp_path / "docs", "--dump-dom")
     # Swagger UI renders one block per operation ("opblock opblock-post", or
     # "opblock-deprecated"), its path in data-path; the tags are expanded by default.
     assert 'data-path="/v1/settlements"' in docs, docs[:2000]
     blocks = re.findall(r'class="opblock opblock-[a-z]+[ "]', docs)
     assert len(blocks) == len(operations), docs[:2000]
 
-    redoc = await _browse(binary, f"{gateway.base_url}/redoc", tmp_path / "redoc", "--dump-dom")
+    redoc = await browse(binary, f"{gateway.base_url}/redoc", tmp_path / "redoc", "--dump-dom")
     # ReDoc gives every operation a section "operation/<operationId>", with its verb and path.
     sections = set(re.findall(r'data-section-id="operation/([^"]+)"', redoc))
     assert len(sections) == len(operations), (sections, redoc[:2000])
     assert ">/v1/settlements<" in redoc, redoc[:2000]
 
     for page in ("docs", "redoc"):
-        requested = _requested_by_pages(tmp_path / page / "netlog.json")
+        requested = requested_by_pages(tmp_path / page / "netlog.json")
         elsewhere = [url for url in requested if not url.startswith(f"{gateway.base_url}/")]
         assert not elsewhere, (page, elsewhere)
         # The log is read right: the page's script and the document are in it.
@@ -214,7 +141,7 @@ async def test_a_headless_browser_shows_the_operations(gateway: Gateway, tmp_pat
     # What a person would see, kept with the test's files (tmp_path) for a look when it fails.
     for page in ("docs", "redoc"):
         screenshot = tmp_path / f"{page}.png"
-        await _browse(
+        await browse(
             binary,
             f"{gateway.base_url}/{page}",
             tmp_path / f"{page}-screenshot",

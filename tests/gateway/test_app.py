@@ -9,6 +9,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from gateway.app import create_app
+from gateway.console import PREFIX as CONSOLE_PREFIX
+from gateway.console import routes as console
 from gateway.dependencies import AGENCY_DEPENDENCIES, CallerDep
 from gateway.middleware import UNSIGNED_PATHS, is_signed
 from gateway.routers import FEATURES
@@ -38,9 +40,24 @@ def test_every_admin_route_depends_on_the_agency() -> None:
         assert _calls(route.dependant) & set(AGENCY_DEPENDENCIES), (route.path, route.methods)
 
 
+CONSOLE_OPEN_PAGES = {"/console/login", "/console/login/{code}", "/console/static/console.css"}
+"""The console's pages anyone may open: how to log in, the one-time link, the stylesheet."""
+
+
+def test_every_console_page_but_the_login_needs_a_session() -> None:
+    pages = [route for route in _routes() if route.path.startswith(CONSOLE_PREFIX)]
+    assert len(pages) >= 9
+    for route in pages:
+        needs_session = console.console_staff in _calls(route.dependant)
+        assert needs_session is (route.path not in CONSOLE_OPEN_PAGES), route.path
+        assert not route.include_in_schema, route.path
+
+
 def test_every_route_but_health_metrics_and_the_receipt_keys_is_signed() -> None:
     caller = CallerDep.__metadata__[0].dependency  # type: ignore[attr-defined]
     for route in _routes():
+        if route.path.startswith(CONSOLE_PREFIX):
+            continue  # a session's cookie instead (the test above)
         # /metrics answers only the networks allowed (tests/gateway/test_metrics.py).
         if route.path in ("/health", "/metrics") or route.path in UNSIGNED_PATHS:
             assert caller not in _calls(route.dependant), route.path

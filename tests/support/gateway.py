@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.server import GatewayConfig
@@ -36,6 +37,15 @@ class Gateway:
     server: uvicorn.Server
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     clients: dict[str, SignedClient] = field(default_factory=dict)
+
+    async def refusals_settled(self) -> None:
+        """Wait until the refusals answered so far are counted in Redis.
+
+        Each process writes its counts a second after the answers (or at its stop).
+        """
+        app = self.server.config.app
+        assert isinstance(app, FastAPI)
+        await app.state.gateway.refusals.flush()
 
     def client(self, client_id: str) -> SignedClient:
         """A signed HTTP client for a registered client id."""

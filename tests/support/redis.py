@@ -130,18 +130,27 @@ def sync_client(url: str) -> redis.Redis | redis.RedisCluster:
     return redis.Redis.from_url(url)
 
 
-def dump_everything(url: str) -> dict[bytes, bytes]:
-    """Every key with its serialized value: two equal dumps mean nothing changed."""
+def dump_everything(url: str, *, refusal_counts: bool = True) -> dict[bytes, bytes]:
+    """Every key with its serialized value: two equal dumps mean nothing changed.
+
+    ``refusal_counts=False`` leaves out the day's refusal counts: a process adds to them a
+    second after refusing, whoever sent the request (one write a second, bounded).
+    """
     client = sync_client(url)
     try:
-        return {key: client.dump(key) or b"" for key in sorted(client.scan_iter(count=1000))}
+        return {
+            key: client.dump(key) or b""
+            for key in sorted(client.scan_iter(count=1000))
+            if refusal_counts or b":refusals:" not in key
+        }
     finally:
         client.close()
 
 
-OPERATIONAL = (b":nonce:", b":unknownmembers:", b":lookups:")
+OPERATIONAL = (b":nonce:", b":unknownmembers:", b":lookups:", b":refusals:")
 """Keys that record that a request was made, not what it did: spent nonces, the count of
-unknown member ids, the lookup audit trail. A refused request may touch them."""
+unknown member ids, the lookup audit trail, the day's refusal counts. A refused request may
+touch them."""
 
 
 def state_of(dump: dict[bytes, bytes]) -> dict[bytes, bytes]:

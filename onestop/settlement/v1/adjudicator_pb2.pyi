@@ -1720,6 +1720,78 @@ class ReconciliationLog(_message.Message):
 Global___ReconciliationLog: _TypeAlias = ReconciliationLog  # noqa: Y015
 
 @_typing.final
+class DayTotalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    client_id: _builtins.str
+    """empty: every hospital and pharmacy"""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayTotalsRequest: _TypeAlias = DayTotalsRequest  # noqa: Y015
+
+@_typing.final
+class ClientDayTotals(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    @_builtins.property
+    def totals(self) -> Global___DayTotals: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupTotals]:
+        """visit type and scheme; both empty: before the split"""
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        totals: Global___DayTotals | None = ...,
+        groups: _abc.Iterable[Global___GroupTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "groups", b"groups", "totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientDayTotals: _TypeAlias = ClientDayTotals  # noqa: Y015
+
+@_typing.final
+class DayTotalsList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientDayTotals]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ClientDayTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayTotalsList: _TypeAlias = DayTotalsList  # noqa: Y015
+
+@_typing.final
 class ReadJournalRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -139,6 +139,11 @@ class AdjudicatorStub:
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.SerializeToString,
                 response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.FromString,
                 _registered_method=True)
+        self.GetDayTotals = channel.unary_unary(
+                '/onestop.settlement.v1.Adjudicator/GetDayTotals',
+                request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsRequest.SerializeToString,
+                response_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsList.FromString,
+                _registered_method=True)
         self.ReadJournal = channel.unary_stream(
                 '/onestop.settlement.v1.Adjudicator/ReadJournal',
                 request_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReadJournalRequest.SerializeToString,
@@ -309,6 +314,14 @@ class AdjudicatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDayTotals(self, request, context):
+        """What each hospital and pharmacy (or one of them) settled on one day, by visit type and
+        scheme: the figures a reconciliation compares, without comparing them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadJournal(self, request, context):
         """Every journal entry of one settlement day, all slot groups merged in time order, sent in
         batches.
@@ -447,6 +460,11 @@ def add_AdjudicatorServicer_to_server(servicer, server):
                     servicer.ListReconciliations,
                     request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.FromString,
                     response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.SerializeToString,
+            ),
+            'GetDayTotals': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDayTotals,
+                    request_deserializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsRequest.FromString,
+                    response_serializer=onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsList.SerializeToString,
             ),
             'ReadJournal': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadJournal,
@@ -1036,6 +1054,33 @@ class Adjudicator:
             '/onestop.settlement.v1.Adjudicator/ListReconciliations',
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ListReconciliationsRequest.SerializeToString,
             onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.ReconciliationLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDayTotals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onestop.settlement.v1.Adjudicator/GetDayTotals',
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsRequest.SerializeToString,
+            onestop_dot_settlement_dot_v1_dot_adjudicator__pb2.DayTotalsList.FromString,
             options,
             channel_credentials,
             insecure,

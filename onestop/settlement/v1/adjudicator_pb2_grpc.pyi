@@ -83,6 +83,10 @@ class AdjudicatorStub:
     """
     ListReconciliations: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReconciliationsRequest, _adjudicator_pb2.ReconciliationLog]
     """The reconciliations answered for one day (of one client, or all), in the order answered."""
+    GetDayTotals: _grpc.UnaryUnaryMultiCallable[_adjudicator_pb2.DayTotalsRequest, _adjudicator_pb2.DayTotalsList]
+    """What each hospital and pharmacy (or one of them) settled on one day, by visit type and
+    scheme: the figures a reconciliation compares, without comparing them.
+    """
     ReadJournal: _grpc.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
@@ -146,6 +150,10 @@ class AdjudicatorAsyncStub(AdjudicatorStub):
     """
     ListReconciliations: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.ListReconciliationsRequest, _adjudicator_pb2.ReconciliationLog]  # type: ignore[assignment]
     """The reconciliations answered for one day (of one client, or all), in the order answered."""
+    GetDayTotals: _aio.UnaryUnaryMultiCallable[_adjudicator_pb2.DayTotalsRequest, _adjudicator_pb2.DayTotalsList]  # type: ignore[assignment]
+    """What each hospital and pharmacy (or one of them) settled on one day, by visit type and
+    scheme: the figures a reconciliation compares, without comparing them.
+    """
     ReadJournal: _aio.UnaryStreamMultiCallable[_adjudicator_pb2.ReadJournalRequest, _adjudicator_pb2.JournalBatch]  # type: ignore[assignment]
     """Every journal entry of one settlement day, all slot groups merged in time order, sent in
     batches.
@@ -332,6 +340,16 @@ class AdjudicatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_adjudicator_pb2.ReconciliationLog, _abc.Awaitable[_adjudicator_pb2.ReconciliationLog]]:
         """The reconciliations answered for one day (of one client, or all), in the order answered."""
+
+    @_abc_1.abstractmethod
+    def GetDayTotals(
+        self,
+        request: _adjudicator_pb2.DayTotalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_adjudicator_pb2.DayTotalsList, _abc.Awaitable[_adjudicator_pb2.DayTotalsList]]:
+        """What each hospital and pharmacy (or one of them) settled on one day, by visit type and
+        scheme: the figures a reconciliation compares, without comparing them.
+        """
 
     @_abc_1.abstractmethod
     def ReadJournal(
