@@ -73,6 +73,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "reconcile-cli": (r"^result: balanced",),
     "reconciliations-agency": (r'^\{"client_id":"H0001","status":"balanced","answers":\d+\}$',),
+    "console-agency": (r'^id="settlements">[1-9]\d*<$',),
     "verify-receipt": (r"the signature verifies with key \w+ \(http", r"\(keys\.json\)$"),
     "verify-openssl": (r"Signature Verified Successfully",),
     "verify-python": (r"\(settled\): the signature verifies", r"\(reversed\): the signature"),

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from onestop.domain.mapping import mapping_csv
 from onestop.tooling.demo.members import crowd
 from onestop.tooling.demo.regions import DEMO_CLIENTS, demo_catalog_csv, demo_mapping
@@ -94,6 +96,28 @@ def test_keys_clients_and_loading_from_the_command_line(tmp_path: Path) -> None:
     refused = onestop("load", "catalog", mapping, "--data-dir", data_dir)  # not a catalog
     assert refused.returncode == 1
     assert "MALFORMED" in refused.stderr
+
+    # The console, through the gateway's worker processes: a link printed by the agency's
+    # signed call opens a session (kept in Redis, so any worker knows it), once.
+    login = onestop("console-login", "--page", "/console/mappings", "--data-dir", data_dir)
+    assert login.returncode == 0, login.stderr
+    link = login.stdout.strip()
+    assert link.startswith("http://127.0.0.1:"), link
+    with httpx.Client() as browser:
+        opened = browser.get(link)
+        assert opened.status_code == 303, opened.text
+        assert opened.headers["location"] == "/console/mappings"
+        for _ in range(4):  # answered by either worker
+            page = browser.get(link.split("/console/")[0] + "/console/mappings")
+            assert page.status_code == 200, page.text
+            assert 'data-his-code="' in page.text
+    with httpx.Client() as other:
+        assert other.get(link).status_code == 403
+    hospital = onestop(
+        "console-login", "--data-dir", data_dir, "--client-id", "ZZH3", "--key", tmp_path / "h1.key"
+    )
+    assert hospital.returncode == 1
+    assert "FORBIDDEN" in hospital.stderr
     assert served.terminate() == 0
 
 
