@@ -174,8 +174,12 @@ def serve(settings: GatewaySettings, app: Any) -> None:
     metrics_dir = os.environ.get(MULTIPROCESS_DIR_ENV)
     if metrics_dir:
         # The workers' metric files of an earlier run are not this run's (onestop/metrics.py).
+        # This process's own are kept: with one worker it serves here, and its metrics already
+        # write to them (a file removed under them would take every later value with it).
+        own = f"_{os.getpid()}.db"
         for stale in Path(metrics_dir).glob("*.db"):
-            stale.unlink(missing_ok=True)
+            if not stale.name.endswith(own):
+                stale.unlink(missing_ok=True)
         Path(metrics_dir).mkdir(parents=True, exist_ok=True)
     if settings.metrics_port is not None:
         # In this (the supervising) process: with several workers it sums their files.

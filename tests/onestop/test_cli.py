@@ -82,3 +82,14 @@ def test_bench_stack_prints_the_contracted_json(capsys: pytest.CaptureFixture[st
     assert set(figures["ratio"]) == {"discharge", "pharmacy"}
     assert figures["engine_us_per_discharge"] > 0
     assert figures["discharge_at_70_percent"]["errors"] == 0
+    # What a scrape of the services shows afterwards agrees with the load generator: every
+    # settlement it saw answered was counted once, and the fen add up per fund.
+    scraped = figures["scrape"]
+    settled = scraped["adjudicator"]["settlements_by_kind"]["settled"]
+    assert settled == scraped["settled_per_the_load_generator"] > 0
+    assert scraped["gateway"]["answers_by_outcome"].get("ok", 0) >= settled, scraped
+    assert scraped["adjudicator"]["fen_by_fund"]["cash"] > 0
+    assert (
+        0 < scraped["gateway"]["settle_p50_bucket_ms"] <= scraped["gateway"]["settle_p99_bucket_ms"]
+    )
+    assert set(scraped["adjudicator"]["stage_mean_ms"]) >= {"snapshot", "compute", "commit"}

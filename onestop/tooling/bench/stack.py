@@ -24,7 +24,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -39,6 +39,7 @@ from onestop.tooling.bench.driver import (
 )
 from onestop.tooling.bench.engine import time_engine
 from onestop.tooling.bench.memory import node_info, used_memory
+from onestop.tooling.bench.scrape import scrape_summary
 from onestop.tooling.dataset import DatasetSize, load_dataset, write_dataset
 from onestop.tooling.demo.regions import controlled_policy, demo_policies
 from onestop.tooling.redis_server import RedisServer, free_port
@@ -287,6 +288,8 @@ def run_bench(
                 baseline_url, "H0001", discharge, "baseline-discharge"
             )
             results["baseline_pharmacy"] = phase(baseline_url, "P0001", swipe, "baseline-pharmacy")
+            metrics_urls = cast(dict[str, Any], addresses["metrics"])
+            scraped = scrape_summary(metrics_urls["gateway"], list(metrics_urls["adjudicators"]))
         finally:
             if baseline is not None:
                 baseline.terminate()
@@ -304,8 +307,14 @@ def run_bench(
     controlled: dict[str, Any] = {}
     if controls:
         controlled = {"controls": _controls_figures(summaries, base_discharge, base_pharmacy)}
+    # Every answer the load generator counted as settled is one settlement the services
+    # counted: the scrape and the bench agree, or one of them is wrong.
+    scraped["settled_per_the_load_generator"] = sum(
+        summary_ok(raw) for name, raw in results.items() if not name.startswith("baseline")
+    )
     return {
         **controlled,
+        "scrape": scraped,
         "discharge": summaries["discharge"],
         "pharmacy": summaries["pharmacy"],
         "discharge_at_70_percent": summaries["discharge_70"],
