@@ -232,4 +232,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.export_grace_seconds,
         national_profile=settings.national_profile,
         metrics_networks=tuple(settings.metrics_networks),
+        statement_font=settings.statement_font,
     )
