@@ -132,7 +132,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from onestop.tooling.demo.walkthrough import run_demo
 
-    return run_demo()
+    return run_demo(statements=args.statements)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -724,6 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="start everything, settle the demo region's visits, print the statements"
+    )
+    demo.add_argument(
+        "--statements",
+        type=Path,
+        help="where to write the settled visits' statements as PDF files (default: a new "
+        "directory under the system's temporary one, printed at the end)",
     )
     demo.set_defaults(handler=_demo)
 
