@@ -163,8 +163,8 @@ class StatementFormat(StrEnum):
 PDF = "application/pdf"
 _STATEMENT_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "the statement: an HTML page (default), or a PDF with `format=pdf` or "
-        "`Accept: application/pdf`",
+        "description": "the statement: an HTML page (default), or a PDF with `format=pdf` "
+        "(or, without `format`, an `Accept` that prefers `application/pdf` to `text/html`)",
         "content": {
             "text/html": {"schema": {"type": "string"}},
             PDF: {"schema": {"type": "string", "format": "binary"}},
@@ -173,12 +173,23 @@ _STATEMENT_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _statement_format(chosen: StatementFormat | None, accept: str) -> StatementFormat:
-    """``format`` when given; else PDF when the caller accepts it and not HTML."""
+def choose_statement_format(chosen: StatementFormat | None, accept: str) -> StatementFormat:
+    """``format`` when given; else PDF when ``Accept`` prefers it to HTML; else HTML."""
     if chosen is not None:
         return chosen
-    wanted = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    if PDF in wanted and "text/html" not in wanted:
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *parameters = part.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        quality[media.strip().lower()] = weight
+    if quality.get(PDF, 0.0) > quality.get("text/html", 0.0):
         return StatementFormat.PDF
     return StatementFormat.HTML
 
@@ -206,7 +217,7 @@ async def statement(
     Who may read it is who may read the settlement. The QR code holds the statement's seal,
     signed with the receipt key: `onestop verify-receipt --seal TEXT` checks it.
     """
-    chosen = _statement_format(format, request.headers.get("accept", ""))
+    chosen = choose_statement_format(format, request.headers.get("accept", ""))
     font = gateway.pdf_font() if chosen is StatementFormat.PDF else None
     made = await gateway.statement(caller, settlement_id)
     if font is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.routers.settlements import StatementFormat, choose_statement_format
 from onestop.cli import main
 from onestop.client import SignedClient
 from onestop.statement.seal import check_seal
@@ -131,3 +132,22 @@ async def test_without_a_cjk_font_the_pdf_is_refused_and_the_html_served(
         html = await clients["ZZH3"].request("GET", path)
         assert html.status_code == 200
         assert settlement_id in html.text
+
+
+@pytest.mark.parametrize(
+    ("chosen", "accept", "answered"),
+    [
+        (None, "", StatementFormat.HTML),
+        (None, "*/*", StatementFormat.HTML),
+        (None, "application/pdf", StatementFormat.PDF),
+        (None, "application/pdf, text/html;q=0.9", StatementFormat.PDF),
+        (None, "text/html, application/pdf", StatementFormat.HTML),
+        (None, "text/html;q=0.5, application/pdf;q=0.8", StatementFormat.PDF),
+        (None, "application/pdf;q=oops", StatementFormat.HTML),
+        (StatementFormat.HTML, "application/pdf", StatementFormat.HTML),
+    ],
+)
+def test_format_wins_else_accept_chooses(
+    chosen: StatementFormat | None, accept: str, answered: StatementFormat
+) -> None:
+    assert choose_statement_format(chosen, accept) is answered
