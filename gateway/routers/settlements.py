@@ -166,7 +166,12 @@ _STATEMENT_ANSWER: dict[int | str, dict[str, Any]] = {
         "description": "the statement: an HTML page (default), or a PDF with `format=pdf` "
         "(or, without `format`, an `Accept` that prefers `application/pdf` to `text/html`)",
         "content": {
-            "text/html": {"schema": {"type": "string"}},
+            "text/html": {
+                "schema": {"type": "string"},
+                "example": '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+                "<title>医疗费用结算单 Settlement statement "
+                "S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f</title>\n...",
+            },
             PDF: {"schema": {"type": "string", "format": "binary"}},
         },
     }
