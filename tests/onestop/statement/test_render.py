@@ -172,3 +172,13 @@ def test_the_qr_code_holds_the_seal_text() -> None:
     assert code.designator.endswith("-M")
     assert isinstance(code.version, int)
     assert code.version <= 12  # 65 modules or fewer: 0.6 mm each at 40 mm, a phone reads it
+
+
+def test_the_font_set_is_used_or_none_is(tmp_path: Path) -> None:
+    # A setting that names a missing file is not papered over with another font.
+    assert find_cjk_font(tmp_path / "missing.ttf") is None
+    chosen = tmp_path / "chosen.ttf"
+    chosen.write_bytes(b"")
+    assert find_cjk_font(chosen) == chosen
+    # Unset: a known Debian path first (fonts-wqy-microhei, which CI installs).
+    assert find_cjk_font() == KNOWN_FONTS[0]
