@@ -546,7 +546,7 @@ def _verify_receipt(args: argparse.Namespace) -> int:
 
     from onestop.admin import fetch_published_keys, gateway_url
     from onestop.receipts import check_receipt
-    from onestop.statement.seal import PREFIX, check_seal
+    from onestop.statement.seal import PREFIX, MalformedSeal, check_seal, parse_seal
 
     if (args.receipt is None) == (args.seal is None):
         print(
@@ -570,6 +570,12 @@ def _verify_receipt(args: argparse.Namespace) -> int:
             print(
                 f"onestop verify-receipt: {args.receipt}: not a receipt ({error})", file=sys.stderr
             )
+            return 2
+    if seal is not None:
+        try:
+            parse_seal(seal)
+        except MalformedSeal as error:
+            print(f"onestop verify-receipt: not a statement seal: {error}", file=sys.stderr)
             return 2
     try:
         if args.keys is not None:

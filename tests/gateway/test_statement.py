@@ -86,6 +86,9 @@ async def test_the_statement_as_html_and_pdf_to_whoever_may_read_the_settlement(
     scanned.write_text(seal.replace("|settled|", "|reversed|") + "\n")
     assert main(["verify-receipt", str(scanned), "--keys", str(saved_keys)]) == 1
     assert "NOT VALID" in capsys.readouterr().err
+    # Not a seal at all (a QR code of something else): said so before any key is read.
+    assert main(["verify-receipt", "--seal", "https://example.com/", "--keys", "nowhere"]) == 2
+    assert "not a statement seal" in capsys.readouterr().err
 
     for params, headers in (({"format": "pdf"}, {}), ({}, {"Accept": "application/pdf"})):
         answer = await hospital.request("GET", path, params=params, headers=headers)
