@@ -241,4 +241,5 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
             idle_seconds=settings.console_idle_seconds,
             max_age_seconds=settings.console_max_age_seconds,
         ),
+        statement_font=settings.statement_font,
     )

@@ -25,6 +25,7 @@ from onestop.signing import (
     sign,
     write_secret_file,
 )
+from onestop.statement.seal import Seal
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,12 @@ class ReceiptSigner:
             "algorithm": ALGORITHM,
             "value": sign(key.private, canonical_json(signed_part(result))),
         }
+
+    def seal(self, result: dict[str, Any]) -> str:
+        """The signed seal of a settlement result: what its statement's QR code holds."""
+        key = self.current
+        unsigned = Seal.of_result(result, key.key_id)
+        return unsigned.signed(lambda message: sign(key.private, message)).text()
 
     def export_signer(self) -> Signer:
         """The current key, for signing an export's manifest."""

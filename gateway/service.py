@@ -7,7 +7,9 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from pathlib import Path
 
 import orjson
 
@@ -32,18 +34,21 @@ from onestop.domain.clients import Client
 from onestop.domain.errors import (
     BillRejected,
     MalformedDocument,
+    NoPolicy,
     NotFound,
     UnknownMember,
     VisitAlreadySettled,
 )
 from onestop.domain.mapping import CodeLookup, map_bill
 from onestop.domain.types import ClientKind
-from onestop.errors import TooLarge, Unavailable
+from onestop.errors import NoStatementFont, TooLarge, Unavailable
 from onestop.national.codes import Profile
 from onestop.redis_client import RedisClient
 from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import canonical_json
+from onestop.statement.model import Statement, build_statement
+from onestop.statement.pdf import FONT_PACKAGE, find_cjk_font
 
 log = logging.getLogger("onestop.gateway")
 
@@ -94,6 +99,9 @@ class Gateway:
     """The national interface's provincial code dialect (settings)."""
     metrics_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     """The networks ``GET /metrics`` answers (settings)."""
+    statement_font: Path | None = None
+    """The CJK font PDF statements embed, as the settings name it (``None``: looked for)."""
+    _found_font: tuple[Path | None] | None = field(default=None, init=False, repr=False)
     refusals: RefusalCounts = field(init=False)
     """The day's refusal counts of every process (the console's), kept in Redis."""
     console: ConsoleSessions = field(init=False)
@@ -190,6 +198,60 @@ class Gateway:
                 if earlier is None:
                     raise
                 return earlier
+
+    async def statement(self, caller: Client, settlement_id: str) -> Statement:
+        """The patient's statement of a settlement, its seal signed now.
+
+        Who may read it is who may read the settlement: the client that settled it, or the
+        agency. The patient is shown masked, as the entitlement check shows them (and the
+        read is kept in the audit trail, as that check's is).
+
+        Raises:
+            NotFound: no such settlement, or another client's.
+        """
+        message = await self.adjudicator.get(settlement_id, self.owner_filter(caller))
+        result = orjson.loads(self.receipt(message))
+        catalog = await self.reference.catalog()
+        client = await self.reference.client(message.client_id)
+        name, id_number = "—", "—"
+        try:
+            day = date.fromisoformat(message.settled_at[:10])
+            identity = await self.adjudicator.eligibility(message.member_id, day, caller.client_id)
+            name, id_number = identity.name_masked, identity.id_number_masked
+        except (ValueError, UnknownMember, NoPolicy):
+            # A member removed since, or a year whose policy is gone: the statement still
+            # names the member by id; the settlement is what it vouches for.
+            pass
+        return build_statement(
+            result,
+            catalog,
+            hospital=client.name if client else message.client_id,
+            patient_name=name,
+            patient_id_number=id_number,
+            seal=self.signer.seal(result),
+        )
+
+    def pdf_font(self) -> Path:
+        """The CJK font PDF statements embed, looked for once.
+
+        Raises:
+            NoStatementFont: none is installed, or the one the settings name is missing.
+        """
+        if self._found_font is None:
+            self._found_font = (find_cjk_font(self.statement_font),)
+        (found,) = self._found_font
+        if found is None:
+            where = (
+                f"ONESTOP_GATEWAY_STATEMENT_FONT names {self.statement_font}, which is not a file"
+                if self.statement_font is not None
+                else "no CJK font is installed"
+            )
+            raise NoStatementFont(
+                f"{where}: install the {FONT_PACKAGE} package (Debian, Ubuntu) or set "
+                "ONESTOP_GATEWAY_STATEMENT_FONT to a TrueType CJK font, then restart the "
+                "gateway; the HTML statement (format=html) needs no font"
+            )
+        return found
 
     @contextlib.asynccontextmanager
     async def counting_unknown_members(self, client: Client) -> AsyncIterator[None]:

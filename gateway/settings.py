@@ -142,6 +142,12 @@ class GatewaySettings(RedisLoginSettings):
         description="the national interface's provincial code dialect (med_type ...): "
         "national or hunan (docs/national.md)",
     )
+    statement_font: Path | None = Field(
+        default=None,
+        description="the TrueType CJK font PDF statements embed (default: WenQuanYi Micro Hei "
+        "of the fonts-wqy-microhei package, else a font `fc-list :lang=zh` lists); without "
+        "one, PDF statements are refused 503 NO_STATEMENT_FONT and HTML ones still served",
+    )
     adjudicator_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     redis_wait_seconds: float = Field(

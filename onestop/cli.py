@@ -132,7 +132,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from onestop.tooling.demo.walkthrough import run_demo
 
-    return run_demo()
+    return run_demo(statements=args.statements)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -556,14 +556,37 @@ def _verify_receipt(args: argparse.Namespace) -> int:
 
     from onestop.admin import fetch_published_keys, gateway_url
     from onestop.receipts import check_receipt
+    from onestop.statement.seal import PREFIX, MalformedSeal, check_seal, parse_seal
 
-    try:
-        receipt = json.loads(args.receipt.read_text(encoding="utf-8"))
-        if not isinstance(receipt, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as error:
-        print(f"onestop verify-receipt: {args.receipt}: not a receipt ({error})", file=sys.stderr)
+    if (args.receipt is None) == (args.seal is None):
+        print(
+            "onestop verify-receipt: give a receipt file (JSON, or a statement's seal as its QR "
+            "code reads) or --seal TEXT",
+            file=sys.stderr,
+        )
         return 2
+    receipt: dict[str, Any] | None = None
+    seal: str | None = args.seal
+    if args.receipt is not None:
+        try:
+            text = args.receipt.read_text(encoding="utf-8")
+            if text.strip().startswith(PREFIX):
+                seal = text.strip()
+            else:
+                receipt = json.loads(text)
+                if not isinstance(receipt, dict):
+                    raise ValueError("not a JSON object")
+        except (OSError, ValueError) as error:
+            print(
+                f"onestop verify-receipt: {args.receipt}: not a receipt ({error})", file=sys.stderr
+            )
+            return 2
+    if seal is not None:
+        try:
+            parse_seal(seal)
+        except MalformedSeal as error:
+            print(f"onestop verify-receipt: not a statement seal: {error}", file=sys.stderr)
+            return 2
     try:
         if args.keys is not None:
             published = json.loads(args.keys.read_text(encoding="utf-8"))["keys"]
@@ -577,6 +600,17 @@ def _verify_receipt(args: argparse.Namespace) -> int:
             f"onestop verify-receipt: could not read the published keys: {error}", file=sys.stderr
         )
         return 2
+    if receipt is None:
+        assert seal is not None
+        sealed = check_seal(seal, published)
+        if sealed.valid and sealed.seal is not None:
+            print(
+                f"the statement's seal verifies with key {sealed.seal.key_id} ({source}): it "
+                f"vouches for {sealed.seal.describe()}"
+            )
+            return 0
+        print(f"the statement's seal: NOT VALID: {sealed.reason}", file=sys.stderr)
+        return 1
     check = check_receipt(receipt, published)
     what = receipt.get("settlement_id") or "the receipt"
     if check.valid:
@@ -706,6 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="start everything, settle the demo region's visits, print the statements"
+    )
+    demo.add_argument(
+        "--statements",
+        type=Path,
+        help="where to write the settled visits' statements as PDF files (default: a new "
+        "directory under the system's temporary one, printed at the end)",
     )
     demo.set_defaults(handler=_demo)
 
@@ -954,10 +994,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify_receipt = commands.add_parser(
         "verify-receipt",
-        help="check a settlement receipt's signature with the gateway's published keys "
-        "(no client key needed)",
+        help="check a settlement receipt's signature, or a statement's seal (its QR code), "
+        "with the gateway's published keys (no client key needed)",
     )
-    verify_receipt.add_argument("receipt", type=Path, help="the result as answered (JSON)")
+    verify_receipt.add_argument(
+        "receipt",
+        type=Path,
+        nargs="?",
+        help="the result as answered (JSON), or a file holding a statement's seal",
+    )
+    verify_receipt.add_argument(
+        "--seal", help="a statement's seal: the text its QR code holds (onestop-statement:1|...)"
+    )
     source = verify_receipt.add_mutually_exclusive_group()
     source.add_argument("--url", help="the gateway to ask GET /v1/keys (ONESTOP_URL; :8080)")
     source.add_argument("--data-dir", type=Path, help="a running onestop serve's directory")

@@ -157,6 +157,11 @@ STATUS: Mapping[ErrorCode, Status] = {
         grpc.StatusCode.UNAVAILABLE,
         "A dependency is unavailable: nothing was settled, retry the same request",
     ),
+    ErrorCode.NO_STATEMENT_FONT: Status(
+        503,
+        grpc.StatusCode.UNAVAILABLE,
+        "The gateway has no CJK font to make a PDF statement with (the HTML one works)",
+    ),
 }
 
 
@@ -226,6 +231,15 @@ class Unavailable(DomainError):
     code = ErrorCode.UNAVAILABLE
 
 
+class NoStatementFont(DomainError):
+    """The gateway cannot make a PDF statement: it has no CJK font to embed.
+
+    Nothing was changed; the HTML statement needs no font.
+    """
+
+    code = ErrorCode.NO_STATEMENT_FONT
+
+
 _CLASSES: dict[ErrorCode, type[DomainError]] = {
     cls.code: cls
     for cls in (
@@ -250,6 +264,7 @@ _CLASSES: dict[ErrorCode, type[DomainError]] = {
         Unavailable,
         ReviewDecided,
         SettlementRecovered,
+        NoStatementFont,
     )
 }
 

@@ -26,8 +26,8 @@ from onestop.national.codes import (
     CHRGITM_LV,
     CLR_TYPE,
     LIST_TYPE,
-    MED_CHRGITM_TYPE,
     SCHEME_OF_INSUTYPE,
+    med_chrgitm_type_of,
 )
 from onestop.national.envelope import (
     NationalRefusal,
@@ -261,7 +261,7 @@ class Statements(NationalBase):
                 "insu_admdvs": region,
                 "begndate": None,
                 "enddate": None,
-                "med_chrgitm_type": MED_CHRGITM_TYPE[item.kind],
+                "med_chrgitm_type": med_chrgitm_type_of(item).value,
                 "chrgitm_lv": CHRGITM_LV[item.category],
                 "lmt_used_flag": "0",
                 "list_type": LIST_TYPE[item.kind],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from gateway.dependencies import CallerDep, GatewayDep, ProviderDep
 from gateway.errors import BODY, SIGNED, refusals
@@ -14,6 +17,8 @@ from gateway.schemas import SETTLE_EXAMPLE, SettlementList, SettlementResult
 from onestop.domain.bill import VisitRequest
 from onestop.domain.errors import CONTROL_CODES, ErrorCode, InvalidDocument, Problem
 from onestop.domain.types import Code
+from onestop.statement.html import render_html
+from onestop.statement.pdf import render_pdf
 
 router = APIRouter(prefix="/v1/settlements", tags=["settlements"])
 
@@ -146,6 +151,89 @@ async def get_settlement(
     """One settlement; another client's answers 404."""
     message = await gateway.adjudicator.get(settlement_id, gateway.owner_filter(caller))
     return _receipt(gateway.receipt(message))
+
+
+class StatementFormat(StrEnum):
+    """What a statement is answered as."""
+
+    HTML = "html"
+    PDF = "pdf"
+
+
+PDF = "application/pdf"
+_STATEMENT_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the statement: an HTML page (default), or a PDF with `format=pdf` "
+        "(or, without `format`, an `Accept` that prefers `application/pdf` to `text/html`)",
+        "content": {
+            "text/html": {
+                "schema": {"type": "string"},
+                "example": '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+                "<title>医疗费用结算单 Settlement statement "
+                "S1a3019c8f6b2a0d4e7f0a1b2c3d4e5f</title>\n...",
+            },
+            PDF: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def choose_statement_format(chosen: StatementFormat | None, accept: str) -> StatementFormat:
+    """``format`` when given; else PDF when ``Accept`` prefers it to HTML; else HTML."""
+    if chosen is not None:
+        return chosen
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *parameters = part.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        quality[media.strip().lower()] = weight
+    if quality.get(PDF, 0.0) > quality.get("text/html", 0.0):
+        return StatementFormat.PDF
+    return StatementFormat.HTML
+
+
+@router.get(
+    "/{settlement_id}/statement",
+    response_class=HTMLResponse,
+    responses={
+        **_STATEMENT_ANSWER,
+        **refusals(*SIGNED, ErrorCode.INVALID, ErrorCode.NOT_FOUND, ErrorCode.NO_STATEMENT_FONT),
+    },
+)
+async def statement(
+    request: Request,
+    settlement_id: SettlementIdPath,
+    caller: CallerDep,
+    gateway: GatewayDep,
+    format: Annotated[
+        StatementFormat | None,
+        Query(description="html or pdf (default: by `Accept`, else html)"),
+    ] = None,
+) -> Response:
+    """The patient's statement (结算单): lines by fee category, amounts, notes, a sealed QR code.
+
+    Who may read it is who may read the settlement. The QR code holds the statement's seal,
+    signed with the receipt key: `onestop verify-receipt --seal TEXT` checks it.
+    """
+    chosen = choose_statement_format(format, request.headers.get("accept", ""))
+    font = gateway.pdf_font() if chosen is StatementFormat.PDF else None
+    made = await gateway.statement(caller, settlement_id)
+    if font is None:
+        return HTMLResponse(render_html(made))
+    # A 200-line statement takes about a second to lay out: not on the event loop.
+    body = await asyncio.to_thread(render_pdf, made, font)
+    return Response(
+        body,
+        media_type=PDF,
+        headers={"Content-Disposition": f'inline; filename="statement-{made.settlement_id}.pdf"'},
+    )
 
 
 @router.post(

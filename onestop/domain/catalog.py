@@ -13,6 +13,7 @@ from onestop.domain.tables import csv_records, csv_text, int_cell
 from onestop.domain.types import (
     Category,
     Code,
+    FeeCategory,
     Fen,
     HospitalLevel,
     ItemKind,
@@ -34,8 +35,16 @@ CATALOG_COLUMNS = (
 )
 """The catalog CSV's columns (contract section 2)."""
 
-OPTIONAL_CATALOG_COLUMNS = ("sex", "min_age", "max_age", "max_visit_qty", "max_year_qty")
-"""Columns a catalog may add (0.2.0, domain section 18): restrictions and quantity limits.
+OPTIONAL_CATALOG_COLUMNS = (
+    "sex",
+    "min_age",
+    "max_age",
+    "max_visit_qty",
+    "max_year_qty",
+    "med_chrgitm_type",
+)
+"""Columns a catalog may add (0.2.0): restrictions and quantity limits (domain section 18),
+the fee category a statement groups lines by (``med_chrgitm_type``).
 
 A catalog that uses none of them is written without them, as before they existed."""
 
@@ -53,6 +62,8 @@ class CatalogItem(BaseModel):
         max_age: the oldest age in whole years the item is for, if restricted.
         max_visit_qty: the most catalog units one visit may settle (quantity control).
         max_year_qty: the most catalog units one member may settle in a calendar year.
+        med_chrgitm_type: the fee category (医疗收费项目类别, national code ``01``..``14``);
+            absent, the one its kind implies (:data:`onestop.national.codes.MED_CHRGITM_TYPE`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,6 +82,7 @@ class CatalogItem(BaseModel):
     max_age: Annotated[int, Strict(), Field(ge=0, le=150)] | None = None
     max_visit_qty: PositiveDecimal | None = None
     max_year_qty: PositiveDecimal | None = None
+    med_chrgitm_type: FeeCategory | None = None
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> CatalogItem:

@@ -56,6 +56,29 @@ class ItemKind(StrEnum):
     MATERIAL = "material"
 
 
+class FeeCategory(StrEnum):
+    """医疗收费项目类别: the fee category a line is billed and printed under.
+
+    The national interface's ``med_chrgitm_type`` codes (docs/spec/national.md section 8.10),
+    in the order a statement lists them.
+    """
+
+    BED = "01"  # 床位费
+    CONSULTATION = "02"  # 诊察费
+    EXAMINATION = "03"  # 检查费
+    LABORATORY = "04"  # 化验费
+    TREATMENT = "05"  # 治疗费
+    SURGERY = "06"  # 手术费
+    NURSING = "07"  # 护理费
+    MATERIAL = "08"  # 卫生材料费
+    WESTERN_DRUG = "09"  # 西药费
+    HERBAL_PIECES = "10"  # 中药饮片费
+    PATENT_DRUG = "11"  # 中成药费
+    GENERAL_CONSULTATION = "12"  # 一般诊疗费
+    REGISTRATION = "13"  # 挂号费
+    OTHER = "14"  # 其他费
+
+
 class VisitType(StrEnum):
     """Kind of visit being settled."""
 

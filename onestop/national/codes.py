@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from onestop.domain.types import Category, ItemKind, Scheme, VisitType
+from onestop.domain.catalog import CatalogItem
+from onestop.domain.types import Category, FeeCategory, ItemKind, Scheme, VisitType
 
 
 class Profile(StrEnum):
@@ -100,11 +101,21 @@ CHRGITM_LV: Mapping[Category, str] = MappingProxyType(
 )
 """``chrgitm_lv`` (收费项目等级): 01 甲类, 02 乙类, 03 丙类."""
 
-MED_CHRGITM_TYPE: Mapping[ItemKind, str] = MappingProxyType(
-    {ItemKind.DRUG: "09", ItemKind.MATERIAL: "08", ItemKind.SERVICE: "14"}
+MED_CHRGITM_TYPE: Mapping[ItemKind, FeeCategory] = MappingProxyType(
+    {
+        ItemKind.DRUG: FeeCategory.WESTERN_DRUG,
+        ItemKind.MATERIAL: FeeCategory.MATERIAL,
+        ItemKind.SERVICE: FeeCategory.OTHER,
+    }
 )
-"""``med_chrgitm_type`` (医疗收费项目类别) by the catalog item's kind: 09 西药费, 08 卫生材料费,
-14 其他费. onestop's catalog knows no finer class (bed, examination ...)."""
+"""``med_chrgitm_type`` (医疗收费项目类别) by the catalog item's kind, for an item whose catalog
+row leaves the column empty: 09 西药费, 08 卫生材料费, 14 其他费."""
+
+
+def med_chrgitm_type_of(item: CatalogItem) -> FeeCategory:
+    """The item's fee category: its catalog's ``med_chrgitm_type``, else its kind's."""
+    return item.med_chrgitm_type or MED_CHRGITM_TYPE[item.kind]
+
 
 CLR_TYPE: Mapping[VisitType, str] = MappingProxyType(
     {

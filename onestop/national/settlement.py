@@ -26,10 +26,10 @@ from onestop.national.codes import (
     CLR_WAY,
     FUND_PAY_TYPE_NAMES,
     INSUTYPE,
-    MED_CHRGITM_TYPE,
     POOL_FUND,
     SUPPLEMENTARY_FUND,
     FundPayType,
+    med_chrgitm_type_of,
 )
 from onestop.national.envelope import DATETIME_FORMAT
 
@@ -283,7 +283,7 @@ def line_result(line: UploadedLine, split: LineSplit, item: CatalogItem) -> dict
         "preselfpay_amt": yuan(split.pre_self_pay),
         "inscp_scp_amt": yuan(split.in_scope),
         "chrgitm_lv": CHRGITM_LV[item.category],
-        "med_chrgitm_type": MED_CHRGITM_TYPE[item.kind],
+        "med_chrgitm_type": med_chrgitm_type_of(item).value,
         "bas_medn_flag": "0",
         "hi_nego_drug_flag": "0",
         "chld_medc_flag": "0",

@@ -56,6 +56,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "settle-again": (r'"status":"settled","replayed":true', r"HTTP 200"),
     "identical-python": (r"^200 S\w+ replayed: True$",),
     "read": (r'\{"status":"settled"\}',),
+    "statement": (
+        r"^%PDF-1\.\d$",
+        r"^the statement's seal verifies with key \w+ \(http\S+/v1/keys\): it vouches for "
+        r"settlement S\w+, settled,",
+    ),
+    "statement-openssl": (r"Signature Verified Successfully",),
     "reverse": (r'"status":"reversed","reversed_at":"\d{4}-\d\d-\d\dT[^"]+\+08:00"',),
     "late-retry": (r'"status":"reversed","replayed":true', r"HTTP 200"),
     "resettle-python": (r"^422 INVALID resettle_of$", r"^201 settled new settlement: True$"),

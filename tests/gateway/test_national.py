@@ -212,6 +212,11 @@ async def test_an_outpatient_visit_settles_as_the_native_api_does(gateway: Gatew
             - row["preselfpay_amt"]
         )
         assert row["chrgitm_lv"] in ("01", "02", "03")
+    # The catalog's own fee category (FA10 诊查费: 02), else the kind's (XA01, a drug: 09).
+    assert (by_serial["F1"]["med_chrgitm_type"], by_serial["F2"]["med_chrgitm_type"]) == (
+        "02",
+        "09",
+    )
 
     preview = ok(await his.call("2206", settle_input(mdtrt_id, "55.00")))
     assert preview["setlinfo"]["setl_id"] is None
@@ -667,6 +672,7 @@ async def test_catalog_mapping_and_price_cap_queries_page_the_clients_view(
     [item] = one["data"]
     assert item["list_type"] == "201"
     assert item["chrgitm_lv"] in ("01", "02", "03")
+    assert item["med_chrgitm_type"] == "02"  # the catalog's column: 诊察费
 
     mapping = ok(await his.call("1316", query(hilist_code="XA01", page_size=100)))
     assert {row["medins_list_codg"] for row in mapping["data"]} == {"RMYY-0001"}

@@ -17,10 +17,12 @@ def test_every_code_has_one_status_and_title() -> None:
         assert 400 <= status.http < 600, code
         assert status.grpc is not grpc.StatusCode.OK, code
         assert status.title, code
-    # Only the two codes that mean "no fault of the request" are 5xx.
+    # Only the codes that mean "no fault of the request" are 5xx: a failure, a dependency
+    # down, a gateway without the font a PDF statement needs.
     assert {code for code, status in STATUS.items() if status.http >= 500} == {
         ErrorCode.INTERNAL_ERROR,
         ErrorCode.UNAVAILABLE,
+        ErrorCode.NO_STATEMENT_FONT,
     }
 
 

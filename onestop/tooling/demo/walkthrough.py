@@ -116,10 +116,28 @@ def _controls_of(policy: Policy) -> str:
     return "" if controls is None else ", ".join(controls.model_dump(exclude_none=True))
 
 
+async def save_statement(client: SignedClient, settlement_id: str, directory: Path) -> Path:
+    """Fetch a settlement's statement as PDF (``GET .../statement``) into ``directory``."""
+    answer = await client.request(
+        "GET", f"/v1/settlements/{settlement_id}/statement", params={"format": "pdf"}
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"the statement of {settlement_id}: {answer.status_code} {answer.text}")
+    path = directory / f"statement-{settlement_id}.pdf"
+    path.write_bytes(answer.content)
+    return path
+
+
 async def settle_walkthrough(
-    agency: SignedClient, clients: dict[str, SignedClient], write: Callable[[str], None]
+    agency: SignedClient,
+    clients: dict[str, SignedClient],
+    write: Callable[[str], None],
+    statements: Path,
 ) -> int:
-    """Settle every scenario and print what the cashier hands over; the number settled."""
+    """Settle every scenario and print what the cashier hands over; the number settled.
+
+    Each settled visit's statement is also written as a PDF into ``statements``.
+    """
     names = {client.client_id: client.name for client in DEMO_CLIENTS}
     settled = 0
     for scenario in scenarios():
@@ -145,6 +163,8 @@ async def settle_walkthrough(
             f"  receipt signed with key {result['signature']['key_id']} "
             f"(GET /v1/keys), settled at {result['settled_at']}"
         )
+        saved = await save_statement(client, result["settlement_id"], statements)
+        write(f"  statement (PDF, GET .../statement?format=pdf): {saved}")
     await _show_review_queue(agency, write)
     return settled
 
@@ -165,27 +185,45 @@ async def _show_review_queue(agency: SignedClient, write: Callable[[str], None])
             )
 
 
-async def _walk(base_url: str, agency_key: Path, write: Callable[[str], None]) -> int:
+async def _walk(
+    base_url: str, agency_key: Path, write: Callable[[str], None], statements: Path
+) -> int:
     async with SignedClient.from_key_file(base_url, "agency", agency_key) as agency:
         clients = await load_region(base_url, agency, write)
         try:
-            return await settle_walkthrough(agency, clients, write)
+            return await settle_walkthrough(agency, clients, write, statements)
         finally:
             for client in clients.values():
                 await client.close()
 
 
-def run_demo(write: Callable[[str], None] = print) -> int:
-    """Start everything on a temporary directory, walk through, stop; the exit status."""
+def run_demo(write: Callable[[str], None] = print, statements: Path | None = None) -> int:
+    """Start everything on a temporary directory, walk through, stop; the exit status.
+
+    Args:
+        write: where the walkthrough is printed.
+        statements: where the settled visits' statements are written as PDF files (made if
+            needed); by default a new directory under the system's temporary one, kept after
+            the demo (the data directory is not).
+    """
+    if statements is None:
+        statements = Path(tempfile.mkdtemp(prefix="onestop-demo-statements-"))
+    statements.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="onestop-demo-") as scratch:
         supervisor = Supervisor(ServeSettings(data_dir=Path(scratch), port=0))
         try:
             addresses = supervisor.start()
             write(f"onestop demo: gateway {addresses['gateway']}, data {scratch}")
             settled = asyncio.run(
-                _walk(str(addresses["gateway"]), Path(str(addresses["agency_key"])), write)
+                _walk(
+                    str(addresses["gateway"]),
+                    Path(str(addresses["agency_key"])),
+                    write,
+                    statements,
+                )
             )
         finally:
             supervisor.stop()
     write(f"\n{settled} visits settled; everything stopped.")
+    write(f"Their statements, as PDF files: {statements}")
     return 0

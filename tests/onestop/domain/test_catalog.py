@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 
 from onestop.domain import InvalidDocument, MalformedDocument, parse_catalog_csv
-from onestop.domain.catalog import CATALOG_COLUMNS
+from onestop.domain.catalog import CATALOG_COLUMNS, catalog_csv
+from onestop.domain.types import FeeCategory
 
 HEADER = ",".join(CATALOG_COLUMNS)
 
@@ -53,3 +54,29 @@ def test_every_faulty_row_is_reported_with_its_number() -> None:
 def test_wrong_shapes_are_malformed(text: str) -> None:
     with pytest.raises(MalformedDocument):
         parse_catalog_csv(text)
+
+
+def test_the_fee_category_column_is_read_checked_and_written_back() -> None:
+    text = (
+        HEADER + ",med_chrgitm_type\n"
+        "FA02,床位费,service,A,,4000,day,,1,01\n"
+        "XA01,阿莫西林胶囊,drug,A,,,box,,,\n"
+    )
+    items = {item.code: item for item in parse_catalog_csv(text)}
+    assert items["FA02"].med_chrgitm_type is FeeCategory.BED
+    assert items["XA01"].med_chrgitm_type is None
+    assert catalog_csv(items.values()) == text
+    # A catalog that does not use the column is written without it, as before it existed.
+    without = HEADER + "\nXA01,阿莫西林胶囊,drug,A,,,box,,\n"
+    assert catalog_csv(parse_catalog_csv(without)) == without
+
+
+@pytest.mark.parametrize("code", ["15", "00", "1", "9", "bed"])
+def test_an_unknown_fee_category_is_refused_with_its_row(code: str) -> None:
+    text = HEADER + f",med_chrgitm_type\nXA01,阿莫西林胶囊,drug,A,,,box,,,{code}\n"
+    with pytest.raises(InvalidDocument) as raised:
+        parse_catalog_csv(text)
+    (problem,) = raised.value.problems
+    assert (problem.row, problem.field) == (2, "med_chrgitm_type")
+    assert "'01'" in problem.message
+    assert "'14'" in problem.message

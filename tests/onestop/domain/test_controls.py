@@ -1072,7 +1072,14 @@ def test_empty_history_forgets_nothing() -> None:
 
 RESTRICTED = (
     make_item(
-        "FB01", kind="service", unit="time", price_cap=20000, sex="F", min_age=14, max_age=60
+        "FB01",
+        kind="service",
+        unit="time",
+        price_cap=20000,
+        sex="F",
+        min_age=14,
+        max_age=60,
+        med_chrgitm_type="03",
     ),
     make_item("XQ01", max_visit_qty="2.5", max_year_qty="24"),
     make_item("XB01", "B", max_daily_qty="3", max_level="level2"),
@@ -1084,7 +1091,8 @@ def header_of(text: str) -> str:
 
 
 def test_a_catalog_without_the_new_columns_is_written_as_before() -> None:
-    items = list(demo_catalog().values())
+    # The demo catalog without its fee categories: none of the optional columns.
+    items = [item.model_copy(update={"med_chrgitm_type": None}) for item in demo_catalog().values()]
     text = catalog_csv(items)
     assert header_of(text) == ",".join(CATALOG_COLUMNS)
     assert len(CATALOG_COLUMNS) == 9
@@ -1105,6 +1113,7 @@ def test_only_the_optional_columns_in_use_are_written(column: str) -> None:
         "max_age": 12,
         "max_visit_qty": "1",
         "max_year_qty": "7",
+        "med_chrgitm_type": "01",
     }[column]
     items = [make_item("P1", **{column: value}), make_item("P2")]
     text = catalog_csv(items)

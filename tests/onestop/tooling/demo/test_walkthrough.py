@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from onestop.domain import Member
 from onestop.tooling.demo.members import FEATURED, crowd, id_number
@@ -36,10 +37,18 @@ def test_id_numbers_carry_a_valid_check_character() -> None:
     assert id_number("110105", date(1949, 12, 31), 2) == "11010519491231002X"
 
 
-def test_demo_settles_through_the_real_stack_and_prints_statements() -> None:
+def test_demo_settles_through_the_real_stack_and_prints_statements(tmp_path: Path) -> None:
     printed: list[str] = []
-    assert run_demo(printed.append) == 0
+    statements = tmp_path / "statements"
+    assert run_demo(printed.append, statements) == 0
     text = "\n".join(printed)
+    # Each settled visit's statement, fetched as PDF through the route, where it says.
+    saved = sorted(statements.glob("statement-S*.pdf"))
+    assert len(saved) == 10
+    assert all(path.read_bytes().startswith(b"%PDF-") for path in saved)
+    assert text.count("  statement (PDF, GET .../statement?format=pdf): ") == 10
+    assert str(saved[0]) in text
+    assert f"Their statements, as PDF files: {statements}" in text
     assert "members: 308 loaded, 0 rejected" in text
     assert text.count("个人现金 Cash to pay") == 10
     assert "The basic fund's annual cap is reached: it pays 25,000.00" in text
