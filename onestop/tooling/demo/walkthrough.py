@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.refusals import FLUSH_SECONDS as REFUSAL_FLUSH_SECONDS
 from onestop.client import SignedClient
 from onestop.clock import now_ms, settlement_day
 from onestop.domain.mapping import mapping_csv
+from onestop.domain.money import format_yuan
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.signing import public_pem
 from onestop.statement import render_refusal, render_statement
@@ -166,6 +170,7 @@ async def settle_walkthrough(
         saved = await save_statement(client, result["settlement_id"], statements)
         write(f"  statement (PDF, GET .../statement?format=pdf): {saved}")
     await _show_review_queue(agency, write)
+    await _show_the_day(agency, write)
     return settled
 
 
@@ -183,6 +188,41 @@ async def _show_review_queue(agency: SignedClient, write: Callable[[str], None])
                 f"  {review['client_id']} visit {review['visit_id']}: {finding['control']} "
                 f"({finding['action']}) {finding['message']}"
             )
+
+
+async def _show_the_day(agency: SignedClient, write: Callable[[str], None]) -> None:
+    """The agency's day, by the API and as its console shows it (opened by a one-time link)."""
+    day = settlement_day(now_ms()).isoformat()
+    figures = _expect(await agency.request("GET", "/v1/admin/day-totals", params={"date": day}))
+    # Each gateway process adds its refusal counts to the day's a second after the answers.
+    await asyncio.sleep(REFUSAL_FLUSH_SECONDS + 0.5)
+    refused = _expect(await agency.request("GET", "/v1/admin/refusals", params={"date": day}))
+    total = figures["total"]
+    write("")
+    write(
+        f"The agency's day {day} (GET /v1/admin/day-totals): {total['settlements']} settlements, "
+        f"{total['reversals']} reversals, total {format_yuan(total['amounts']['total'])} yuan"
+    )
+    for client in figures["clients"]:
+        if client["settlements"] or client["reversals"]:
+            amounts = client["amounts"]
+            write(
+                f"  {client['client_id']} {client['name']}: {client['settlements']} settled, "
+                f"basic fund {format_yuan(amounts['basic_fund'])}, cash "
+                f"{format_yuan(amounts['cash'])}"
+            )
+    codes = ", ".join(f"{code} {count}" for code, count in refused["by_code"].items())
+    write(f"  refused: {refused['total']} ({codes or 'none'})")
+    # The console is opened as a person opens it: a one-time link the agency signed for.
+    issued = _expect(await agency.request("POST", "/v1/admin/console/sessions"), 201)
+    async with httpx.AsyncClient(base_url=agency.http.base_url, timeout=30) as browser:
+        page = await browser.get(issued["login_path"], follow_redirects=True)
+    shown = re.search(r'id="settlements">(\d+)<', page.text)
+    write(
+        f"The agency console (onestop console-login) showed {shown.group(1) if shown else '?'} "
+        "settlements for the day; with `onestop serve` running, open the link "
+        "`onestop console-login --data-dir DIR` prints."
+    )
 
 
 async def _walk(

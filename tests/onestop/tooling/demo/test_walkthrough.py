@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def test_demo_settles_through_the_real_stack_and_prints_statements(tmp_path: Pat
     assert (
         "ZZH3 visit RMYY2026041901: SPLIT_ADMISSION (flag) a stay within 15 days 0 day(s)" in text
     )
+    # the agency's day: by the API, and the same count in the console opened by a link
+    day = re.search(r"\(GET /v1/admin/day-totals\): (\d+) settlements, 0 reversals", text)
+    assert day, text[-3000:]
+    assert int(day.group(1)) == 10
+    assert "  refused: 2 (" in text
+    assert "The agency console (onestop console-login) showed 10 settlements" in text
     # the round-2 patients (domain sections 8, 11, 12), each with what the cashier reads out:
     # out of region, registered: (1,239.00 - 900.00) x (0.50 - 0.05) = 152.55
     assert "统筹基金 Basic fund                                   152.55" in text
