@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from onestop import metrics
+from onestop import metrics, tracing
 
 REFUSAL_CODE: ContextVar[str] = ContextVar("onestop_refusal_code", default="")
 """The contract code the current call was refused with (empty: answered)."""
@@ -29,7 +29,10 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
 class CallMetrics(grpc.aio.ServerInterceptor):
-    """Count and time every unary call (the streaming ones are uploads and exports)."""
+    """Count and time every unary call (the streaming ones are uploads and exports).
+
+    With tracing on (:mod:`onestop.tracing`), each call is a span continuing the caller's trace.
+    """
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -44,8 +47,12 @@ class CallMetrics(grpc.aio.ServerInterceptor):
         async def counted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             REFUSAL_CODE.set("")
             started = time.perf_counter()
+            parent = None
+            if tracing.enabled():
+                parent = tracing.incoming_context(handler_call_details.invocation_metadata)
             try:
-                return await inner(request, context)
+                with tracing.span(method, server=True, parent=parent):
+                    return await inner(request, context)
             finally:
                 metrics.GRPC_REQUESTS.labels(method, REFUSAL_CODE.get()).inc()
                 metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)

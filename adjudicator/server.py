@@ -24,7 +24,7 @@ from adjudicator.service import SettlementService
 from adjudicator.servicer import AdjudicatorServicer
 from adjudicator.settings import AdjudicatorSettings
 from adjudicator.store import Store
-from onestop import metrics
+from onestop import metrics, tracing
 from onestop.errors import Unavailable
 from onestop.metrics import MetricsServer
 from onestop.redis_client import (
@@ -285,7 +285,8 @@ async def start(settings: AdjudicatorSettings) -> RunningAdjudicator:
 async def serve(
     settings: AdjudicatorSettings, on_ready: Callable[[int], None] | None = None
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    """Serve until SIGTERM or SIGINT, then stop gracefully (traces sent, when configured)."""
+    traces = tracing.configure("onestop-adjudicator")
     running = await start(settings)
     if on_ready is not None:
         on_ready(running.port)
@@ -296,3 +297,4 @@ async def serve(
     await stopping.wait()
     log.info("stopping", extra={"port": running.port})
     await running.stop()
+    tracing.shutdown(traces)

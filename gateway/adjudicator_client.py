@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from onestop import metrics, wire
+from onestop import metrics, tracing, wire
 from onestop.domain.bill import Visit
 from onestop.domain.clients import Client
 from onestop.domain.errors import ErrorCode
@@ -73,7 +73,8 @@ class AdjudicatorClient:
             )
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
-        self.channel = aio_channel(target, tls, options)
+        interceptors = [TraceContext()] if tracing.enabled() else []
+        self.channel = aio_channel(target, tls, options, interceptors)
         self.stub = pb_grpc.AdjudicatorStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
@@ -301,6 +302,48 @@ class AdjudicatorClient:
         """Every recorded change to a client's mapping, oldest first."""
         request = pb.GetMappingAuditRequest(client_id=client_id)
         return await self._call(lambda: self.stub.GetMappingAudit(request, timeout=self.deadline))
+
+
+class TraceContext(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+):
+    """Every call to the adjudicator carries the request's trace context (W3C ``traceparent``).
+
+    Installed only when this process sends traces (:mod:`onestop.tracing`).
+    """
+
+    @staticmethod
+    def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        for key, value in tracing.outgoing_metadata():
+            metadata.add(key, value)
+        return grpc.aio.ClientCallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+    async def intercept_unary_unary(  # noqa: D102
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(self._with_context(client_call_details), request)
+
+    async def intercept_unary_stream(  # noqa: D102
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(self._with_context(client_call_details), request)
+
+    async def intercept_stream_unary(  # noqa: D102
+        self,
+        continuation: Any,
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(self._with_context(client_call_details), request_iterator)
 
 
 async def _messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.TextChunk]:

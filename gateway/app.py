@@ -36,6 +36,7 @@ from gateway.reference import GatewayReference
 from gateway.routers import FEATURES
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
+from onestop import tracing
 from onestop.domain.errors import DomainError
 from onestop.redis_client import connect
 from onestop.reference_versions import VersionsCache
@@ -65,6 +66,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the adjudicator's channel is made: its calls then carry the trace context.
+        traces = tracing.configure("onestop-gateway")
         gateway = await (make_gateway or build_gateway)(settings)
         app.state.gateway = gateway
         try:
@@ -74,6 +77,7 @@ def create_app(
             await gateway.adjudicator.close()
             await gateway.versions.close()
             await gateway.redis.aclose()
+            tracing.shutdown(traces)
 
     app = FastAPI(
         title="onestop",
@@ -83,6 +87,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # One owner of spans (onestop.tracing, from the outermost middleware, with the route
+        # template and no ids); FastAPI's own would open a second span per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     # Starlette runs the middleware added last first: the headers are checked and the client
     # claimed before the body guard lets any of the body through.

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.auth import require_kind
 from gateway.errors import PROBLEM_JSON, problem_response
 from gateway.settings import GatewaySettings
-from onestop import metrics
+from onestop import metrics, tracing
 from onestop.domain.errors import DomainError, ErrorCode
 from onestop.domain.types import ClientKind
 from onestop.errors import HeadersTooLarge, RequestTimeout, TooLarge
@@ -206,22 +206,38 @@ class RequestMetrics:
                 problem.extend(message.get("body", b""))
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = _route_of(scope)
-            method = scope.get("method", "")
-            outcome = "ok" if status < 400 else "refused" if status < 500 else "error"
-            code = _code_of(bytes(problem)) if problem is not None else ""
-            metrics.HTTP_REQUESTS.labels(
-                route, method if method in _METHODS else "OTHER", outcome, code
-            ).inc()
-            if code and is_signed(scope["path"]):
-                # The API's refusals; a browser's 404 for a favicon is not the day's business.
-                gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
-                if gateway is not None:
-                    gateway.refusals.record(ErrorCode(code))
-            metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+        with tracing.span("HTTP request", server=True) as current:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = _route_of(scope)
+                method = scope.get("method", "")
+                self._record(scope, route, method, status, problem, started)
+                if current is not None:
+                    current.update_name(f"{method} {route}")
+                    current.set_attribute("http.route", route)
+                    current.set_attribute("http.response.status_code", status)
+
+    @staticmethod
+    def _record(
+        scope: Scope,
+        route: str,
+        method: str,
+        status: int,
+        problem: bytearray | None,
+        started: float,
+    ) -> None:
+        outcome = "ok" if status < 400 else "refused" if status < 500 else "error"
+        code = _code_of(bytes(problem)) if problem is not None else ""
+        metrics.HTTP_REQUESTS.labels(
+            route, method if method in _METHODS else "OTHER", outcome, code
+        ).inc()
+        if code and is_signed(scope["path"]):
+            # The API's refusals; a browser's 404 for a favicon is not the day's business.
+            gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
+            if gateway is not None:
+                gateway.refusals.record(ErrorCode(code))
+        metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 
 def _route_of(scope: Scope) -> str:

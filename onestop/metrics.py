@@ -29,6 +29,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from onestop import tracing
+
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """Where worker processes sharing a port write their values (prometheus_client's variable)."""
 
@@ -196,9 +198,10 @@ class MetricsServer:
 
 @contextmanager
 def stage(service: str, name: str) -> Iterator[None]:
-    """Time one stage of a settlement into :data:`STAGE_SECONDS`."""
+    """Time one stage of a settlement into :data:`STAGE_SECONDS` (and a span, when tracing)."""
     started = time.perf_counter()
     try:
-        yield
+        with tracing.span(f"{service}.{name}"):
+            yield
     finally:
         STAGE_SECONDS.labels(service, name).observe(time.perf_counter() - started)

@@ -171,9 +171,19 @@ def channel(
 
 
 def aio_channel(
-    target: str, tls: TlsFiles | None, options: Sequence[tuple[str, object]] = ()
+    target: str,
+    tls: TlsFiles | None,
+    options: Sequence[tuple[str, object]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """An asyncio channel to an adjudicator: mutual TLS with ``tls``, plain without."""
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=list(options))
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=list(options))
+        return grpc.aio.insecure_channel(
+            target, options=list(options), interceptors=list(interceptors) or None
+        )
+    return grpc.aio.secure_channel(
+        target,
+        channel_credentials(tls),
+        options=list(options),
+        interceptors=list(interceptors) or None,
+    )
