@@ -40,6 +40,8 @@ from onestop.domain.errors import DomainError, ErrorCode, Forbidden
 from onestop.domain.money import fen_of_yuan, format_yuan
 from onestop.domain.reconciliation import RECONCILED_FUNDS
 from onestop.domain.types import ClientKind
+from onestop.statement import AMOUNT_LABELS
+from onestop.statement import VISIT_TYPE_LABELS as STATEMENT_VISIT_TYPES
 
 COOKIE = "onestop_console"
 """The session cookie: a random token, HttpOnly, SameSite=Strict, path ``/console``."""
@@ -59,24 +61,13 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-FUND_LABELS = {
-    "total": "医疗费总额 Total",
-    "basic_fund": "统筹基金 Basic fund",
-    "supplementary": "补充/大病 Supplementary",
-    "assistance": "医疗救助 Assistance",
-    "personal_account": "个人账户 Personal account",
-    "cash": "个人现金 Cash",
-}
+FUND_LABELS = {name: AMOUNT_LABELS[name] for name in RECONCILED_FUNDS}
+"""The reconciled funds, labelled as the patient's statement labels them."""
 PAYERS = tuple(name for name in RECONCILED_FUNDS if name != "total")
 """Who paid a day's total: the funds, the personal account and the patients' cash."""
 
-VISIT_TYPE_LABELS = {
-    "inpatient": "住院 Inpatient",
-    "outpatient_special": "门诊特病 Outpatient special",
-    "outpatient": "门诊 Outpatient",
-    "pharmacy": "药店 Pharmacy",
-    None: "未分组 Before the split",
-}
+VISIT_TYPE_LABELS: dict[str | None, str] = {None: "未分组 before the split"}
+VISIT_TYPE_LABELS.update(STATEMENT_VISIT_TYPES)
 RECONCILIATION_DAYS = 7
 """Days the reconciliation page shows side by side, ending on the chosen one."""
 
@@ -471,6 +462,7 @@ async def settlements(request: Request, staff: StaffDep, gateway: GatewayDep) ->
             "found": found,
             "missing": missing,
             "amount_names": [field.name for field in fields(Amounts)],
+            "amount_labels": AMOUNT_LABELS,
             "providers": [c for c in listed_clients if c.kind is not ClientKind.AGENCY],
             "fund_labels": FUND_LABELS,
             "visit_type_labels": VISIT_TYPE_LABELS,
