@@ -247,6 +247,7 @@ async def build_gateway(settings: GatewaySettings) -> Gateway:
             login_seconds=settings.console_login_seconds,
             idle_seconds=settings.console_idle_seconds,
             max_age_seconds=settings.console_max_age_seconds,
+            origin=settings.console_origin,
         ),
         statement_font=settings.statement_font,
     )

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 from onestop.errors import RateLimited, Unavailable
 from onestop.redis_client import RedisClient, redis_failures_unavailable
@@ -128,15 +130,17 @@ class RequestLimiter:
 
 
 class UploadSlots:
-    """How many large uploads may be read at once: in all, and per client.
+    """How many large uploads (or other costly works) may be under way at once, per client too.
 
     A members file is spooled to disk and a catalog or mapping to memory before its signature
-    can be checked; bounding the uploads in flight bounds what that can cost.
+    can be checked; a PDF statement takes a second of a core to lay out. Bounding how many are
+    in flight bounds what they can cost the settlements sharing the process.
     """
 
-    def __init__(self, total: int, per_client: int) -> None:
+    def __init__(self, total: int, per_client: int, work: str = "upload") -> None:
         self.total = total
         self.per_client = per_client
+        self.work = work
         self._in_flight: dict[str, int] = {}
 
     @contextmanager
@@ -149,12 +153,12 @@ class UploadSlots:
         """
         if self._in_flight.get(client_id, 0) >= self.per_client:
             raise RateLimited(
-                f"this client already has {self.per_client} upload(s) in progress; send the "
-                "next when it is answered",
+                f"this client already has {self.per_client} {self.work}(s) in progress; send "
+                "the next when it is answered",
                 retry_after=5,
             )
         if sum(self._in_flight.values()) >= self.total:
-            raise Unavailable("the gateway is reading as many uploads as it may; retry later")
+            raise Unavailable(f"the gateway has as many {self.work}s under way as it may; retry")
         self._in_flight[client_id] = self._in_flight.get(client_id, 0) + 1
         try:
             yield
@@ -221,3 +225,34 @@ class UnknownMemberGuard:
             "limit resets",
             retry_after=remaining,
         )
+
+
+class DayTotalsCache:
+    """The agency's day figures, read again at most every few seconds per process.
+
+    A day's figures cost one read of each slot group's hash per client (1,024 per hospital):
+    a console left open on the overview, or several staff reloading it, must not read them
+    for every page. A closed day (past its grace) no longer changes and is kept longer.
+    """
+
+    def __init__(
+        self, *, open_seconds: float = 5.0, closed_seconds: float = 3600.0, entries: int = 64
+    ) -> None:
+        self.open_seconds = open_seconds
+        self.closed_seconds = closed_seconds
+        self.entries = entries
+        self._kept: dict[tuple[date, str], tuple[float, Any]] = {}
+
+    def get(self, day: date, client_id: str) -> Any | None:
+        """What was kept for the day and client (``""``: all), if still fresh."""
+        kept = self._kept.get((day, client_id))
+        if kept is None or kept[0] < time.monotonic():
+            return None
+        return kept[1]
+
+    def put(self, day: date, client_id: str, figures: Any, *, closed: bool) -> None:
+        """Keep the day's figures (the oldest entry goes when full)."""
+        if len(self._kept) >= self.entries:
+            del self._kept[next(iter(self._kept))]
+        fresh_for = self.closed_seconds if closed else self.open_seconds
+        self._kept[(day, client_id)] = (time.monotonic() + fresh_for, figures)

@@ -46,7 +46,11 @@ class RefusalCounts:
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            # A task nobody awaits: what fails here would otherwise go unseen.
+            log.exception("refusal counts not kept")
 
     async def flush(self) -> None:
         """Add the counts not yet written to Redis (at a process's stop, or a test's read)."""

@@ -17,7 +17,7 @@ from gateway import convert
 from gateway.adjudicator_client import AdjudicatorClient
 from gateway.auth import Authenticator
 from gateway.console.sessions import ConsoleSessions, ConsoleSettings
-from gateway.limits import UnknownMemberGuard, UploadSlots
+from gateway.limits import DayTotalsCache, UnknownMemberGuard, UploadSlots
 from gateway.receipts import ReceiptSigner
 from gateway.reference import GatewayReference
 from gateway.refusals import RefusalCounts
@@ -102,6 +102,12 @@ class Gateway:
     statement_font: Path | None = None
     """The CJK font PDF statements embed, as the settings name it (``None``: looked for)."""
     _found_font: tuple[Path | None] | None = field(default=None, init=False, repr=False)
+    statement_slots: UploadSlots = field(
+        default_factory=lambda: UploadSlots(2, per_client=1, work="PDF statement")
+    )
+    """PDF statements laid out at once (a second of a core each, beside the settlements)."""
+    day_totals_cache: DayTotalsCache = field(default_factory=DayTotalsCache)
+    """The agency's day figures, read again at most every few seconds (the console's)."""
     refusals: RefusalCounts = field(init=False)
     """The day's refusal counts of every process (the console's), kept in Redis."""
     console: ConsoleSessions = field(init=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -130,6 +131,13 @@ class GatewaySettings(RedisLoginSettings):
         le=86_400,
         description="a console session ends this long after it began, however much it is used",
     )
+    console_origin: str | None = Field(
+        default=None,
+        pattern=r"^https?://[A-Za-z0-9.:\[\]-]+$",
+        description="where browsers reach the console, e.g. https://gateway.example, when a "
+        "proxy ends TLS in front of the gateway: its forms are accepted from that origin and "
+        "its cookie is Secure (unset: the request's own address)",
+    )
     export_grace_seconds: int = Field(
         default=900,
         ge=0,
@@ -194,6 +202,17 @@ class GatewaySettings(RedisLoginSettings):
             self.adjudicator_tls_key_file,
         )
         return TlsFiles(ca, cert, key) if ca and cert and key else None
+
+    @model_validator(mode="after")
+    def _console_over_https_unless_on_this_machine(self) -> GatewaySettings:
+        origin = self.console_origin
+        loopback = ("127.0.0.1", "localhost", "::1")
+        if origin and origin.startswith("http://") and urlsplit(origin).hostname not in loopback:
+            raise ValueError(
+                f"console_origin {origin} is plain http: the console's cookie and forms "
+                "need https beyond this machine"
+            )
+        return self
 
     @model_validator(mode="after")
     def _console_sessions_idle_within_their_age(self) -> GatewaySettings:

@@ -160,33 +160,56 @@ def _page(
     )
 
 
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
+"""The days a page may be asked for: a week back from any of them is still a date."""
+
+
 def _day(text: str | None, gateway: Gateway) -> date:
-    """``?date=``, or today (Asia/Shanghai); a date that is not one is today too."""
+    """``?date=``, or today (Asia/Shanghai) when absent, not a date or out of range.
+
+    Args:
+        text: the query's ``date``.
+        gateway: the gateway (its clock says what today is).
+    """
     if text:
         try:
-            return date.fromisoformat(text)
+            asked = date.fromisoformat(text)
         except ValueError:
-            pass
+            asked = None
+        if asked is not None and EARLIEST_DAY <= asked <= LATEST_DAY:
+            return asked
     return settlement_day(gateway.clock())
 
 
-async def _form(request: Request, staff: Staff) -> dict[str, str]:
+def _own_origin(request: Request, gateway: Gateway) -> str:
+    """The origin the browser sees the console at: the setting, else the request's own."""
+    return gateway.console.settings.origin or f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def console_form(request: Request, staff: StaffDep, gateway: GatewayDep) -> dict[str, str]:
     """A posted form's fields, once the request is shown to come from the console itself.
+
+    Every state-changing console route takes it (a test checks): the session's CSRF token
+    must be in the form, and the browser must say the form came from the console's origin.
 
     Raises:
         Forbidden: another site's page sent it, or the session's CSRF token is missing.
     """
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != own:
+    if origin is not None and origin != _own_origin(request, gateway):
         raise Forbidden("the form was sent from another site's page")
     if request.headers.get("sec-fetch-site") not in (None, "same-origin"):
         raise Forbidden("the form was sent from another site's page")
     body = (await request.body()).decode("utf-8", errors="replace")
     fields = {name: values[0] for name, values in parse_qs(body).items()}
-    if not hmac.compare_digest(fields.get("csrf", ""), staff.session.csrf):
+    sent = fields.get("csrf", "").encode("utf-8")
+    if not hmac.compare_digest(sent, staff.session.csrf.encode("ascii")):
         raise Forbidden("the form's session token is missing or stale: reload the page")
     return fields
+
+
+ConsoleFormDep = Annotated[dict[str, str], Depends(console_form)]
 
 
 # -- login and logout ---------------------------------------------------------------------------
@@ -206,7 +229,12 @@ async def login_page(request: Request) -> Response:
 
 @router.get("/login/{code}")
 async def login(request: Request, code: str, gateway: GatewayDep) -> Response:
-    """Take a one-time code, set the session's cookie and go on to the page asked for."""
+    """Take a one-time code, set the session's cookie and go on to the page asked for.
+
+    The page goes on by itself (a meta refresh, no script): a navigation the console's own
+    page starts is same-site, so the SameSite=Strict cookie goes with it even when the link
+    was opened from another site (a redirect would carry that site's cross-site mark on).
+    """
     opened = await gateway.console.open(code) if len(code) <= 128 else None
     if opened is None:
         return _page(request, None, "login.html", {"refused": True}, status=403)
@@ -214,7 +242,8 @@ async def login(request: Request, code: str, gateway: GatewayDep) -> Response:
     back_to = request.query_params.get("next", PREFIX)
     if not _SAFE_NEXT.fullmatch(back_to) or "//" in back_to or ".." in back_to:
         back_to = PREFIX
-    response = RedirectResponse(back_to, status_code=303, headers=SECURITY_HEADERS)
+    response = _page(request, None, "opening.html", {"back_to": back_to})
+    origin = gateway.console.settings.origin
     loopback = request.url.hostname in ("127.0.0.1", "localhost", "::1")
     response.set_cookie(
         COOKIE,
@@ -222,16 +251,16 @@ async def login(request: Request, code: str, gateway: GatewayDep) -> Response:
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        # Plain http is accepted only on the machine itself (onestop serve, the demo).
-        secure=request.url.scheme == "https" or not loopback,
+        # Plain http only on the machine itself (onestop serve, the demo); behind a proxy
+        # that ends TLS, the configured origin says https.
+        secure=origin.startswith("https:") if origin else not loopback,
     )
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, staff: StaffDep, gateway: GatewayDep) -> Response:
+async def logout(request: Request, form: ConsoleFormDep, gateway: GatewayDep) -> Response:
     """End the session."""
-    await _form(request, staff)
     token = request.cookies.get(COOKIE, "")
     await gateway.console.close(token)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303, headers=SECURITY_HEADERS)
@@ -259,7 +288,7 @@ async def overview(request: Request, staff: StaffDep, gateway: GatewayDep) -> Re
         [FUND_LABELS[name] for name in PAYERS],
         [
             (
-                VISIT_TYPE_LABELS[row.visit_type],
+                VISIT_TYPE_LABELS.get(row.visit_type, str(row.visit_type)),
                 [getattr(row.amounts, name) for name in PAYERS],
             )
             for row in totals.by_visit_type
@@ -363,10 +392,13 @@ async def reviews(request: Request, staff: StaffDep, gateway: GatewayDep) -> Res
 
 @router.post("/reviews/{settlement_id}/decision")
 async def decide(
-    request: Request, settlement_id: str, staff: StaffDep, gateway: GatewayDep
+    request: Request,
+    settlement_id: str,
+    staff: StaffDep,
+    fields: ConsoleFormDep,
+    gateway: GatewayDep,
 ) -> Response:
     """Decide a review from its form; a refusal is shown on the queue, nothing changed."""
-    fields = await _form(request, staff)
     try:
         amount = fen_of_yuan(fields["amount"]) if fields.get("amount", "").strip() else 0
         decision = ReviewDecisionIn.model_validate(

@@ -37,6 +37,8 @@ class ConsoleSettings:
     login_seconds: int = 60
     idle_seconds: int = 900
     max_age_seconds: int = 8 * 3600
+    origin: str | None = None
+    """Where browsers reach the console (``https://host``), when a proxy ends TLS in front."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,9 @@ class ConsoleSessions:
             issued = cast(bytes | None, await self.redis.getdel(console_login_key(_digest(code))))
         if issued is None:
             return None
-        client_id, issued_key = issued.decode().split("\n", 1)
+        client_id, separator, issued_key = issued.decode(errors="replace").partition("\n")
+        if not separator:
+            return None  # not a code this version issued
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session = ConsoleSession(client_id, issued_key, secrets.token_urlsafe(24), self.clock())
         stored = {

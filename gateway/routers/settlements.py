@@ -199,6 +199,14 @@ def choose_statement_format(chosen: StatementFormat | None, accept: str) -> Stat
     return StatementFormat.HTML
 
 
+STATEMENT_HTML_HEADERS = {
+    # A page to print or save: its own styles and the QR code's inline SVG, nothing else.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 @router.get(
     "/{settlement_id}/statement",
     response_class=HTMLResponse,
@@ -226,13 +234,18 @@ async def statement(
     font = gateway.pdf_font() if chosen is StatementFormat.PDF else None
     made = await gateway.statement(caller, settlement_id)
     if font is None:
-        return HTMLResponse(render_html(made))
-    # A 200-line statement takes about a second to lay out: not on the event loop.
-    body = await asyncio.to_thread(render_pdf, made, font)
+        return HTMLResponse(render_html(made), headers=STATEMENT_HTML_HEADERS)
+    # A 200-line statement takes about a second to lay out: not on the event loop, and two at
+    # most at once in a process (one per client), beside the settlements it serves.
+    with gateway.statement_slots.slot(caller.client_id):
+        body = await asyncio.to_thread(render_pdf, made, font)
     return Response(
         body,
         media_type=PDF,
-        headers={"Content-Disposition": f'inline; filename="statement-{made.settlement_id}.pdf"'},
+        headers={
+            "Content-Disposition": f'inline; filename="statement-{made.settlement_id}.pdf"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -76,6 +76,10 @@ class LineSplit:
     reasons: tuple[str, ...]
 
 
+FUND_PAYERS = ("basic_fund", "supplementary", "assistance")
+"""The insurance funds among the payers: what "the funds paid" sums (a review's, a seal's)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Amounts:
     """The visit's totals and who pays them (fen), as in the contract's ``amounts``.

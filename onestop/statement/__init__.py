@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from onestop.domain.engine import FUND_PAYERS
 from onestop.domain.money import format_yuan
 from onestop.domain.types import Category, FeeCategory
 
@@ -158,7 +159,7 @@ def render_statement(result: Mapping[str, Any], *, client_name: str, patient: st
     for label, fen, indent in amount_rows(amounts):
         lines.append(_row(label, format_yuan(fen), indent))
     lines.append(rule)
-    funds = sum(int(amounts[key]) for key in ("basic_fund", "supplementary", "assistance"))
+    funds = sum(int(amounts[key]) for key in FUND_PAYERS)
     lines.append(_row("Paid by the funds (yuan)", format_yuan(funds)))
     lines.append(
         _row(

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from onestop.domain.engine import FUND_PAYERS
 from onestop.domain.money import fen_of_yuan, format_yuan
 from onestop.signing import UnusableKey, key_id, load_public_key, verify
 
@@ -27,8 +29,10 @@ PREFIX = "onestop-statement:1"
 """The format's name and version: the seal's first field."""
 
 _FIELDS = 9
-FUND_FIELDS = ("basic_fund", "supplementary", "assistance")
+FUND_FIELDS = FUND_PAYERS
 """The ``amounts`` the seal's funds figure sums."""
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{86}")
+"""An Ed25519 signature (64 bytes) in unpadded base64url: exactly 86 characters."""
 
 
 class MalformedSeal(ValueError):
@@ -124,8 +128,10 @@ def parse_seal(text: str) -> Seal:
     _, settlement_id, status, settled_at, total, funds, cash, named, signature = fields
     if not all((settlement_id, status, settled_at, named, signature)):
         raise MalformedSeal("a field is empty")
+    if not _SIGNATURE.fullmatch(signature):
+        raise MalformedSeal("the signature is not 86 characters of unpadded base64url")
     try:
-        return Seal(
+        seal = Seal(
             settlement_id,
             status,
             settled_at,
@@ -137,6 +143,11 @@ def parse_seal(text: str) -> Seal:
         )
     except ValueError as error:
         raise MalformedSeal(f"an amount is not yuan with two decimals: {error}") from error
+    # Read back exactly as written: what verifies is the text the QR code held, never a
+    # reading of it (a "+0001111.5000" would parse to the same fen).
+    if seal.text() != text.strip():
+        raise MalformedSeal("it is not written as a seal is (amounts as 1234.50, no spaces)")
+    return seal
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,17 @@ def test_every_console_page_but_the_login_needs_a_session() -> None:
         assert not route.include_in_schema, route.path
 
 
+def test_every_console_form_checks_its_token_and_origin() -> None:
+    posted = [
+        route
+        for route in _routes()
+        if route.path.startswith(CONSOLE_PREFIX) and set(route.methods or ()) - {"GET", "HEAD"}
+    ]
+    assert len(posted) >= 2
+    for route in posted:
+        assert console.console_form in _calls(route.dependant), route.path
+
+
 def test_every_route_but_health_metrics_and_the_receipt_keys_is_signed() -> None:
     caller = CallerDep.__metadata__[0].dependency  # type: ignore[attr-defined]
     for route in _routes():

@@ -27,9 +27,17 @@ async def console_client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client holding a live console session, opened from a one-time link."""
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         opened = await http.get(await login_link(gateway))
-        assert opened.status_code == 303, opened.text
+        assert opened.status_code == 200, opened.text
+        assert landing_of(opened.text) == "/console"
         assert COOKIE in http.cookies
         yield http
+
+
+def landing_of(html: str) -> str:
+    """Where an opening page sends the browser on (its meta refresh)."""
+    found = re.search(r'<meta http-equiv="refresh" content="0; url=([^"]+)">', html)
+    assert found, html[:2000]
+    return unescape(found.group(1))
 
 
 def csrf_of(html: str) -> str:

@@ -216,7 +216,9 @@ async def _show_the_day(agency: SignedClient, write: Callable[[str], None]) -> N
     # The console is opened as a person opens it: a one-time link the agency signed for.
     issued = _expect(await agency.request("POST", "/v1/admin/console/sessions"), 201)
     async with httpx.AsyncClient(base_url=agency.http.base_url, timeout=30) as browser:
-        page = await browser.get(issued["login_path"], follow_redirects=True)
+        opened = await browser.get(issued["login_path"])  # sets the session's cookie
+        opened.raise_for_status()
+        page = await browser.get("/console")
     shown = re.search(r'id="settlements">(\d+)<', page.text)
     write(
         f"The agency console (onestop console-login) showed {shown.group(1) if shown else '?'} "

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.settings import GatewaySettings
 from onestop.clock import today
 from onestop.domain.policy import policy_to_document
 from onestop.signing import public_pem
 from onestop.tooling.demo.regions import demo_policy
-from tests.support.console import COOKIE, attribute_values, console_client, csrf_of, login_link
-from tests.support.gateway import Gateway
+from tests.support.adjudicator import Adjudicator
+from tests.support.console import (
+    COOKIE,
+    attribute_values,
+    console_client,
+    csrf_of,
+    landing_of,
+    login_link,
+)
+from tests.support.gateway import Gateway, open_gateway
 from tests.support.scenario import member_record, stay_body
 from tests.support.world import load_demo_over_http
 
@@ -67,8 +78,9 @@ async def test_only_the_agencys_signed_call_opens_a_session_and_only_once(
 
         link = await login_link(gateway, "/console/reviews")
         opened = await http.get(link)
-        assert opened.status_code == 303, opened.text
-        assert opened.headers["location"] == "/console/reviews"
+        assert opened.status_code == 200, opened.text
+        # On by a meta refresh from the console's own page (same-site: the Strict cookie goes).
+        assert landing_of(opened.text) == "/console/reviews"
         cookie = opened.headers["set-cookie"]
         assert cookie.startswith(f"{COOKIE}=")
         for attribute in ("HttpOnly", "Path=/console", "SameSite=strict"):
@@ -88,6 +100,7 @@ async def test_only_the_agencys_signed_call_opens_a_session_and_only_once(
         async with httpx.AsyncClient(base_url=gateway.base_url) as other:
             again = await other.get(link)
             assert again.status_code == 403
+            assert "used already or expired" in again.text
             assert COOKIE not in other.cookies
             assert (await other.get("/console")).status_code == 303
 
@@ -96,10 +109,16 @@ async def test_only_the_agencys_signed_call_opens_a_session_and_only_once(
             fresh = await login_link(gateway)
             async with httpx.AsyncClient(base_url=gateway.base_url) as other:
                 landed = await other.get(fresh, params={"next": elsewhere})
-                assert landed.headers["location"] == "/console", elsewhere
+                assert landing_of(landed.text) == "/console", elsewhere
 
         # A form without the session's token, or from another site's page, changes nothing.
         assert (await http.post("/console/logout", data={})).status_code == 403
+        assert (await http.post("/console/logout", data={"csrf": "令牌"})).status_code == 403
+        # A day out of any range is today's page, not a failure.
+        for odd in ("0001-01-01", "9999-12-31", "2026-02-30"):
+            assert (
+                await http.get("/console/reconciliation", params={"date": odd})
+            ).status_code == 200
         csrf = csrf_of(shown.text)
         foreign = await http.post(
             "/console/logout", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
@@ -124,7 +143,7 @@ async def test_only_the_agencys_signed_call_opens_a_session_and_only_once(
         gateway.agency.key = new_key
 
         async with httpx.AsyncClient(base_url=gateway.base_url) as other:
-            assert (await other.get(await login_link(gateway))).status_code == 303
+            assert (await other.get(await login_link(gateway))).status_code == 200
             home = await other.get("/console")
             assert home.status_code == 200
             out = await other.post("/console/logout", data={"csrf": csrf_of(home.text)})
@@ -310,3 +329,40 @@ async def test_the_audit_trail_and_the_search_show_what_the_api_answers(
         odd = await http.get("/console/settlements", params={"visit_id": "<b>x</b>"})
         assert "<b>x</b>" not in odd.text
         assert "&lt;b&gt;x&lt;/b&gt;" in odd.text
+
+
+async def test_behind_a_proxy_that_ends_tls_the_configured_origin_is_the_consoles(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> None:
+    async with (
+        open_gateway(
+            adjudicator, redis_url, tmp_path / "keys", console_origin="https://console.example"
+        ) as gateway,
+        httpx.AsyncClient(base_url=gateway.base_url) as http,
+    ):
+        opened = await http.get(await login_link(gateway))
+        assert "; secure" in opened.headers["set-cookie"].lower()
+        # httpx keeps a Secure cookie for https only: sent here as the proxy would.
+        token = opened.cookies[COOKIE]
+        home = await http.get("/console", cookies={COOKIE: token})
+        assert home.status_code == 200, home.text
+        form = {"csrf": csrf_of(home.text)}
+        own = {"Origin": gateway.base_url}
+        refused = await http.post(
+            "/console/logout", data=form, headers=own, cookies={COOKIE: token}
+        )
+        assert refused.status_code == 403
+        proxied = {"Origin": "https://console.example"}
+        out = await http.post(
+            "/console/logout", data=form, headers=proxied, cookies={COOKIE: token}
+        )
+        assert out.status_code == 303
+
+
+def test_a_console_origin_in_plain_http_beyond_this_machine_is_refused(tmp_path: Path) -> None:
+    common = {"adjudicator": "127.0.0.1:1", "redis_url": "redis://127.0.0.1:1", "key_dir": tmp_path}
+    with pytest.raises(ValueError, match="plain http"):
+        GatewaySettings(console_origin="http://console.example", **common)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="console_origin"):
+        GatewaySettings(console_origin="https://console.example/path", **common)  # type: ignore[arg-type]
+    assert GatewaySettings(console_origin="http://127.0.0.1:8080", **common)  # type: ignore[arg-type]

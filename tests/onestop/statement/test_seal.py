@@ -82,7 +82,8 @@ def test_a_seal_of_an_unpublished_key_does_not_verify() -> None:
     [
         ("hello", "does not begin with"),
         (f"{PREFIX}|S1|settled", "fields"),
-        (f"{PREFIX}|S1|settled|2026-03-09|1.5.0|0.00|0.00|k|sig", "not yuan"),
+        (f"{PREFIX}|S1|settled|2026-03-09|1.5.0|0.00|0.00|k|{'A' * 86}", "not yuan"),
+        (f"{PREFIX}|S1|settled|2026-03-09|1.00|0.00|0.00|k|sig", "86 characters"),
         (f"{PREFIX}|S1|settled|2026-03-09|1.00|0.00|0.00|k|", "empty"),
     ],
 )
@@ -93,3 +94,28 @@ def test_what_is_not_a_seal_is_said_so(text: str, reason: str) -> None:
     assert not check.valid
     assert check.seal is None
     assert check.reason.startswith("not a statement seal")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("|1111.50|", "|+0001111.5000|"),
+        ("|107.00|", "| 107.00 |"),
+        ("|1004.50|", "|1004.5|"),
+    ],
+)
+def test_a_seal_written_otherwise_is_not_read_as_the_one_signed(before: str, after: str) -> None:
+    """What verifies is the text the QR code held, byte for byte, as openssl would check it."""
+    text = _sealed()
+    altered = text.replace(before, after)
+    with pytest.raises(MalformedSeal, match="not written as a seal is"):
+        parse_seal(altered)
+    assert not check_seal(altered, PUBLISHED).valid
+
+
+def test_a_signature_with_stray_characters_is_refused() -> None:
+    text = _sealed()
+    prefix, signature = text.rsplit("|", 1)
+    for altered in (f"{prefix}|{signature[:40]}!!**{signature[40:]}", f"{prefix}|{signature}=="):
+        with pytest.raises(MalformedSeal, match="86 characters"):
+            parse_seal(altered)
