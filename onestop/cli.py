@@ -33,6 +33,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
         redis_shards=args.redis_shards,
         redis_replicas=args.redis_replicas,
         controls=args.controls,
+        flamegraphs=args.flamegraphs,
     )
     if args.json:
         print(json.dumps(figures))
@@ -1070,6 +1071,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the discharge and pharmacy phases with the controls across visits on "
         "(stack): their cost against the same baseline",
+    )
+    bench.add_argument(
+        "--flamegraphs",
+        type=Path,
+        help="write py-spy flame graphs of both services during the discharge phase into this "
+        "folder (stack; the sampling costs CPU, so that run's figures are not the reference)",
     )
     bench.add_argument("--settlements", type=int, default=1_000_000, help="settlements (export)")
     bench.add_argument("--lines", type=int, default=200, help="bill lines (engine)")

@@ -18,6 +18,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,40 @@ def _service_pids(supervisor: Supervisor, prefix: str) -> list[int]:
     ]
 
 
+def _profile(supervisor: Supervisor, folder: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each service (its worker processes too) for one phase's length."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    folder.mkdir(parents=True, exist_ok=True)
+    started = []
+    for service in ("gateway", "adjudicator"):
+        pids = _service_pids(supervisor, service)
+        if not pids:
+            continue
+        started.append(
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pids[0]),
+                    "--subprocesses",
+                    "--duration",
+                    str(max(1, int(seconds))),
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                    "--format",
+                    "flamegraph",
+                    "--output",
+                    str(folder / f"{service}.svg"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return started
+
+
 class CostMeter:
     """What each request of a phase cost: CPU of each service and of Redis, Redis memory."""
 
@@ -161,8 +196,13 @@ def run_bench(
     redis_shards: int = 1,
     redis_replicas: int = 0,
     controls: bool = False,
+    flamegraphs: Path | None = None,
 ) -> dict[str, Any]:
     """Run every phase; the figures (see the module's description).
+
+    ``flamegraphs``: a folder where py-spy's flame graphs of the gateway and the adjudicator
+    during the full-load discharge phase are written (``gateway.svg``, ``adjudicator.svg``).
+    The sampling costs CPU: that run's figures are not the reference ones.
 
     ``redis_replicas`` runs that many replicas of each Redis primary, every write then
     acknowledged once they hold it (what ``WAIT`` costs). ``controls`` runs the discharge and
@@ -232,7 +272,12 @@ def run_bench(
                 )
 
             meter = CostMeter(supervisor)
+            profiling = (
+                _profile(supervisor, flamegraphs, seconds) if flamegraphs is not None else []
+            )
             results = {"discharge": phase(url, "H0001", discharge, "discharge")}
+            for profiler in profiling:
+                profiler.wait(60)
             costs = {"discharge": meter.per_request(summary_ok(results["discharge"]))}
             results["pharmacy"] = phase(url, "P0001", swipe, "pharmacy")
             costs["pharmacy"] = meter.per_request(summary_ok(results["pharmacy"]))
