@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import schemas
@@ -37,6 +38,7 @@ from gateway.routers import FEATURES
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from onestop import tracing
+from onestop.domain.bill import VisitRequest
 from onestop.domain.errors import DomainError
 from onestop.redis_client import connect
 from onestop.reference_versions import VersionsCache
@@ -109,6 +111,9 @@ def create_app(
     return app
 
 
+SELF_READ_BODIES: tuple[type[BaseModel], ...] = (VisitRequest,)
+"""Request bodies a route parses itself (:data:`gateway.dependencies.VisitBodyDep`)."""
+
 SIGNATURE_HEADERS = {
     "ClientId": ("X-Client-Id", "the client id"),
     "Timestamp": ("X-Timestamp", "unix seconds, within 300 s of the server's clock"),
@@ -137,6 +142,14 @@ def _document(app: FastAPI) -> None:
         }
         for name in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(name, None)
+        # Bodies the routes read themselves (the bill, in one pass from the raw bytes): their
+        # models' schemas, which FastAPI only adds for the bodies it reads.
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in SELF_READ_BODIES],
+            ref_template="#/components/schemas/{model}",
+        )
+        for name, definition in definitions.get("$defs", {}).items():
+            components.setdefault("schemas", {}).setdefault(name, definition)
         _restore_examples(schema)
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():

@@ -107,7 +107,9 @@ async def validation_error_handler(request: Request, error: Exception) -> JSONRe
     for detail in details:
         whole_body = tuple(detail.get("loc", ())) == ("body",)
         if detail.get("type") == "json_invalid" or (
-            whole_body and detail.get("type") in ("model_attributes_type", "dict_type", "missing")
+            whole_body
+            and detail.get("type")
+            in ("model_attributes_type", "model_type", "dict_type", "missing")
         ):
             return problem_response(MalformedDocument("the body is not a JSON object"))
     problems = problems_of(details)

@@ -11,10 +11,9 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from gateway.dependencies import CallerDep, GatewayDep, ProviderDep
+from gateway.dependencies import CallerDep, GatewayDep, ProviderDep, VisitBodyDep
 from gateway.errors import BODY, SIGNED, refusals
 from gateway.schemas import SETTLE_EXAMPLE, SettlementList, SettlementResult
-from onestop.domain.bill import VisitRequest
 from onestop.domain.errors import CONTROL_CODES, ErrorCode, InvalidDocument, Problem
 from onestop.domain.types import Code
 from onestop.statement.html import render_html
@@ -37,7 +36,17 @@ _BILL = (
     ErrorCode.DATE_OUT_OF_VISIT,
 )
 _SETTLE_BODY: dict[str, Any] = {
-    "requestBody": {"content": {"application/json": {"example": SETTLE_EXAMPLE}}}
+    # The bill is read by VisitBodyDep (from the raw bytes, in one pass), not by FastAPI's
+    # body handling: it is documented here, its schema added by gateway.app.
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/VisitRequest"},
+                "example": SETTLE_EXAMPLE,
+            }
+        },
+    }
 }
 
 
@@ -54,7 +63,7 @@ def _receipt(body: bytes, status_code: int = 200) -> Response:
     openapi_extra=_SETTLE_BODY,
 )
 async def preview(
-    request: Request, visit: VisitRequest, caller: ProviderDep, gateway: GatewayDep
+    request: Request, caller: ProviderDep, visit: VisitBodyDep, gateway: GatewayDep
 ) -> Response:
     """预结算: the settlement as it would be; nothing is committed."""
     message = await gateway.settle(caller, visit, await request.body(), preview=True)
@@ -77,7 +86,7 @@ async def preview(
     openapi_extra=_SETTLE_BODY,
 )
 async def settle(
-    request: Request, visit: VisitRequest, caller: ProviderDep, gateway: GatewayDep
+    request: Request, caller: ProviderDep, visit: VisitBodyDep, gateway: GatewayDep
 ) -> Response:
     """结算: settle and commit, at most once per (client, visit)."""
     message = await gateway.settle(caller, visit, await request.body(), preview=False)
