@@ -34,6 +34,7 @@ def _bench_stack(args: argparse.Namespace) -> int:
         redis_replicas=args.redis_replicas,
         controls=args.controls,
         flamegraphs=args.flamegraphs,
+        latency_rate=args.latency_rate,
     )
     if args.json:
         print(json.dumps(figures))
@@ -1071,6 +1072,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the discharge and pharmacy phases with the controls across visits on "
         "(stack): their cost against the same baseline",
+    )
+    bench.add_argument(
+        "--latency-rate",
+        type=float,
+        help="discharges a second of the latency phase (stack; default 70 %% of the peak): "
+        "two versions' tails compared at the same load",
     )
     bench.add_argument(
         "--flamegraphs",
