@@ -173,6 +173,11 @@ def decimal_places(value: Decimal) -> int:
 
 
 def _at_most_four_places(value: Decimal) -> Decimal:
+    exponent = value.as_tuple().exponent
+    # Most quantities are written with four places or fewer: no need to count trailing zeros
+    # (validated for every line of every bill; "1.50000" still needs the count).
+    if isinstance(exponent, int) and exponent >= -4:
+        return value
     if decimal_places(value) > 4:
         raise ValueError("a quantity has at most 4 decimal places")
     return value
