@@ -21,12 +21,11 @@ from adjudicator.members import LoadReport, MemberLoader, lines_of
 from adjudicator.observability import REFUSAL_CODE
 from adjudicator.service import LIST_PAGE_SIZE, SettleCommand, SettlementService
 from onestop import wire as convert
-from onestop.domain.clients import Client
+from onestop.domain.clients import Client, providers
 from onestop.domain.documents import utf8_text, validate_document
 from onestop.domain.errors import DomainError, InvalidDocument
 from onestop.domain.reconciliation import Recoveries
 from onestop.domain.settlement import PolicyRef, Settlement
-from onestop.domain.types import ClientKind
 from onestop.errors import STATUS, InternalError
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.settlement.v1 import adjudicator_pb2_grpc as pb_grpc
@@ -355,11 +354,8 @@ class AdjudicatorServicer(pb_grpc.AdjudicatorServicer):
             else:
                 reference = self.service.reference
                 await reference.refresh()
-                # Hospitals and pharmacies settle; an agency client never does.
                 client_ids = sorted(
-                    client.client_id
-                    for client in reference.clients.values()
-                    if client.kind is not ClientKind.AGENCY
+                    client.client_id for client in providers(reference.clients.values())
                 )
             days = await reconciliation.client_days(
                 self.service.store.client, client_ids, day, self.service.store.archive

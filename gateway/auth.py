@@ -146,13 +146,21 @@ class Authenticator:
             raise Unauthenticated("X-Nonce must be 16 to 64 characters of [A-Za-z0-9_-]")
         if not _SIGNATURE.fullmatch(signature):
             raise Unauthenticated("X-Signature must be 64 bytes in standard, padded base64")
-        async with redis_failures_unavailable("Redis is unavailable; retry"):
-            versions = await self.versions.current()
-        self.reference.observe(versions)
-        client = await self.reference.client(client_id)
+        client = await self.registered(client_id)
         if client is None:
             raise Unauthenticated(NOT_REGISTERED.format(client_id=client_id))
         return Claim(client, timestamp, nonce, signature)
+
+    async def registered(self, client_id: str) -> Client | None:
+        """The client registered under ``client_id`` now (the registry's version read first).
+
+        Raises:
+            Unavailable: the registry's version cannot be read.
+        """
+        async with redis_failures_unavailable("Redis is unavailable; retry"):
+            versions = await self.versions.current()
+        self.reference.observe(versions)
+        return await self.reference.client(client_id)
 
     async def prove(
         self,

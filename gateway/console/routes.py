@@ -34,7 +34,7 @@ from gateway.routers.activity import day_refusals, day_totals
 from gateway.schemas import ReviewDecisionIn
 from gateway.service import Gateway
 from onestop.clock import settlement_day
-from onestop.domain.clients import Client
+from onestop.domain.clients import Client, providers
 from onestop.domain.engine import Amounts
 from onestop.domain.errors import DomainError, ErrorCode, Forbidden
 from onestop.domain.money import fen_of_yuan, format_yuan
@@ -104,8 +104,7 @@ async def console_staff(request: Request, gateway: GatewayDep) -> Staff:
     session = await gateway.console.find(token) if token else None
     if token is None or session is None:
         raise LoginRequired(back_to)
-    gateway.reference.observe(await gateway.versions.current())
-    client = await gateway.reference.client(session.client_id)
+    client = await gateway.auth.registered(session.client_id)
     if (
         client is None
         or client.kind is not ClientKind.AGENCY
@@ -324,7 +323,7 @@ async def reconciliation(request: Request, staff: StaffDep, gateway: GatewayDep)
     day = _day(request.query_params.get("date"), gateway)
     days = [day - timedelta(days=back) for back in range(RECONCILIATION_DAYS - 1, -1, -1)]
     listed, _ = await gateway.adjudicator.list_clients()
-    registered = [client.client_id for client in listed if client.kind is not ClientKind.AGENCY]
+    registered = [client.client_id for client in providers(listed)]
     standings = [
         convert.day_reconciliations(
             each, registered, await gateway.adjudicator.reconciliations(each)
@@ -443,8 +442,8 @@ def _first_error(error: ValueError) -> str:
 async def mappings(request: Request, staff: StaffDep, gateway: GatewayDep) -> Response:
     """The mapping audit trail of one hospital or pharmacy, newest change first."""
     listed, _ = await gateway.adjudicator.list_clients()
-    providers = [client for client in listed if client.kind is not ClientKind.AGENCY]
-    chosen = request.query_params.get("client_id") or (providers[0].client_id if providers else "")
+    settling = providers(listed)
+    chosen = request.query_params.get("client_id") or (settling[0].client_id if settling else "")
     entries = (
         convert.audit_entries(await gateway.adjudicator.mapping_audit(chosen)) if chosen else []
     )
@@ -454,7 +453,7 @@ async def mappings(request: Request, staff: StaffDep, gateway: GatewayDep) -> Re
         "mappings.html",
         {
             "page": "mappings",
-            "providers": providers,
+            "providers": settling,
             "chosen": chosen,
             "entries": list(reversed(entries)),
         },
@@ -495,7 +494,7 @@ async def settlements(request: Request, staff: StaffDep, gateway: GatewayDep) ->
             "missing": missing,
             "amount_names": [field.name for field in fields(Amounts)],
             "amount_labels": AMOUNT_LABELS,
-            "providers": [c for c in listed_clients if c.kind is not ClientKind.AGENCY],
+            "providers": providers(listed_clients),
             "fund_labels": FUND_LABELS,
             "visit_type_labels": VISIT_TYPE_LABELS,
         },

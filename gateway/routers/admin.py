@@ -36,12 +36,11 @@ from gateway.schemas import (
     MembersLoaded,
 )
 from onestop.clock import day_closes_ms, iso_from_ms, settlement_day
-from onestop.domain.clients import Client
+from onestop.domain.clients import Client, providers
 from onestop.domain.documents import validate_document
 from onestop.domain.errors import ErrorCode, InvalidDocument, Problem
 from onestop.domain.policy import Policy, policy_to_document
 from onestop.domain.settlement import PolicyRef
-from onestop.domain.types import ClientKind
 from onestop.exports import write_export, zip_export
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -253,8 +252,7 @@ async def reconciliations(
         registered = [client_id]
     else:
         listed, _ = await gateway.adjudicator.list_clients()
-        # Hospitals and pharmacies reconcile; an agency client settles nothing.
-        registered = [client.client_id for client in listed if client.kind is not ClientKind.AGENCY]
+        registered = [client.client_id for client in providers(listed)]
     return convert.day_reconciliations(day, registered, kept)
 
 

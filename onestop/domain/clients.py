@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
 
 from onestop.domain.errors import Forbidden
@@ -45,3 +47,11 @@ class Client(BaseModel):
         if self.level is None:
             raise Forbidden(f"{self.kind.value} client {self.client_id} settles no visits")
         return self.level
+
+
+def providers(clients: Iterable[Client]) -> list[Client]:
+    """The hospitals and pharmacies among ``clients``, in their order.
+
+    Those settle and reconcile; an agency client does neither.
+    """
+    return [client for client in clients if client.kind is not ClientKind.AGENCY]
