@@ -34,10 +34,12 @@ from onestop.storage.records import (
     CorruptRecord,
     decode_reconciliation,
     reconciliation_fields,
+    stored_answer,
 )
-from onestop.wire import amounts_of, settlement_from_bytes
+from onestop.wire import amounts_of, stored_message
 
-_RECORD = SettlementField.RECORD.value.encode()
+_RECORD_FIELDS = (SettlementField.PACKED.value, SettlementField.RECORD.value)
+"""Either form of a settlement's record (:func:`onestop.storage.records.stored_answer`)."""
 
 AMOUNTS_PAGE = 512
 """Settlement records read per round trip when amounts are compared."""
@@ -65,17 +67,22 @@ async def settlement_amounts(
 
         def build(pipe: RedisPipeline, keys: list[str] = keys) -> None:
             for key in keys:
-                pipe.hget(key, SettlementField.RECORD.value)
+                pipe.hmget(key, _RECORD_FIELDS)
 
         async with redis_calls():
-            records = cast(list[bytes | None], await run_pipeline(client, build))
-        for settlement_id, record in zip(page, records, strict=True):
-            if record is None and archive is not None:
-                archived = archive.settlement(settlement_id)
-                record = None if archived is None else archived.get(_RECORD)
+            answers = cast(list[list[bytes | None]], await run_pipeline(client, build))
+        for settlement_id, values in zip(page, answers, strict=True):
+            raw = {
+                name.encode(): value
+                for name, value in zip(_RECORD_FIELDS, values, strict=True)
+                if value is not None
+            }
+            if not raw and archive is not None:
+                raw = archive.settlement(settlement_id) or {}
+            record = stored_answer(raw)
             if record is None:
                 raise CorruptRecord(f"settlement {settlement_id} is listed but not stored")
-            found[settlement_id] = funds_of(amounts_of(settlement_from_bytes(record).amounts))
+            found[settlement_id] = funds_of(amounts_of(stored_message(record).amounts))
     return found
 
 

@@ -76,7 +76,7 @@ from onestop.storage.records import (
     VisitIndex,
     decode_visit,
 )
-from onestop.wire import record_bytes, record_of, replayed_record
+from onestop.wire import answer_bytes, encode_settlement, record_of, replayed_answer
 
 log = logging.getLogger("onestop.adjudicator")
 
@@ -186,8 +186,8 @@ class SettlementService:
         state moved since it was read is recomputed and tried again.
 
         Returns:
-            The settlement, and the same as its serialized wire message (built once: it is
-            both what Redis stores and what the caller is answered).
+            The settlement, and the same as its serialized wire message (built once, with
+            what Redis keeps of it: :func:`onestop.wire.encode_settlement`).
 
         Raises:
             VisitAlreadySettled, OverlappingStay, UnknownMember, NoPolicy, MemberNotEligible,
@@ -268,7 +268,7 @@ class SettlementService:
                 SettlementStatus.SETTLED,
                 iso_from_ms(now),
             )
-            record = record_bytes(settlement)
+            answer, record = encode_settlement(settlement)
             if now - claimed_ms >= CLAIM_STALE_MS // 2:
                 # Past half the claim's life another member's request could soon take the
                 # visit over: give up rather than commit on a claim that may not hold.
@@ -316,7 +316,7 @@ class SettlementService:
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
-                return settlement, record
+                return settlement, answer
             if outcome is CommitOutcome.NOMEMBER:
                 raise UnknownMember(f"no member {command.member_id}")
             # CONFLICT: the member's state moved; SETTLED: the visit was settled meanwhile.
@@ -344,11 +344,10 @@ class SettlementService:
         if earlier_id is not None:
             stored = await self.store.settlement(earlier_id)
             if stored is not None and stored.status is SettlementStatus.SETTLED:
-                replayed = replayed_record(stored.record)
-                return record_of(replayed), replayed
+                return replayed_answer(stored.record)
             if stored is not None:
                 answer = self._as_stored(stored).as_replay()
-                return answer, record_bytes(answer)
+                return answer, answer_bytes(answer)
         if visit.status is SettlementStatus.SETTLED:
             raise self._settled_with_another_request(command, visit.settlement_id)
         return None

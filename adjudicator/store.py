@@ -459,8 +459,8 @@ class Store:
                     VisitField.STATUS.value,
                     SettlementStatus.SETTLED.value,
                     record.committed_ms,
-                    SettlementField.RECORD.value,
-                    record.record,
+                    record.record.field,
+                    record.record.data,
                     *_lists(
                         member_increments(record.policy_year, record.delta),
                         stay,

@@ -41,6 +41,7 @@ from onestop.storage.layout import (
 )
 from onestop.storage.records import (
     SettlementRecord,
+    StoredAnswer,
     decode_journal_entry,
     journal_fields,
     settlement_fields,
@@ -445,10 +446,11 @@ async def _settlement(client: RedisClient, old: str, new: str) -> None:
         policy_year=int(raw[b"y"]),
         committed_ms=int(raw[b"t"]),
         delta=delta,
-        record=raw[b"r"],
+        # os1 kept the plain message: it stays one (read as every record before packing).
+        record=StoredAnswer(raw[b"r"], packed=False),
     )
     values: dict[str, Any] = dict(settlement_fields(record))
-    values[SettlementField.RECORD] = record.record
+    values[record.record.field] = record.record.data
     if b"ra" in raw:
         values[SettlementField.REVERSED_MS] = raw[b"ra"]
     if b"ry" in raw:

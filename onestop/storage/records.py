@@ -546,11 +546,44 @@ def decode_claimants(raw: RawHash) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A settlement as answered, in the form its hash keeps it.
+
+    Attributes:
+        data: the field's bytes.
+        packed: whether they are a compressed ``PackedSettlement`` (field
+            :attr:`SettlementField.PACKED`, written since 0.2.0) rather than a plain ``Settlement``
+            (field :attr:`SettlementField.RECORD`, before). :mod:`onestop.wire` reads both.
+    """
+
+    data: bytes
+    packed: bool
+
+    @property
+    def field(self) -> str:
+        """The hash field that holds it."""
+        return (SettlementField.PACKED if self.packed else SettlementField.RECORD).value
+
+
+_PACKED_FIELD = SettlementField.PACKED.value.encode()
+_RECORD_FIELD = SettlementField.RECORD.value.encode()
+
+
+def stored_answer(raw: RawHash) -> StoredAnswer | None:
+    """The answer a settlement's hash (or the archive's copy of it) holds, ``None`` if none."""
+    packed = raw.get(_PACKED_FIELD)
+    if packed is not None:
+        return StoredAnswer(packed, packed=True)
+    plain = raw.get(_RECORD_FIELD)
+    return None if plain is None else StoredAnswer(plain, packed=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SettlementRecord:
     """A committed settlement as stored.
 
     Attributes:
-        record: the settlement as answered (a serialized protobuf ``Settlement``).
+        record: the settlement as answered.
         delta: exactly what it added to the member's figures and took from the account.
         reversed_ms: when it was reversed, if it was.
         state_after: the member's figures right after the reversal, if it was reversed.
@@ -565,7 +598,7 @@ class SettlementRecord:
     policy_year: int
     committed_ms: int
     delta: StateDelta
-    record: bytes
+    record: StoredAnswer
     visit: VisitFacts = UNRECORDED_VISIT
     """Unrecorded for a settlement committed before 0.2.0."""
     reversed_ms: int | None = None
@@ -616,7 +649,7 @@ _JOURNAL_VISIT_FIELDS = (
 def settlement_fields(settlement: SettlementRecord) -> Pairs:
     """The hash fields a commit writes for a new settlement, but its binary record.
 
-    The record is written under :attr:`SettlementField.RECORD` beside these.
+    The record is written under its own field (:attr:`StoredAnswer.field`) beside these.
     """
     return [
         (SettlementField.STATUS.value, settlement.status.value),
@@ -650,9 +683,12 @@ def decode_settlement(settlement_id: str, raw: RawHash) -> SettlementRecord | No
     if not raw:
         return None
     what = f"settlement {settlement_id}"
-    record = raw.get(SettlementField.RECORD.encode())
+    record = stored_answer(raw)
     if record is None:
-        raise CorruptRecord(f"{what} has no field {SettlementField.RECORD.value!r}")
+        raise CorruptRecord(
+            f"{what} has neither field {SettlementField.PACKED.value!r}"
+            f" nor {SettlementField.RECORD.value!r}"
+        )
     state_after = raw.get(SettlementField.STATE_AFTER.encode())
     reversed_ms = raw.get(SettlementField.REVERSED_MS.encode())
     return SettlementRecord(

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import os
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -45,6 +46,7 @@ from onestop.domain.settlement import SettlementStatus
 from onestop.domain.state import StateDelta
 from onestop.redis_client import connect
 from onestop.settlement.v1 import adjudicator_pb2 as pb
+from onestop.settlement.v1 import record_pb2 as record_pb
 from onestop.signing import public_pem
 from onestop.storage import layout
 from onestop.storage.crypto import MemberCipher
@@ -197,6 +199,9 @@ def _shown(key: str, field: str, value: bytes) -> Any:
         return f"<sealed identity, format {value[1]}, {len(value)} bytes>"
     if field == layout.SettlementField.RECORD:
         return MessageToDict(pb.Settlement.FromString(value), preserving_proto_field_name=True)
+    if field == layout.SettlementField.PACKED:
+        packed = record_pb.PackedSettlement.FromString(zlib.decompress(value))
+        return {"zlib": MessageToDict(packed, preserving_proto_field_name=True)}
     if ":vc:" in key and field == layout.VisitClaimField.TOKEN:
         return "<the claiming request's token>"
     if key == layout.VERSIONS_KEY and field in (layout.POLICIES_KIND, layout.CLIENTS_KIND):

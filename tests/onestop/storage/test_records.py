@@ -32,6 +32,7 @@ from onestop.storage.layout import (
 )
 from onestop.storage.records import (
     CorruptRecord,
+    StoredAnswer,
     day_total_increments,
     decode_delta,
     decode_journal_entry,
@@ -136,6 +137,37 @@ def test_a_settlement_written_before_visits_were_recorded_reads_as_unrecorded() 
     record = decode_settlement("S1", _raw(raw))
     assert record is not None
     assert record.visit == UNRECORDED_VISIT
+    assert record.record == StoredAnswer(b"x", packed=False)
+
+
+def test_a_settlement_reads_its_packed_record_before_a_plain_one() -> None:
+    # A commit writes "packed" only now; a hash holding both is read by "packed".
+    raw: dict[str, str] = {
+        SettlementField.PACKED: "p",
+        SettlementField.RECORD: "r",
+        SettlementField.STATUS: "settled",
+        SettlementField.FINGERPRINT: "00",
+        SettlementField.CLIENT_ID: "H1",
+        SettlementField.MEMBER_ID: "M1",
+        SettlementField.VISIT_ID: "V1",
+        SettlementField.POLICY_YEAR: "2026",
+        SettlementField.COMMITTED_MS: "1772323200000",
+        SettlementField.DELTA: "{}",
+    }
+    record = decode_settlement("S1", _raw(raw))
+    assert record is not None
+    assert record.record == StoredAnswer(b"p", packed=True)
+    without: dict[str, str] = {
+        name: value for name, value in raw.items() if name != SettlementField.PACKED
+    }
+    record = decode_settlement("S1", _raw(without))
+    assert record is not None
+    assert record.record == StoredAnswer(b"r", packed=False)
+    neither: dict[str, str] = {
+        name: value for name, value in without.items() if name != SettlementField.RECORD
+    }
+    with pytest.raises(CorruptRecord, match="neither field 'packed' nor 'record'"):
+        decode_settlement("S1", _raw(neither))
 
 
 def test_day_totals_split_by_group_and_what_older_totals_leave_out_is_unrecorded() -> None:
