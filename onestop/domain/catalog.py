@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
@@ -84,6 +85,28 @@ class CatalogItem(BaseModel):
     max_year_qty: PositiveDecimal | None = None
     med_chrgitm_type: FeeCategory | None = None
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, its values worked out once (below) worked out again from its own fields."""
+        copy = super().model_copy(update=update, deep=deep)
+        for derived in _DERIVED:
+            copy.__dict__.pop(derived, None)
+        return copy
+
+    @cached_property
+    def self_pay_fraction(self) -> tuple[int, int] | None:
+        """:attr:`self_pay_ratio` as an exact fraction, numerator and denominator.
+
+        Worked out once per item (the catalog outlives thousands of bills), for the line
+        loop's integer arithmetic (:func:`onestop.domain.money.round_half_up`).
+        """
+        ratio = self.self_pay_ratio
+        return None if ratio is None else ratio.as_integer_ratio()
+
+    @cached_property
+    def max_level_rank(self) -> int | None:
+        """:attr:`max_level`'s rank (:attr:`HospitalLevel.rank`), worked out once."""
+        return None if self.max_level is None else self.max_level.rank
+
     @model_validator(mode="after")
     def _ages_in_order(self) -> CatalogItem:
         if self.min_age is not None and self.max_age is not None and self.max_age < self.min_age:
@@ -97,6 +120,10 @@ class CatalogItem(BaseModel):
         if self.category is not Category.B and self.self_pay_ratio is not None:
             raise ValueError("self_pay_ratio is for category-B items only")
         return self
+
+
+_DERIVED = ("self_pay_fraction", "max_level_rank")
+""":class:`CatalogItem`'s cached values: a copy with other fields must not keep them."""
 
 
 def parse_catalog_items(records: Iterable[tuple[int, Mapping[str, Any]]]) -> list[CatalogItem]:

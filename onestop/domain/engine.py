@@ -144,8 +144,8 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
     category = item.category
     if category is _C:
         return LineSplit(line.line_no, item.code, category, amount, amount, 0, 0, 0, _C_REASONS)
-    max_level = item.max_level
-    if max_level is not None and max_level.rank < level_rank:
+    max_rank = item.max_level_rank
+    if max_rank is not None and max_rank < level_rank:
         return LineSplit(
             line.line_no, item.code, category, amount, amount, 0, 0, 0, _RESTRICTED_REASONS
         )
@@ -153,7 +153,9 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
     reasons: tuple[str, ...] = ()
     price_cap = item.price_cap
     if price_cap is not None:
-        over_limit = amount - round_half_up(exact_mul(price_cap, line.catalog_qty))
+        # Integers, not decimals: the same half-up result for half the cost (test_money.py).
+        numerator, denominator = line.catalog_qty.as_integer_ratio()
+        over_limit = amount - round_half_up(price_cap * numerator, denominator)
         if over_limit > 0:
             reasons = _OVER_CAP_REASONS
         else:
@@ -161,9 +163,9 @@ def classify_line(line: CodedLine, item: CatalogItem, level_rank: int) -> LineSp
     rest = amount - over_limit
     pre_self_pay = 0
     # Set for category B and only B (the catalog refuses anything else).
-    self_pay_ratio = item.self_pay_ratio
-    if self_pay_ratio is not None:
-        pre_self_pay = round_half_up(exact_mul(rest, self_pay_ratio))
+    self_pay = item.self_pay_fraction
+    if self_pay is not None:
+        pre_self_pay = round_half_up(rest * self_pay[0], self_pay[1])
         if pre_self_pay:
             reasons = (*reasons, SELF_PAY_FIRST)
     return LineSplit(

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from onestop.domain import InvalidDocument, MalformedDocument, parse_catalog_csv
-from onestop.domain.catalog import CATALOG_COLUMNS, catalog_csv
-from onestop.domain.types import FeeCategory
+from onestop.domain.catalog import CATALOG_COLUMNS, CatalogItem, catalog_csv
+from onestop.domain.types import FeeCategory, HospitalLevel
 
 HEADER = ",".join(CATALOG_COLUMNS)
 
@@ -80,3 +80,24 @@ def test_an_unknown_fee_category_is_refused_with_its_row(code: str) -> None:
     assert (problem.row, problem.field) == (2, "med_chrgitm_type")
     assert "'01'" in problem.message
     assert "'14'" in problem.message
+
+
+def test_a_copy_with_another_ratio_or_level_works_its_fractions_out_again() -> None:
+    item = CatalogItem(
+        code="B1",
+        name="n",
+        kind="drug",
+        category="B",
+        self_pay_ratio="0.1",
+        unit="u",
+        max_level="level1",
+    )
+    assert item.self_pay_fraction == (1, 10)
+    assert item.max_level_rank == HospitalLevel.LEVEL1.rank
+    copy = item.model_copy(update={"self_pay_ratio": Decimal("0.25"), "max_level": None})
+    assert copy.self_pay_fraction == (1, 4)
+    assert copy.max_level_rank is None
+    assert item.self_pay_fraction == (1, 10)
+    assert copy == CatalogItem(
+        code="B1", name="n", kind="drug", category="B", self_pay_ratio="0.25", unit="u"
+    )

@@ -3,6 +3,8 @@ from __future__ import annotations
 from decimal import Decimal, Inexact
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onestop.domain.money import exact_div, exact_mul, format_yuan, round_half_up
 
@@ -25,6 +27,42 @@ def test_round_half_up(value: str, expected: int) -> None:
 
 def test_whole_fen_pass_through() -> None:
     assert round_half_up(12345) == 12345
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    amount=st.integers(min_value=-(10**15), max_value=10**15),
+    factor=st.decimals(
+        min_value=Decimal("-100000"),
+        max_value=Decimal("100000"),
+        places=6,
+        allow_nan=False,
+        allow_infinity=False,
+    ),
+)
+def test_a_product_rounds_the_same_in_integers_as_in_decimals(amount: int, factor: Decimal) -> None:
+    # The line loop's integer path against the decimal one it replaced, on any values.
+    numerator, denominator = factor.as_integer_ratio()
+    assert round_half_up(amount * numerator, denominator) == round_half_up(
+        exact_mul(amount, factor)
+    )
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [(5, 10, 1), (15, 10, 2), (25, 10, 3), (-25, 10, -3), (24, 10, 2), (-24, 10, -2), (7, 1, 7)],
+)
+def test_a_fraction_rounds_half_away_from_zero(
+    numerator: int, denominator: int, expected: int
+) -> None:
+    assert round_half_up(numerator, denominator) == expected
+
+
+def test_a_denominator_is_for_an_integer_numerator_and_positive() -> None:
+    with pytest.raises(ValueError, match="not positive"):
+        round_half_up(5, 0)
+    with pytest.raises(ValueError, match="integer numerator"):
+        round_half_up(Decimal("2.5"), 2)
 
 
 def test_exact_operations_refuse_to_round() -> None:
