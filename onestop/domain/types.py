@@ -11,6 +11,7 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
@@ -140,7 +141,15 @@ def parse_decimal(value: Any) -> Decimal:
         if not value.is_finite():
             raise ValueError("must be a finite decimal")
         return value
-    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+    if isinstance(value, str):
+        if len(value) <= _CACHED_TEXT:
+            return _decimal_of_short_text(value)
+        return _decimal_of_text(value)
+    raise ValueError('must be a decimal number written as a string, such as "0.55"')
+
+
+def _decimal_of_text(value: str) -> Decimal:
+    if _DECIMAL_TEXT.fullmatch(value.strip()):
         try:
             return Decimal(value.strip())
         except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
@@ -148,11 +157,29 @@ def parse_decimal(value: Any) -> Decimal:
     raise ValueError('must be a decimal number written as a string, such as "0.55"')
 
 
+# A bill's 200 lines repeat the same few quantities ("1", "2", "0.5") and dates: each distinct
+# text is parsed once per process, not once per line (a refusal is raised anew each time, as
+# an exception is never cached). Only short texts: a long one could fill the cache with junk.
+_CACHED_TEXT = 24
+_decimal_of_short_text = lru_cache(maxsize=4096)(_decimal_of_text)
+
+
 def parse_iso_date(value: Any) -> date:
     """Accept a ``date`` or exactly ``YYYY-MM-DD``; refuse timestamps and other shapes."""
     if isinstance(value, date):
         return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+    if isinstance(value, str) and len(value) == _ISO_DATE_LENGTH:
+        return _date_of_text(value)
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+_ISO_DATE_LENGTH = len("YYYY-MM-DD")
+
+
+@lru_cache(maxsize=4096)
+def _date_of_text(value: str) -> date:
+    """A ``YYYY-MM-DD`` text's date, parsed once per distinct text (see :data:`_CACHED_TEXT`)."""
+    if _ISO_DATE.fullmatch(value):
         try:
             return date.fromisoformat(value)
         except ValueError as error:
@@ -197,8 +224,11 @@ _PRICE_LIMIT = 10**12
 def _unit_price_input(value: Any) -> int | Decimal:
     """A unit price in fen: a decimal with at most 4 places, string or JSON number (s14, s17)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        number = Decimal(value)
-    elif isinstance(value, str):
+        # Whole fen, the common case: only the bound applies (no places to count).
+        if -_PRICE_LIMIT <= value <= _PRICE_LIMIT:
+            return value
+        raise ValueError(f"a unit price is at most {_PRICE_LIMIT} fen either way")
+    if isinstance(value, str):
         number = parse_decimal(value)
     elif isinstance(value, float):
         # As for quantities: a JSON number the parser made a float reads as written.
@@ -213,8 +243,6 @@ def _unit_price_input(value: Any) -> int | Decimal:
         raise ValueError(f"a unit price is at most {_PRICE_LIMIT} fen either way")
     if decimal_places(number) > 4:
         raise ValueError("a unit price in fen has at most 4 decimal places")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
     return int(number) if number == number.to_integral_value() else number
 
 
