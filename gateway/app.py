@@ -5,6 +5,7 @@ The routes live in :mod:`gateway.routers`, one module per feature.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -59,6 +60,12 @@ DESCRIPTION = (
 )
 
 
+def _log_unexpected_failure(task: asyncio.Task[None]) -> None:
+    """Log what a background task raised beyond the failures it handles itself."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("reading the reference data at start failed", exc_info=error)
+
+
 def create_app(
     settings: GatewaySettings,
     *,
@@ -72,9 +79,13 @@ def create_app(
         traces = tracing.configure("onestop-gateway")
         gateway = await (make_gateway or build_gateway)(settings)
         app.state.gateway = gateway
+        # Not waited for: the gateway answers at once (health, keys) while it reads them.
+        warming = asyncio.create_task(gateway.warm())
+        warming.add_done_callback(_log_unexpected_failure)
         try:
             yield
         finally:
+            warming.cancel()
             await gateway.refusals.flush()
             await gateway.adjudicator.close()
             await gateway.versions.close()

@@ -54,10 +54,22 @@ class GatewayReference:
             async with self._lock:
                 if self._catalog[0] != version:
                     text = await self.adjudicator.catalog_text()
-                    items = parse_catalog_csv(text) if text.strip() else []
+                    # Tens of thousands of rows, most of a second: parsed beside the event
+                    # loop, which goes on answering (the GIL is handed back every few ms).
+                    items = await asyncio.to_thread(parse_catalog_csv, text) if text.strip() else []
                     self._catalog = (version, {item.code: item for item in items})
                     freeze_long_lived_objects()
         return self._catalog[1]
+
+    async def warm(self, versions: Mapping[str, str]) -> None:
+        """Read the registry and the catalog now, before the first request needs them.
+
+        Started beside the gateway's start (not waited for): a request arriving meanwhile
+        waits for the same read instead of starting another.
+        """
+        self.observe(versions)
+        await self.client("")
+        await self.catalog()
 
     async def mapping(self, client_id: str) -> MappingTable:
         """A client's mapping (empty when none was uploaded), read again when it moved."""
@@ -70,7 +82,7 @@ class GatewayReference:
                 cached = self._mappings.get(client_id)
                 if cached is None or cached[0] != version:
                     text = await self.adjudicator.mapping_text(client_id)
-                    cached = (version, parse_mapping_csv(text, None))
+                    cached = (version, await asyncio.to_thread(parse_mapping_csv, text, None))
                     self._mappings[client_id] = cached
                     freeze_long_lived_objects()
         return cached[1]

@@ -33,6 +33,7 @@ from onestop.domain.bill import (
 from onestop.domain.clients import Client
 from onestop.domain.errors import (
     BillRejected,
+    DomainError,
     MalformedDocument,
     NoPolicy,
     NotFound,
@@ -43,7 +44,7 @@ from onestop.domain.mapping import CodeLookup, map_bill
 from onestop.domain.types import ClientKind
 from onestop.errors import NoStatementFont, TooLarge, Unavailable
 from onestop.national.codes import Profile
-from onestop.redis_client import RedisClient
+from onestop.redis_client import RedisClient, redis_failures_unavailable
 from onestop.reference_versions import VersionsCache
 from onestop.settlement.v1 import adjudicator_pb2 as pb
 from onestop.signing import canonical_json
@@ -136,6 +137,22 @@ class Gateway:
             signature = Signature.model_validate(self.signer.signature(result))
             result["signature"] = signature.model_dump()
             return orjson.dumps(result)
+
+    async def warm(self) -> None:
+        """Read the registry and the catalog before the first request needs them.
+
+        A failure (Redis or the adjudicator not up yet) is logged and changes nothing: the
+        first request that needs them reads them, as it always could.
+        """
+        try:
+            async with redis_failures_unavailable("Redis is unavailable"):
+                versions = await self.versions.current()
+            await self.reference.warm(versions)
+        except DomainError as error:
+            log.warning(
+                "reference data not read at start (%s): read by the first request instead",
+                error,
+            )
 
     async def settle(
         self,

@@ -1,0 +1,51 @@
+"""The gateway's hot copies of the reference data: read at start, before any request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from onestop.tooling.demo.regions import demo_catalog
+from onestop.tooling.redis_server import free_port
+from tests.support.adjudicator import Adjudicator
+from tests.support.gateway import open_gateway
+from tests.support.scenario import load_demo_world
+
+
+async def test_the_catalog_and_the_registry_are_read_at_start_before_any_request(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> None:
+    await load_demo_world(adjudicator.stub, [])
+    async with open_gateway(adjudicator, redis_url, tmp_path / "keys") as gateway:
+        app = gateway.server.config.app
+        assert isinstance(app, FastAPI)
+        reference = app.state.gateway.reference
+        for _ in range(500):
+            if reference._catalog[0] is not None and reference._clients[0] is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert set(reference._catalog[1]) == set(demo_catalog())
+        assert reference._clients[1]["agency"].kind.value == "agency"
+
+
+async def test_a_gateway_whose_adjudicator_is_not_up_starts_and_says_so(
+    adjudicator: Adjudicator,
+    redis_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="onestop.gateway")
+    nowhere = f"127.0.0.1:{free_port()}"
+    async with open_gateway(adjudicator, redis_url, tmp_path / "keys", target=nowhere) as gateway:
+        for _ in range(500):
+            if "reference data not read at start" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        assert "read by the first request instead" in caplog.text
+        async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+            assert (await http.get("/v1/keys")).status_code == 200
