@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from onestop.domain.catalog import catalog_csv
 from onestop.tooling.demo.regions import demo_catalog
 from onestop.tooling.redis_server import free_port
 from tests.support.adjudicator import Adjudicator
@@ -49,3 +50,28 @@ async def test_a_gateway_whose_adjudicator_is_not_up_starts_and_says_so(
         assert "read by the first request instead" in caplog.text
         async with httpx.AsyncClient(base_url=gateway.base_url) as http:
             assert (await http.get("/v1/keys")).status_code == 200
+
+
+async def test_a_catalog_uploaded_through_a_process_is_read_into_it_once_answered(
+    adjudicator: Adjudicator, redis_url: str, tmp_path: Path
+) -> None:
+    await load_demo_world(adjudicator.stub, [])
+    async with open_gateway(adjudicator, redis_url, tmp_path / "keys") as gateway:
+        app = gateway.server.config.app
+        assert isinstance(app, FastAPI)
+        reference = app.state.gateway.reference
+        items = list(demo_catalog().values())[:3]
+        answer = await gateway.agency.request(
+            "PUT",
+            "/v1/admin/catalog",
+            content=catalog_csv(items).encode(),
+            content_type="text/csv",
+        )
+        assert answer.status_code == 200, answer.text
+        version = answer.json()["version"]
+        for _ in range(500):
+            if reference._catalog[0] == version:
+                break
+            await asyncio.sleep(0.01)
+        assert reference._catalog[0] == version
+        assert set(reference._catalog[1]) == {item.code for item in items}
