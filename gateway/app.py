@@ -5,7 +5,6 @@ The routes live in :mod:`gateway.routers`, one module per feature.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -60,12 +59,6 @@ DESCRIPTION = (
 )
 
 
-def _log_unexpected_failure(task: asyncio.Task[None]) -> None:
-    """Log what a background task raised beyond the failures it handles itself."""
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("reading the reference data at start failed", exc_info=error)
-
-
 def create_app(
     settings: GatewaySettings,
     *,
@@ -80,12 +73,11 @@ def create_app(
         gateway = await (make_gateway or build_gateway)(settings)
         app.state.gateway = gateway
         # Not waited for: the gateway answers at once (health, keys) while it reads them.
-        warming = asyncio.create_task(gateway.warm())
-        warming.add_done_callback(_log_unexpected_failure)
+        gateway.start_warming()
         try:
             yield
         finally:
-            warming.cancel()
+            gateway.stop_warming()
             await gateway.refusals.flush()
             await gateway.adjudicator.close()
             await gateway.versions.close()

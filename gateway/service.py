@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -115,6 +116,7 @@ class Gateway:
     """The agency console's login codes and sessions, kept in Redis."""
     console_settings: ConsoleSettings = field(default_factory=ConsoleSettings)
     """How long console logins and sessions last (settings)."""
+    _warming: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.refusals = RefusalCounts(self.redis, self.clock)
@@ -137,6 +139,23 @@ class Gateway:
             signature = Signature.model_validate(self.signer.signature(result))
             result["signature"] = signature.model_dump()
             return orjson.dumps(result)
+
+    def start_warming(self) -> asyncio.Task[None]:
+        """Start :meth:`warm` beside what the process is doing; its task (kept till done)."""
+        task = asyncio.create_task(self.warm())
+        self._warming.add(task)
+        task.add_done_callback(self._warmed)
+        return task
+
+    def _warmed(self, task: asyncio.Task[None]) -> None:
+        self._warming.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("reading the reference data failed", exc_info=error)
+
+    def stop_warming(self) -> None:
+        """Cancel reads :meth:`start_warming` started (the process is stopping)."""
+        for task in list(self._warming):
+            task.cancel()
 
     async def warm(self) -> None:
         """Read the registry and the catalog before the first request needs them.

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path as FilePath
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
@@ -125,14 +125,13 @@ async def put_policy(policy: Policy, caller: AgencyDep, gateway: GatewayDep) -> 
     responses=refusals(*SIGNED, *BODY, *UPLOAD),
     openapi_extra=_csv_body(CATALOG_CSV_EXAMPLE),
 )
-async def put_catalog(
-    upload: AgencyUploadDep, gateway: GatewayDep, background: BackgroundTasks
-) -> CatalogLoaded:
+async def put_catalog(upload: AgencyUploadDep, gateway: GatewayDep) -> CatalogLoaded:
     """Replace the catalog (CSV); faulty rows are listed with their numbers."""
     loaded = await gateway.adjudicator.put_catalog(_chunks(upload.body))
     gateway.versions.invalidate()
-    # Read into this process once answered: the next settlement does not wait for the parse.
-    background.add_task(gateway.warm)
+    # Read into this process beside the answer: the next settlement need not wait for the
+    # parse. (Not a response's background task: the upload's slot would stay taken till then.)
+    gateway.start_warming()
     return convert.catalog_loaded(loaded)
 
 
