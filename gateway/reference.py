@@ -30,7 +30,11 @@ class GatewayReference:
         self._clients: tuple[str | None, dict[str, Client]] = (None, {})
         self._catalog: tuple[str | None, dict[str, CatalogItem]] = (None, {})
         self._mappings: dict[str, tuple[str | None, MappingTable]] = {}
-        self._lock = asyncio.Lock()
+        # One lock per kind: a catalog being parsed (most of a second) does not hold up a
+        # registry or mapping read.
+        self._clients_lock = asyncio.Lock()
+        self._catalog_lock = asyncio.Lock()
+        self._mappings_lock = asyncio.Lock()
 
     def observe(self, versions: Mapping[str, str]) -> None:
         """Note the versions just read (from the process's versions cache)."""
@@ -40,7 +44,7 @@ class GatewayReference:
         """A registered client, read again when the registry's version moved."""
         version = self.latest.get("clients")
         if self._clients[0] != version or version is None:
-            async with self._lock:
+            async with self._clients_lock:
                 if self._clients[0] != version or version is None:
                     listed, listed_version = await self.adjudicator.list_clients()
                     clients = {client.client_id: client for client in listed}
@@ -51,7 +55,7 @@ class GatewayReference:
         """The catalog, read again when its version moved."""
         version = self.latest.get("catalog")
         if self._catalog[0] != version:
-            async with self._lock:
+            async with self._catalog_lock:
                 if self._catalog[0] != version:
                     text = await self.adjudicator.catalog_text()
                     # Tens of thousands of rows, most of a second: parsed beside the event
@@ -78,7 +82,7 @@ class GatewayReference:
             return NO_MAPPING
         cached = self._mappings.get(client_id)
         if cached is None or cached[0] != version:
-            async with self._lock:
+            async with self._mappings_lock:
                 cached = self._mappings.get(client_id)
                 if cached is None or cached[0] != version:
                     text = await self.adjudicator.mapping_text(client_id)

@@ -308,7 +308,7 @@ def _line_splits_of(columns: pb.LineSplits) -> tuple[LineSplit, ...]:
 
 RECORD_COMPRESSION_LEVEL = 6
 """zlib's level for a stored settlement: a 200-line record 8.1 KB -> 2.7 KB for about 0.2 ms
-of the adjudicator's time (level 1: 3.0 KB for 0.1 ms; docs/performance.md)."""
+of the adjudicator's time (level 1: 3.1 KB for 0.07 ms; docs/performance.md)."""
 
 
 def answer_bytes(settlement: Settlement) -> bytes:

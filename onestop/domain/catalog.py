@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
@@ -91,6 +91,12 @@ class CatalogItem(BaseModel):
         for derived in _DERIVED:
             copy.__dict__.pop(derived, None)
         return copy
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        """The fields, as pydantic iterates a model, without the values worked out below."""
+        for name, value in super().__iter__():
+            if name not in _DERIVED:
+                yield name, value
 
     @cached_property
     def self_pay_fraction(self) -> tuple[int, int] | None:

@@ -62,7 +62,8 @@ def round_half_up(value: Decimal | int, denominator: int = 1) -> int:
     An exact fraction can be given as two integers, ``value / denominator``: the hot line
     loop multiplies a fen amount by a ratio's :meth:`~decimal.Decimal.as_integer_ratio` and
     rounds in integers, half the cost of the decimal product and its quantize, with the same
-    answer (``tests/onestop/domain/test_money.py`` proves it on any values).
+    answer wherever that product fits the exact context's 60 digits (a property test in
+    ``tests/onestop/domain/test_money.py``); beyond, where the product raised, it stays exact.
 
     Args:
         value: an exact amount in fen, possibly fractional; or, with ``denominator``, the

@@ -199,7 +199,14 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -(exponent + trailing_zeros)) if any(digits) else 0
 
 
+_QUANTITY_LIMIT = 10**17
+"""No quantity beyond it can match a line's amount (at most 10^13 fen, a unit price at least
+0.0001 fen): refused at once, before anything is computed from it (``1E+999999999``)."""
+
+
 def _at_most_four_places(value: Decimal) -> Decimal:
+    if value.copy_abs() > _QUANTITY_LIMIT:
+        raise ValueError(f"a quantity is at most {_QUANTITY_LIMIT:,} either way")
     exponent = value.as_tuple().exponent
     # Most quantities are written with four places or fewer: no need to count trailing zeros
     # (validated for every line of every bill; "1.50000" still needs the count).
@@ -273,7 +280,8 @@ PositiveDecimal = Annotated[Decimal, BeforeValidator(parse_decimal), Field(gt=0)
 Quantity = Annotated[
     Decimal, BeforeValidator(_quantity_input), AfterValidator(_at_most_four_places)
 ]
-"""A billed quantity: a decimal with at most four places (its sign is checked per line)."""
+"""A billed quantity: a decimal with at most four places and at most 10^17 either way (its sign
+is checked per line)."""
 
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 """A calendar date written ``YYYY-MM-DD``."""

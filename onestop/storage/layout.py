@@ -26,7 +26,8 @@ their split by visit type and scheme (``by:`` fields), each day its reconciliati
 (:func:`reconciliations_key`), and the policies hash its mid-year versions
 (:func:`policy_field` with a fourth element), all in 0.2.0. Also in 0.2.0 a settlement's
 record moved to a compressed field (:attr:`SettlementField.PACKED`); settlements written
-before keep theirs under :attr:`SettlementField.RECORD`, read as before.
+before keep theirs under :attr:`SettlementField.RECORD`, read as before. A move, not an
+addition: code from before it cannot read settlements committed after it (CHANGELOG).
 """
 
 from __future__ import annotations

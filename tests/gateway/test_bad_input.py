@@ -66,6 +66,10 @@ async def test_deeply_nested_json_is_malformed(
         # 29 digits: checking its places once overflowed a default decimal context (a 500)
         ("quantity", "1234567890123456789012345.12345"),
         ("quantity", "-1"),
+        # beyond 10^17 no amount can match it: refused before any product is taken (a 71-digit
+        # quantity once overflowed the exact decimal context: a 500)
+        ("quantity", "1" + "0" * 70),
+        ("quantity", "100000000000000000.0001"),
         ("quantity", "NaN"),
         ("quantity", "Infinity"),
         ("quantity", 1e308),

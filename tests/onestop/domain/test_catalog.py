@@ -101,3 +101,6 @@ def test_a_copy_with_another_ratio_or_level_works_its_fractions_out_again() -> N
     assert copy == CatalogItem(
         code="B1", name="n", kind="drug", category="B", self_pay_ratio="0.25", unit="u"
     )
+    # What was worked out is no field: a model made again from the item's own items is equal.
+    assert set(dict(item)) == set(CatalogItem.model_fields)
+    assert CatalogItem(**dict(item)) == item

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import math
 from decimal import Decimal, Inexact
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -46,6 +48,20 @@ def test_a_product_rounds_the_same_in_integers_as_in_decimals(amount: int, facto
     assert round_half_up(amount * numerator, denominator) == round_half_up(
         exact_mul(amount, factor)
     )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    numerator=st.integers(min_value=-(10**90), max_value=10**90),
+    denominator=st.integers(min_value=1, max_value=10**40),
+)
+def test_a_fraction_of_any_size_rounds_half_away_from_zero_exactly(
+    numerator: int, denominator: int
+) -> None:
+    # Beyond the decimal context's 60 digits too, where the decimal product used to raise.
+    value = Fraction(numerator, denominator)
+    whole = math.floor(abs(value) + Fraction(1, 2))
+    assert round_half_up(numerator, denominator) == (whole if value >= 0 else -whole)
 
 
 @pytest.mark.parametrize(

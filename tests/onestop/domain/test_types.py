@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from onestop.domain.types import _CODE_PATTERN, Code, IsoDate, Name, UnitPrice, parse_decimal
+from onestop.domain.types import (
+    _CODE_PATTERN,
+    Code,
+    IsoDate,
+    Name,
+    Quantity,
+    UnitPrice,
+    parse_decimal,
+)
 
 CODES = TypeAdapter(Code)
 NAMES = TypeAdapter(Name)
@@ -105,3 +113,16 @@ def test_unit_prices_whole_or_fractional(value: object, expected: object) -> Non
 def test_unit_prices_out_of_bounds_or_too_fine_are_refused(value: object) -> None:
     with pytest.raises(ValidationError):
         TypeAdapter(UnitPrice).validate_python(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [("100000000000000000", True), ("100000000000000000.0001", False), ("1" + "0" * 70, False)],
+)
+def test_a_quantity_is_at_most_ten_to_the_17(text: str, accepted: bool) -> None:
+    adapter = TypeAdapter(Quantity)
+    if accepted:
+        assert adapter.validate_python(text) == Decimal(text)
+    else:
+        with pytest.raises(ValidationError, match="a quantity is at most 100,000,000,000,000,000"):
+            adapter.validate_python(text)
