@@ -122,18 +122,21 @@ def test_an_entry_carries_its_visit_by_name() -> None:
     assert decode_journal_entry(raw).visit == visit
 
 
+SETTLEMENT_BEFORE_0_2_0: dict[str, str] = {
+    SettlementField.STATUS: "settled",
+    SettlementField.FINGERPRINT: "00",
+    SettlementField.CLIENT_ID: "H1",
+    SettlementField.MEMBER_ID: "M1",
+    SettlementField.VISIT_ID: "V1",
+    SettlementField.POLICY_YEAR: "2026",
+    SettlementField.COMMITTED_MS: "1772323200000",
+    SettlementField.DELTA: "{}",
+}
+"""A settlement hash's fields before 0.2.0, but its record (no visit facts)."""
+
+
 def test_a_settlement_written_before_visits_were_recorded_reads_as_unrecorded() -> None:
-    raw: dict[str, str] = {
-        SettlementField.RECORD: "x",
-        SettlementField.STATUS: "settled",
-        SettlementField.FINGERPRINT: "00",
-        SettlementField.CLIENT_ID: "H1",
-        SettlementField.MEMBER_ID: "M1",
-        SettlementField.VISIT_ID: "V1",
-        SettlementField.POLICY_YEAR: "2026",
-        SettlementField.COMMITTED_MS: "1772323200000",
-        SettlementField.DELTA: "{}",
-    }
+    raw = {SettlementField.RECORD.value: "x", **SETTLEMENT_BEFORE_0_2_0}
     record = decode_settlement("S1", _raw(raw))
     assert record is not None
     assert record.visit == UNRECORDED_VISIT
@@ -142,17 +145,10 @@ def test_a_settlement_written_before_visits_were_recorded_reads_as_unrecorded() 
 
 def test_a_settlement_reads_its_packed_record_before_a_plain_one() -> None:
     # A commit writes "packed" only now; a hash holding both is read by "packed".
-    raw: dict[str, str] = {
-        SettlementField.PACKED: "p",
-        SettlementField.RECORD: "r",
-        SettlementField.STATUS: "settled",
-        SettlementField.FINGERPRINT: "00",
-        SettlementField.CLIENT_ID: "H1",
-        SettlementField.MEMBER_ID: "M1",
-        SettlementField.VISIT_ID: "V1",
-        SettlementField.POLICY_YEAR: "2026",
-        SettlementField.COMMITTED_MS: "1772323200000",
-        SettlementField.DELTA: "{}",
+    raw = {
+        SettlementField.PACKED.value: "p",
+        SettlementField.RECORD.value: "r",
+        **SETTLEMENT_BEFORE_0_2_0,
     }
     record = decode_settlement("S1", _raw(raw))
     assert record is not None
