@@ -42,6 +42,10 @@ class GatewayReference:
 
     async def client(self, client_id: str) -> Client | None:
         """A registered client, read again when the registry's version moved."""
+        return (await self._registry()).get(client_id)
+
+    async def _registry(self) -> dict[str, Client]:
+        """Every registered client by id, read again when the registry's version moved."""
         version = self.latest.get("clients")
         if self._clients[0] != version or version is None:
             async with self._clients_lock:
@@ -49,7 +53,7 @@ class GatewayReference:
                     listed, listed_version = await self.adjudicator.list_clients()
                     clients = {client.client_id: client for client in listed}
                     self._clients = (listed_version or version, clients)
-        return self._clients[1].get(client_id)
+        return self._clients[1]
 
     async def catalog(self) -> dict[str, CatalogItem]:
         """The catalog, read again when its version moved."""
@@ -72,7 +76,7 @@ class GatewayReference:
         waits for the same read instead of starting another.
         """
         self.observe(versions)
-        await self.client("")
+        await self._registry()
         await self.catalog()
 
     async def mapping(self, client_id: str) -> MappingTable:
